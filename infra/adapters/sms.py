@@ -1,0 +1,135 @@
+"""Sending SMS: the port, the Twilio adapter and an in-memory fake.
+
+Twilio's answers are sorted here, and only here, into permanent refusals
+and transient failures (see ``infra.errors``).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import requests
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from infra.errors import PermanentProviderError, TransientProviderError
+
+#: Twilio error codes that retrying cannot fix.
+PERMANENT_CODES: frozenset[int] = frozenset(
+    {21211, 21408, 21610, 21612, 21614, 21635, 30004, 30005, 30006, 30007}
+)
+#: Twilio error codes worth retrying (queue overflow, rate, unknown carrier state).
+TRANSIENT_CODES: frozenset[int] = frozenset({20429, 30001, 30008})
+#: Error code of a recipient who replied STOP.
+OPTED_OUT = 21610
+
+
+@dataclass(frozen=True)
+class SentSms:
+    """The provider accepted the message."""
+
+    provider_id: str
+    status: str
+
+
+class SmsGateway(Protocol):
+    """Anything that can send an SMS and find one it sent."""
+
+    def send(self, *, to: str, sender: str, body: str, status_callback: str | None) -> SentSms:
+        """Send one SMS; raises ``PermanentProviderError`` or ``TransientProviderError``."""
+        ...
+
+    def find_sent(self, *, to: str, body: str, since: datetime) -> str | None:
+        """The provider id of a message with this body sent to ``to`` since ``since``, if any."""
+        ...
+
+
+def classify_twilio_error(exc: TwilioRestException) -> PermanentProviderError | TransientProviderError:
+    """Map a Twilio REST error to herald's permanent / transient split."""
+    code = exc.code
+    status = exc.status
+    text = f"twilio refused the message: HTTP {status}, code {code}: {exc.msg}"
+    if status == 429 or (status is not None and status >= 500) or code in TRANSIENT_CODES:
+        return TransientProviderError(text, code=code, status=status)
+    return PermanentProviderError(text, code=code, status=status)
+
+
+class TwilioSms:
+    """SMS through the official ``twilio`` client, at a configurable base URL."""
+
+    def __init__(self, account_sid: str, auth_token: str, base_url: str, timeout: float) -> None:
+        self._client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout))
+        # Every REST call of the Messages resource is built from this base (real Twilio or a sandbox).
+        self._client.api.base_url = base_url
+
+    def send(self, *, to: str, sender: str, body: str, status_callback: str | None) -> SentSms:
+        kwargs: dict[str, str] = {"to": to, "from_": sender, "body": body}
+        if status_callback:
+            kwargs["status_callback"] = status_callback
+        try:
+            message = self._client.messages.create(**kwargs)
+        except TwilioRestException as exc:
+            raise classify_twilio_error(exc) from None
+        except requests.exceptions.ConnectTimeout as exc:
+            raise TransientProviderError(f"twilio did not answer the connection: {exc}") from None
+        except requests.exceptions.ConnectionError as exc:
+            # Refused or reset before any answer; a read timeout (below) is the ambiguous case.
+            raise TransientProviderError(f"could not reach twilio: {exc}") from None
+        except requests.exceptions.Timeout as exc:
+            raise TransientProviderError(
+                f"twilio did not answer in time; it may have accepted the message: {exc}",
+                accepted_unknown=True,
+            ) from None
+        return SentSms(provider_id=str(message.sid), status=str(message.status))
+
+    def find_sent(self, *, to: str, body: str, since: datetime) -> str | None:
+        # Twilio filters by day; compare the exact creation time ourselves.
+        try:
+            candidates = self._client.messages.list(
+                to=to, date_sent_after=since - timedelta(days=1), page_size=100, limit=500
+            )
+        except TwilioRestException as exc:
+            raise classify_twilio_error(exc) from None
+        except requests.exceptions.RequestException as exc:
+            raise TransientProviderError(f"could not list twilio messages: {exc}") from None
+        floor = since - timedelta(minutes=2)
+        for message in candidates:
+            created = message.date_created
+            if message.body == body and (created is None or created >= floor):
+                return str(message.sid)
+        return None
+
+
+@dataclass
+class FakeSms:
+    """An in-memory gateway for unit tests: records what it sent.
+
+    ``refuse`` maps a number to the Twilio error code it answers with.
+    """
+
+    refuse: dict[str, int] = field(default_factory=dict)
+    sent: list[dict[str, str | None]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def send(self, *, to: str, sender: str, body: str, status_callback: str | None) -> SentSms:
+        if to in self.refuse:
+            code = self.refuse[to]
+            exc = TwilioRestException(400, "/Messages.json", msg="refused by fake", code=code)
+            raise classify_twilio_error(exc)
+        with self._lock:
+            sid = f"SM{len(self.sent) + 1:032x}"
+            self.sent.append(
+                {"sid": sid, "to": to, "from": sender, "body": body, "callback": status_callback}
+            )
+        return SentSms(provider_id=sid, status="queued")
+
+    def find_sent(self, *, to: str, body: str, since: datetime) -> str | None:
+        with self._lock:
+            for item in self.sent:
+                if item["to"] == to and item["body"] == body:
+                    return item["sid"]
+        return None

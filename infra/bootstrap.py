@@ -1,0 +1,105 @@
+"""The composition root: builds the store and provider clients once, at start-up.
+
+Workers boot it from the ``Lifecycle`` middleware; the CLI boots it per
+command; tests boot it with fakes. Nothing else constructs clients.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
+
+from infra.adapters.sms import SmsGateway, TwilioSms
+from infra.errors import ConfigurationError
+from infra.settings import Settings, get_settings
+from infra.store.db import make_engine
+from infra.store.migrate import upgrade
+
+
+@dataclass
+class Services:
+    """Everything the stages need, built once per process."""
+
+    settings: Settings
+    engine: Engine
+    _sms: SmsGateway | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def sms(self) -> SmsGateway:
+        """The SMS gateway; built on first use so stages without SMS need no Twilio settings."""
+        with self._lock:
+            if self._sms is None:
+                self._sms = build_twilio(self.settings)
+            return self._sms
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One database transaction, committed on success."""
+        with self.engine.begin() as conn:
+            yield conn
+
+
+def require(settings: Settings, *names: str) -> None:
+    """Raise ``ConfigurationError`` naming every missing ``HERALD_`` setting."""
+    missing = [f"HERALD_{n.upper()}" for n in names if not getattr(settings, n)]
+    if missing:
+        raise ConfigurationError(f"missing setting(s): {', '.join(missing)}")
+
+
+def build_twilio(settings: Settings) -> TwilioSms:
+    """The Twilio adapter from settings."""
+    require(settings, "twilio_account_sid", "twilio_auth_token")
+    token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else ""
+    return TwilioSms(
+        str(settings.twilio_account_sid),
+        token,
+        settings.twilio_base_url,
+        settings.twilio_timeout_seconds,
+    )
+
+
+_services: Services | None = None
+_boot_lock = threading.Lock()
+
+
+def bootstrap(
+    settings: Settings | None = None, *, sms: SmsGateway | None = None, migrate: bool = True
+) -> Services:
+    """Build (or return the already built) services of this process."""
+    global _services
+    with _boot_lock:
+        if _services is None:
+            settings = settings or get_settings()
+            engine = make_engine(settings.database_url.get_secret_value())
+            if migrate:
+                upgrade(engine)
+            _services = Services(settings=settings, engine=engine, _sms=sms)
+        return _services
+
+
+def services() -> Services:
+    """The booted services; an actor running before boot is a wiring bug."""
+    if _services is None:
+        raise ConfigurationError("herald services were not booted; call infra.bootstrap.bootstrap() first")
+    return _services
+
+
+def shutdown() -> None:
+    """Release connections (explicit shut-down, the mirror of ``bootstrap``)."""
+    global _services
+    with _boot_lock:
+        if _services is not None:
+            _services.engine.dispose()
+            _services = None
+
+
+def describe(services_: Services) -> dict[str, Any]:
+    """What was booted, safe to log (no secrets)."""
+    return {"database": services_.engine.url.render_as_string(hide_password=True)}

@@ -1,0 +1,94 @@
+"""The one typed settings object. No other module reads the environment.
+
+Every name is ``HERALD_`` + the field name in upper case (``HERALD_AMQP_URL``),
+read from the environment or a ``.env`` file. Secrets are ``SecretStr`` so
+they never print in reprs, logs or errors.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+TWILIO_API_URL = "https://api.twilio.com"
+GOCARDLESS_API_URL = "https://api.gocardless.com"
+
+
+class Settings(BaseSettings):
+    """herald's configuration, from ``HERALD_*`` environment variables or ``.env``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HERALD_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    # Broker and store. URLs may carry passwords, hence SecretStr.
+    amqp_url: SecretStr = SecretStr(DEFAULT_AMQP_URL)
+    database_url: SecretStr = SecretStr("sqlite:///herald.db")
+    queue_prefix: str = Field("herald", pattern=r"^[a-zA-Z_][a-zA-Z0-9_-]*$")
+    dead_message_ttl_days: int = Field(7, ge=1, le=365)
+
+    # Twilio (SMS).
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from: str | None = None
+    twilio_base_url: str = TWILIO_API_URL
+    twilio_timeout_seconds: float = Field(10.0, gt=0)
+
+    # SMTP (email).
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_from: str | None = None
+
+    # GoCardless (Direct Debit).
+    gocardless_access_token: SecretStr | None = None
+    gocardless_base_url: str = GOCARDLESS_API_URL
+    gocardless_webhook_secret: SecretStr | None = None
+
+    # Where Twilio and GoCardless call back (status callbacks, webhooks).
+    public_url: str | None = None
+    # Region used to parse national phone numbers, ISO 3166 alpha-2.
+    default_region: str = Field("FI", min_length=2, max_length=2)
+
+    # Producer limits.
+    max_event_bytes: int = Field(64 * 1024, ge=1024)
+    publish_window: int = Field(1000, ge=1, description="confirms kept in flight at once")
+    publish_timeout_seconds: float = Field(10.0, gt=0)
+
+    # Worker processes (``herald worker STAGE``).
+    worker_processes: int = Field(1, ge=1)
+    worker_threads: int = Field(4, ge=1)
+    max_retries: int = Field(10, ge=0)
+    min_backoff_ms: int = Field(500, ge=1)
+    max_backoff_ms: int = Field(300_000, ge=1)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    @field_validator("default_region")
+    @classmethod
+    def _upper_region(cls, value: str) -> str:
+        return value.upper()
+
+    @field_validator("twilio_base_url", "gocardless_base_url", "public_url")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @property
+    def dead_message_ttl_ms(self) -> int:
+        """How long a dead-lettered message is kept, in milliseconds."""
+        return self.dead_message_ttl_days * 86_400_000
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

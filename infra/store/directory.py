@@ -1,0 +1,170 @@
+"""The contact directory: idempotent upsert of customers, contacts and emails."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import and_, delete, select, update
+from sqlalchemy.engine import Connection
+
+from infra.store.db import insert_ignore
+from infra.store.tables import contact_emails, contacts, customer_contacts, customers
+from schemas.directory import Contact, ContactView, CustomerRecord, CustomerView
+from schemas.phones import to_e164
+
+UpsertOutcome = Literal["created", "updated", "unchanged"]
+
+
+def _customer_row(record: CustomerRecord) -> dict[str, Any]:
+    return {"name": record.name, "sms_enabled": record.sms_enabled}
+
+
+def _contact_row(contact: Contact, region: str) -> dict[str, Any]:
+    return {
+        "name": contact.name,
+        "mobile_raw": contact.mobile,
+        "mobile_e164": to_e164(contact.mobile, region),
+        "sms_enabled": contact.sms_enabled,
+        "locale": contact.locale,
+        "status": contact.status,
+    }
+
+
+def _upsert(conn: Connection, table: Any, key: dict[str, Any], values: dict[str, Any], now: datetime) -> bool:
+    """Insert or update one row; True when something changed."""
+    where = and_(*(table.c[k] == v for k, v in key.items()))
+    current = conn.execute(select(*(table.c[k] for k in values)).where(where)).mappings().first()
+    if current is None:
+        conn.execute(table.insert().values(**key, **values, updated_at=now))
+        return True
+    if dict(current) == values:
+        return False
+    conn.execute(update(table).where(where).values(**values, updated_at=now))
+    return True
+
+
+def upsert_customer(conn: Connection, record: CustomerRecord, *, region: str) -> UpsertOutcome:
+    """Store one customer with its contacts, links and email addresses.
+
+    Keyed on the upstream ids, so importing the same line twice changes
+    nothing the second time. Links and emails of this customer's contacts
+    that the record no longer lists are removed.
+    """
+    now = datetime.now(UTC)
+    org = record.org_id
+    existed = conn.execute(
+        select(customers.c.customer_id).where(
+            customers.c.org_id == org, customers.c.customer_id == record.customer_id
+        )
+    ).first()
+    changed = _upsert(
+        conn, customers, {"org_id": org, "customer_id": record.customer_id}, _customer_row(record), now
+    )
+    for contact in record.contacts:
+        changed |= _upsert(
+            conn,
+            contacts,
+            {"org_id": org, "contact_id": contact.contact_id},
+            _contact_row(contact, region),
+            now,
+        )
+        changed |= _sync_emails(conn, org, contact)
+    changed |= _sync_links(conn, record)
+    if existed is None:
+        return "created"
+    return "updated" if changed else "unchanged"
+
+
+def _sync_links(conn: Connection, record: CustomerRecord) -> bool:
+    org, customer = record.org_id, record.customer_id
+    wanted = {c.contact_id: c.primary for c in record.contacts}
+    rows = conn.execute(
+        select(customer_contacts.c.contact_id, customer_contacts.c.is_primary).where(
+            customer_contacts.c.org_id == org, customer_contacts.c.customer_id == customer
+        )
+    ).all()
+    have = {r.contact_id: r.is_primary for r in rows}
+    if have == wanted:
+        return False
+    conn.execute(
+        delete(customer_contacts).where(
+            customer_contacts.c.org_id == org, customer_contacts.c.customer_id == customer
+        )
+    )
+    if wanted:
+        conn.execute(
+            customer_contacts.insert(),
+            [
+                {"org_id": org, "customer_id": customer, "contact_id": cid, "is_primary": primary}
+                for cid, primary in wanted.items()
+            ],
+        )
+    return True
+
+
+def _sync_emails(conn: Connection, org: str, contact: Contact) -> bool:
+    wanted = {
+        e.address.lower(): {"notify": e.notify, "categories": e.categories.model_dump()}
+        for e in contact.emails
+    }
+    rows = conn.execute(
+        select(contact_emails.c.address, contact_emails.c.notify, contact_emails.c.categories).where(
+            contact_emails.c.org_id == org, contact_emails.c.contact_id == contact.contact_id
+        )
+    ).all()
+    have = {r.address: {"notify": r.notify, "categories": r.categories} for r in rows}
+    if have == wanted:
+        return False
+    conn.execute(
+        delete(contact_emails).where(
+            contact_emails.c.org_id == org, contact_emails.c.contact_id == contact.contact_id
+        )
+    )
+    for address, values in wanted.items():
+        conn.execute(
+            insert_ignore(conn, contact_emails).values(
+                org_id=org, contact_id=contact.contact_id, address=address, **values
+            )
+        )
+    return True
+
+
+def load_customer(conn: Connection, org_id: str, customer_id: str) -> CustomerView | None:
+    """The customer with its contacts, or ``None`` when it was never imported."""
+    row = conn.execute(
+        select(customers).where(customers.c.org_id == org_id, customers.c.customer_id == customer_id)
+    ).first()
+    if row is None:
+        return None
+    contact_rows = conn.execute(
+        select(contacts, customer_contacts.c.is_primary)
+        .join(
+            customer_contacts,
+            and_(
+                customer_contacts.c.org_id == contacts.c.org_id,
+                customer_contacts.c.contact_id == contacts.c.contact_id,
+            ),
+        )
+        .where(customer_contacts.c.org_id == org_id, customer_contacts.c.customer_id == customer_id)
+        .order_by(customer_contacts.c.is_primary.desc(), contacts.c.contact_id)
+    ).all()
+    return CustomerView(
+        org_id=org_id,
+        customer_id=customer_id,
+        name=row.name,
+        sms_enabled=row.sms_enabled,
+        contacts=tuple(
+            ContactView(
+                contact_id=r.contact_id,
+                is_primary=r.is_primary,
+                name=r.name,
+                mobile_raw=r.mobile_raw,
+                mobile_e164=r.mobile_e164,
+                sms_enabled=r.sms_enabled,
+                locale=r.locale,
+                status=r.status,
+            )
+            for r in contact_rows
+        ),
+    )

@@ -1,0 +1,131 @@
+"""Reading history: an invoice's timeline (the transaction's history)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from infra.store.tables import events, notifications, status_changes
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite hands back naive UTC
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def invoice_history(conn: Connection, invoice_id: str, org_id: str | None = None) -> dict[str, Any]:
+    """Everything herald knows about one invoice, as JSON primitives.
+
+    ``events`` and ``notifications`` are the current records; ``timeline`` is
+    every step in time order: event received, each decision, each attempt and
+    each delivery status reported.
+    """
+    ev_query = select(events).where(events.c.invoice_id == invoice_id)
+    nt_query = select(notifications).where(notifications.c.invoice_id == invoice_id)
+    if org_id is not None:
+        ev_query = ev_query.where(events.c.org_id == org_id)
+        nt_query = nt_query.where(notifications.c.org_id == org_id)
+    ev_rows = conn.execute(ev_query.order_by(events.c.received_at)).mappings().all()
+    nt_rows = conn.execute(nt_query.order_by(notifications.c.created_at, notifications.c.id)).mappings().all()
+    ids = [n["id"] for n in nt_rows]
+    sc_rows = (
+        conn.execute(
+            select(status_changes)
+            .where(status_changes.c.notification_id.in_(ids))
+            .order_by(status_changes.c.occurred_at, status_changes.c.id)
+        )
+        .mappings()
+        .all()
+        if ids
+        else []
+    )
+
+    timeline: list[dict[str, Any]] = []
+    for e in ev_rows:
+        timeline.append(
+            {
+                "at": _iso(e["received_at"]),
+                "what": "event_received",
+                "org_id": e["org_id"],
+                "event_id": e["event_id"],
+                "type": e["type"],
+                "outcome": e["outcome"],
+            }
+        )
+    by_id = {n["id"]: n for n in nt_rows}
+    for n in nt_rows:
+        timeline.append(
+            {
+                "at": _iso(n["created_at"]),
+                "what": "decided",
+                "notification_id": n["id"],
+                "event_id": n["event_id"],
+                "contact_id": n["contact_id"],
+                "channel": n["channel"],
+                "kind": n["kind"],
+                "recipient": n["recipient"],
+                "reason": n["reason"],
+            }
+        )
+        if n["attempted_at"] is not None:
+            timeline.append(
+                {
+                    "at": _iso(n["attempted_at"]),
+                    "what": "attempt",
+                    "notification_id": n["id"],
+                    "channel": n["channel"],
+                    "recipient": n["recipient"],
+                    "attempts": n["attempts"],
+                }
+            )
+    for s in sc_rows:
+        n = by_id[s["notification_id"]]
+        timeline.append(
+            {
+                "at": _iso(s["occurred_at"]),
+                "what": s["status"],
+                "notification_id": s["notification_id"],
+                "channel": n["channel"],
+                "recipient": n["recipient"],
+                "provider_id": s["provider_id"],
+                "error_code": s["error_code"],
+                "source": s["source"],
+            }
+        )
+    timeline.sort(key=lambda entry: entry["at"] or "")
+    return {
+        "invoice_id": invoice_id,
+        "events": [
+            {
+                "org_id": e["org_id"],
+                "event_id": e["event_id"],
+                "type": e["type"],
+                "outcome": e["outcome"],
+                "received_at": _iso(e["received_at"]),
+            }
+            for e in ev_rows
+        ],
+        "notifications": [
+            {
+                "id": n["id"],
+                "event_id": n["event_id"],
+                "contact_id": n["contact_id"],
+                "kind": n["kind"],
+                "channel": n["channel"],
+                "recipient": n["recipient"],
+                "reason": n["reason"],
+                "status": n["status"],
+                "provider_id": n["provider_id"],
+                "error_code": n["error_code"],
+                "attempts": n["attempts"],
+            }
+            for n in nt_rows
+        ],
+        "timeline": timeline,
+    }

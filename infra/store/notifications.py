@@ -1,0 +1,218 @@
+"""Events and notifications: idempotent records, the send claim, status moves."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.engine import Connection
+
+from infra.errors import MalformedMessage
+from infra.store.db import insert_ignore
+from infra.store.tables import events, notifications, status_changes
+from schemas.events import Event
+from schemas.notifications import Status, can_move
+
+_NS = uuid.UUID("5b1f6f0e-4d0c-4d52-9a55-6865726c6421")
+
+
+def notification_id(org_id: str, event_id: str, contact_id: str, channel: str, recipient: str) -> str:
+    """A stable id: the same (event, contact, channel, address) always gets the same one."""
+    return "ntf_" + uuid.uuid5(_NS, "\x1f".join((org_id, event_id, contact_id, channel, recipient))).hex
+
+
+def record_event(conn: Connection, event: Event, payload: dict[str, Any], outcome: str) -> bool:
+    """Store an event once; False when it was already stored (a redelivery or a re-publish)."""
+    result = conn.execute(
+        insert_ignore(conn, events).values(
+            org_id=event.org_id,
+            event_id=event.event_id,
+            type=event.type,
+            invoice_id=event.invoice_id,
+            customer_id=event.customer_id,
+            occurred_at=event.occurred_at,
+            received_at=datetime.now(UTC),
+            outcome=outcome,
+            payload=payload,
+        )
+    )
+    return bool(result.rowcount)
+
+
+@dataclass(frozen=True)
+class NewNotification:
+    """A decided notification about to be stored."""
+
+    contact_id: str
+    kind: str
+    channel: str
+    recipient: str
+    locale: str
+    reason: str
+    sends: bool
+
+
+def record_notifications(conn: Connection, event: Event, items: list[NewNotification]) -> list[str]:
+    """Store the decisions of an event (existing ones are kept as they are).
+
+    Returns the ids of this event's notifications that are still ``pending``,
+    so a redelivered event re-drives exactly the work not yet done.
+    """
+    now = datetime.now(UTC)
+    for item in items:
+        nid = notification_id(event.org_id, event.event_id, item.contact_id, item.channel, item.recipient)
+        conn.execute(
+            insert_ignore(conn, notifications).values(
+                id=nid,
+                org_id=event.org_id,
+                event_id=event.event_id,
+                invoice_id=event.invoice_id,
+                customer_id=event.customer_id,
+                contact_id=item.contact_id,
+                kind=item.kind,
+                channel=item.channel,
+                recipient=item.recipient,
+                locale=item.locale,
+                reason=item.reason,
+                status=Status.PENDING if item.sends else Status.SKIPPED,
+                attempts=0,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    rows = conn.execute(
+        select(notifications.c.id).where(
+            notifications.c.org_id == event.org_id,
+            notifications.c.event_id == event.event_id,
+            notifications.c.status == Status.PENDING,
+        )
+    ).all()
+    return [r.id for r in rows]
+
+
+def load_notification(conn: Connection, nid: str) -> dict[str, Any] | None:
+    """One notification row as a dict, or ``None``."""
+    row = conn.execute(select(notifications).where(notifications.c.id == nid)).mappings().first()
+    return dict(row) if row else None
+
+
+def load_event_payload(conn: Connection, org_id: str, event_id: str) -> dict[str, Any] | None:
+    """The stored event JSON."""
+    row = conn.execute(
+        select(events.c.payload).where(events.c.org_id == org_id, events.c.event_id == event_id)
+    ).first()
+    return row.payload if row else None
+
+
+def store_rendered(conn: Connection, nid: str, body: str, sender: str | None) -> None:
+    """Keep the rendered message so every retry sends the same text."""
+    conn.execute(
+        update(notifications)
+        .where(notifications.c.id == nid, notifications.c.body.is_(None))
+        .values(body=body, sender=sender, updated_at=datetime.now(UTC))
+    )
+
+
+def claim_for_sending(conn: Connection, nid: str) -> bool:
+    """Record the attempt before calling the provider (``pending → sending``).
+
+    Atomic: of two workers holding the same message, only one wins.
+    """
+    now = datetime.now(UTC)
+    result = conn.execute(
+        update(notifications)
+        .where(notifications.c.id == nid, notifications.c.status == Status.PENDING)
+        .values(
+            status=Status.SENDING,
+            attempts=notifications.c.attempts + 1,
+            attempted_at=now,
+            updated_at=now,
+        )
+    )
+    return bool(result.rowcount)
+
+
+def release_claim(conn: Connection, nid: str) -> None:
+    """``sending → pending`` when the provider certainly did not accept the message."""
+    conn.execute(
+        update(notifications)
+        .where(
+            notifications.c.id == nid,
+            notifications.c.status == Status.SENDING,
+            notifications.c.provider_id.is_(None),
+        )
+        .values(status=Status.PENDING, updated_at=datetime.now(UTC))
+    )
+
+
+def record_provider_id(conn: Connection, nid: str, provider_id: str) -> None:
+    """The provider accepted: from now on a redelivery must not send again."""
+    conn.execute(
+        update(notifications)
+        .where(notifications.c.id == nid, notifications.c.provider_id.is_(None))
+        .values(provider_id=provider_id, updated_at=datetime.now(UTC))
+    )
+
+
+def record_refusal(conn: Connection, nid: str, error_code: int | None) -> None:
+    """The provider refused for good: remember it so a redelivery does not resend."""
+    conn.execute(
+        update(notifications)
+        .where(notifications.c.id == nid, notifications.c.provider_id.is_(None))
+        .values(error_code=error_code if error_code is not None else 0, updated_at=datetime.now(UTC))
+    )
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """A reported delivery status for one notification."""
+
+    notification_id: str
+    status: Status
+    source: str
+    occurred_at: datetime
+    provider_id: str | None = None
+    error_code: int | None = None
+    detail: str | None = None
+
+
+def apply_status(conn: Connection, change: StatusChange) -> bool:
+    """Record a status report and move the notification forward if allowed.
+
+    Every report is kept once (unique per notification and status); the
+    notification's current status only ever moves forward. Returns whether
+    the current status moved.
+    """
+    row = conn.execute(
+        select(notifications.c.status).where(notifications.c.id == change.notification_id)
+    ).first()
+    if row is None:
+        raise MalformedMessage(f"status report for unknown notification {change.notification_id}")
+    conn.execute(
+        insert_ignore(conn, status_changes).values(
+            notification_id=change.notification_id,
+            status=change.status,
+            provider_id=change.provider_id,
+            error_code=change.error_code,
+            detail=(change.detail or "")[:500] or None,
+            source=change.source,
+            occurred_at=change.occurred_at,
+            recorded_at=datetime.now(UTC),
+        )
+    )
+    if not can_move(Status(row.status), change.status):
+        return False
+    values: dict[str, Any] = {"status": change.status, "updated_at": datetime.now(UTC)}
+    if change.provider_id:
+        values["provider_id"] = change.provider_id
+    if change.error_code is not None:
+        values["error_code"] = change.error_code
+    conn.execute(
+        update(notifications)
+        .where(and_(notifications.c.id == change.notification_id, notifications.c.status == row.status))
+        .values(**values)
+    )
+    return True

@@ -1,0 +1,128 @@
+"""The store's tables (SQLAlchemy Core). Alembic migrations create them."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("org_id", String(200), primary_key=True),
+    Column("customer_id", String(200), primary_key=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("sms_enabled", Boolean, nullable=False, default=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("org_id", String(200), primary_key=True),
+    Column("contact_id", String(200), primary_key=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("mobile_raw", String(40)),
+    Column("mobile_e164", String(20)),
+    Column("sms_enabled", Boolean),  # NULL: the default for the contact's role
+    Column("locale", String(10), nullable=False, default="en"),
+    Column("status", String(20), nullable=False, default="active"),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+customer_contacts = Table(
+    "customer_contacts",
+    metadata,
+    Column("org_id", String(200), primary_key=True),
+    Column("customer_id", String(200), primary_key=True),
+    Column("contact_id", String(200), primary_key=True),
+    Column("is_primary", Boolean, nullable=False, default=False),
+    ForeignKeyConstraint(["org_id", "customer_id"], ["customers.org_id", "customers.customer_id"]),
+    ForeignKeyConstraint(["org_id", "contact_id"], ["contacts.org_id", "contacts.contact_id"]),
+)
+
+contact_emails = Table(
+    "contact_emails",
+    metadata,
+    Column("org_id", String(200), primary_key=True),
+    Column("contact_id", String(200), primary_key=True),
+    Column("address", String(320), primary_key=True),
+    Column("notify", Boolean, nullable=False, default=True),
+    Column("categories", JSON, nullable=False),
+    ForeignKeyConstraint(["org_id", "contact_id"], ["contacts.org_id", "contacts.contact_id"]),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("org_id", String(200), primary_key=True),
+    Column("event_id", String(200), primary_key=True),
+    Column("type", String(40), nullable=False),
+    Column("invoice_id", String(200), nullable=False),
+    Column("customer_id", String(200), nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    # What routing made of the event as a whole: routed, manual_only, unknown_customer, ...
+    Column("outcome", String(40)),
+    Column("payload", JSON, nullable=False),
+    Index("ix_events_invoice", "org_id", "invoice_id"),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("org_id", String(200), nullable=False),
+    Column("event_id", String(200), nullable=False),
+    Column("invoice_id", String(200), nullable=False),
+    Column("customer_id", String(200), nullable=False),
+    Column("contact_id", String(200), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("channel", String(10), nullable=False),
+    # E.164 number or email address; '' when the contact has none (skipped).
+    Column("recipient", String(320), nullable=False),
+    Column("locale", String(10), nullable=False),
+    Column("reason", String(40), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("sender", String(40)),
+    Column("body", Text),
+    Column("provider_id", String(64)),
+    Column("error_code", Integer),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("attempted_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("org_id", "event_id", "contact_id", "channel", "recipient", name="uq_notification"),
+    ForeignKeyConstraint(["org_id", "event_id"], ["events.org_id", "events.event_id"]),
+    Index("ix_notifications_invoice", "org_id", "invoice_id"),
+    Index("ix_notifications_contact", "org_id", "contact_id"),
+)
+
+status_changes = Table(
+    "status_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("notification_id", String(40), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("provider_id", String(64)),
+    Column("error_code", Integer),
+    Column("detail", String(500)),
+    Column("source", String(40), nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    ForeignKeyConstraint(["notification_id"], ["notifications.id"]),
+    UniqueConstraint("notification_id", "status", name="uq_status_change"),
+)

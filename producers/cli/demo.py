@@ -1,0 +1,160 @@
+"""``herald demo``: the whole pipeline on this machine, end to end.
+
+Broker (local node when none answers), the Twilio sandbox, the Procfile
+processes under honcho, the demo directory, a burst of events, and the
+resulting history.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pika
+import typer
+from infra.sandboxes.twilio import SandboxConfig, TwilioSandbox
+from rich.table import Table
+from sqlalchemy import func, select
+
+from infra import rabbitmq_local, topology
+from infra.bootstrap import bootstrap, shutdown
+from infra.masking import redact_url
+from infra.settings import get_settings
+from infra.store.directory import upsert_customer
+from infra.store.tables import notifications
+from producers import demo_data
+from producers.cli.console import err, out
+from producers.cli.history import history
+from producers.publisher import Publisher
+from schemas.directory import CustomerRecord
+from schemas.notifications import Status
+
+WORK = Path(".herald")
+DEMO_SID = "AC" + "d" * 32
+DEMO_TOKEN = "demo-auth-token"  # noqa: S105 - the local sandbox's, not a real secret
+DEMO_FROM = "+15005550006"
+
+
+def _purge(url: str, prefix: str) -> None:
+    # Messages left by an interrupted demo point at a database that was reset.
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        for stage in topology.STAGES:
+            queue = topology.queue_name(prefix, stage)
+            for name in (queue, topology.delay_queue(queue), topology.dead_letter_queue(queue)):
+                channel = connection.channel()
+                try:
+                    channel.queue_purge(name)
+                    channel.close()
+                except pika.exceptions.ChannelClosedByBroker:
+                    pass  # the queue does not exist yet
+    finally:
+        connection.close()
+
+
+def _wait_settled(expected: int, timeout: float) -> Counter[str]:
+    svc = bootstrap()
+    deadline = time.monotonic() + timeout
+    counts: Counter[str] = Counter()
+    while time.monotonic() < deadline:
+        with svc.transaction() as conn:
+            rows = conn.execute(
+                select(notifications.c.status, func.count()).group_by(notifications.c.status)
+            ).all()
+        counts = Counter({status: n for status, n in rows})
+        unsettled = counts[Status.PENDING] + counts[Status.SENDING]
+        if sum(counts.values()) >= expected and unsettled == 0:
+            return counts
+        time.sleep(0.5)
+    return counts
+
+
+def demo(
+    events: int = typer.Option(200, min=1, max=200, help="invoice.created events to publish."),
+    timeout: float = typer.Option(180, help="Seconds to wait for the pipeline to settle."),
+) -> None:
+    """Run the demo pipeline end to end and print the resulting history."""
+    WORK.mkdir(exist_ok=True)
+    db = WORK / "demo.db"
+    for leftover in WORK.glob("demo.db*"):
+        leftover.unlink()
+    overrides = {
+        "HERALD_DATABASE_URL": f"sqlite:///{db.resolve()}",
+        "HERALD_QUEUE_PREFIX": "herald-demo",
+        "HERALD_TWILIO_ACCOUNT_SID": os.environ.get("HERALD_TWILIO_ACCOUNT_SID", DEMO_SID),
+        "HERALD_TWILIO_AUTH_TOKEN": os.environ.get("HERALD_TWILIO_AUTH_TOKEN", DEMO_TOKEN),
+        "HERALD_TWILIO_FROM": os.environ.get("HERALD_TWILIO_FROM", DEMO_FROM),
+        "HERALD_LOG_FORMAT": "json",
+    }
+    os.environ.update(overrides)
+    get_settings.cache_clear()
+    settings = get_settings()
+    url = settings.amqp_url.get_secret_value()
+
+    out.print(f"[bold]1. broker[/]: {redact_url(url)}")
+    rabbitmq_local.ensure_broker(url, WORK / "rabbitmq")
+    _purge(url, settings.queue_prefix)
+
+    sandbox = TwilioSandbox(
+        SandboxConfig(overrides["HERALD_TWILIO_ACCOUNT_SID"], overrides["HERALD_TWILIO_AUTH_TOKEN"])
+    )
+    sandbox.start()
+    os.environ["HERALD_TWILIO_BASE_URL"] = sandbox.url
+    get_settings.cache_clear()
+    out.print(f"[bold]2. twilio sandbox[/]: {sandbox.url}")
+
+    svc = bootstrap(get_settings())
+    customers = demo_data.demo_customers()
+    with svc.transaction() as conn:
+        for record in customers:
+            upsert_customer(conn, CustomerRecord.model_validate(record), region=svc.settings.default_region)
+    out.print(f"[bold]3. directory[/]: {len(customers)} customers imported")
+
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    honcho = shutil.which("honcho", path=env["PATH"]) or "honcho"
+    log = (WORK / "demo-workers.log").open("w")
+    procs = subprocess.Popen(
+        [honcho, "-f", "Procfile", "start"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    out.print(f"[bold]4. workers[/]: honcho start (logs in {log.name})")
+    try:
+        batch = demo_data.invoice_events(events) + demo_data.showcase_events()
+        with Publisher(get_settings()) as publisher:
+            published = publisher.publish_many(batch)
+        out.print(f"[bold]5. published[/]: {published} events, confirmed by RabbitMQ")
+
+        # Each invoice event makes one notification; the showcase adds six more decisions.
+        counts = _wait_settled(events + 6, timeout)
+        table = Table(title="notifications by status")
+        table.add_column("status")
+        table.add_column("count", justify="right")
+        for status, n in sorted(counts.items()):
+            table.add_row(status, str(n))
+        out.print(table)
+        out.print(f"SMS captured by the sandbox: {len(sandbox.messages())}")
+        shutdown()
+        for invoice in ("INV-00001", "INV-09001", "INV-09003"):
+            history(invoice=invoice, org=None, as_json=False, reveal=False)
+        if counts[Status.PENDING] + counts[Status.SENDING]:
+            err.print("[red]the pipeline did not settle in time[/]; see the worker log")
+            raise typer.Exit(1)
+    finally:
+        os.killpg(procs.pid, signal.SIGTERM)
+        try:
+            procs.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(procs.pid, signal.SIGKILL)
+        sandbox.stop()
+        log.close()
+    out.print("done. The broker keeps running for the next run; stop it with: herald broker down")

@@ -1,0 +1,60 @@
+"""``herald history``: the transaction's history of an invoice."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from infra.masking import mask_recipient
+from infra.store.history import invoice_history
+from producers.cli.console import out
+from producers.cli.store import open_store
+
+
+def _mask(history: dict[str, Any]) -> dict[str, Any]:
+    for item in history["notifications"] + history["timeline"]:
+        if item.get("recipient"):
+            item["recipient"] = mask_recipient(item["recipient"])
+    return history
+
+
+def _detail(entry: dict[str, Any]) -> str:
+    what = entry["what"]
+    if what == "event_received":
+        return f"{entry['type']} {entry['event_id']} ({entry['outcome']})"
+    if what == "decided":
+        return f"{entry['kind']} → {entry['contact_id']}: {entry['reason']}"
+    if what == "attempt":
+        return f"attempt {entry['attempts']}"
+    parts = [p for p in (entry.get("provider_id"), entry.get("error_code")) if p]
+    return " ".join(str(p) for p in parts) + f" (from {entry['source']})"
+
+
+def history(
+    invoice: str = typer.Option(..., "--invoice", help="Invoice id."),
+    org: str | None = typer.Option(None, "--org", help="Only this organisation."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    reveal: bool = typer.Option(False, "--reveal", help="Show full phone numbers and addresses."),
+) -> None:
+    """Print an invoice's timeline: event received, each decision, each send and status."""
+    with open_store().transaction() as conn:
+        data = invoice_history(conn, invoice, org)
+    if not reveal:
+        data = _mask(data)
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    if not data["events"]:
+        out.print(f"no events for invoice {invoice}")
+        raise typer.Exit(1)
+    table = Table(title=f"invoice {invoice}")
+    for column in ("time", "what", "channel", "recipient", "detail"):
+        table.add_column(column)
+    for entry in data["timeline"]:
+        table.add_row(
+            entry["at"], entry["what"], entry.get("channel", ""), entry.get("recipient", ""), _detail(entry)
+        )
+    out.print(table)

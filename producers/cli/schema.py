@@ -1,0 +1,14 @@
+"""``herald schema``: the event JSON Schema, for publishers in any language."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from schemas.events import event_json_schema
+
+
+def schema() -> None:
+    """Print the JSON Schema of one event (the envelope and the three types)."""
+    typer.echo(json.dumps(event_json_schema(), indent=2, sort_keys=True))

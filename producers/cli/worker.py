@@ -1,0 +1,53 @@
+"""``herald worker STAGE``: run one stage's dramatiq worker (a Procfile line each)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from infra import topology
+from infra.bootstrap import require
+from infra.errors import ConfigurationError
+from infra.settings import get_settings
+from producers.cli.console import err
+
+#: Settings a stage cannot start without.
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "sms": ("twilio_account_sid", "twilio_auth_token", "twilio_from"),
+}
+
+
+def worker(
+    stage: str = typer.Argument(..., help=f"One of: {', '.join(topology.STAGES)}."),
+    processes: int | None = typer.Option(None, help="Worker processes (HERALD_WORKER_PROCESSES)."),
+    threads: int | None = typer.Option(None, help="Threads per process (HERALD_WORKER_THREADS)."),
+) -> None:
+    """Consume the stage's queue until SIGTERM (in-flight messages finish first)."""
+    if stage not in topology.STAGES:
+        err.print(
+            f"error: unknown stage {stage!r}; expected one of {', '.join(topology.STAGES)}", markup=False
+        )
+        raise typer.Exit(2)
+    settings = get_settings()
+    try:
+        require(settings, *REQUIRED.get(stage, ()))
+    except ConfigurationError as exc:
+        err.print(f"error: stage {stage}: {exc}", markup=False)
+        raise typer.Exit(2) from None
+    argv = [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        f"workers.{stage}",
+        "--queues",
+        topology.queue_name(settings.queue_prefix, stage),
+        "--processes",
+        str(processes or settings.worker_processes),
+        "--threads",
+        str(threads or settings.worker_threads),
+    ]
+    sys.stdout.flush()
+    # Become the dramatiq process so the supervisor's signals reach it directly.
+    os.execv(sys.executable, argv)  # noqa: S606

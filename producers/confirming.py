@@ -1,0 +1,256 @@
+"""An AMQP channel with publisher confirms kept many-in-flight.
+
+pika's blocking channel waits for each confirm in turn; here the select
+connection's I/O loop is driven by the caller, so thousands of messages are
+in flight and RabbitMQ's (often multiple) acks are matched as they arrive.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pika
+from pika.adapters.select_connection import SelectConnection
+from pika.spec import Basic
+
+from infra.errors import BrokerUnavailable, MessageNacked, MessageUnroutable, PublishError
+from infra.masking import redact_url
+
+
+class ConfirmingChannel:
+    """One connection and one confirm-mode channel to publish to one queue.
+
+    ``declare`` lists ``(queue, arguments)`` pairs declared (durable) on open,
+    so publishing works before any worker has started.
+    """
+
+    def __init__(self, url: str, declare: Sequence[tuple[str, dict[str, Any]]], timeout: float) -> None:
+        self._url = url
+        self._params = pika.URLParameters(url)
+        # Between calls nobody drives the I/O loop, so heartbeats could not be answered.
+        self._params.heartbeat = 0
+        self._params.socket_timeout = timeout
+        self._params.stack_timeout = timeout
+        self._params.connection_attempts = 1
+        self._declare = list(declare)
+        self._timeout = timeout
+        self._conn: SelectConnection | None = None
+        self._channel: Any = None
+        self._ready = False
+        self._error: PublishError | None = None
+        self._done: Callable[[], bool] | None = None
+        self._next_tag = 1
+        # Per batch:
+        self._tags: deque[int] = deque()
+        self._open_tags: dict[int, int] = {}
+        self._confirmed: list[int] = []
+        self._nacked: list[int] = []
+        self._returned: set[str] = set()
+        self._last_progress = 0.0
+
+    # -- connection ---------------------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return self._ready and self._conn is not None and self._conn.is_open
+
+    def open(self) -> None:
+        """Connect, enable confirms, declare the queues; raises ``BrokerUnavailable``."""
+        self._ready = False
+        self._error = None
+        self._next_tag = 1
+        self._conn = SelectConnection(
+            self._params,
+            on_open_callback=self._on_open,
+            on_open_error_callback=self._on_open_error,
+            on_close_callback=self._on_closed,
+        )
+        self._run_until(lambda: self._ready or self._error is not None, self._timeout)
+        if self._error is not None:
+            error, self._error = self._error, None
+            self.close()
+            raise error
+        if not self._ready:
+            self.close()
+            raise BrokerUnavailable(
+                f"RabbitMQ at {redact_url(self._url)} did not answer in {self._timeout:g}s"
+            )
+
+    def close(self) -> None:
+        """Close the connection (waits briefly for RabbitMQ's close-ok)."""
+        conn, self._conn = self._conn, None
+        self._ready = False
+        if conn is None:
+            return
+        if conn.is_open or conn.is_opening:
+            conn.close()
+            deadline = time.monotonic() + 2.0
+            while not conn.is_closed and time.monotonic() < deadline:
+                conn.ioloop.poll()
+                conn.ioloop.process_timeouts()
+
+    def _on_open(self, conn: SelectConnection) -> None:
+        conn.channel(on_open_callback=self._on_channel_open)
+
+    def _on_open_error(self, _conn: SelectConnection, exc: BaseException | str) -> None:
+        self._fail(BrokerUnavailable(f"cannot connect to RabbitMQ at {redact_url(self._url)}: {exc}"))
+
+    def _on_closed(self, _conn: SelectConnection, reason: BaseException) -> None:
+        self._ready = False
+        if self._conn is not None:
+            self._fail(BrokerUnavailable(f"connection to RabbitMQ was lost: {reason}"))
+
+    def _on_channel_open(self, channel: Any) -> None:
+        self._channel = channel
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.add_on_return_callback(self._on_return)
+        channel.confirm_delivery(
+            ack_nack_callback=self._on_confirm, callback=lambda _f: self._declare_next(0)
+        )
+
+    def _declare_next(self, i: int) -> None:
+        if i == len(self._declare):
+            self._ready = True
+            self._check()
+            return
+        queue, arguments = self._declare[i]
+        self._channel.queue_declare(
+            queue=queue, durable=True, arguments=arguments, callback=lambda _f: self._declare_next(i + 1)
+        )
+
+    def _on_channel_closed(self, _channel: Any, reason: BaseException) -> None:
+        self._ready = False
+        self._fail(BrokerUnavailable(f"RabbitMQ closed the channel: {reason}"))
+        if self._conn is not None and self._conn.is_open:
+            self._conn.close()
+
+    # -- the I/O loop -------------------------------------------------------------------------
+
+    def _fail(self, error: PublishError) -> None:
+        if self._error is None:
+            self._error = error
+        if self._conn is not None:
+            self._conn.ioloop.stop()
+
+    def _check(self) -> None:
+        if self._done is not None and self._done() and self._conn is not None:
+            self._conn.ioloop.stop()
+
+    def _run_until(self, done: Callable[[], bool], stall_timeout: float) -> None:
+        """Drive the I/O loop until ``done()``, an error, or ``stall_timeout`` without progress."""
+        assert self._conn is not None
+        if done():
+            return
+        self._done = done
+        self._last_progress = time.monotonic()
+        ioloop = self._conn.ioloop
+
+        def watchdog() -> None:
+            if time.monotonic() - self._last_progress > stall_timeout:
+                self._fail(BrokerUnavailable(f"RabbitMQ made no progress for {stall_timeout:g}s"))
+            else:
+                handles.append(ioloop.call_later(0.25, watchdog))
+
+        handles = [ioloop.call_later(0.25, watchdog)]
+        try:
+            ioloop.start()
+        finally:
+            self._done = None
+            for handle in handles:
+                ioloop.remove_timeout(handle)
+
+    # -- publishing ---------------------------------------------------------------------------
+
+    def publish(
+        self,
+        routing_key: str,
+        messages: Sequence[tuple[str, bytes]],
+        window: int,
+        on_confirmed: Callable[[int], None] | None = None,
+    ) -> None:
+        """Publish ``(message_id, body)`` pairs; return once RabbitMQ confirmed every one.
+
+        Raises ``MessageNacked``, ``MessageUnroutable`` or ``BrokerUnavailable``;
+        the error's ``confirmed`` lists the message ids that were confirmed.
+        """
+        if not self.is_open:
+            self.open()
+        self._tags.clear()
+        self._open_tags.clear()
+        self._confirmed = []
+        self._nacked = []
+        self._returned = set()
+        total = len(messages)
+        sent = 0
+        self._on_confirmed = on_confirmed
+
+        def pump() -> None:
+            nonlocal sent
+            channel = self._channel
+            while sent < total and len(self._open_tags) < window:
+                message_id, body = messages[sent]
+                channel.basic_publish(
+                    "",
+                    routing_key,
+                    body,
+                    pika.BasicProperties(
+                        delivery_mode=2, content_type="application/json", message_id=message_id
+                    ),
+                    mandatory=True,
+                )
+                tag = self._next_tag
+                self._next_tag += 1
+                self._tags.append(tag)
+                self._open_tags[tag] = sent
+                sent += 1
+
+        self._pump = pump
+        pump()
+        self._run_until(lambda: sent == total and not self._open_tags, self._timeout)
+        self._pump = None
+        confirmed_ids = [messages[i][0] for i in sorted(self._confirmed)]
+        if self._error is not None:
+            error, self._error = self._error, None
+            self.close()
+            error.confirmed = confirmed_ids
+            raise error
+        if self._nacked:
+            ids = ", ".join(messages[i][0] for i in sorted(self._nacked)[:5])
+            raise MessageNacked(
+                f"RabbitMQ refused {len(self._nacked)} message(s) (nack): {ids}", confirmed=confirmed_ids
+            )
+        if self._returned:
+            ids = ", ".join(sorted(self._returned)[:5])
+            raise MessageUnroutable(
+                f"RabbitMQ could not route {len(self._returned)} message(s) to queue {routing_key!r}: {ids}",
+                confirmed=[i for i in confirmed_ids if i not in self._returned],
+            )
+
+    def _on_return(self, _channel: Any, _method: Any, properties: Any, _body: bytes) -> None:
+        self._returned.add(properties.message_id)
+
+    def _on_confirm(self, frame: Any) -> None:
+        method = frame.method
+        ack = isinstance(method, Basic.Ack)
+        tag = method.delivery_tag
+        resolved = []
+        if method.multiple:
+            while self._tags and self._tags[0] <= tag:
+                t = self._tags.popleft()
+                if t in self._open_tags:
+                    resolved.append(self._open_tags.pop(t))
+        elif tag in self._open_tags:
+            resolved.append(self._open_tags.pop(tag))
+        (self._confirmed if ack else self._nacked).extend(resolved)
+        self._last_progress = time.monotonic()
+        if self._on_confirmed is not None and ack and resolved:
+            self._on_confirmed(len(resolved))
+        if self._pump is not None:
+            self._pump()
+        self._check()
+
+    _pump: Callable[[], None] | None = None
+    _on_confirmed: Callable[[int], None] | None = None

@@ -1,0 +1,115 @@
+"""The publishing API: confirmed, batched, many in flight.
+
+    with Publisher() as publisher:
+        publisher.publish(event)
+        publisher.publish_many(events)
+
+Both return only once RabbitMQ has confirmed every message, and raise a
+``PublishError`` (nack, unroutable, broker down) whose ``confirmed`` lists
+the event ids that did get through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import dramatiq
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from infra import topology
+from infra.errors import BrokerUnavailable, InvalidEvent
+from infra.settings import Settings, get_settings
+from producers.confirming import ConfirmingChannel
+from schemas.events import Event
+from schemas.messages import EventPublished
+from schemas.validation import EventRejected, event_to_json, parse_event
+
+
+class Publisher:
+    """Publishes events to herald's ``route`` queue with publisher confirms."""
+
+    def __init__(self, settings: Settings | None = None, *, window: int | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.window = window or self.settings.publish_window
+        self.queue = topology.queue_name(self.settings.queue_prefix, EventPublished.stage)
+        timeout = self.settings.publish_timeout_seconds
+        self._channel = ConfirmingChannel(
+            self.settings.amqp_url.get_secret_value(),
+            declare=[
+                (self.queue, topology.queue_arguments(self.queue)),
+                (topology.delay_queue(self.queue), topology.queue_arguments(self.queue)),
+                (
+                    topology.dead_letter_queue(self.queue),
+                    topology.dead_letter_arguments(self.settings.dead_message_ttl_ms),
+                ),
+            ],
+            timeout=timeout,
+        )
+        # Connecting is retried briefly (a broker restarting); the whole budget stays under the timeout.
+        self._connect_retry = Retrying(
+            retry=retry_if_exception_type(BrokerUnavailable),
+            stop=stop_after_delay(timeout / 2),
+            wait=wait_exponential(multiplier=0.2, max=2.0),
+            reraise=True,
+        )
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def connect(self) -> None:
+        """Open the connection now (it opens on first publish otherwise)."""
+        if not self._channel.is_open:
+            self._connect_retry(self._channel.open)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._channel.close()
+
+    def encode(self, event: Event | Mapping[str, Any]) -> tuple[str, bytes]:
+        """Validate one event and encode it as the route stage's message."""
+        if not isinstance(event, Mapping):
+            model = event
+        else:
+            try:
+                model = parse_event(dict(event), max_bytes=self.settings.max_event_bytes)
+            except EventRejected as exc:
+                raise InvalidEvent(exc.reason) from None
+        message: dramatiq.Message[Any] = dramatiq.Message(
+            queue_name=self.queue,
+            actor_name=EventPublished.actor,
+            args=(event_to_json(model),),
+            kwargs={},
+            options={},
+        )
+        return model.event_id, message.encode()
+
+    def publish(self, event: Event | Mapping[str, Any]) -> None:
+        """Publish one event; returns once RabbitMQ confirmed it."""
+        self.publish_many([event])
+
+    def publish_many(
+        self,
+        events: Iterable[Event | Mapping[str, Any]],
+        *,
+        on_confirmed: Callable[[int], None] | None = None,
+    ) -> int:
+        """Publish events, many in flight; returns the count once all are confirmed.
+
+        Every event is validated first: an invalid one raises ``InvalidEvent``
+        (naming its position and the problem) before anything is published.
+        """
+        messages = []
+        for position, event in enumerate(events):
+            try:
+                messages.append(self.encode(event))
+            except InvalidEvent as exc:
+                raise InvalidEvent(f"event #{position}: {exc}") from None
+        if not messages:
+            return 0
+        self.connect()
+        self._channel.publish(self.queue, messages, self.window, on_confirmed)
+        return len(messages)

@@ -1,0 +1,79 @@
+"""The message-type registry: every message that travels between stages.
+
+Names are past tense (what happened); bodies are JSON primitives; each type
+names the stage queue and actor that consume it. Workers pass ids and re-read
+state from the store.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from schemas.notifications import Status
+
+
+class StageMessage(BaseModel):
+    """Base of inter-stage messages."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Past-tense name, unique in the registry.
+    name: ClassVar[str]
+    #: The stage whose queue receives it, and the actor there.
+    stage: ClassVar[str]
+    actor: ClassVar[str]
+
+    def body(self) -> dict[str, Any]:
+        """The message as JSON primitives."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class EventPublished(StageMessage):
+    """An upstream event, as published (the envelope itself travels as the body)."""
+
+    name = "event.published"
+    stage = "route"
+    actor = "route_event"
+
+
+NotificationId = Field(min_length=5, max_length=40, pattern=r"^ntf_[0-9a-f]+$")
+
+
+class NotificationDecided(StageMessage):
+    """Routing decided to send a notification: render it."""
+
+    name = "notification.decided"
+    stage = "render"
+    actor = "render_notification"
+    notification_id: str = NotificationId
+
+
+class NotificationRendered(StageMessage):
+    """A notification's text is ready: send it."""
+
+    name = "notification.rendered"
+    stage = "sms"
+    actor = "send_sms"
+    notification_id: str = NotificationId
+
+
+class DeliveryStatusReported(StageMessage):
+    """A sender or a provider callback reported a delivery status."""
+
+    name = "delivery.status_reported"
+    stage = "history"
+    actor = "record_status"
+    notification_id: str = NotificationId
+    status: Status
+    source: str = Field(min_length=1, max_length=40)
+    occurred_at: AwareDatetime
+    provider_id: str | None = Field(None, max_length=64)
+    error_code: int | None = None
+    detail: str | None = Field(None, max_length=500)
+
+
+REGISTRY: dict[str, type[StageMessage]] = {
+    m.name: m for m in (EventPublished, NotificationDecided, NotificationRendered, DeliveryStatusReported)
+}

@@ -1,0 +1,76 @@
+"""Builders for events and directory records used across the test layers."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+INVOICE: dict[str, Any] = {
+    "id": "INV-1",
+    "number": "1001",
+    "customer_id": "C1",
+    "currency": "EUR",
+    "total": "1234.50",
+    "balance": "1234.50",
+    "due_date": "2026-12-01",
+    "url": "https://billing.example/i/INV-1",
+    "send": True,
+    "recurring": False,
+    "collection": None,
+}
+
+
+def invoice_created(event_id: str = "evt_1", **invoice: Any) -> dict[str, Any]:
+    """An ``invoice.created`` envelope; keyword arguments override invoice fields."""
+    return {
+        "type": "invoice.created",
+        "event_id": event_id,
+        "org_id": "acme",
+        "occurred_at": "2026-11-23T10:00:00Z",
+        "data": {"invoice": {**copy.deepcopy(INVOICE), **invoice}},
+    }
+
+
+def reminder_due(event_id: str = "evt_r1", offset_days: int = 3) -> dict[str, Any]:
+    """A ``reminder.due`` envelope for INV-1."""
+    return {
+        "type": "reminder.due",
+        "event_id": event_id,
+        "org_id": "acme",
+        "occurred_at": "2026-11-23T10:00:00Z",
+        "data": {"invoice": copy.deepcopy(INVOICE), "reminder": {"offset_days": offset_days}},
+    }
+
+
+def payment_received(event_id: str = "evt_p1", method: str = "online", notify: bool = False) -> dict[str, Any]:
+    """A ``payment.received`` envelope for INV-1."""
+    return {
+        "type": "payment.received",
+        "event_id": event_id,
+        "org_id": "acme",
+        "occurred_at": "2026-11-23T10:00:00Z",
+        "data": {
+            "payment": {
+                "id": "PAY-1",
+                "invoice_id": "INV-1",
+                "customer_id": "C1",
+                "amount": "1234.50",
+                "currency": "EUR",
+                "method": method,
+                "notify": notify,
+            }
+        },
+    }
+
+
+def customer(customer_id: str = "C1", *, sms_enabled: bool = True, contacts: list[dict[str, Any]] | None = None):  # type: ignore[no-untyped-def]
+    """A directory line; by default one primary contact with a Finnish mobile."""
+    return {
+        "org_id": "acme",
+        "customer_id": customer_id,
+        "name": "Acme Oy",
+        "sms_enabled": sms_enabled,
+        "contacts": contacts
+        if contacts is not None
+        else [{"contact_id": "P1", "primary": True, "name": "Aino", "mobile": "+358 40 1234567", "locale": "fi"}],
+    }

@@ -1,0 +1,63 @@
+"""What a sender does with a notification: never twice, never blindly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from schemas.notifications import Status, can_move
+from workers.rules.delivery import Step, next_step
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+IN_FLIGHT = timedelta(seconds=25)
+
+
+def row(status: Status, **kw):  # type: ignore[no-untyped-def]
+    return {"status": status, "provider_id": None, "error_code": None, "attempted_at": None, **kw}
+
+
+def test_a_pending_notification_is_sent() -> None:
+    assert next_step(row(Status.PENDING), NOW, IN_FLIGHT) == Step.SEND
+
+
+@pytest.mark.parametrize("status", [Status.SENT, Status.DELIVERED, Status.SKIPPED, Status.FAILED, Status.UNDELIVERED])
+def test_a_notification_past_sending_is_left_alone(status: Status) -> None:
+    assert next_step(row(status, provider_id="SM1"), NOW, IN_FLIGHT) == Step.NOTHING
+
+
+def test_an_attempt_the_provider_accepted_is_only_reported_again_never_resent() -> None:
+    assert next_step(row(Status.SENDING, provider_id="SM1"), NOW, IN_FLIGHT) == Step.REPORT_SENT
+
+
+def test_an_attempt_the_provider_refused_is_only_reported_again() -> None:
+    assert next_step(row(Status.SENDING, error_code=21211), NOW, IN_FLIGHT) == Step.REPORT_FAILED
+
+
+def test_an_attempt_still_in_flight_elsewhere_is_waited_for() -> None:
+    attempted = NOW - timedelta(seconds=3)
+    assert next_step(row(Status.SENDING, attempted_at=attempted), NOW, IN_FLIGHT) == Step.WAIT
+
+
+def test_an_attempt_cut_short_by_a_crash_is_reconciled_with_the_provider_first() -> None:
+    attempted = (NOW - timedelta(minutes=5)).replace(tzinfo=None)  # as SQLite returns it
+    assert next_step(row(Status.SENDING, attempted_at=attempted), NOW, IN_FLIGHT) == Step.RECONCILE
+
+
+@pytest.mark.parametrize(
+    ("current", "new", "allowed"),
+    [
+        (Status.PENDING, Status.SENDING, True),
+        (Status.SENDING, Status.SENT, True),
+        (Status.SENT, Status.DELIVERED, True),
+        (Status.SENDING, Status.FAILED, True),
+        (Status.SENT, Status.UNDELIVERED, True),
+        (Status.DELIVERED, Status.SENT, False),  # a late 'sent' after 'delivered' changes nothing
+        (Status.SENT, Status.SENDING, False),
+        (Status.FAILED, Status.DELIVERED, False),
+        (Status.SKIPPED, Status.SENT, False),
+        (Status.SENT, Status.SENT, False),
+    ],
+)
+def test_a_status_only_moves_forward(current: Status, new: Status, allowed: bool) -> None:
+    assert can_move(current, new) is allowed

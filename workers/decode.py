@@ -1,0 +1,30 @@
+"""Decoding message bodies: anything malformed is a permanent error, dead-lettered."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from infra.errors import MalformedMessage
+from schemas.events import Event
+from schemas.messages import StageMessage
+from schemas.validation import EventRejected, parse_event
+
+M = TypeVar("M", bound=StageMessage)
+
+
+def decode(model: type[M], body: Any) -> M:
+    """Validate a stage message body; ``MalformedMessage`` says what is wrong."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise MalformedMessage(f"{model.name}: {exc.errors(include_url=False)}") from None
+
+
+def decode_event(body: Any) -> Event:
+    """Validate an event envelope that reached the route stage."""
+    try:
+        return parse_event(body if isinstance(body, dict) else str(body))
+    except EventRejected as exc:
+        raise MalformedMessage(f"event: {exc.reason}") from None

@@ -1,0 +1,32 @@
+"""Stage ``history``: every delivery status, recorded once, moving only forward."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dramatiq
+
+from infra.bootstrap import services
+from infra.broker import queue
+from infra.store.notifications import StatusChange, apply_status
+from schemas.messages import DeliveryStatusReported
+from workers.decode import decode
+
+
+@dramatiq.actor(queue_name=queue(DeliveryStatusReported.stage), actor_name=DeliveryStatusReported.actor)
+def record_status(body: Any) -> None:
+    """Decode → apply the forward-only transition → keep the report in the timeline."""
+    report = decode(DeliveryStatusReported, body)
+    with services().transaction() as conn:
+        apply_status(
+            conn,
+            StatusChange(
+                notification_id=report.notification_id,
+                status=report.status,
+                source=report.source,
+                occurred_at=report.occurred_at,
+                provider_id=report.provider_id,
+                error_code=report.error_code,
+                detail=report.detail,
+            ),
+        )

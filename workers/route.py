@@ -1,0 +1,47 @@
+"""Stage ``route``: store the event once, decide who is told, hand on to render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dramatiq
+
+from infra.bootstrap import services
+from infra.broker import emit, queue
+from infra.store.directory import load_customer
+from infra.store.notifications import NewNotification, record_event, record_notifications
+from schemas.messages import EventPublished, NotificationDecided
+from schemas.validation import event_to_json
+from workers.decode import decode_event
+from workers.rules.recipients import route
+
+
+@dramatiq.actor(queue_name=queue(EventPublished.stage), actor_name=EventPublished.actor)
+def route_event(body: Any) -> None:
+    """Decode → decide (pure) → record every decision → emit the ones that send.
+
+    Idempotent on the event id: a redelivered or re-published event records
+    nothing new and only re-drives notifications that are still pending.
+    """
+    event = decode_event(body)
+    with services().transaction() as conn:
+        customer = load_customer(conn, event.org_id, event.customer_id)
+        routing = route(event, customer)
+        if record_event(conn, event, event_to_json(event), routing.outcome):
+            items = [
+                NewNotification(
+                    contact_id=d.contact_id,
+                    kind=str(routing.kind),
+                    channel=d.channel,
+                    recipient=d.recipient,
+                    locale=d.locale,
+                    reason=d.reason,
+                    sends=d.sends,
+                )
+                for d in routing.decisions
+            ]
+        else:
+            items = []
+        pending = record_notifications(conn, event, items)
+    for nid in pending:
+        emit(NotificationDecided(notification_id=nid))

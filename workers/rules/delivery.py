@@ -1,0 +1,45 @@
+"""What a sender does with a notification, given what the store says about it.
+
+The attempt is recorded before the provider is called; a redelivered message
+must never send twice, and an attempt cut short by a crash is checked with the
+provider before anything is resent.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from schemas.notifications import Status
+
+
+class Step(StrEnum):
+    """The next thing to do."""
+
+    NOTHING = "nothing"  # already reported, skipped or not ours
+    SEND = "send"  # pending: claim it, then call the provider
+    REPORT_SENT = "report_sent"  # the provider accepted; (re)report it to history
+    REPORT_FAILED = "report_failed"  # the provider refused for good; (re)report it
+    WAIT = "wait"  # another worker is inside the attempt right now
+    RECONCILE = "reconcile"  # an attempt was cut short: ask the provider first
+
+
+def next_step(row: dict[str, Any], now: datetime, in_flight: timedelta) -> Step:
+    """Decide from the notification row (status, provider_id, error_code, attempted_at)."""
+    status = Status(row["status"])
+    if status == Status.PENDING:
+        return Step.SEND
+    if status != Status.SENDING:
+        return Step.NOTHING
+    if row.get("provider_id"):
+        return Step.REPORT_SENT
+    if row.get("error_code") is not None:
+        return Step.REPORT_FAILED
+    attempted = row.get("attempted_at")
+    if attempted is not None:
+        if attempted.tzinfo is None:  # SQLite hands back naive UTC
+            attempted = attempted.replace(tzinfo=UTC)
+        if now - attempted <= in_flight:
+            return Step.WAIT
+    return Step.RECONCILE

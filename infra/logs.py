@@ -56,5 +56,6 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     _handler = handler
     root.addHandler(handler)
     root.setLevel(level)
-    logging.getLogger("pika").setLevel(logging.WARNING)
+    # pika logs every refused connection at ERROR; herald's own errors say it better.
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
     logging.getLogger("twilio").setLevel(logging.WARNING)

@@ -59,7 +59,7 @@ class Settings(BaseSettings):
 
     # Producer limits.
     max_event_bytes: int = Field(64 * 1024, ge=1024)
-    publish_window: int = Field(1000, ge=1, description="confirms kept in flight at once")
+    publish_window: int = Field(5000, ge=1, description="confirms kept in flight at once")
     publish_timeout_seconds: float = Field(10.0, gt=0)
 
     # Worker processes (``herald worker STAGE``).

@@ -80,17 +80,25 @@ class ConfirmingChannel:
             )
 
     def close(self) -> None:
-        """Close the connection (waits briefly for RabbitMQ's close-ok)."""
+        """Close the connection, waiting up to 2 s for RabbitMQ's close-ok."""
         conn, self._conn = self._conn, None
         self._ready = False
-        if conn is None:
+        if conn is None or conn.is_closed:
             return
-        if conn.is_open or conn.is_opening:
-            conn.close()
-            deadline = time.monotonic() + 2.0
-            while not conn.is_closed and time.monotonic() < deadline:
-                conn.ioloop.poll()
-                conn.ioloop.process_timeouts()
+        if not conn.is_closing:
+            try:
+                conn.close()
+            except pika.exceptions.ConnectionWrongStateError:
+                return
+        if not conn.is_closed:
+            # The poller only exists while the loop runs: drive it until _on_closed stops it.
+            self._closing = conn
+            timer = conn.ioloop.call_later(2.0, conn.ioloop.stop)
+            try:
+                conn.ioloop.start()
+            finally:
+                conn.ioloop.remove_timeout(timer)
+                self._closing = None
 
     def _on_open(self, conn: SelectConnection) -> None:
         conn.channel(on_open_callback=self._on_channel_open)
@@ -98,8 +106,11 @@ class ConfirmingChannel:
     def _on_open_error(self, _conn: SelectConnection, exc: BaseException | str) -> None:
         self._fail(BrokerUnavailable(f"cannot connect to RabbitMQ at {redact_url(self._url)}: {exc}"))
 
-    def _on_closed(self, _conn: SelectConnection, reason: BaseException) -> None:
+    def _on_closed(self, conn: SelectConnection, reason: BaseException) -> None:
         self._ready = False
+        if self._closing is conn:
+            conn.ioloop.stop()
+            return
         if self._conn is not None:
             self._fail(BrokerUnavailable(f"connection to RabbitMQ was lost: {reason}"))
 
@@ -253,4 +264,5 @@ class ConfirmingChannel:
         self._check()
 
     _pump: Callable[[], None] | None = None
+    _closing: SelectConnection | None = None
     _on_confirmed: Callable[[int], None] | None = None

@@ -70,12 +70,16 @@ class Publisher:
         self._channel.close()
 
     def encode(self, event: Event | Mapping[str, Any]) -> tuple[str, bytes]:
-        """Validate one event and encode it as the route stage's message."""
+        """Validate one event and encode it as the route stage's message.
+
+        The size limit applies to the message as sent; it is checked on the
+        encoded bytes, so each event is serialised once.
+        """
         if not isinstance(event, Mapping):
             model = event
         else:
             try:
-                model = parse_event(dict(event), max_bytes=self.settings.max_event_bytes)
+                model = parse_event(dict(event))
             except EventRejected as exc:
                 raise InvalidEvent(exc.reason) from None
         message: dramatiq.Message[Any] = dramatiq.Message(
@@ -85,7 +89,13 @@ class Publisher:
             kwargs={},
             options={},
         )
-        return model.event_id, message.encode()
+        body = message.encode()
+        if len(body) > self.settings.max_event_bytes:
+            raise InvalidEvent(
+                f"event {model.event_id} is {len(body)} bytes encoded, "
+                f"over the limit of {self.settings.max_event_bytes} bytes"
+            )
+        return model.event_id, body
 
     def publish(self, event: Event | Mapping[str, Any]) -> None:
         """Publish one event; returns once RabbitMQ confirmed it."""

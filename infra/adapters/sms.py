@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import requests
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
@@ -87,14 +87,17 @@ class TwilioSms:
         return SentSms(provider_id=str(message.sid), status=str(message.status))
 
     def find_sent(self, *, to: str, body: str, since: datetime) -> str | None:
-        # Twilio filters by day; compare the exact creation time ourselves.
+        # The client formats dates ignoring tzinfo, so hand it UTC; it filters by day,
+        # so the exact creation time is compared here.
+        since = since.replace(tzinfo=UTC) if since.tzinfo is None else since.astimezone(UTC)
         try:
             candidates = self._client.messages.list(
                 to=to, date_sent_after=since - timedelta(days=1), page_size=100, limit=500
             )
         except TwilioRestException as exc:
             raise classify_twilio_error(exc) from None
-        except requests.exceptions.RequestException as exc:
+        except (TwilioException, requests.exceptions.RequestException) as exc:
+            # Paged list calls raise a bare TwilioException ("Unable to fetch page") on any HTTP error.
             raise TransientProviderError(f"could not list twilio messages: {exc}") from None
         floor = since - timedelta(minutes=2)
         for message in candidates:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from infra.logs import configure_logging
+from infra.settings import get_settings
 from producers.cli import broker_cmd, contacts, demo, history, publish, sandbox, schema, worker
 
 app = typer.Typer(
@@ -13,6 +15,14 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _configure() -> None:
+    settings = get_settings()
+    configure_logging("WARNING" if settings.log_level == "INFO" else settings.log_level, "console")
+
+
 app.command("schema")(schema.schema)
 app.command("publish")(publish.publish)
 app.command("history")(history.history)

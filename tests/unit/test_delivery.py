@@ -21,7 +21,9 @@ def test_a_pending_notification_is_sent() -> None:
     assert next_step(row(Status.PENDING), NOW, IN_FLIGHT) == Step.SEND
 
 
-@pytest.mark.parametrize("status", [Status.SENT, Status.DELIVERED, Status.SKIPPED, Status.FAILED, Status.UNDELIVERED])
+@pytest.mark.parametrize(
+    "status", [Status.SENT, Status.DELIVERED, Status.SKIPPED, Status.FAILED, Status.UNDELIVERED]
+)
 def test_a_notification_past_sending_is_left_alone(status: Status) -> None:
     assert next_step(row(status, provider_id="SM1"), NOW, IN_FLIGHT) == Step.NOTHING
 

@@ -12,12 +12,18 @@ from infra.retry_policy import is_permanent, retry_when
 
 @pytest.mark.parametrize("code", [21211, 21408, 21610, 21612, 21614, 21635, 30004, 30005, 30006, 30007])
 def test_twilio_refusals_that_retrying_cannot_fix_are_permanent(code: int) -> None:
-    assert isinstance(classify_twilio_error(TwilioRestException(400, "/x", code=code)), PermanentProviderError)
+    assert isinstance(
+        classify_twilio_error(TwilioRestException(400, "/x", code=code)), PermanentProviderError
+    )
 
 
-@pytest.mark.parametrize(("status", "code"), [(429, 20429), (500, None), (503, None), (400, 30001), (400, 30008)])
+@pytest.mark.parametrize(
+    ("status", "code"), [(429, 20429), (500, None), (503, None), (400, 30001), (400, 30008)]
+)
 def test_rate_limits_server_errors_and_queue_overflow_are_transient(status: int, code: int | None) -> None:
-    assert isinstance(classify_twilio_error(TwilioRestException(status, "/x", code=code)), TransientProviderError)
+    assert isinstance(
+        classify_twilio_error(TwilioRestException(status, "/x", code=code)), TransientProviderError
+    )
 
 
 def test_malformed_messages_are_never_retried_and_other_errors_are_until_the_budget_ends() -> None:

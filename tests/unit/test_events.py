@@ -42,8 +42,14 @@ def test_the_invoice_and_customer_an_event_concerns() -> None:
         (lambda e: e.pop("event_id"), "event_id: Field required"),
         (lambda e: e.update(type="invoice.paid"), "type: unknown event type 'invoice.paid'"),
         (lambda e: e.pop("type"), "type: Field required"),
-        (lambda e: e["data"]["invoice"].update(total=12.5), "data.invoice.total: Value error, must be a decimal"),
-        (lambda e: e["data"]["invoice"].update(currency="euro"), "data.invoice.currency: String should match"),
+        (
+            lambda e: e["data"]["invoice"].update(total=12.5),
+            "data.invoice.total: Value error, must be a decimal",
+        ),
+        (
+            lambda e: e["data"]["invoice"].update(currency="euro"),
+            "data.invoice.currency: String should match",
+        ),
         (lambda e: e.update(occurred_at="2026-11-23T10:00:00"), "occurred_at: Input should have timezone"),
         (lambda e: e.update(event_id=""), "event_id: String should have at least 1 character"),
     ],

@@ -9,7 +9,9 @@ from tests.factories import invoice_created, payment_received, reminder_due
 from workers.rules.recipients import SEND, notification_kind, route, sms_decision
 
 
-def contact(cid: str = "P1", *, primary: bool = True, mobile: str | None = "+358401234567", **kw) -> ContactView:  # type: ignore[no-untyped-def]
+def contact(
+    cid: str = "P1", *, primary: bool = True, mobile: str | None = "+358401234567", **kw
+) -> ContactView:  # type: ignore[no-untyped-def]
     values = {
         "contact_id": cid,
         "is_primary": primary,
@@ -50,7 +52,10 @@ def test_online_payments_get_a_thank_you_automatically() -> None:
 
 def test_a_payment_recorded_by_hand_gets_a_thank_you_only_when_the_event_asks() -> None:
     assert notification_kind(parse_event(payment_received(method="manual", notify=False)))[0] is None
-    assert notification_kind(parse_event(payment_received(method="manual", notify=True)))[0] == Kind.PAYMENT_THANK_YOU
+    assert (
+        notification_kind(parse_event(payment_received(method="manual", notify=True)))[0]
+        == Kind.PAYMENT_THANK_YOU
+    )
 
 
 def test_sms_switched_off_for_a_customer_covers_all_its_contacts() -> None:

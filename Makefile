@@ -1,0 +1,44 @@
+# herald: `make run` runs the demo pipeline end to end; `make test` sets up and passes the tests.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+
+.PHONY: run test setup system lint typecheck unit integration e2e bench clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+# RabbitMQ for the local node (installed on demand by infra/rabbitmq_local.py too, when root).
+system:
+	@command -v rabbitmq-server >/dev/null 2>&1 || test -x /usr/sbin/rabbitmq-server || \
+	  { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server; \
+	    else echo "install rabbitmq-server (or set HERALD_AMQP_URL)"; fi; }
+
+run: setup system
+	$(BIN)/herald demo
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+# pytest exits 5 when it collected no tests: said out loud, and a failure like any other.
+test: setup system lint typecheck
+	@$(BIN)/pytest tests/unit tests/integration tests/e2e; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; fi; exit $$rc
+
+unit: setup
+	$(BIN)/pytest tests/unit
+
+bench: setup system
+	$(PY) benchmarks/publish.py
+
+clean:
+	rm -rf $(VENV) .herald .mypy_cache .ruff_cache .pytest_cache

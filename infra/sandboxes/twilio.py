@@ -1,0 +1,377 @@
+"""A local, Twilio-compatible Messages API (REST 2010-04-01) for demos and tests.
+
+The official ``twilio`` client talks to it unchanged once ``client.api.base_url``
+points here. It captures what is sent, answers Twilio's magic test numbers with
+Twilio's errors, and posts signed status callbacks (queued → sent → delivered).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import logging
+import math
+import queue
+import re
+import signal
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+
+from twilio.request_validator import RequestValidator
+
+from infra.masking import mask_phone
+
+log = logging.getLogger("herald.sandbox.twilio")
+
+API = "2010-04-01"
+_PATH = re.compile(r"^/2010-04-01/Accounts/([^/]+)/Messages(?:/([^/]+))?\.json$")
+_GSM = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡"
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM_EXT = frozenset("^{}\\[~]|€\f")  # escape + char: two septets each
+#: Twilio's magic test numbers (``To``) and the refusals they trigger.
+MAGIC_NUMBERS: dict[str, tuple[int, str]] = {
+    "+15005550001": (21211, "The 'To' number is not a valid phone number."),
+    "+15005550002": (21612, "Twilio cannot route to this number."),
+    "+15005550003": (21408, "Permission to send an SMS has not been enabled for this region."),
+    "+15005550004": (21610, "Attempt to send to unsubscribed recipient."),
+    "+15005550009": (21614, "'To' number is not a valid mobile number."),
+}
+_FILTERS = ("To", "From", "DateSent", "DateSent<", "DateSent>")
+
+
+@dataclass
+class SandboxConfig:
+    """Credentials the sandbox accepts, and how fast it reports delivery."""
+
+    account_sid: str
+    auth_token: str
+    callback_delay_seconds: float = 0.05
+
+
+def num_segments(body: str) -> int:
+    """SMS parts Twilio would bill: GSM-7 160/153 characters, otherwise UCS-2 70/67."""
+    if all(c in _GSM or c in _GSM_EXT for c in body):
+        units, single, multi = sum(2 if c in _GSM_EXT else 1 for c in body), 160, 153
+    else:
+        units, single, multi = len(body.encode("utf-16-le")) // 2, 70, 67
+    return 1 if units <= single else math.ceil(units / multi)
+
+
+def _error(status: int, code: int, message: str) -> dict[str, Any]:
+    more_info = f"https://www.twilio.com/docs/errors/{code}"
+    return {"code": code, "message": message, "more_info": more_info, "status": status}
+
+
+def _rfc2822(when: datetime) -> str:
+    return format_datetime(when.astimezone(UTC))
+
+
+def _parse_iso(raw: str) -> datetime:
+    parsed = datetime.fromisoformat(raw)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+def _date_matches(message: dict[str, Any], key: str, raw: str, bound: datetime) -> bool:
+    # Not yet sent: fall back to creation so reconciliation can still find queued messages.
+    when = parsedate_to_datetime(message["date_sent"] or message["date_created"])
+    if key == "DateSent":
+        return when.date() == bound.date()
+    # Twilio's ``DateSent>=`` / ``DateSent<=`` are inclusive; a bare date compares whole days.
+    have, limit = (when.date(), bound.date()) if len(raw) == 10 else (when, bound)
+    return have >= limit if key == "DateSent>" else have <= limit
+
+
+class _Server(ThreadingHTTPServer):
+    sandbox: TwilioSandbox
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.exception("twilio sandbox failed to answer %s", client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # Request lines carry phone numbers in query strings: keep them out of INFO.
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def _dispatch(self) -> None:
+        sandbox, method = self.server.sandbox, self.command
+        parts = urlsplit(self.path)
+        match = _PATH.match(parts.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length).decode("utf-8", "replace") if length else ""
+        if match is None:
+            self._send(404, _error(404, 20404, f"The requested resource {parts.path} was not found"))
+        elif not self._authorized(match.group(1)):
+            self._send(401, _error(401, 20003, "Authenticate"))
+        elif method == "POST" and match.group(2) is None:
+            self._send(*sandbox._create(dict(parse_qsl(raw, keep_blank_values=True))))
+        elif method == "GET" and match.group(2) is None:
+            self._send(*sandbox._list(parts.query))
+        elif method == "GET":
+            self._send(*sandbox._fetch(match.group(2), parts.path))
+        else:
+            self._send(405, _error(405, 20004, "Method not allowed"))
+
+    do_GET = do_POST = do_DELETE = _dispatch
+
+    def _authorized(self, path_sid: str) -> bool:
+        scheme, _, encoded = self.headers.get("Authorization", "").partition(" ")
+        try:
+            user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except ValueError:  # binascii.Error and UnicodeDecodeError both derive from it
+            return False
+        config = self.server.sandbox.config
+        expected = (config.account_sid, config.auth_token)
+        return scheme.lower() == "basic" and (user, password) == expected and path_sid == config.account_sid
+
+    def _send(self, status: int, payload: dict[str, Any]) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        if status == 401:
+            self.send_header("WWW-Authenticate", 'Basic realm="Twilio API"')
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class TwilioSandbox:
+    """The sandbox server; ``start()`` serves in a daemon thread, ``stop()`` ends it."""
+
+    def __init__(self, config: SandboxConfig, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.config = config
+        self._host, self._port = host, port
+        self._validator = RequestValidator(config.auth_token)
+        self._lock = threading.Lock()
+        self._messages: list[dict[str, Any]] = []
+        self._by_sid: dict[str, dict[str, Any]] = {}
+        # Pending callbacks as (due on the monotonic clock, sid, url, status). Every one is due
+        # one fixed delay after it is queued, so FIFO order is also due order.
+        self._jobs: queue.SimpleQueue[tuple[float, str, str, str] | None] = queue.SimpleQueue()
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def port(self) -> int:
+        """The bound port once started (the requested one before)."""
+        return self._server.server_address[1] if self._server else self._port
+
+    @property
+    def url(self) -> str:
+        """Base URL to give the twilio client as ``client.api.base_url``."""
+        return f"http://{self._host}:{self.port}"
+
+    def start(self) -> None:
+        """Bind and serve in daemon threads; returns once the port accepts connections."""
+        self._server = _Server((self._host, self._port), _Handler)
+        self._server.sandbox = self
+        self._stopping, self._jobs = threading.Event(), queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True),
+            threading.Thread(target=self._run_callbacks, daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and drop callbacks not yet posted."""
+        self._stopping.set()
+        self._jobs.put(None)
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)  # a callback in flight is bounded by its 2 s timeout
+        self._threads = []
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def messages(self) -> list[dict[str, Any]]:
+        """A copy of every captured message, oldest first, in Twilio's JSON shape."""
+        with self._lock:
+            return copy.deepcopy(self._messages)
+
+    def _create(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        to, sender, body = form.get("To"), form.get("From"), form.get("Body")
+        service = form.get("MessagingServiceSid") or None
+        if not to:
+            return 400, _error(400, 21604, "A 'To' phone number is required.")
+        if not sender and not service:
+            return 400, _error(400, 21603, "A 'From' phone number is required.")
+        if not body:
+            return 400, _error(400, 21602, "Message body is required.")
+        if to in MAGIC_NUMBERS:
+            code, text = MAGIC_NUMBERS[to]
+            log.info("refused message to %s with %d (magic test number)", mask_phone(to), code)
+            return 400, _error(400, code, text)
+        sid, now = "SM" + uuid.uuid4().hex, _rfc2822(datetime.now(UTC))
+        uri = f"/{API}/Accounts/{self.config.account_sid}/Messages/{sid}"
+        callback = form.get("StatusCallback") or None
+        message: dict[str, Any] = {
+            "account_sid": self.config.account_sid,
+            "api_version": API,
+            "body": body,
+            "date_created": now,
+            "date_sent": None,
+            "date_updated": now,
+            "direction": "outbound-api",
+            "error_code": None,
+            "error_message": None,
+            "from": sender or None,
+            "messaging_service_sid": service,
+            "num_media": "0",
+            "num_segments": str(num_segments(body)),
+            "price": None,
+            "price_unit": "USD",
+            "sid": sid,
+            "status": "queued",
+            "subresource_uris": {"media": f"{uri}/Media.json"},
+            "to": to,
+            "uri": f"{uri}.json",
+            "status_callback": callback,
+        }
+        with self._lock:
+            self._messages.append(message)
+            self._by_sid[sid] = message
+            answer = copy.deepcopy(message)
+        log.info("accepted message %s to %s (%s segments)", sid, mask_phone(to), message["num_segments"])
+        if callback:
+            self._schedule(sid, callback, "sent")
+        return 201, answer
+
+    def _fetch(self, sid: str, path: str) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            found = copy.deepcopy(self._by_sid.get(sid))
+        if found is None:
+            return 404, _error(404, 20404, f"The requested resource {path} was not found")
+        return 200, found
+
+    def _list(self, query: str) -> tuple[int, dict[str, Any]]:
+        # A raw '+' in a query string is a phone number's, not a form-encoded space.
+        params = dict(parse_qsl(query.replace("+", "%2B"), keep_blank_values=True))
+        filters = {k: params[k] for k in _FILTERS if params.get(k)}
+        try:
+            size = min(max(int(params.get("PageSize") or 50), 1), 1000)
+            page = max(int(params.get("Page") or 0), 0)
+            bounds = {k: _parse_iso(v) for k, v in filters.items() if k.startswith("DateSent")}
+        except ValueError as exc:
+            return 400, _error(400, 20001, f"Invalid parameter: {exc}")
+        with self._lock:
+            newest_first = copy.deepcopy(self._messages[::-1])
+        picked = [
+            m
+            for m in newest_first
+            if all(_date_matches(m, k, filters[k], bound) for k, bound in bounds.items())
+            and all(m[k.lower()] == filters[k] for k in ("To", "From") if k in filters)
+        ]
+        # PageToken names the last message already seen, so paging survives new arrivals.
+        token = params.get("PageToken", "")
+        seen = [i for i, m in enumerate(picked) if "PA" + m["sid"] == token]
+        start = seen[0] + 1 if seen else page * size
+        items = picked[start : start + size]
+        base = f"/{API}/Accounts/{self.config.account_sid}/Messages.json"
+
+        def page_uri(**extra: Any) -> str:
+            return base + "?" + urlencode({**filters, "PageSize": size, **extra}, quote_via=quote)
+
+        more = start + size < len(picked)
+        return 200, {
+            "messages": items,
+            "page": page,
+            "page_size": size,
+            "first_page_uri": page_uri(Page=0),
+            "next_page_uri": page_uri(Page=page + 1, PageToken="PA" + items[-1]["sid"]) if more else None,
+            "previous_page_uri": None,
+            "uri": page_uri(Page=page, **({"PageToken": token} if token else {})),
+            "start": start,
+            "end": start + max(len(items) - 1, 0),
+        }
+
+    def _schedule(self, sid: str, url: str, status: str) -> None:
+        self._jobs.put((time.monotonic() + self.config.callback_delay_seconds, sid, url, status))
+
+    def _run_callbacks(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            due, sid, url, status = job
+            if self._stopping.wait(max(due - time.monotonic(), 0.0)):
+                return
+            try:
+                self._advance(sid, url, status)
+            except Exception:  # one bad callback must not end the worker
+                log.exception("status callback %s for %s failed", status, sid)
+
+    def _advance(self, sid: str, url: str, status: str) -> None:
+        with self._lock:
+            message = self._by_sid[sid]
+            now = _rfc2822(datetime.now(UTC))
+            message.update(status=status, date_updated=now, date_sent=message["date_sent"] or now)
+            sender, to = message["from"] or "", message["to"]
+        if status == "sent":
+            self._schedule(sid, url, "delivered")
+        params = {
+            "MessageSid": sid,
+            "SmsSid": sid,
+            "AccountSid": self.config.account_sid,
+            "From": sender,
+            "To": to,
+            "MessageStatus": status,
+            "SmsStatus": status,
+            "ApiVersion": API,
+        }
+        self._post(url, params)
+
+    def _post(self, url: str, params: dict[str, str]) -> None:
+        what = f"status callback {params['MessageStatus']} for {params['MessageSid']}"
+        if urlsplit(url).scheme not in ("http", "https"):
+            log.warning("%s dropped: not an http(s) URL", what)
+            return
+        request = urllib.request.Request(  # noqa: S310 - scheme checked above
+            url,
+            data=urlencode(params).encode(),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Twilio-Signature": self._validator.compute_signature(url, params),
+                "User-Agent": "TwilioProxy/1.1",
+            },
+        )
+        try:
+            # urlopen raises HTTPError for any non-2xx answer.
+            with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310
+                response.read()
+        except Exception as exc:  # refused, timed out, non-2xx, malformed reply: all just dropped
+            log.warning("%s dropped: %s", what, exc)
+
+
+def serve(config: SandboxConfig, host: str, port: int) -> None:
+    """Serve until SIGTERM or Ctrl-C; prints one "listening" line to stdout once ready."""
+    stopped = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stopped.set())
+    try:
+        with TwilioSandbox(config, host, port) as sandbox:
+            sys.stdout.write(f"twilio sandbox listening on {sandbox.url}\n")
+            sys.stdout.flush()
+            stopped.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)

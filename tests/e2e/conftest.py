@@ -1,0 +1,125 @@
+"""End-to-end fixtures: the ``herald`` CLI and the Procfile processes, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.conftest import REPO, wait_for
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Deployment:
+    """A herald installation in a temporary directory, with its own queues and database."""
+
+    def __init__(self, base_env: dict[str, str], workdir: Path) -> None:
+        self.workdir = workdir
+        self.db_path = workdir / "herald.db"
+        self.env = {
+            **os.environ,
+            **base_env,
+            "HERALD_QUEUE_PREFIX": f"e2e-{uuid.uuid4().hex[:8]}",
+            "HERALD_DATABASE_URL": f"sqlite:///{self.db_path}",
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def herald(
+        self, *args: str, stdin: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a ``herald`` command to completion."""
+        return subprocess.run(
+            [str(BIN / "herald"), *args],
+            env=self.env,
+            cwd=self.workdir,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def start(self, *argv: str, log: str) -> subprocess.Popen[bytes]:
+        """Start a long-running process in its own process group."""
+        handle = (self.workdir / log).open("wb")
+        process = subprocess.Popen(
+            list(argv),
+            env=self.env,
+            cwd=self.workdir,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+
+    def query(self, sql: str) -> list[Any]:
+        """Read the deployment's database (as an operator would with sqlite3)."""
+        engine = create_engine(f"sqlite:///{self.db_path}")
+        try:
+            with engine.connect() as conn:
+                return list(conn.execute(text(sql)))
+        finally:
+            engine.dispose()
+
+    def log(self, name: str) -> str:
+        return (self.workdir / name).read_text(errors="replace")
+
+
+@pytest.fixture
+def deployment(herald_env: dict[str, str], tmp_path: Path) -> Iterator[Deployment]:
+    deployment = Deployment(herald_env, tmp_path)
+    yield deployment
+    deployment.stop_all()
+
+
+def start_sandbox(deployment: Deployment) -> str:
+    """``herald sandbox twilio`` on a free port; returns its base URL once it answers."""
+    port = free_port()
+    deployment.start(str(BIN / "herald"), "sandbox", "twilio", "--port", str(port), log="sandbox.log")
+    url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_for(answers, timeout=30, what=f"the twilio sandbox on port {port}")
+    deployment.env["HERALD_TWILIO_BASE_URL"] = url
+    return url
+
+
+def write_jsonl(path: Path, items: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(item) + "\n" for item in items))
+    return path
+
+
+__all__ = ["REPO", "Deployment", "free_port", "start_sandbox", "write_jsonl"]

@@ -1,0 +1,65 @@
+"""200 invoice events through the Procfile processes, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+
+from twilio.rest import Client
+
+from producers.demo_data import demo_customers, invoice_events
+from tests.conftest import REPO, wait_for
+from tests.e2e.conftest import BIN, Deployment, start_sandbox, write_jsonl
+
+
+def _sent(deployment: Deployment) -> list[tuple[str, str]] | None:
+    if not deployment.db_path.exists():
+        return None
+    try:
+        rows = deployment.query("SELECT status, provider_id FROM notifications")
+    except Exception:  # the workers have not migrated the database yet
+        return None
+    if len(rows) == 200 and all(status == "sent" for status, _ in rows):
+        return [(s, p) for s, p in rows]
+    return None
+
+
+def test_200_invoice_events_become_exactly_200_sms_each_in_history_as_sent(deployment: Deployment) -> None:
+    sandbox_url = start_sandbox(deployment)
+    contacts = write_jsonl(deployment.workdir / "contacts.jsonl", demo_customers(200))
+    imported = deployment.herald("contacts", "import", str(contacts))
+    assert imported.returncode == 0, imported.stderr
+    assert "203 created, 0 updated, 0 unchanged, 0 failed" in imported.stdout
+
+    deployment.start(str(BIN / "honcho"), "-f", str(REPO / "Procfile"), "start", log="workers.log")
+    events = write_jsonl(deployment.workdir / "events.jsonl", invoice_events(200, run="e2e"))
+    published = deployment.herald("publish", str(events))
+    assert published.returncode == 0, published.stderr
+    assert "published 200 events; rejected 0 lines" in published.stdout
+    # The same file again: the event ids are the idempotency keys, nobody is told twice.
+    again = deployment.herald("publish", str(events))
+    assert again.returncode == 0, again.stderr
+
+    rows = wait_for(lambda: _sent(deployment), timeout=180, interval=0.5, what="200 notifications sent")
+    env = deployment.env
+    client = Client(env["HERALD_TWILIO_ACCOUNT_SID"], env["HERALD_TWILIO_AUTH_TOKEN"])
+    client.api.base_url = sandbox_url
+    captured = client.messages.list(page_size=100)
+    assert len(captured) == 200
+    assert {m.sid for m in captured} == {provider_id for _, provider_id in rows}
+    assert len({m.to for m in captured}) == 200
+
+    shown = deployment.herald("history", "--invoice", "INV-00007", "--json")
+    assert shown.returncode == 0, shown.stderr
+    history = json.loads(shown.stdout)
+    steps = [entry["what"] for entry in history["timeline"]]
+    assert steps[:3] == ["event_received", "decided", "attempt"]
+    assert "sent" in steps
+    (notification,) = history["notifications"]
+    assert notification["status"] == "sent"
+    assert notification["provider_id"].startswith("SM")
+    assert notification["recipient"].endswith("07")
+    assert "+358400000007" not in shown.stdout  # masked unless --reveal
+
+    table = deployment.herald("history", "--invoice", "INV-00007")
+    assert table.returncode == 0
+    assert notification["provider_id"] in table.stdout

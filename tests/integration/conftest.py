@@ -1,0 +1,107 @@
+"""Integration fixtures: the real broker and a real SQLite store, in this process."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pika
+import pytest
+
+from infra import topology
+from infra.bootstrap import Services, bootstrap, shutdown
+from infra.settings import Settings, get_settings
+from tests.conftest import RUN_PREFIX
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Services]:
+    """Booted services on a fresh SQLite file (migrations applied), no broker needed."""
+    shutdown()
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'herald.db'}")  # type: ignore[arg-type]
+    yield bootstrap(settings)
+    shutdown()
+
+
+@pytest.fixture(scope="session")
+def configured_env(herald_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """Point this process's settings (and so ``infra.broker``) at the test broker."""
+    saved = {k: os.environ.get(k) for k in herald_env}
+    os.environ.update(herald_env)
+    get_settings.cache_clear()
+    yield herald_env
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    get_settings.cache_clear()
+    _delete_run_queues(herald_env["HERALD_AMQP_URL"])
+
+
+def _delete_run_queues(url: str) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        for stage in topology.STAGES:
+            queue = topology.queue_name(RUN_PREFIX, stage)
+            for name in (queue, topology.delay_queue(queue), topology.dead_letter_queue(queue)):
+                channel.queue_delete(name)
+    finally:
+        connection.close()
+
+
+def queue_depths(url: str, stage: str) -> tuple[int, int, int]:
+    """Messages ready in a stage's queue, its delay queue and its dead-letter queue."""
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        queue = topology.queue_name(RUN_PREFIX, stage)
+        counts: list[Any] = []
+        for name in (queue, topology.delay_queue(queue), topology.dead_letter_queue(queue)):
+            counts.append(channel.queue_declare(name, passive=True).method.message_count)
+        return counts[0], counts[1], counts[2]
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def twilio_sandbox(herald_env: dict[str, str]) -> Iterator[Any]:
+    """The Twilio-compatible sandbox, on a free port, accepting the test credentials."""
+    from infra.sandboxes.twilio import SandboxConfig, TwilioSandbox
+
+    with TwilioSandbox(
+        SandboxConfig(herald_env["HERALD_TWILIO_ACCOUNT_SID"], herald_env["HERALD_TWILIO_AUTH_TOKEN"])
+    ) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def pipeline(configured_env: dict[str, str], tmp_path: Path, twilio_sandbox: Any) -> Iterator[Services]:
+    """The four stages consuming from the real broker in this process, on a fresh store."""
+    import dramatiq
+
+    os.environ["HERALD_DATABASE_URL"] = f"sqlite:///{tmp_path / 'herald.db'}"
+    os.environ["HERALD_TWILIO_BASE_URL"] = twilio_sandbox.url
+    get_settings.cache_clear()
+    shutdown()
+    services = bootstrap(get_settings())
+
+    import workers.history
+    import workers.render
+    import workers.route
+    import workers.sms  # noqa: F401  (declares the actors)
+    from infra.broker import broker
+
+    broker.flush_all()
+    worker = dramatiq.Worker(broker, worker_threads=4, worker_timeout=100)
+    worker.start()
+    yield services
+    worker.stop()
+    broker.flush_all()
+    shutdown()
+    for key in ("HERALD_DATABASE_URL", "HERALD_TWILIO_BASE_URL"):
+        os.environ.pop(key, None)
+    get_settings.cache_clear()

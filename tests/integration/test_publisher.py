@@ -1,0 +1,97 @@
+"""The publisher against a real RabbitMQ: confirms, nacks, unroutable, broker down."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pika
+import pytest
+
+from infra.errors import BrokerUnavailable, InvalidEvent, MessageNacked, MessageUnroutable
+from infra.settings import Settings
+from producers.confirming import ConfirmingChannel
+from producers.publisher import Publisher
+from tests.factories import invoice_created
+
+
+def _settings(url: str, prefix: str) -> Settings:
+    return Settings(amqp_url=url, queue_prefix=prefix)  # type: ignore[arg-type]
+
+
+def _depth(url: str, queue: str) -> int:
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        return connection.channel().queue_declare(queue, passive=True).method.message_count
+    finally:
+        connection.close()
+
+
+def _delete(url: str, *queues: str) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        for queue in queues:
+            channel.queue_delete(queue)
+    finally:
+        connection.close()
+
+
+def test_publish_many_returns_after_every_message_is_confirmed_and_queued(amqp_url: str) -> None:
+    prefix = f"pub-{uuid.uuid4().hex[:6]}"
+    events = [invoice_created(f"evt_{i}") for i in range(2500)]
+    try:
+        with Publisher(_settings(amqp_url, prefix), window=300) as publisher:
+            confirmed: list[int] = []
+            assert publisher.publish_many(events, on_confirmed=confirmed.append) == 2500
+            assert sum(confirmed) == 2500
+        assert _depth(amqp_url, f"{prefix}.route") == 2500
+    finally:
+        _delete(amqp_url, f"{prefix}.route", f"{prefix}.route.DQ", f"{prefix}.route.XQ")
+
+
+def test_an_invalid_event_is_refused_before_anything_is_published(amqp_url: str) -> None:
+    prefix = f"pub-{uuid.uuid4().hex[:6]}"
+    bad = invoice_created("evt_bad")
+    del bad["data"]["invoice"]["currency"]
+    try:
+        with Publisher(_settings(amqp_url, prefix)) as publisher:
+            publisher.connect()
+            with pytest.raises(InvalidEvent, match=r"event #1: data.invoice.currency: Field required"):
+                publisher.publish_many([invoice_created(), bad])
+        assert _depth(amqp_url, f"{prefix}.route") == 0
+    finally:
+        _delete(amqp_url, f"{prefix}.route", f"{prefix}.route.DQ", f"{prefix}.route.XQ")
+
+
+def test_a_nack_raises_and_lists_only_what_was_confirmed(amqp_url: str) -> None:
+    queue = f"full-{uuid.uuid4().hex[:6]}"
+    # A queue that rejects publishes beyond one message makes RabbitMQ nack them.
+    channel = ConfirmingChannel(amqp_url, [(queue, {"x-max-length": 1, "x-overflow": "reject-publish"})], 5.0)
+    try:
+        with pytest.raises(MessageNacked, match="refused 2 message") as info:
+            channel.publish(queue, [("a", b"{}"), ("b", b"{}"), ("c", b"{}")], window=10)
+        assert info.value.confirmed == ["a"]
+    finally:
+        channel.close()
+        _delete(amqp_url, queue)
+
+
+def test_an_unroutable_message_raises(amqp_url: str) -> None:
+    channel = ConfirmingChannel(amqp_url, [], 5.0)
+    try:
+        with pytest.raises(MessageUnroutable, match="could not route 1 message"):
+            channel.publish(f"nowhere-{uuid.uuid4().hex}", [("a", b"{}")], window=10)
+    finally:
+        channel.close()
+
+
+def test_a_broker_that_is_down_is_a_clear_error_within_ten_seconds() -> None:
+    url = "amqp://guest:secret@127.0.0.1:1/%2F"
+    started = time.monotonic()
+    with Publisher(_settings(url, "down")) as publisher, pytest.raises(BrokerUnavailable) as info:
+        publisher.publish(invoice_created())
+    assert time.monotonic() - started < 10
+    assert "127.0.0.1:1" in str(info.value)
+    assert "secret" not in str(info.value)
+    assert info.value.confirmed == []

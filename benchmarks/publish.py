@@ -71,7 +71,9 @@ def bench_actor_send(url: str, events: list[dict[str, Any]], queue: str) -> floa
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=1, help="alternate the two ways this many times")
     parser.add_argument("--json", type=Path, help="also write the figures here")

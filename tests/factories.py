@@ -42,7 +42,9 @@ def reminder_due(event_id: str = "evt_r1", offset_days: int = 3) -> dict[str, An
     }
 
 
-def payment_received(event_id: str = "evt_p1", method: str = "online", notify: bool = False) -> dict[str, Any]:
+def payment_received(
+    event_id: str = "evt_p1", method: str = "online", notify: bool = False
+) -> dict[str, Any]:
     """A ``payment.received`` envelope for INV-1."""
     return {
         "type": "payment.received",
@@ -63,7 +65,9 @@ def payment_received(event_id: str = "evt_p1", method: str = "online", notify: b
     }
 
 
-def customer(customer_id: str = "C1", *, sms_enabled: bool = True, contacts: list[dict[str, Any]] | None = None):  # type: ignore[no-untyped-def]
+def customer(
+    customer_id: str = "C1", *, sms_enabled: bool = True, contacts: list[dict[str, Any]] | None = None
+):  # type: ignore[no-untyped-def]
     """A directory line; by default one primary contact with a Finnish mobile."""
     return {
         "org_id": "acme",
@@ -72,5 +76,7 @@ def customer(customer_id: str = "C1", *, sms_enabled: bool = True, contacts: lis
         "sms_enabled": sms_enabled,
         "contacts": contacts
         if contacts is not None
-        else [{"contact_id": "P1", "primary": True, "name": "Aino", "mobile": "+358 40 1234567", "locale": "fi"}],
+        else [
+            {"contact_id": "P1", "primary": True, "name": "Aino", "mobile": "+358 40 1234567", "locale": "fi"}
+        ],
     }

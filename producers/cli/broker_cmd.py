@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 
-from infra import rabbitmq_local
 from infra.masking import redact_url
 from infra.settings import get_settings
 from producers.cli.console import err, out
@@ -18,6 +17,8 @@ DATA_DIR = Path(".herald/rabbitmq")
 @app.command("up")
 def up(data_dir: Path = typer.Option(DATA_DIR, help="Where the node keeps its data.")) -> None:
     """Use HERALD_AMQP_URL when it answers; otherwise start a node on 127.0.0.1."""
+    from infra import rabbitmq_local
+
     url = get_settings().amqp_url.get_secret_value()
     try:
         rabbitmq_local.ensure_broker(url, data_dir)
@@ -30,6 +31,8 @@ def up(data_dir: Path = typer.Option(DATA_DIR, help="Where the node keeps its da
 @app.command("down")
 def down(data_dir: Path = typer.Option(DATA_DIR)) -> None:
     """Stop a node that ``herald broker up`` started."""
+    from infra import rabbitmq_local
+
     stopped = rabbitmq_local.stop_broker(data_dir)
     out.print("stopped" if stopped else "no local node was running")
 
@@ -37,6 +40,8 @@ def down(data_dir: Path = typer.Option(DATA_DIR)) -> None:
 @app.command("status")
 def status() -> None:
     """Exit 0 when the broker answers, 1 when it does not."""
+    from infra import rabbitmq_local
+
     url = get_settings().amqp_url.get_secret_value()
     if rabbitmq_local.broker_answers(url):
         out.print(f"RabbitMQ answers at {redact_url(url)}", markup=False)

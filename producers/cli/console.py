@@ -6,7 +6,8 @@ import sys
 
 from rich.console import Console
 
-out = Console(highlight=False, soft_wrap=True)
+# Piped output is read by tools and people grepping for ids: never fold it at 80 columns.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pika
 import typer
-from infra.sandboxes.twilio import SandboxConfig, TwilioSandbox
 from rich.table import Table
 from sqlalchemy import func, select
 
-from infra import rabbitmq_local, topology
+from infra import topology
 from infra.bootstrap import bootstrap, shutdown
 from infra.masking import redact_url
+from infra.sandboxes.twilio import SandboxConfig, TwilioSandbox
 from infra.settings import get_settings
 from infra.store.directory import upsert_customer
 from infra.store.tables import notifications
@@ -96,6 +96,8 @@ def demo(
     get_settings.cache_clear()
     settings = get_settings()
     url = settings.amqp_url.get_secret_value()
+
+    from infra import rabbitmq_local
 
     out.print(f"[bold]1. broker[/]: {redact_url(url)}")
     rabbitmq_local.ensure_broker(url, WORK / "rabbitmq")

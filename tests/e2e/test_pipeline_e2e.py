@@ -12,10 +12,11 @@ from tests.e2e.conftest import BIN, Deployment, start_sandbox, write_jsonl
 
 
 def _sent(deployment: Deployment) -> list[tuple[str, str]] | None:
+    """The (status, provider id) of the 200 notifications to send, once all are sent."""
     if not deployment.db_path.exists():
         return None
     try:
-        rows = deployment.query("SELECT status, provider_id FROM notifications")
+        rows = deployment.query("SELECT status, provider_id FROM notifications WHERE reason = 'send'")
     except Exception:  # the workers have not migrated the database yet
         return None
     if len(rows) == 200 and all(status == "sent" for status, _ in rows):
@@ -47,14 +48,24 @@ def test_200_invoice_events_become_exactly_200_sms_each_in_history_as_sent(deplo
     assert len(captured) == 200
     assert {m.sid for m in captured} == {provider_id for _, provider_id in rows}
     assert len({m.to for m in captured}) == 200
+    # Each customer's contact person is decided too, and skipped: SMS is off for them by default.
+    skipped = deployment.query(
+        "SELECT status, reason, count(*) FROM notifications WHERE reason != 'send' GROUP BY 1, 2"
+    )
+    assert [tuple(r) for r in skipped] == [("skipped", "contact_sms_off", 200)]
 
     shown = deployment.herald("history", "--invoice", "INV-00007", "--json")
     assert shown.returncode == 0, shown.stderr
     history = json.loads(shown.stdout)
-    steps = [entry["what"] for entry in history["timeline"]]
-    assert steps[:3] == ["event_received", "decided", "attempt"]
-    assert "sent" in steps
-    (notification,) = history["notifications"]
+    steps = [(entry["what"], entry.get("reason")) for entry in history["timeline"]]
+    assert steps == [
+        ("event_received", None),
+        ("decided", "send"),
+        ("decided", "contact_sms_off"),
+        ("attempt", None),
+        ("sent", None),
+    ]
+    (notification,) = [n for n in history["notifications"] if n["reason"] == "send"]
     assert notification["status"] == "sent"
     assert notification["provider_id"].startswith("SM")
     assert notification["recipient"].endswith("07")

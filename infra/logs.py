@@ -59,3 +59,4 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     # pika logs every refused connection at ERROR; herald's own errors say it better.
     logging.getLogger("pika").setLevel(logging.CRITICAL)
     logging.getLogger("twilio").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)

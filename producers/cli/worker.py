@@ -47,6 +47,8 @@ def worker(
         str(processes or settings.worker_processes),
         "--threads",
         str(threads or settings.worker_threads),
+        # herald's Lifecycle middleware sets up structured logging in each worker process.
+        "--skip-logging",
     ]
     sys.stdout.flush()
     # Become the dramatiq process so the supervisor's signals reach it directly.

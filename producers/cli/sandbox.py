@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import typer
-from infra.sandboxes.twilio import SandboxConfig, serve
 
+from infra.sandboxes.twilio import SandboxConfig, serve
 from infra.settings import get_settings
 from producers.cli.console import err
 

@@ -108,8 +108,9 @@ class ConfirmingChannel:
 
     def _on_closed(self, conn: SelectConnection, reason: BaseException) -> None:
         self._ready = False
-        if self._closing is conn:
-            conn.ioloop.stop()
+        closing = self._closing
+        if closing is not None and closing is conn:
+            closing.ioloop.stop()
             return
         if self._conn is not None:
             self._fail(BrokerUnavailable(f"connection to RabbitMQ was lost: {reason}"))

@@ -33,7 +33,7 @@ def wait_for(
     while not last:
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:g}s waiting for {what}; last value: {last!r}")
-        time.sleep(interval)
+        time.sleep(interval)  # the poll interval; the deadline above bounds the wait
         last = check()
     return last
 

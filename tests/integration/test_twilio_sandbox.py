@@ -11,7 +11,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,21 +24,12 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from infra.sandboxes.twilio import SandboxConfig, TwilioSandbox, num_segments
+from tests.conftest import wait_for as wait_until
 
 SID = "AC" + "0123456789abcdef" * 2
 TOKEN = "sandbox-test-token"
 SENDER = "+15005550006"
 T = TypeVar("T")
-
-
-def wait_until(predicate: Callable[[], T], timeout: float = 5.0, what: str = "condition") -> T:
-    """Poll ``predicate`` until it returns something truthy, failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.02)
-    return value
 
 
 @pytest.fixture

@@ -52,6 +52,14 @@ class Contact(BaseModel):
     status: Literal["active", "pending_activation"] = "active"
     emails: list[EmailAddress] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _distinct_addresses(self) -> Contact:
+        addresses = [e.address.lower() for e in self.emails]
+        repeated = sorted({a for a in addresses if addresses.count(a) > 1})
+        if repeated:
+            raise ValueError(f"email address repeated: {', '.join(repeated)}")
+        return self
+
 
 class CustomerRecord(BaseModel):
     """One line of a directory import: a customer and its contacts."""
@@ -77,6 +85,19 @@ class CustomerRecord(BaseModel):
 
 
 @dataclass(frozen=True)
+class EmailView:
+    """One address of a contact, with its toggles."""
+
+    address: str
+    notify: bool = True
+    categories: tuple[tuple[str, bool], ...] = ()
+
+    def category_on(self, category: str) -> bool:
+        """A category is on unless switched off."""
+        return dict(self.categories).get(category, True)
+
+
+@dataclass(frozen=True)
 class ContactView:
     """A contact as the routing rules see it, for one customer."""
 
@@ -88,6 +109,8 @@ class ContactView:
     sms_enabled: bool | None
     locale: str
     status: str
+    sms_opted_out: bool = False
+    emails: tuple[EmailView, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,3 +122,22 @@ class CustomerView:
     name: str
     sms_enabled: bool
     contacts: tuple[ContactView, ...]
+
+
+@dataclass(frozen=True)
+class OrgView:
+    """An organisation's settings as the rules see them (defaults when never configured)."""
+
+    org_id: str
+    region: str
+    sms_connected: bool = True
+    sender_number: str | None = None
+    sender_name: str | None = None
+    sender_name_active: bool = False
+    disabled_templates: frozenset[str] = frozenset()
+    buys_credit: bool = False
+    credit_balance: int = 0
+
+    def template_enabled(self, kind: str, channel: str) -> bool:
+        """Every (kind, channel) template is on unless switched off organisation-wide."""
+        return f"{kind}:{channel}" not in self.disabled_templates

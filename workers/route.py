@@ -10,6 +10,8 @@ from infra.bootstrap import services
 from infra.broker import emit, queue
 from infra.store.directory import load_customer
 from infra.store.notifications import NewNotification, record_event, record_notifications
+from infra.store.organisations import invoice_paid, load_org
+from schemas.events import ReminderDue
 from schemas.messages import EventPublished, NotificationDecided
 from schemas.validation import event_to_json
 from workers.decode import decode_event
@@ -24,9 +26,14 @@ def route_event(body: Any) -> None:
     nothing new and only re-drives notifications that are still pending.
     """
     event = decode_event(body)
+    settings = services().settings
     with services().transaction() as conn:
+        org = load_org(conn, event.org_id, settings.default_region)
         customer = load_customer(conn, event.org_id, event.customer_id)
-        routing = route(event, customer)
+        paid = isinstance(event, ReminderDue) and invoice_paid(
+            conn, event.org_id, event.invoice_id, event.data.invoice.balance
+        )
+        routing = route(event, org, customer, paid=paid, default_from=settings.twilio_from)
         if record_event(conn, event, event_to_json(event), routing.outcome):
             items = [
                 NewNotification(
@@ -37,6 +44,7 @@ def route_event(body: Any) -> None:
                     locale=d.locale,
                     reason=d.reason,
                     sends=d.sends,
+                    sender=d.sender,
                 )
                 for d in routing.decisions
             ]

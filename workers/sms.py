@@ -8,6 +8,7 @@ from typing import Any
 
 import dramatiq
 
+from infra.adapters.sms import OPTED_OUT
 from infra.bootstrap import Services, services
 from infra.broker import emit, queue
 from infra.errors import MalformedMessage, PermanentProviderError, TransientError, TransientProviderError
@@ -18,15 +19,24 @@ from infra.store.notifications import (
     record_refusal,
     release_claim,
 )
+from infra.store.organisations import load_org, mark_opted_out, refund_credit, reserve_credit
 from schemas.messages import DeliveryStatusReported, NotificationRendered
 from schemas.notifications import Status
 from workers.decode import decode
 from workers.rules.delivery import Step, next_step
+from workers.rules.segments import count_segments
 
 logger = logging.getLogger("herald.sms")
 
 
-def _report(nid: str, status: Status, *, provider_id: str | None = None, code: int | None = None) -> None:
+def _report(
+    nid: str,
+    status: Status,
+    *,
+    provider_id: str | None = None,
+    code: int | None = None,
+    detail: str | None = None,
+) -> None:
     emit(
         DeliveryStatusReported(
             notification_id=nid,
@@ -35,6 +45,7 @@ def _report(nid: str, status: Status, *, provider_id: str | None = None, code: i
             occurred_at=datetime.now(UTC),
             provider_id=provider_id,
             error_code=code,
+            detail=detail,
         )
     )
 
@@ -81,9 +92,21 @@ def send_sms(body: Any) -> None:
 
 
 def _send(svc: Services, nid: str, row: dict[str, Any]) -> None:
+    parts = count_segments(row["body"]).parts
     with svc.transaction() as conn:
-        if not claim_for_sending(conn, nid):
-            return  # another worker claimed it first; it reports the outcome
+        org = load_org(conn, row["org_id"], svc.settings.default_region)
+        # Rule 7: reserved atomically, once per notification, before anything is sent.
+        if org.buys_credit and not reserve_credit(conn, nid, row["org_id"], parts):
+            reserved = False
+        else:
+            reserved = True
+            if not claim_for_sending(conn, nid):
+                return  # another worker claimed it first; it reports the outcome
+    if not reserved:
+        _report(
+            nid, Status.SKIPPED, detail=f"insufficient_credit: needs {parts}, balance {org.credit_balance}"
+        )
+        return
     sender = row["sender"] or svc.settings.twilio_from
     try:
         sent = svc.sms.send(
@@ -92,6 +115,9 @@ def _send(svc: Services, nid: str, row: dict[str, Any]) -> None:
     except PermanentProviderError as exc:
         with svc.transaction() as conn:
             record_refusal(conn, nid, exc.code)
+            refund_credit(conn, nid, row["org_id"])
+            if exc.code == OPTED_OUT:
+                mark_opted_out(conn, row["org_id"], row["contact_id"])
         logger.warning("sms refused", extra={"notification_id": nid, "code": exc.code})
         _report(nid, Status.FAILED, code=exc.code)
         return

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from infra.store.db import insert_ignore
 from infra.store.tables import contact_emails, contacts, customer_contacts, customers
-from schemas.directory import Contact, ContactView, CustomerRecord, CustomerView
+from schemas.directory import Contact, ContactView, CustomerRecord, CustomerView, EmailView
 from schemas.phones import to_e164
 
 UpsertOutcome = Literal["created", "updated", "unchanged"]
@@ -149,6 +149,18 @@ def load_customer(conn: Connection, org_id: str, customer_id: str) -> CustomerVi
         .where(customer_contacts.c.org_id == org_id, customer_contacts.c.customer_id == customer_id)
         .order_by(customer_contacts.c.is_primary.desc(), contacts.c.contact_id)
     ).all()
+    email_rows = conn.execute(
+        select(contact_emails)
+        .where(
+            contact_emails.c.org_id == org_id,
+            contact_emails.c.contact_id.in_([r.contact_id for r in contact_rows]),
+        )
+        .order_by(contact_emails.c.address)
+    ).all()
+    emails: dict[str, list[EmailView]] = {}
+    for e in email_rows:
+        categories = tuple(sorted((str(k), bool(v)) for k, v in (e.categories or {}).items()))
+        emails.setdefault(e.contact_id, []).append(EmailView(e.address, e.notify, categories))
     return CustomerView(
         org_id=org_id,
         customer_id=customer_id,
@@ -164,6 +176,8 @@ def load_customer(conn: Connection, org_id: str, customer_id: str) -> CustomerVi
                 sms_enabled=r.sms_enabled,
                 locale=r.locale,
                 status=r.status,
+                sms_opted_out=r.sms_opted_out,
+                emails=tuple(emails.get(r.contact_id, ())),
             )
             for r in contact_rows
         ),

@@ -95,6 +95,7 @@ def invoice_history(conn: Connection, invoice_id: str, org_id: str | None = None
                 "recipient": n["recipient"],
                 "provider_id": s["provider_id"],
                 "error_code": s["error_code"],
+                "detail": s["detail"],
                 "source": s["source"],
             }
         )

@@ -53,12 +53,13 @@ class NewNotification:
     locale: str
     reason: str
     sends: bool
+    sender: str | None = None
 
 
 def record_notifications(conn: Connection, event: Event, items: list[NewNotification]) -> list[str]:
     """Store the decisions of an event (existing ones are kept as they are).
 
-    Returns the ids of this event's notifications that are still ``pending``,
+    Returns the ids of this event's SMS notifications that are still ``pending``,
     so a redelivered event re-drives exactly the work not yet done.
     """
     now = datetime.now(UTC)
@@ -77,6 +78,7 @@ def record_notifications(conn: Connection, event: Event, items: list[NewNotifica
                 recipient=item.recipient,
                 locale=item.locale,
                 reason=item.reason,
+                sender=item.sender,
                 status=Status.PENDING if item.sends else Status.SKIPPED,
                 attempts=0,
                 created_at=now,
@@ -88,6 +90,8 @@ def record_notifications(conn: Connection, event: Event, items: list[NewNotifica
             notifications.c.org_id == event.org_id,
             notifications.c.event_id == event.event_id,
             notifications.c.status == Status.PENDING,
+            # Email is decided and recorded here; its sender arrives with the delivery work.
+            notifications.c.channel == "sms",
         )
     ).all()
     return [r.id for r in rows]

@@ -15,9 +15,26 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
+
+organisations = Table(
+    "organisations",
+    metadata,
+    Column("org_id", String(200), primary_key=True),
+    Column("default_region", String(2)),  # NULL: HERALD_DEFAULT_REGION
+    Column("sms_connected", Boolean, nullable=False, default=True),
+    Column("sender_number", String(20)),  # NULL: HERALD_TWILIO_FROM
+    Column("sender_name", String(11)),
+    Column("sender_name_active", Boolean, nullable=False, default=False),
+    # "kind:channel" pairs switched off organisation-wide; every template is on otherwise.
+    Column("disabled_templates", JSON, nullable=False),
+    Column("buys_credit", Boolean, nullable=False, default=False),
+    Column("credit_balance", Integer, nullable=False, default=0),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
 
 customers = Table(
     "customers",
@@ -38,6 +55,8 @@ contacts = Table(
     Column("mobile_raw", String(40)),
     Column("mobile_e164", String(20)),
     Column("sms_enabled", Boolean),  # NULL: the default for the contact's role
+    # Replied STOP (Twilio 21610): no SMS from then on, whatever the toggle says.
+    Column("sms_opted_out", Boolean, nullable=False, default=False, server_default=false()),
     Column("locale", String(10), nullable=False, default="en"),
     Column("status", String(20), nullable=False, default="active"),
     Column("updated_at", DateTime(timezone=True), nullable=False),
@@ -101,6 +120,8 @@ notifications = Table(
     Column("body", Text),
     Column("provider_id", String(64)),
     Column("error_code", Integer),
+    # SMS credit reserved for this message (NULL: none reserved; 0 after a refund).
+    Column("segments", Integer),
     Column("attempts", Integer, nullable=False, default=0),
     Column("attempted_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),

@@ -29,7 +29,7 @@ def _detail(entry: dict[str, Any]) -> str:
         return f"{entry['kind']} → {entry['contact_id']}: {entry['reason']}"
     if what == "attempt":
         return f"attempt {entry['attempts']}"
-    parts = [p for p in (entry.get("provider_id"), entry.get("error_code")) if p]
+    parts = [p for p in (entry.get("provider_id"), entry.get("error_code"), entry.get("detail")) if p]
     return " ".join(str(p) for p in parts) + f" (from {entry['source']})"
 
 

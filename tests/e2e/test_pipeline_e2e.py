@@ -48,22 +48,25 @@ def test_200_invoice_events_become_exactly_200_sms_each_in_history_as_sent(deplo
     assert len(captured) == 200
     assert {m.sid for m in captured} == {provider_id for _, provider_id in rows}
     assert len({m.to for m in captured}) == 200
-    # Each customer's contact person is decided too, and skipped: SMS is off for them by default.
+    # Every contact is decided on every channel: contact persons get no SMS by default,
+    # and the demo directory has no email addresses.
     skipped = deployment.query(
-        "SELECT status, reason, count(*) FROM notifications WHERE reason != 'send' GROUP BY 1, 2"
+        "SELECT channel, reason, count(*) FROM notifications"
+        " WHERE status = 'skipped' GROUP BY 1, 2 ORDER BY 1, 2"
     )
-    assert [tuple(r) for r in skipped] == [("skipped", "contact_sms_off", 200)]
+    assert [tuple(r) for r in skipped] == [("email", "no_email", 400), ("sms", "contact_sms_off", 200)]
 
     shown = deployment.herald("history", "--invoice", "INV-00007", "--json")
     assert shown.returncode == 0, shown.stderr
     history = json.loads(shown.stdout)
-    steps = [(entry["what"], entry.get("reason")) for entry in history["timeline"]]
-    assert steps == [
-        ("event_received", None),
-        ("decided", "send"),
-        ("decided", "contact_sms_off"),
-        ("attempt", None),
-        ("sent", None),
+    steps = [entry["what"] for entry in history["timeline"]]
+    assert steps == ["event_received", "decided", "decided", "decided", "decided", "attempt", "sent"]
+    decided = sorted((e["channel"], e["reason"]) for e in history["timeline"] if e["what"] == "decided")
+    assert decided == [
+        ("email", "no_email"),
+        ("email", "no_email"),
+        ("sms", "contact_sms_off"),
+        ("sms", "send"),
     ]
     (notification,) = [n for n in history["notifications"] if n["reason"] == "send"]
     assert notification["status"] == "sent"

@@ -37,3 +37,9 @@ def test_email_toggles_default_to_on() -> None:
     email = CustomerRecord.model_validate(customer(contacts=contacts)).contacts[0].emails[0]
     assert email.notify
     assert all(email.categories.model_dump().values())
+
+
+def test_a_contact_listing_one_address_twice_is_refused() -> None:
+    contacts = [{"contact_id": "P1", "emails": [{"address": "a@x.fi"}, {"address": "A@x.fi"}]}]
+    with pytest.raises(ValidationError, match=r"email address repeated: a@x\.fi"):
+        CustomerRecord.model_validate(customer(contacts=contacts))

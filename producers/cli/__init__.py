@@ -6,7 +6,7 @@ import typer
 
 from infra.logs import configure_logging
 from infra.settings import get_settings
-from producers.cli import broker_cmd, contacts, demo, history, publish, sandbox, schema, worker
+from producers.cli import broker_cmd, contacts, demo, history, orgs, publish, sandbox, schema, worker
 
 app = typer.Typer(
     name="herald",
@@ -29,6 +29,7 @@ app.command("history")(history.history)
 app.command("worker")(worker.worker)
 app.command("demo")(demo.demo)
 app.add_typer(contacts.app, name="contacts")
+app.add_typer(orgs.app, name="orgs")
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(broker_cmd.app, name="broker")
 

@@ -1,60 +1,218 @@
-"""``herald contacts``: load the directory of customers and contacts."""
+"""``herald contacts``: load the directory, change toggles in bulk, show a contact."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import typer
-from pydantic import ValidationError
+from rich.table import Table
+from sqlalchemy import select
 
+from infra.masking import mask_recipient
 from infra.store.directory import upsert_customer
+from infra.store.organisations import load_org
+from infra.store.tables import customers
+from infra.store.toggles import apply_changes, contact_details, load_toggles, select_contacts
 from producers.cli.console import err, out
 from producers.cli.store import open_store
+from producers.imports import HeaderError, Row, read_directory
 from schemas.directory import CustomerRecord
-from schemas.validation import describe_validation_error
+from schemas.phones import to_e164
+from schemas.toggles import EMAIL_CATEGORIES, Action, ToggleRequest, plan
 
-app = typer.Typer(help="Load and inspect the contact directory.", no_args_is_help=True)
+app = typer.Typer(help="Load the contact directory, change toggles, show a contact.", no_args_is_help=True)
 
 
-def _parse(line: str) -> CustomerRecord:
-    try:
-        return CustomerRecord.model_validate(json.loads(line))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON: {exc}") from None
-    except ValidationError as exc:
-        raise ValueError(describe_validation_error(exc)) from None
+def _phone_warnings(record: CustomerRecord, region: str) -> list[str]:
+    return [
+        f"contact {c.contact_id}: mobile {c.mobile!r} is not a valid number in region {region};"
+        " SMS to it will be skipped as invalid_phone"
+        for c in record.contacts
+        if c.mobile and to_e164(c.mobile, region) is None
+    ]
+
+
+def _where(row: Row) -> str:
+    return f"line {row.lines[0]}" if len(row.lines) == 1 else f"lines {', '.join(map(str, row.lines))}"
 
 
 @app.command("import")
 def import_(file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True)) -> None:
-    """Upsert customers from JSON Lines (one customer per line).
+    """Upsert customers from JSON Lines (one customer per line) or CSV (``.csv``: one row per
+    customer, contact and email address). Toggles may be set in the file too.
 
     Idempotent: importing the same file twice changes nothing the second time.
-    Each line is reported; a bad line never stops the others; exit status 1
-    when any line failed.
+    Each row is reported (created, updated, unchanged, failed with the reason);
+    a bad row never stops the others; exit status 1 when any row failed.
     """
     svc = open_store()
-    region = svc.settings.default_region
     counts: Counter[str] = Counter()
-    with file.open(encoding="utf-8") as source:
-        for number, line in enumerate(source, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = _parse(line)
-                with svc.transaction() as conn:
-                    outcome = upsert_customer(conn, record, region=region)
-            except ValueError as exc:
-                counts["failed"] += 1
-                err.print(f"line {number}: failed: {exc}", markup=False)
-                continue
-            counts[outcome] += 1
-            out.print(f"line {number}: {record.org_id}/{record.customer_id}: {outcome}", markup=False)
+    try:
+        rows = list(read_directory(file))
+    except HeaderError as exc:
+        err.print(f"line 1: failed: {exc}", markup=False)
+        out.print("0 created, 0 updated, 0 unchanged, 1 failed (nothing imported)")
+        raise typer.Exit(1) from None
+    for row in rows:
+        if row.record is None:
+            counts["failed"] += 1
+            err.print(f"{_where(row)}: failed: {row.error}", markup=False)
+            continue
+        record = row.record
+        with svc.transaction() as conn:
+            known = conn.execute(
+                select(customers.c.customer_id).where(
+                    customers.c.org_id == record.org_id, customers.c.customer_id == record.customer_id
+                )
+            ).first()
+            if known is None and not row.named:
+                outcome = None
+            else:
+                region = load_org(conn, record.org_id, svc.settings.default_region).region
+                outcome = upsert_customer(conn, record, region=region)
+        if outcome is None:
+            counts["failed"] += 1
+            err.print(
+                f"{_where(row)}: failed: unknown customer {record.org_id}/{record.customer_id}"
+                " (a new customer needs customer_name)",
+                markup=False,
+            )
+            continue
+        counts[outcome] += 1
+        warnings = _phone_warnings(record, region)
+        suffix = f" (warning: {'; '.join(warnings)})" if warnings else ""
+        out.print(f"{_where(row)}: {record.org_id}/{record.customer_id}: {outcome}{suffix}", markup=False)
     out.print(
         f"{counts['created']} created, {counts['updated']} updated, "
         f"{counts['unchanged']} unchanged, {counts['failed']} failed"
     )
     if counts["failed"]:
         raise typer.Exit(1)
+
+
+def _action(value: str) -> Action:
+    try:
+        return Action(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r}: use keep, enable or disable") from None
+
+
+@app.command("toggles")
+def toggles(
+    org: str = typer.Option(..., "--org", help="Organisation."),
+    contacts: str | None = typer.Option(None, "--contacts", help="Comma-separated contact ids."),
+    contacts_file: Path | None = typer.Option(
+        None, "--contacts-file", help="A file of contact ids, one a line."
+    ),
+    customer: str | None = typer.Option(None, "--customer", help="Every contact of this customer."),
+    all_contacts: bool = typer.Option(False, "--all", help="Every contact of the organisation."),
+    sms: str = typer.Option("keep", help="keep | enable | disable"),
+    notify: str = typer.Option("keep", help="Email notify toggle of every address: keep | enable | disable"),
+    new_invoice: str = typer.Option("keep"),
+    pending_reminders: str = typer.Option("keep"),
+    payment_confirmation: str = typer.Option("keep"),
+    refunds: str = typer.Option("keep"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Report what would change; write nothing."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Change toggles for a list of contacts or a filter; report per contact what changed or failed."""
+    chosen = sum(x is not None for x in (contacts, contacts_file, customer)) + int(all_contacts)
+    if chosen != 1:
+        raise typer.BadParameter("give exactly one of --contacts, --contacts-file, --customer, --all")
+    request = ToggleRequest(
+        sms=_action(sms),
+        notify=_action(notify),
+        categories={
+            "new_invoice": _action(new_invoice),
+            "pending_reminders": _action(pending_reminders),
+            "payment_confirmation": _action(payment_confirmation),
+            "refunds": _action(refunds),
+        },
+    )
+    ids: list[str] | None = None
+    if contacts is not None:
+        ids = [c.strip() for c in contacts.split(",") if c.strip()]
+    elif contacts_file is not None:
+        ids = [line.strip() for line in contacts_file.read_text().splitlines() if line.strip()]
+    svc = open_store()
+    report: list[dict[str, Any]] = []
+    with svc.transaction() as conn:
+        for contact_id in select_contacts(conn, org, ids=ids, customer_id=customer):
+            current = load_toggles(conn, org, contact_id)
+            if current is None:
+                report.append({"contact_id": contact_id, "result": "failed", "reason": "unknown contact"})
+                continue
+            changes = plan(current, request)
+            if changes and not dry_run:
+                apply_changes(conn, org, contact_id, changes)
+            report.append(
+                {
+                    "contact_id": contact_id,
+                    "result": "changed" if changes else "unchanged",
+                    "changes": [str(c) for c in changes],
+                }
+            )
+    failed = sum(r["result"] == "failed" for r in report)
+    if as_json:
+        typer.echo(json.dumps({"dry_run": dry_run, "contacts": report}, indent=2))
+    else:
+        prefix = "(dry run) " if dry_run else ""
+        for item in report:
+            detail = item.get("reason") or ", ".join(item.get("changes", [])) or "nothing to change"
+            out.print(f"{prefix}{item['contact_id']}: {item['result']}: {detail}", markup=False)
+        changed = sum(r["result"] == "changed" for r in report)
+        out.print(f"{prefix}{changed} changed, {len(report) - changed - failed} unchanged, {failed} failed")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("show")
+def show(
+    contact_id: str = typer.Argument(..., help="Contact id."),
+    org: str = typer.Option(..., "--org", help="Organisation."),
+    as_json: bool = typer.Option(False, "--json"),
+    reveal: bool = typer.Option(False, "--reveal", help="Show full phone numbers and addresses."),
+) -> None:
+    """A contact's toggles, its customers and its recent activity."""
+    with open_store().transaction() as conn:
+        details = contact_details(conn, org, contact_id)
+    if details is None:
+        err.print(f"error: no contact {contact_id} in organisation {org}", markup=False)
+        raise typer.Exit(1)
+    if not reveal:
+        details["mobile"] = mask_recipient(details["mobile"])
+        for item in details["emails"] + details["activity"]:
+            key = "address" if "address" in item else "recipient"
+            item[key] = mask_recipient(item[key])
+    if as_json:
+        typer.echo(json.dumps(details, indent=2, default=str))
+        return
+    sms = details["sms_enabled"]
+    sms_text = "default" if sms is None else "on" if sms else "off"
+    out.print(
+        f"{details['contact_id']} {details['name']} · {details['mobile'] or 'no mobile'}"
+        f" · {details['locale']} · {details['status']} · sms {sms_text}"
+        f"{' · OPTED OUT' if details['sms_opted_out'] else ''}",
+        markup=False,
+    )
+    for link in details["customers"]:
+        role = "primary" if link["primary"] else "contact person"
+        out.print(f"  customer {link['customer_id']} ({role})", markup=False)
+    for email in details["emails"]:
+        off = [c for c in EMAIL_CATEGORIES if not email["categories"][c]]
+        out.print(
+            f"  {email['address']}: notify {'on' if email['notify'] else 'off'}"
+            f"{'; off: ' + ', '.join(off) if off else ''}",
+            markup=False,
+        )
+    table = Table(title="recent activity")
+    for column in ("time", "invoice", "kind", "channel", "recipient", "reason", "status"):
+        table.add_column(column)
+    for n in details["activity"]:
+        table.add_row(
+            n["at"], n["invoice_id"], n["kind"], n["channel"], n["recipient"], n["reason"], n["status"]
+        )
+    out.print(table)

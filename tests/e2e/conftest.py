@@ -39,6 +39,7 @@ class Deployment:
             "HERALD_QUEUE_PREFIX": f"e2e-{uuid.uuid4().hex[:8]}",
             "HERALD_DATABASE_URL": f"sqlite:///{self.db_path}",
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "COLUMNS": "200",  # usage errors are boxed by rich; keep their sentences on one line
         }
         self.processes: list[subprocess.Popen[bytes]] = []
 

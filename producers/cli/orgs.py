@@ -1,0 +1,73 @@
+"""``herald orgs``: organisation settings (region, SMS, sender, templates, credit)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import typer
+
+from infra.store.organisations import org_settings, update_org
+from producers.cli.console import out
+from producers.cli.store import open_store
+from schemas.notifications import Channel, Kind
+
+app = typer.Typer(help="Organisation settings.", no_args_is_help=True)
+TEMPLATES = sorted(f"{k}:{c}" for k in Kind for c in Channel)
+_SENDER_NAME = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
+
+
+def _template(value: str) -> str:
+    if value not in TEMPLATES:
+        raise typer.BadParameter(f"{value!r}: expected one of {', '.join(TEMPLATES)}")
+    return value
+
+
+@app.command("set")
+def set_(
+    org: str = typer.Argument(..., help="Organisation id."),
+    region: str | None = typer.Option(None, help="Default phone region, e.g. FI."),
+    sms_connected: bool | None = typer.Option(None, "--sms-connected/--sms-disconnected"),
+    sender_number: str | None = typer.Option(None, help="The organisation's SMS number (E.164)."),
+    sender_name: str | None = typer.Option(None, help="Alphanumeric sender name, 1-11 characters."),
+    sender_name_active: bool | None = typer.Option(None, "--sender-name-active/--sender-name-inactive"),
+    enable: list[str] = typer.Option([], help="Switch a template on: KIND:CHANNEL (repeatable)."),
+    disable: list[str] = typer.Option([], help="Switch a template off: KIND:CHANNEL (repeatable)."),
+    buys_credit: bool | None = typer.Option(None, "--buys-credit/--no-credit"),
+) -> None:
+    """Change an organisation's settings; unnamed settings keep their value."""
+    changes: dict[str, Any] = {}
+    if region is not None:
+        if not re.fullmatch(r"[A-Za-z]{2}", region):
+            raise typer.BadParameter(f"--region {region!r}: a two-letter ISO 3166 code, e.g. FI")
+        changes["default_region"] = region.upper()
+    if sender_name is not None and not _SENDER_NAME.fullmatch(sender_name):
+        raise typer.BadParameter(
+            f"--sender-name {sender_name!r}: 1-11 letters, digits or spaces, with at least one letter"
+        )
+    for key, value in (
+        ("sms_connected", sms_connected),
+        ("sender_number", sender_number),
+        ("sender_name", sender_name),
+        ("sender_name_active", sender_name_active),
+        ("buys_credit", buys_credit),
+    ):
+        if value is not None:
+            changes[key] = value
+    svc = open_store()
+    with svc.transaction() as conn:
+        disabled = set(org_settings(conn, org)["disabled_templates"])
+        disabled |= {_template(t) for t in disable}
+        disabled -= {_template(t) for t in enable}
+        changes["disabled_templates"] = sorted(disabled)
+        settings = update_org(conn, org, changes)
+    typer.echo(json.dumps(settings, indent=2))
+
+
+@app.command("show")
+def show(org: str = typer.Argument(..., help="Organisation id.")) -> None:
+    """An organisation's settings (the defaults when it was never configured)."""
+    with open_store().transaction() as conn:
+        settings = org_settings(conn, org)
+    out.print(json.dumps(settings, indent=2), markup=False)

@@ -1,0 +1,141 @@
+"""The directory commands as an operator runs them: import (JSON Lines, CSV), toggles, show, orgs."""
+
+from __future__ import annotations
+
+import json
+
+from tests.e2e.conftest import Deployment
+
+HEADER = ",".join(
+    [
+        "org_id",
+        "customer_id",
+        "customer_name",
+        "contact_id",
+        "primary",
+        "name",
+        "mobile",
+        "sms_enabled",
+        "locale",
+        "email",
+        "email_notify",
+        "new_invoice",
+    ]
+)
+CSV = f"""{HEADER}
+acme,C1,Acme Oy,P1,true,Aino,040 1234567,,fi,aino@example.fi,,
+acme,C1,Acme Oy,P1,true,Aino,040 1234567,,fi,aino.work@example.fi,false,
+acme,C1,Acme Oy,Q1,false,Pekka,12345,true,fi,pekka@example.fi,,false
+acme,C2,,P2,true,Nobody,,,en,,,
+acme,C3,Beta,P3,maybe,Typo,,,en,,,
+acme,C4,Gamma,P4,true,Y,+358401111111,,en,y@x.fi,,
+acme,C4,Gamma,P4,true,Y,+358402222222,,en,y2@x.fi,,
+acme,C5,Delta,P5,true,Z,+358403333333,,en,z@x.fi,,
+"""
+
+
+def test_a_csv_import_reports_each_customer_and_the_good_rows_land(deployment: Deployment) -> None:
+    path = deployment.workdir / "contacts.csv"
+    path.write_text(CSV)
+    result = deployment.herald("contacts", "import", str(path))
+    assert result.returncode == 1
+    assert "lines 2, 3, 4: acme/C1: created (warning: contact Q1: mobile '12345' is not a valid number" in (
+        result.stdout
+    )
+    assert "line 5: failed: unknown customer acme/C2 (a new customer needs customer_name)" in result.stderr
+    assert "line 6: failed: primary: 'maybe' is not true or false" in result.stderr
+    assert "lines 7, 8: failed: line 8: contact P4 has other mobile than on an earlier line" in result.stderr
+    assert "line 9: acme/C5: created" in result.stdout
+    assert "2 created, 0 updated, 0 unchanged, 3 failed" in result.stdout
+
+    shown = json.loads(
+        deployment.herald("contacts", "show", "P1", "--org", "acme", "--json", "--reveal").stdout
+    )
+    assert shown["mobile"] == "+358401234567"
+    assert [(e["address"], e["notify"]) for e in shown["emails"]] == [
+        ("aino.work@example.fi", False),
+        ("aino@example.fi", True),
+    ]
+    again = deployment.herald("contacts", "import", str(path))
+    assert "0 created, 0 updated, 2 unchanged, 3 failed" in again.stdout
+
+
+def test_a_csv_with_a_bad_header_is_refused_naming_the_columns(deployment: Deployment) -> None:
+    path = deployment.workdir / "bad.csv"
+    path.write_text("org_id,customer,contact_id\nacme,C1,P1\n")
+    result = deployment.herald("contacts", "import", str(path))
+    assert result.returncode == 1
+    assert "bad CSV header: missing column(s) customer_id; unknown column(s) customer" in result.stderr
+    assert "(nothing imported)" in result.stdout
+
+
+def test_a_json_lines_import_refuses_a_duplicate_customer_and_a_bad_line_keeping_the_rest(
+    deployment: Deployment,
+) -> None:
+    good = {"org_id": "acme", "customer_id": "C1", "contacts": [{"contact_id": "P1", "primary": True}]}
+    bad = {"org_id": "acme", "customer_id": "C2", "contacts": [{"contact_id": "P2", "status": "gone"}]}
+    path = deployment.workdir / "contacts.jsonl"
+    lines = [good, "not json", bad, {**good, "customer_id": "C3"}, good]
+    path.write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines))
+    result = deployment.herald("contacts", "import", str(path))
+    assert result.returncode == 1
+    assert "line 2: failed: not valid JSON" in result.stderr
+    assert (
+        "line 3: failed: contacts[0].status: Input should be 'active' or 'pending_activation'"
+        in result.stderr
+    )
+    assert "line 5: failed: duplicate customer acme/C1 (first on line 1)" in result.stderr
+    assert "2 created, 0 updated, 0 unchanged, 3 failed" in result.stdout
+
+
+def test_bulk_toggles_report_per_contact_and_dry_run_writes_nothing(deployment: Deployment) -> None:
+    path = deployment.workdir / "contacts.csv"
+    path.write_text(CSV)
+    deployment.herald("contacts", "import", str(path))
+
+    dry = deployment.herald(
+        "contacts", "toggles", "--org", "acme", "--customer", "C1", "--sms", "disable", "--dry-run"
+    )
+    assert dry.returncode == 0
+    assert "(dry run) P1: changed: sms: on → off" in dry.stdout
+    assert "(dry run) Q1: changed: sms: on → off" in dry.stdout
+    shown = json.loads(deployment.herald("contacts", "show", "P1", "--org", "acme", "--json").stdout)
+    assert shown["sms_enabled"] is None  # still the default: nothing was written
+
+    real = deployment.herald(
+        "contacts", "toggles", "--org", "acme", "--contacts", "P1,NOPE",
+        "--notify", "enable", "--refunds", "disable", "--json",
+    )  # fmt: skip
+    assert real.returncode == 1  # one contact failed
+    report = json.loads(real.stdout)["contacts"]
+    assert report[0]["contact_id"] == "P1"
+    assert report[0]["changes"] == [
+        "aino.work@example.fi notify: off → on",
+        "aino.work@example.fi refunds: on → off",
+        "aino@example.fi refunds: on → off",
+    ]
+    assert report[1] == {"contact_id": "NOPE", "result": "failed", "reason": "unknown contact"}
+    shown = json.loads(deployment.herald("contacts", "show", "P1", "--org", "acme", "--json").stdout)
+    assert all(e["notify"] and not e["categories"]["refunds"] for e in shown["emails"])
+
+
+def test_organisation_settings_are_set_shown_and_checked(deployment: Deployment) -> None:
+    defaults = json.loads(deployment.herald("orgs", "show", "acme").stdout)
+    assert (defaults["sms_connected"], defaults["disabled_templates"]) == (True, [])
+    changed = deployment.herald(
+        "orgs", "set", "acme", "--region", "se", "--sender-name", "Acme Oy", "--sender-name-active",
+        "--disable", "invoice:email", "--buys-credit",
+    )  # fmt: skip
+    assert changed.returncode == 0, changed.stderr
+    settings = json.loads(changed.stdout)
+    assert (settings["default_region"], settings["sender_name"], settings["sender_name_active"]) == (
+        "SE",
+        "Acme Oy",
+        True,
+    )
+    assert settings["disabled_templates"] == ["invoice:email"]
+    refused = deployment.herald("orgs", "set", "acme", "--sender-name", "12345")
+    assert refused.returncode != 0
+    assert "1-11 letters, digits or spaces, with at least one letter" in refused.stderr
+    bad_template = deployment.herald("orgs", "set", "acme", "--disable", "invoice:fax")
+    assert "'invoice:fax': expected one of" in bad_template.stderr

@@ -1,0 +1,130 @@
+"""The full recipient rules through the real pipeline (RabbitMQ, SQLite, the Twilio sandbox)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from infra.bootstrap import Services
+from infra.store.directory import upsert_customer
+from infra.store.organisations import mark_opted_out, org_settings, update_org
+from infra.store.tables import notifications
+from producers.cli import app
+from producers.publisher import Publisher
+from schemas.directory import CustomerRecord
+from tests.conftest import wait_for
+from tests.factories import customer, invoice_created, payment_received, reminder_due
+
+SIX_CONTACTS = [
+    {"contact_id": "P1", "primary": True, "mobile": "+358401000001", "emails": [{"address": "p1@x.fi"}]},
+    {"contact_id": "Q2", "mobile": "+358401000002", "emails": [{"address": "q2@x.fi", "notify": False}]},
+    {
+        "contact_id": "Q3",
+        "sms_enabled": True,
+        "mobile": "12345",
+        "emails": [{"address": "q3@x.fi", "categories": {"new_invoice": False}}],
+    },
+    {
+        "contact_id": "Q4",
+        "sms_enabled": True,
+        "status": "pending_activation",
+        "emails": [{"address": "q4@x.fi"}],
+    },
+    {"contact_id": "Q5", "sms_enabled": True, "mobile": "+358401000005", "emails": [{"address": "P1@x.fi"}]},
+    {"contact_id": "Q6", "sms_enabled": True, "mobile": "+15005550004"},  # the sandbox answers 21610 (STOP)
+]
+
+
+def _history(invoice: str) -> dict[str, Any]:
+    result = CliRunner().invoke(app, ["history", "--invoice", invoice, "--json", "--reveal"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def _decisions(invoice: str, event_id: str) -> set[tuple[str, str, str, str]]:
+    return {
+        (n["contact_id"], n["channel"], n["reason"], n["status"])
+        for n in _history(invoice)["notifications"]
+        if n["event_id"] == event_id
+    }
+
+
+def _sms_settled(services: Services, count: int) -> bool:
+    with services.transaction() as conn:
+        rows = conn.execute(select(notifications.c.status).where(notifications.c.channel == "sms")).all()
+    return len(rows) == count and not any(r.status in ("pending", "sending") for r in rows)
+
+
+def test_one_event_for_six_contacts_in_six_states_records_exactly_the_expected_decisions(
+    pipeline: Services, twilio_sandbox: Any
+) -> None:
+    with pipeline.transaction() as conn:
+        upsert_customer(conn, CustomerRecord.model_validate(customer(contacts=SIX_CONTACTS)), region="FI")
+        mark_opted_out(conn, "acme", "Q5")
+    with Publisher() as publisher:
+        publisher.publish(invoice_created("evt_inv"))
+    wait_for(lambda: _sms_settled(pipeline, 6), timeout=60, what="six SMS decisions settled")
+    wait_for(lambda: ("Q6", "sms", "send", "failed") in _decisions("INV-1", "evt_inv"), timeout=30)
+
+    assert _decisions("INV-1", "evt_inv") == {
+        ("P1", "sms", "send", "sent"),
+        ("P1", "email", "send", "pending"),  # the email sender arrives with the delivery work
+        ("Q2", "sms", "contact_sms_off", "skipped"),
+        ("Q2", "email", "email_notify_off", "skipped"),
+        ("Q3", "sms", "invalid_phone", "skipped"),
+        ("Q3", "email", "category_off", "skipped"),
+        ("Q4", "sms", "no_phone", "skipped"),
+        ("Q4", "email", "send", "pending"),  # pending activation is still notified
+        ("Q5", "sms", "opted_out", "skipped"),
+        ("Q5", "email", "duplicate_address", "skipped"),  # P1 is told at that address already
+        ("Q6", "sms", "send", "failed"),  # replied STOP: Twilio 21610
+        ("Q6", "email", "no_email", "skipped"),
+    }
+    assert [m["to"] for m in twilio_sandbox.messages()] == ["+358401000001"]
+
+    # 21610 switched SMS off for Q6 from then on; a paid invoice gets no reminder at all.
+    with Publisher() as publisher:
+        publisher.publish(reminder_due("evt_rem1"))
+    wait_for(lambda: _sms_settled(pipeline, 12), timeout=60, what="the reminder's SMS decisions")
+    assert ("Q6", "sms", "opted_out", "skipped") in _decisions("INV-1", "evt_rem1")
+    with Publisher() as publisher:
+        publisher.publish(payment_received("evt_pay"))
+        publisher.publish(reminder_due("evt_rem2"))
+    wait_for(
+        lambda: len(_decisions("INV-1", "evt_rem2")) == 12, timeout=60, what="the second reminder decided"
+    )
+    assert {reason for _, _, reason, _ in _decisions("INV-1", "evt_rem2")} == {"already_paid"}
+
+
+def test_sms_credit_is_reserved_at_send_refunded_on_a_refusal_and_short_credit_is_skipped(
+    pipeline: Services, twilio_sandbox: Any
+) -> None:
+    people = {"C1": "+358401000001", "C2": "+15005550001", "C3": "+358401000003"}  # C2: 21211, invalid To
+    with pipeline.transaction() as conn:
+        for cid, mobile in people.items():
+            record = customer(cid, contacts=[{"contact_id": f"P{cid}", "primary": True, "mobile": mobile}])
+            upsert_customer(conn, CustomerRecord.model_validate(record), region="FI")
+        update_org(conn, "acme", {"buys_credit": True, "credit_balance": 1})
+
+    def publish_for(cid: str, settled: int) -> None:
+        with Publisher() as publisher:
+            publisher.publish(invoice_created(f"evt_{cid}", id=f"INV-{cid}", customer_id=cid))
+        wait_for(lambda: _sms_settled(pipeline, settled), timeout=60, what=f"the SMS for {cid}")
+
+    def balance() -> int:
+        with pipeline.transaction() as conn:
+            return int(org_settings(conn, "acme")["credit_balance"])
+
+    publish_for("C2", 1)
+    assert _decisions("INV-C2", "evt_C2") >= {("PC2", "sms", "send", "failed")}
+    assert balance() == 1  # refused for good: the segment came back
+    publish_for("C1", 2)
+    assert balance() == 0
+    publish_for("C3", 3)
+    assert ("PC3", "sms", "send", "skipped") in _decisions("INV-C3", "evt_C3")
+    details = [e for e in _history("INV-C3")["timeline"] if e["what"] == "skipped"]
+    assert details[0]["detail"] == "insufficient_credit: needs 1, balance 0"
+    assert [m["to"] for m in twilio_sandbox.messages()] == ["+358401000001"]

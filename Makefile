@@ -39,6 +39,7 @@ unit: setup
 
 bench: setup system
 	$(PY) benchmarks/publish.py
+	$(PY) benchmarks/route.py
 
 clean:
 	rm -rf $(VENV) .herald .mypy_cache .ruff_cache .pytest_cache

@@ -63,27 +63,31 @@ def record_notifications(conn: Connection, event: Event, items: list[NewNotifica
     so a redelivered event re-drives exactly the work not yet done.
     """
     now = datetime.now(UTC)
-    for item in items:
-        nid = notification_id(event.org_id, event.event_id, item.contact_id, item.channel, item.recipient)
+    if items:
+        # One executemany: a compiled statement per row costs more than the insert itself.
         conn.execute(
-            insert_ignore(conn, notifications).values(
-                id=nid,
-                org_id=event.org_id,
-                event_id=event.event_id,
-                invoice_id=event.invoice_id,
-                customer_id=event.customer_id,
-                contact_id=item.contact_id,
-                kind=item.kind,
-                channel=item.channel,
-                recipient=item.recipient,
-                locale=item.locale,
-                reason=item.reason,
-                sender=item.sender,
-                status=Status.PENDING if item.sends else Status.SKIPPED,
-                attempts=0,
-                created_at=now,
-                updated_at=now,
-            )
+            insert_ignore(conn, notifications),
+            [
+                {
+                    "id": notification_id(event.org_id, event.event_id, i.contact_id, i.channel, i.recipient),
+                    "org_id": event.org_id,
+                    "event_id": event.event_id,
+                    "invoice_id": event.invoice_id,
+                    "customer_id": event.customer_id,
+                    "contact_id": i.contact_id,
+                    "kind": i.kind,
+                    "channel": i.channel,
+                    "recipient": i.recipient,
+                    "locale": i.locale,
+                    "reason": i.reason,
+                    "sender": i.sender,
+                    "status": Status.PENDING if i.sends else Status.SKIPPED,
+                    "attempts": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for i in items
+            ],
         )
     rows = conn.execute(
         select(notifications.c.id).where(

@@ -21,6 +21,12 @@ LOCAL_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 #: One queue namespace per test run, so runs never see each other's messages.
 RUN_PREFIX = f"herald-test-{uuid.uuid4().hex[:8]}"
 
+TEST_AMQP_URL = os.environ.get("HERALD_TEST_AMQP_URL", LOCAL_AMQP_URL)
+# infra.broker reads the settings once, when a test module first imports it (even a unit test,
+# at collection): the broker URL and queue namespace of this run must be in place before that.
+os.environ["HERALD_AMQP_URL"] = TEST_AMQP_URL
+os.environ["HERALD_QUEUE_PREFIX"] = RUN_PREFIX
+
 T = TypeVar("T")
 
 
@@ -51,17 +57,22 @@ def _docker_answers() -> bool:
 @pytest.fixture(scope="session")
 def amqp_url() -> Iterator[str]:
     """A RabbitMQ that answers, for the whole test session."""
-    url = os.environ.get("HERALD_TEST_AMQP_URL")
-    if url:
-        yield url
+    if "HERALD_TEST_AMQP_URL" in os.environ:
+        yield TEST_AMQP_URL
         return
     if _docker_answers():
+        import sys
+
+        import pika
         from testcontainers.rabbitmq import RabbitMqContainer
 
         with RabbitMqContainer("rabbitmq:3.13") as container:
             host = container.get_container_host_ip()
-            port = container.get_exposed_port(5672)
-            yield f"amqp://guest:guest@{host}:{port}/%2F"
+            url = f"amqp://guest:guest@{host}:{container.get_exposed_port(5672)}/%2F"
+            os.environ["HERALD_AMQP_URL"] = url
+            if "infra.broker" in sys.modules:  # built already, with the URL known before the container
+                sys.modules["infra.broker"].broker.parameters = pika.URLParameters(url)
+            yield url
         return
     from infra.rabbitmq_local import ensure_broker
 

@@ -25,7 +25,9 @@ from infra.middleware.dead_letters import DeadLetterLog
 from infra.middleware.lifecycle import Lifecycle
 from infra.retry_policy import retry_when
 from infra.settings import Settings, get_settings
-from schemas.messages import StageMessage
+from schemas.events import Event
+from schemas.messages import EventPublished, StageMessage
+from schemas.validation import event_to_json
 
 
 class HeraldBroker(RabbitmqBroker):
@@ -89,6 +91,19 @@ def emit(message: StageMessage) -> None:
             queue_name=queue(message.stage),
             actor_name=message.actor,
             args=(message.body(),),
+            kwargs={},
+            options={},
+        )
+    )
+
+
+def emit_event(event: Event) -> None:
+    """Hand a validated event to the route stage (confirmed by RabbitMQ)."""
+    broker.enqueue(
+        dramatiq.Message(
+            queue_name=queue(EventPublished.stage),
+            actor_name=EventPublished.actor,
+            args=(event_to_json(event),),
             kwargs={},
             options={},
         )

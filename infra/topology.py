@@ -10,6 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 STAGES: tuple[str, ...] = ("route", "render", "sms", "history")
+#: Stages that are not dramatiq actors: they consume plain JSON from any AMQP client.
+PLAIN_STAGES: tuple[str, ...] = ("ingest",)
+
+#: The durable topic exchange any AMQP client publishes events to; the routing key is the event type.
+EVENTS_EXCHANGE = "herald.events"
+#: Header that says why a message was dead-lettered.
+REASON_HEADER = "x-herald-reason"
 
 #: The actor that receives published events.
 ROUTE_ACTOR = "route_event"

@@ -6,7 +6,19 @@ import typer
 
 from infra.logs import configure_logging
 from infra.settings import get_settings
-from producers.cli import broker_cmd, contacts, demo, history, orgs, publish, sandbox, schema, worker
+from producers.cli import (
+    broker_cmd,
+    contacts,
+    demo,
+    dlq,
+    history,
+    orgs,
+    outbox_cmd,
+    publish,
+    sandbox,
+    schema,
+    worker,
+)
 
 app = typer.Typer(
     name="herald",
@@ -30,6 +42,8 @@ app.command("worker")(worker.worker)
 app.command("demo")(demo.demo)
 app.add_typer(contacts.app, name="contacts")
 app.add_typer(orgs.app, name="orgs")
+app.add_typer(dlq.app, name="dlq")
+app.add_typer(outbox_cmd.app, name="outbox")
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(broker_cmd.app, name="broker")
 

@@ -20,7 +20,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 
 
 def worker(
-    stage: str = typer.Argument(..., help=f"One of: {', '.join(topology.STAGES)}."),
+    stage: str = typer.Argument(..., help=f"One of: {', '.join(topology.STAGES + topology.PLAIN_STAGES)}."),
     processes: int | None = typer.Option(None, help="Worker processes (HERALD_WORKER_PROCESSES)."),
     threads: int | None = typer.Option(None, help="Threads per process (HERALD_WORKER_THREADS)."),
 ) -> None:
@@ -36,6 +36,10 @@ def worker(
     except ConfigurationError as exc:
         err.print(f"error: stage {stage}: {exc}", markup=False)
         raise typer.Exit(2) from None
+    if stage in topology.PLAIN_STAGES:
+        # A plain AMQP consumer (any upstream's JSON), not a dramatiq actor.
+        sys.stdout.flush()
+        os.execv(sys.executable, [sys.executable, "-m", f"workers.{stage}"])  # noqa: S606
     argv = [
         sys.executable,
         "-m",

@@ -1,0 +1,124 @@
+"""Plain JSON from any AMQP client: a raw pika publish to herald.events becomes an SMS."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pika
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from infra import topology
+from infra.bootstrap import Services
+from infra.store.directory import upsert_customer
+from infra.store.tables import notifications
+from producers.cli import app
+from schemas.directory import CustomerRecord
+from tests.conftest import RUN_PREFIX, wait_for
+from tests.factories import customer, invoice_created
+
+
+@pytest.fixture
+def ingest(pipeline: Services) -> Iterator[None]:
+    """The ingest consumer in a thread, beside the in-process pipeline."""
+    from workers.ingest import Ingest
+
+    consumer = Ingest(pipeline.settings)
+    ready = threading.Event()
+    thread = threading.Thread(target=consumer.run, kwargs={"on_ready": ready.set}, daemon=True)
+    thread.start()
+    assert ready.wait(30), "the ingest consumer did not start"
+    yield
+    consumer.stop()
+    thread.join(10)
+
+
+def _raw_publish(url: str, messages: list[tuple[str, bytes]]) -> None:
+    """What a Java, Go or Node upstream does: its own AMQP client, plain JSON, no herald code."""
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        for routing_key, body in messages:
+            channel.basic_publish(
+                topology.EVENTS_EXCHANGE,
+                routing_key,
+                body,
+                pika.BasicProperties(content_type="application/json", delivery_mode=2),
+            )
+    finally:
+        connection.close()
+
+
+def _dead_letters(url: str) -> list[tuple[str, bytes]]:
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        found = []
+        while True:
+            method, properties, body = channel.basic_get(f"{RUN_PREFIX}.ingest.XQ", auto_ack=True)
+            if method is None:
+                return found
+            found.append((properties.headers[topology.REASON_HEADER], body))
+    finally:
+        connection.close()
+
+
+def _sent(services: Services) -> list[Any]:
+    with services.transaction() as conn:
+        return conn.execute(
+            select(notifications.c.event_id).where(
+                notifications.c.channel == "sms", notifications.c.status == "sent"
+            )
+        ).all()
+
+
+def test_a_raw_amqp_publish_of_plain_json_becomes_an_sms(
+    pipeline: Services, twilio_sandbox: Any, ingest: None
+) -> None:
+    with pipeline.transaction() as conn:
+        upsert_customer(conn, CustomerRecord.model_validate(customer()), region="FI")
+    url = pipeline.settings.amqp_url.get_secret_value()
+    _raw_publish(url, [("invoice.created", json.dumps(invoice_created("evt_raw")).encode())])
+    wait_for(lambda: _sent(pipeline), timeout=30, what="the SMS of the raw event")
+    assert [m["to"] for m in twilio_sandbox.messages()] == ["+358401234567"]
+
+
+def test_bad_messages_are_dead_lettered_with_their_reasons_and_the_good_ones_flow(
+    pipeline: Services, twilio_sandbox: Any, ingest: None
+) -> None:
+    with pipeline.transaction() as conn:
+        upsert_customer(conn, CustomerRecord.model_validate(customer()), region="FI")
+    url = pipeline.settings.amqp_url.get_secret_value()
+    wrong_shape = invoice_created("evt_shape")
+    del wrong_shape["data"]["invoice"]["balance"]
+    unknown = {**invoice_created("evt_unknown"), "type": "invoice.voided"}
+    _raw_publish(
+        url,
+        [
+            ("invoice.created", b"\xff\xfe garbage"),
+            ("invoice.created", json.dumps(invoice_created("evt_good1")).encode()),
+            ("invoice.created", json.dumps(wrong_shape).encode()),
+            ("invoice.voided", json.dumps(unknown).encode()),
+            ("invoice.created", json.dumps(invoice_created("evt_good2", id="INV-2")).encode()),
+        ],
+    )
+    wait_for(lambda: len(_sent(pipeline)) == 2, timeout=30, what="the two good events sent")
+
+    def shown() -> list[dict[str, str]] | None:
+        result = CliRunner().invoke(app, ["dlq", "show", "ingest", "--json"])
+        items = json.loads(result.output) if result.exit_code == 0 else []
+        return items if len(items) == 3 else None
+
+    operator_view = wait_for(shown, timeout=30, what="three dead letters in herald dlq show")
+    assert operator_view[1]["reason"] == "data.invoice.balance: Field required"
+    dead = _dead_letters(url)  # showing did not consume them
+    reasons = [reason for reason, _ in dead]
+    assert reasons[0].startswith("body is not UTF-8 text")
+    assert reasons[1] == "data.invoice.balance: Field required"
+    assert reasons[2].startswith("type: unknown event type 'invoice.voided'")
+    assert dead[0][1] == b"\xff\xfe garbage"  # kept as it came, for whoever replays it

@@ -1,0 +1,132 @@
+"""Stage ``ingest``: plain-JSON events from any AMQP client, validated and handed to ``route``.
+
+Upstreams in any language publish the event envelope as the message body to the
+durable topic exchange ``herald.events`` with the event type as routing key. Each
+message is validated against the schemas; a valid event is published to the
+route queue with a publisher confirm, and only then is the original acked. An
+invalid one is copied to ``<prefix>.ingest.XQ`` with its reason in the
+``x-herald-reason`` header (confirmed), then acked: never dropped silently,
+never retried forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+import pika
+from pika.adapters.blocking_connection import BlockingChannel
+
+from infra import topology
+from infra.broker import emit_event
+from infra.settings import Settings, get_settings
+from schemas.validation import EventRejected, parse_event
+
+logger = logging.getLogger("herald.ingest")
+
+
+def declare(channel: BlockingChannel, settings: Settings) -> str:
+    """The exchange, the ingest queue (bound to every event type) and its dead-letter queue."""
+    queue = topology.queue_name(settings.queue_prefix, "ingest")
+    channel.exchange_declare(topology.EVENTS_EXCHANGE, exchange_type="topic", durable=True)
+    channel.queue_declare(queue, durable=True, arguments=topology.queue_arguments(queue))
+    channel.queue_declare(
+        topology.dead_letter_queue(queue),
+        durable=True,
+        arguments=topology.dead_letter_arguments(settings.dead_message_ttl_ms),
+    )
+    # '#': unknown types reach us too, so they are dead-lettered with a reason instead of vanishing.
+    channel.queue_bind(queue, topology.EVENTS_EXCHANGE, routing_key="#")
+    return queue
+
+
+def check(body: bytes, routing_key: str, max_bytes: int) -> tuple[Any, str | None]:
+    """Validate one message: ``(event, None)`` or ``(None, reason)``."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, f"body is not UTF-8 text: {exc}"
+    try:
+        event = parse_event(text, max_bytes=max_bytes)
+    except EventRejected as exc:
+        return None, exc.reason
+    if routing_key != event.type:
+        return None, f"routing key {routing_key!r} does not match the event type {event.type!r}"
+    return event, None
+
+
+class Ingest:
+    """The consumer loop; ``stop()`` (or SIGTERM) ends it after the message in hand."""
+
+    def __init__(self, settings: Settings | None = None, prefetch: int = 100) -> None:
+        self.settings = settings or get_settings()
+        self.prefetch = prefetch
+        self._stopping = False
+        self._channel: BlockingChannel | None = None
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self._channel is not None and self._channel.is_open:
+            self._channel.connection.add_callback_threadsafe(self._channel.stop_consuming)
+
+    def run(self, on_ready: Callable[[], None] | None = None) -> None:
+        """Consume until stopped."""
+        settings = self.settings
+        connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url.get_secret_value()))
+        channel = connection.channel()
+        channel.confirm_delivery()
+        self._channel = channel
+        queue = declare(channel, settings)
+        dead = topology.dead_letter_queue(queue)
+        channel.basic_qos(prefetch_count=self.prefetch)
+
+        def handle(ch: BlockingChannel, method: Any, properties: Any, body: bytes) -> None:
+            event, reason = check(body, method.routing_key, settings.max_event_bytes)
+            if event is not None:
+                emit_event(event)  # returns once RabbitMQ confirmed it on the route queue
+            else:
+                headers = dict(properties.headers or {})
+                headers[topology.REASON_HEADER] = reason
+                headers["x-herald-routing-key"] = method.routing_key
+                ch.basic_publish(
+                    "",
+                    dead,
+                    body,
+                    pika.BasicProperties(
+                        delivery_mode=2, content_type=properties.content_type, headers=headers
+                    ),
+                    mandatory=True,
+                )
+                logger.warning("event dead-lettered", extra={"queue": dead, "reason": reason})
+            ch.basic_ack(method.delivery_tag)
+
+        channel.basic_consume(queue, handle)
+        if on_ready is not None:
+            on_ready()
+        logger.info("ingest consuming", extra={"queue": queue})
+        if not self._stopping:
+            channel.start_consuming()
+        connection.close()
+
+
+def main() -> None:
+    """Entry point of ``herald worker ingest``."""
+    from infra.logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    ingest = Ingest(settings)
+
+    def on_term(_signum: int, _frame: FrameType | None) -> None:
+        ingest.stop()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    ingest.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: run test setup system lint typecheck unit integration e2e bench clean
+.PHONY: run test setup system lint typecheck unit faults bench clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -31,11 +31,14 @@ typecheck: setup
 
 # pytest exits 5 when it collected no tests: said out loud, and a failure like any other.
 test: setup system lint typecheck
-	@$(BIN)/pytest tests/unit tests/integration tests/e2e; rc=$$?; \
+	@$(BIN)/pytest tests/unit tests/integration tests/e2e tests/faults; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; fi; exit $$rc
 
 unit: setup
 	$(BIN)/pytest tests/unit
+
+faults: setup system
+	$(BIN)/pytest tests/faults
 
 bench: setup system
 	$(PY) benchmarks/publish.py

@@ -1,0 +1,111 @@
+"""The outbox relay killed with SIGKILL twice mid-run: every event delivered, none notified twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.orm import Session
+
+from infra.bootstrap import Services
+from infra.store.directory import upsert_customer
+from infra.store.tables import notifications
+from producers.demo_data import demo_customers, invoice_events
+from producers.outbox import add_event, create_outbox_table, outbox
+from schemas.directory import CustomerRecord
+from tests.conftest import wait_for
+
+BIN = Path(sys.executable).parent
+EVENTS = 1000
+
+
+def test_the_relay_killed_twice_mid_run_delivers_every_event_exactly_once(
+    pipeline: Services, twilio_sandbox: Any, tmp_path: Path
+) -> None:
+    with pipeline.transaction() as conn:
+        for record in demo_customers(200):
+            upsert_customer(conn, CustomerRecord.model_validate(record), region="FI")
+    upstream_url = f"sqlite:///{tmp_path / 'upstream.db'}"
+    upstream = create_engine(upstream_url)
+    create_outbox_table(upstream)
+    events = invoice_events(EVENTS, run="outbox")
+
+    def write() -> None:
+        # The upstream: its invoice and its event in one transaction, ten at a time, for a while.
+        for start in range(0, EVENTS, 10):
+            with Session(upstream) as session, session.begin():
+                for event in events[start : start + 10]:
+                    session.execute(text("SELECT 1"))  # stands in for the upstream's own invoice write
+                    add_event(session, event)
+            threading.Event().wait(0.01)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+
+    def sent() -> int:
+        with upstream.connect() as conn:
+            return int(conn.execute(select(func.count()).where(outbox.c.sent_at.is_not(None))).scalar_one())
+
+    def start_relay() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [
+                str(BIN / "herald"),
+                "outbox",
+                "relay",
+                "--database",
+                upstream_url,
+                "--batch",
+                "20",
+                "--poll",
+                "0.05",
+            ],
+            env=os.environ.copy(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    kills_mid_run = 0
+    relay = start_relay()
+    try:
+        for _ in range(2):
+            floor = sent()
+            wait_for(lambda floor=floor: sent() > floor, timeout=60, what="the relay to make progress")
+            relay.send_signal(signal.SIGKILL)
+            relay.wait(10)
+            kills_mid_run += sent() < EVENTS
+            relay = start_relay()
+        writer.join(60)
+        wait_for(lambda: sent() == EVENTS, timeout=120, what="every outbox row marked sent")
+    finally:
+        relay.send_signal(signal.SIGTERM)
+        relay.wait(30)
+        writer.join(60)
+    assert kills_mid_run == 2, "both kills must land while rows were still pending"
+
+    def delivered() -> bool:
+        with pipeline.transaction() as conn:
+            rows = conn.execute(
+                select(notifications.c.status, func.count())
+                .where(notifications.c.channel == "sms", notifications.c.reason == "send")
+                .group_by(notifications.c.status)
+            ).all()
+        return dict(rows) == {"sent": EVENTS}
+
+    wait_for(delivered, timeout=240, interval=0.5, what=f"{EVENTS} SMS sent")
+    captured = twilio_sandbox.messages()
+    assert len(captured) == EVENTS
+    assert len({(m["to"], m["body"]) for m in captured}) == EVENTS  # nobody told twice
+    with pipeline.transaction() as conn:
+        per_event = conn.execute(
+            select(notifications.c.event_id, func.count())
+            .where(notifications.c.channel == "sms", notifications.c.reason == "send")
+            .group_by(notifications.c.event_id)
+        ).all()
+    assert len(per_event) == EVENTS
+    assert {count for _, count in per_event} == {1}

@@ -25,10 +25,9 @@ def worker(
     threads: int | None = typer.Option(None, help="Threads per process (HERALD_WORKER_THREADS)."),
 ) -> None:
     """Consume the stage's queue until SIGTERM (in-flight messages finish first)."""
-    if stage not in topology.STAGES:
-        err.print(
-            f"error: unknown stage {stage!r}; expected one of {', '.join(topology.STAGES)}", markup=False
-        )
+    stages = topology.STAGES + topology.PLAIN_STAGES
+    if stage not in stages:
+        err.print(f"error: unknown stage {stage!r}; expected one of {', '.join(stages)}", markup=False)
         raise typer.Exit(2)
     settings = get_settings()
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pika
 from twilio.rest import Client
 
 from producers.demo_data import demo_customers, invoice_events
@@ -77,3 +78,19 @@ def test_200_invoice_events_become_exactly_200_sms_each_in_history_as_sent(deplo
     table = deployment.herald("history", "--invoice", "INV-00007")
     assert table.returncode == 0
     assert notification["provider_id"] in table.stdout
+
+    # Any language's AMQP client: plain JSON to the herald.events exchange, through the ingest process.
+    raw = invoice_events(1, start=900, run="raw")[0]
+    connection = pika.BlockingConnection(pika.URLParameters(env["HERALD_AMQP_URL"]))
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.basic_publish(
+            "herald.events",
+            "invoice.created",
+            json.dumps(raw).encode(),
+            pika.BasicProperties(content_type="application/json", delivery_mode=2),
+        )
+    finally:
+        connection.close()
+    wait_for(lambda: len(client.messages.list(page_size=100)) == 201, timeout=60, what="the raw event's SMS")

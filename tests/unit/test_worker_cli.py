@@ -1,0 +1,24 @@
+"""``herald worker``: every Procfile stage is one it knows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from infra import topology
+from producers.cli import app
+
+PROCFILE = Path(__file__).resolve().parents[2] / "Procfile"
+
+
+def test_every_procfile_line_runs_a_stage_herald_worker_accepts() -> None:
+    lines = dict(line.split(": ", 1) for line in PROCFILE.read_text().splitlines() if line.strip())
+    assert set(lines) == set(topology.STAGES + topology.PLAIN_STAGES)
+    assert all(command == f"herald worker {name}" for name, command in lines.items())
+
+
+def test_an_unknown_stage_is_refused_naming_the_known_ones() -> None:
+    result = CliRunner().invoke(app, ["worker", "mail"])
+    assert result.exit_code == 2
+    assert "unknown stage 'mail'; expected one of route, render, sms, history, ingest" in result.output

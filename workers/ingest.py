@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -66,6 +67,10 @@ class Ingest:
         self.prefetch = prefetch
         self._stopping = False
         self._channel: BlockingChannel | None = None
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
 
     def stop(self) -> None:
         self._stopping = True
@@ -125,7 +130,22 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
-    ingest.run()
+    delay = 0.5
+    while not ingest.stopping:
+        try:
+            ingest.run(on_ready=lambda: logger.info("ingest connected"))
+            delay = 0.5
+        except (
+            pika.exceptions.AMQPConnectionError,
+            pika.exceptions.AMQPChannelError,
+            ConnectionError,
+        ) as exc:
+            # Unacked messages go back to the queue; reconnect rather than take the Procfile down.
+            logger.warning(
+                "ingest lost RabbitMQ; reconnecting", extra={"error": str(exc), "in_seconds": delay}
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
 
 if __name__ == "__main__":

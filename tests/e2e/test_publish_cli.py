@@ -73,24 +73,3 @@ def test_schema_prints_a_json_schema_for_the_three_events(deployment: Deployment
     assert result.returncode == 0
     schema = json.loads(result.stdout)
     assert set(schema["discriminator"]["mapping"]) == {"invoice.created", "reminder.due", "payment.received"}
-
-
-def test_importing_contacts_reports_each_line_and_a_bad_line_never_stops_the_others(
-    deployment: Deployment,
-) -> None:
-    good = {"org_id": "acme", "customer_id": "C1", "contacts": [{"contact_id": "P1", "primary": True}]}
-    bad = {"org_id": "acme", "customer_id": "C2", "contacts": [{"contact_id": "P2", "status": "gone"}]}
-    path = deployment.workdir / "contacts.jsonl"
-    path.write_text(
-        f"{json.dumps(good)}\nnot json\n{json.dumps(bad)}\n{json.dumps({**good, 'customer_id': 'C3'})}\n"
-    )
-    result = deployment.herald("contacts", "import", str(path))
-    assert result.returncode == 1
-    assert "line 2: failed: not valid JSON" in result.stderr
-    assert (
-        "line 3: failed: contacts[0].status: Input should be 'active' or 'pending_activation'"
-        in result.stderr
-    )
-    assert "2 created, 0 updated, 0 unchanged, 2 failed" in result.stdout
-    again = deployment.herald("contacts", "import", str(path))
-    assert "0 created, 0 updated, 2 unchanged, 2 failed" in again.stdout

@@ -12,7 +12,7 @@ from infra.errors import MalformedMessage
 from infra.store.notifications import load_event_payload, load_notification, store_rendered
 from schemas.events import event_adapter
 from schemas.messages import NotificationDecided, NotificationRendered
-from schemas.notifications import Kind, Status
+from schemas.notifications import Channel, Kind, Status
 from workers.decode import decode
 from workers.rules.render import render_sms
 
@@ -32,6 +32,9 @@ def render_notification(body: Any) -> None:
             raise MalformedMessage(f"unknown notification {nid}")
         if row["status"] != Status.PENDING:
             return
+        if row["channel"] != Channel.SMS:
+            # Route hands on only SMS until the email sender exists; anything else here is a wiring bug.
+            raise MalformedMessage(f"{nid}: render handles SMS only, not {row['channel']}")
         if row["body"] is None:
             payload = load_event_payload(conn, row["org_id"], row["event_id"])
             event = event_adapter.validate_python(payload)

@@ -18,6 +18,7 @@ from infra.store.notifications import (
     record_provider_id,
     record_refusal,
     release_claim,
+    skip_pending,
 )
 from infra.store.organisations import load_org, mark_opted_out, refund_credit, reserve_credit
 from schemas.messages import DeliveryStatusReported, NotificationRendered
@@ -98,6 +99,8 @@ def _send(svc: Services, nid: str, row: dict[str, Any]) -> None:
         # Rule 7: reserved atomically, once per notification, before anything is sent.
         if org.buys_credit and not reserve_credit(conn, nid, row["org_id"], parts):
             reserved = False
+            if not skip_pending(conn, nid):
+                return  # another worker got there first
         else:
             reserved = True
             if not claim_for_sending(conn, nid):

@@ -143,6 +143,17 @@ def claim_for_sending(conn: Connection, nid: str) -> bool:
     return bool(result.rowcount)
 
 
+def skip_pending(conn: Connection, nid: str) -> bool:
+    """``pending → skipped`` at send time (e.g. not enough SMS credit); final at once, so no
+    duplicate message can still send it. The decision's reason stays as routing recorded it."""
+    result = conn.execute(
+        update(notifications)
+        .where(notifications.c.id == nid, notifications.c.status == Status.PENDING)
+        .values(status=Status.SKIPPED, updated_at=datetime.now(UTC))
+    )
+    return bool(result.rowcount)
+
+
 def release_claim(conn: Connection, nid: str) -> None:
     """``sending → pending`` when the provider certainly did not accept the message."""
     conn.execute(

@@ -10,11 +10,12 @@ from infra.bootstrap import services
 from infra.broker import emit, queue
 from infra.errors import MalformedMessage
 from infra.store.notifications import load_event_payload, load_notification, store_rendered
+from infra.store.templates import greeting_names, load_overrides
 from schemas.events import event_adapter
 from schemas.messages import NotificationDecided, NotificationRendered
-from schemas.notifications import Channel, Kind, Status
+from schemas.notifications import Channel, Status
 from workers.decode import decode
-from workers.rules.render import render_sms
+from workers.rules.render import render_notification as render_parts
 
 
 @dramatiq.actor(queue_name=queue(NotificationDecided.stage), actor_name=NotificationDecided.actor)
@@ -38,5 +39,14 @@ def render_notification(body: Any) -> None:
         if row["body"] is None:
             payload = load_event_payload(conn, row["org_id"], row["event_id"])
             event = event_adapter.validate_python(payload)
-            store_rendered(conn, nid, render_sms(Kind(row["kind"]), row["locale"], event), sender=None)
+            names = greeting_names(conn, row["org_id"], row["customer_id"], row["contact_id"])
+            rendered = render_parts(
+                row["kind"],
+                Channel.SMS,
+                event,
+                locales=[row["locale"], names["org_locale"]],
+                names=names,
+                overrides=load_overrides(conn, row["org_id"]),
+            )
+            store_rendered(conn, nid, rendered.parts["body"], sender=None)
     emit(NotificationRendered(notification_id=nid))

@@ -14,6 +14,8 @@ from schemas.directory import OrgView
 
 #: Settings an organisation that was never configured has.
 DEFAULTS: dict[str, Any] = {
+    "name": None,
+    "default_locale": None,
     "default_region": None,
     "sms_connected": True,
     "sender_number": None,

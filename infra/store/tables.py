@@ -24,6 +24,8 @@ organisations = Table(
     "organisations",
     metadata,
     Column("org_id", String(200), primary_key=True),
+    Column("name", String(200)),
+    Column("default_locale", String(10)),  # NULL: English
     Column("default_region", String(2)),  # NULL: HERALD_DEFAULT_REGION
     Column("sms_connected", Boolean, nullable=False, default=True),
     Column("sender_number", String(20)),  # NULL: HERALD_TWILIO_FROM
@@ -146,4 +148,17 @@ status_changes = Table(
     Column("recorded_at", DateTime(timezone=True), nullable=False),
     ForeignKeyConstraint(["notification_id"], ["notifications.id"]),
     UniqueConstraint("notification_id", "status", name="uq_status_change"),
+)
+
+
+templates = Table(
+    "templates",
+    metadata,
+    Column("org_id", String(200), primary_key=True),
+    Column("kind", String(40), primary_key=True),
+    Column("channel", String(10), primary_key=True),
+    Column("locale", String(10), primary_key=True),
+    Column("part", String(10), primary_key=True),  # body (SMS); subject, text, html (email)
+    Column("source", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )

@@ -134,7 +134,7 @@ def email_decisions(kind: Kind, org: OrgView, contact: ContactView, told: set[st
             reason = "template_disabled"
         elif not email.notify:
             reason = "email_notify_off"
-        elif not email.category_on(EMAIL_CATEGORY[kind]):
+        elif kind in EMAIL_CATEGORY and not email.category_on(EMAIL_CATEGORY[kind]):
             reason = "category_off"
         elif address in told:
             reason = "duplicate_address"

@@ -1,59 +1,83 @@
-"""What is said: the SMS text of a notification, in the contact's language.
+"""What is said: a notification's text from its template, in the contact's language.
 
-The walking skeleton ships one built-in text per kind in English and Finnish;
-per-organisation templates, more locales and email bodies come with the
-templates issue.
+The locale falls back from the contact's to the organisation's default and then
+to English; money and dates are formatted for the locale the template is in.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
+from dataclasses import dataclass
+from typing import Any
 
 from schemas.events import Event, InvoiceCreated, PaymentReceived, ReminderDue
-from schemas.notifications import Kind
-
-_TEXTS: dict[str, dict[Kind, str]] = {
-    "en": {
-        Kind.INVOICE: "Invoice {number}: {amount} due {due}. {url}",
-        Kind.PAYMENT_REMINDER: "Reminder: invoice {number}, {amount}, was due {due}. {url}",
-        Kind.PAYMENT_THANK_YOU: "Thank you! We received your payment of {amount}.",
-    },
-    "fi": {
-        Kind.INVOICE: "Lasku {number}: {amount}, eräpäivä {due}. {url}",
-        Kind.PAYMENT_REMINDER: "Muistutus: lasku {number}, {amount}, erääntyi {due}. {url}",
-        Kind.PAYMENT_THANK_YOU: "Kiitos! Saimme maksusi {amount}.",
-    },
-}
-FALLBACK_LOCALE = "en"
+from workers.rules.formatting import day, money
+from workers.rules.templates import choose, render
 
 
-def _money(amount: Decimal, currency: str, locale: str) -> str:
-    text = f"{amount:,.2f}"
-    if locale == "fi":
-        # Finnish: non-breaking space thousands, decimal comma, code after the amount.
-        return text.replace(",", "\u00a0").replace(".", ",") + f" {currency}"
-    return f"{currency} {text}"
+@dataclass(frozen=True)
+class Rendered:
+    """A rendered notification: the locale used, and its parts (``body``, or the email's three)."""
+
+    locale: str
+    parts: dict[str, str]
 
 
-def _language(locale: str) -> str:
-    language = locale.replace("_", "-").split("-")[0].lower()
-    return language if language in _TEXTS else FALLBACK_LOCALE
+def language(locale: str) -> str:
+    """``fi-FI`` → ``fi``."""
+    return locale.replace("_", "-").split("-")[0].lower()
 
 
-def render_sms(kind: Kind, locale: str, event: Event) -> str:
-    """The SMS body for ``kind`` and ``event`` in ``locale`` (English when unknown)."""
-    language = _language(locale)
-    template = _TEXTS[language][kind]
+def context(
+    event: Event, locale: str, names: dict[str, str], mandate_url: str | None = None
+) -> dict[str, Any]:
+    """The variables a template may use (see ``workers.rules.templates.CONTEXT``)."""
+    values: dict[str, Any] = {
+        "org": {"name": names.get("org", "")},
+        "customer": {"name": names.get("customer", "")},
+        "contact": {"name": names.get("contact", "")},
+    }
     if isinstance(event, InvoiceCreated | ReminderDue):
         invoice = event.data.invoice
-        due = invoice.due_date.strftime("%-d.%-m.%Y") if language == "fi" else invoice.due_date.isoformat()
-        return template.format(
-            number=invoice.number,
-            amount=_money(invoice.balance, invoice.currency, language),
-            due=due,
-            url=invoice.url,
-        )
+        values["invoice"] = {
+            "id": invoice.id,
+            "number": invoice.number,
+            "url": invoice.url,
+            "currency": invoice.currency,
+            "total": money(invoice.total, invoice.currency, locale),
+            "balance": money(invoice.balance, invoice.currency, locale),
+            "due_date": day(invoice.due_date, locale),
+        }
+        values["amount"] = values["invoice"]["balance"]
+        values["due_date"] = values["invoice"]["due_date"]
+    if isinstance(event, ReminderDue):
+        values["reminder"] = {"offset_days": event.data.reminder.offset_days}
     if isinstance(event, PaymentReceived):
         payment = event.data.payment
-        return template.format(amount=_money(payment.amount, payment.currency, language))
-    raise TypeError(f"not an event: {event!r}")  # pragma: no cover - the union is closed
+        values["payment"] = {
+            "id": payment.id,
+            "invoice_id": payment.invoice_id,
+            "amount": money(payment.amount, payment.currency, locale),
+            "currency": payment.currency,
+            "method": payment.method,
+        }
+        values["amount"] = values["payment"]["amount"]
+    if mandate_url is not None:
+        values["mandate_url"] = mandate_url
+    return values
+
+
+def render_notification(
+    kind: str,
+    channel: str,
+    event: Event,
+    *,
+    locales: list[str],
+    names: dict[str, str],
+    overrides: dict[tuple[str, str, str, str], str] | None = None,
+) -> Rendered:
+    """Render every part of the (kind, channel) template in the first of ``locales`` that has one."""
+    chosen, parts = choose(kind, channel, [language(x) for x in locales], overrides or {})
+    values = context(event, chosen, names)
+    return Rendered(
+        chosen, {part: render(source, values, html=part == "html") for part, source in parts.items()}
+    )

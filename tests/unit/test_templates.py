@@ -1,0 +1,113 @@
+"""What is said: templates per kind, channel and locale, checked at load, rendered for the locale."""
+
+from __future__ import annotations
+
+import pytest
+from jinja2.exceptions import SecurityError, UndefinedError
+
+from schemas.validation import parse_event
+from tests.factories import invoice_created, payment_received, reminder_due
+from workers.rules.render import render_notification
+from workers.rules.template_defaults import DEFAULTS, LOCALES, PARTS
+from workers.rules.templates import check, render, template_name
+
+NAMES = {"org": "Acme Oy", "customer": "Kuluttaja Oy", "contact": "Aino", "org_locale": "en"}
+
+
+def test_herald_ships_every_kind_for_sms_and_email_in_english_finnish_and_japanese() -> None:
+    kinds = {"invoice", "payment_reminder", "payment_thank_you", "mandate_setup"}
+    expected = {(k, c, loc) for k in kinds for c in PARTS for loc in LOCALES}
+    assert set(DEFAULTS) == expected
+    assert all(set(parts) == set(PARTS[c]) for (_, c, _), parts in DEFAULTS.items())
+
+
+def test_every_shipped_template_passes_the_load_check() -> None:
+    problems = [
+        str(problem)
+        for (kind, channel, locale), parts in DEFAULTS.items()
+        for part, source in parts.items()
+        for problem in check(source, kind, template_name(kind, channel, locale, part))
+    ]
+    assert problems == []
+
+
+@pytest.mark.parametrize(
+    ("locale", "currency", "expected"),
+    [
+        (
+            "fi",
+            "EUR",
+            "Lasku 1001: 1\u00a0234,50\u00a0€, eräpäivä 1.12.2026. https://billing.example/i/INV-1",
+        ),
+        ("en", "EUR", "Invoice 1001: €1,234.50, due Dec 1, 2026. https://billing.example/i/INV-1"),
+        ("ja", "JPY", "請求書 1001：¥1,235、お支払期限 2026/12/01。https://billing.example/i/INV-1"),  # noqa: RUF001
+    ],
+)
+def test_an_invoice_sms_renders_money_and_dates_for_each_shipped_locale(
+    locale: str, currency: str, expected: str
+) -> None:
+    event = parse_event(invoice_created(currency=currency, balance="1234.50"))
+    rendered = render_notification("invoice", "sms", event, locales=[locale], names=NAMES)
+    assert (rendered.locale, rendered.parts["body"]) == (locale, expected)
+
+
+def test_an_email_has_subject_text_and_html_and_the_html_escapes_what_it_is_given() -> None:
+    names = {**NAMES, "contact": "<b>Aino</b>"}
+    rendered = render_notification(
+        "invoice", "email", parse_event(invoice_created()), locales=["en"], names=names
+    )
+    assert rendered.parts["subject"] == "Invoice 1001 from Acme Oy"
+    assert rendered.parts["text"].startswith("Hello <b>Aino</b>,")
+    assert "Hello &lt;b&gt;Aino&lt;/b&gt;" in rendered.parts["html"]
+    assert 'href="https://billing.example/i/INV-1"' in rendered.parts["html"]
+
+
+def test_the_locale_falls_back_from_the_contacts_to_the_organisations_then_english() -> None:
+    event = parse_event(payment_received())
+    assert (
+        render_notification("payment_thank_you", "sms", event, locales=["sv", "fi"], names=NAMES).locale
+        == "fi"
+    )
+    assert (
+        render_notification("payment_thank_you", "sms", event, locales=["sv", "de"], names=NAMES).locale
+        == "en"
+    )
+    assert (
+        render_notification("payment_thank_you", "sms", event, locales=["fi-FI"], names=NAMES).locale == "fi"
+    )
+
+
+def test_an_organisations_own_template_wins_over_the_shipped_one() -> None:
+    overrides = {("payment_reminder", "sms", "fi", "body"): "Hei {{ contact.name }}, {{ amount }} odottaa."}
+    event = parse_event(reminder_due())
+    rendered = render_notification(
+        "payment_reminder", "sms", event, locales=["fi"], names=NAMES, overrides=overrides
+    )
+    assert rendered.parts["body"] == "Hei Aino, 1\u00a0234,50\u00a0€ odottaa."
+
+
+def test_a_variable_the_kind_does_not_have_is_caught_at_load_naming_template_line_and_variable() -> None:
+    source = "Lasku {{ invoice.number }}\n{{ invoice.totl }} {{ payment.amount }}"
+    assert [str(p) for p in check(source, "invoice", "invoice.sms.fi")] == [
+        "invoice.sms.fi line 2: unknown variable 'invoice.totl'",
+        "invoice.sms.fi line 2: unknown variable 'payment'",
+    ]
+
+
+def test_loop_and_set_variables_are_the_templates_own() -> None:
+    assert (
+        check("{% set n = invoice.number %}{% for c in [1] %}{{ n }}{{ c }}{% endfor %}", "invoice", "t")
+        == []
+    )
+
+
+def test_a_syntax_error_is_reported_with_its_line() -> None:
+    (problem,) = check("ok\n{{ invoice.number ", "invoice", "invoice.sms.en")
+    assert str(problem).startswith("invoice.sms.en line 2: syntax error:")
+
+
+def test_rendering_is_strict_and_sandboxed() -> None:
+    with pytest.raises(UndefinedError):
+        render("{{ missing }}", {})
+    with pytest.raises(SecurityError, match=r"access to attribute '__class__' .* is unsafe"):
+        render("{{ x.__class__.__mro__ }}", {"x": 1})

@@ -1,0 +1,34 @@
+"""Money and dates for a locale (Babel): ``1 234,50 €`` in Finnish, ``¥1,235`` in Japanese."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+
+from babel.core import Locale, UnknownLocaleError
+from babel.dates import format_date
+from babel.numbers import format_currency, get_currency_precision
+
+FALLBACK = "en"
+
+
+def babel_locale(locale: str) -> str:
+    """A locale Babel knows (``fi-FI`` → ``fi_FI``), or English."""
+    try:
+        return str(Locale.parse(locale.replace("-", "_")))
+    except (ValueError, UnknownLocaleError):
+        return FALLBACK
+
+
+def money(amount: Decimal, currency: str, locale: str) -> str:
+    """The amount in the currency's minor units, rounded half up as people expect on a bill."""
+    digits = get_currency_precision(currency)
+    rounded = amount.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    text = format_currency(rounded, currency, locale=babel_locale(locale))
+    # CLDR's Japanese yen is the full-width sign; the half-width one is what bills and SMS show.
+    return text.replace("\uffe5", "\u00a5")
+
+
+def day(value: date, locale: str) -> str:
+    """A due date as the locale writes it (``1.12.2026``, ``2026/12/01``, ``Dec 1, 2026``)."""
+    return format_date(value, format="medium", locale=babel_locale(locale))

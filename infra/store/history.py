@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from infra.store.tables import events, notifications, status_changes
+from infra.store.tables import events, notifications, org_warnings, status_changes
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -97,6 +97,19 @@ def invoice_history(conn: Connection, invoice_id: str, org_id: str | None = None
                 "error_code": s["error_code"],
                 "detail": s["detail"],
                 "source": s["source"],
+            }
+        )
+    warning_query = select(org_warnings).where(org_warnings.c.invoice_id == invoice_id)
+    if org_id is not None:
+        warning_query = warning_query.where(org_warnings.c.org_id == org_id)
+    for w in conn.execute(warning_query).mappings():
+        timeline.append(
+            {
+                "at": _iso(w["at"]),
+                "what": "warning",
+                "kind": w["kind"],
+                "detail": w["detail"],
+                "notification_id": w["notification_id"],
             }
         )
     timeline.sort(key=lambda entry: entry["at"] or "")

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from infra.store.tables import contacts, events, notifications, organisations
+from infra.store.tables import contacts, events, notifications, org_warnings, organisations
 from schemas.directory import OrgView
 
 #: Settings an organisation that was never configured has.
@@ -24,6 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "disabled_templates": [],
     "buys_credit": False,
     "credit_balance": 0,
+    "low_balance_threshold": None,
 }
 
 
@@ -114,6 +115,7 @@ def reserve_credit(conn: Connection, nid: str, org_id: str, parts: int) -> bool:
         .values(credit_balance=organisations.c.credit_balance - parts)
     )
     if taken.rowcount:
+        _warn_if_low(conn, nid, org_id, parts)
         return True
     conn.execute(update(notifications).where(notifications.c.id == nid).values(segments=None))
     return False
@@ -130,3 +132,50 @@ def refund_credit(conn: Connection, nid: str, org_id: str) -> None:
         .values(credit_balance=organisations.c.credit_balance + row.segments)
     )
     conn.execute(update(notifications).where(notifications.c.id == nid).values(segments=0))
+
+
+def _warn_if_low(conn: Connection, nid: str, org_id: str, parts: int) -> None:
+    """Record a low-balance warning when this reservation took the balance under the threshold."""
+    row = conn.execute(
+        select(organisations.c.credit_balance, organisations.c.low_balance_threshold).where(
+            organisations.c.org_id == org_id
+        )
+    ).first()
+    if row is None or row.low_balance_threshold is None:
+        return
+    before = row.credit_balance + parts
+    if row.credit_balance < row.low_balance_threshold <= before:
+        invoice = conn.execute(select(notifications.c.invoice_id).where(notifications.c.id == nid)).scalar()
+        conn.execute(
+            org_warnings.insert().values(
+                org_id=org_id,
+                kind="low_balance",
+                detail=f"SMS credit balance {row.credit_balance} is under the threshold "
+                f"{row.low_balance_threshold}",
+                notification_id=nid,
+                invoice_id=invoice,
+                at=datetime.now(UTC),
+            )
+        )
+
+
+def add_credit(conn: Connection, org_id: str, parts: int) -> int:
+    """Add SMS credit (segments) to an organisation; returns the new balance."""
+    update_org(conn, org_id, {})  # creates the row with defaults when the organisation was never configured
+    conn.execute(
+        update(organisations)
+        .where(organisations.c.org_id == org_id)
+        .values(credit_balance=organisations.c.credit_balance + parts)
+    )
+    return int(org_settings(conn, org_id)["credit_balance"])
+
+
+def recent_warnings(conn: Connection, org_id: str, limit: int = 20) -> list[dict[str, Any]]:
+    """The organisation's latest warnings, newest first."""
+    rows = conn.execute(
+        select(org_warnings)
+        .where(org_warnings.c.org_id == org_id)
+        .order_by(org_warnings.c.id.desc())
+        .limit(limit)
+    ).mappings()
+    return [dict(r) for r in rows]

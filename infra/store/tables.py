@@ -35,6 +35,7 @@ organisations = Table(
     Column("disabled_templates", JSON, nullable=False),
     Column("buys_credit", Boolean, nullable=False, default=False),
     Column("credit_balance", Integer, nullable=False, default=0),
+    Column("low_balance_threshold", Integer),  # NULL: no warning
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -161,4 +162,18 @@ templates = Table(
     Column("part", String(10), primary_key=True),  # body (SMS); subject, text, html (email)
     Column("source", Text, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+
+org_warnings = Table(
+    "org_warnings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("org_id", String(200), nullable=False),
+    Column("kind", String(40), nullable=False),  # low_balance
+    Column("detail", String(500), nullable=False),
+    Column("notification_id", String(40)),
+    Column("invoice_id", String(200)),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_org_warnings_org", "org_id", "at"),
 )

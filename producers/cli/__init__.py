@@ -9,6 +9,7 @@ from infra.settings import get_settings
 from producers.cli import (
     broker_cmd,
     contacts,
+    credits,
     demo,
     dlq,
     history,
@@ -17,6 +18,7 @@ from producers.cli import (
     publish,
     sandbox,
     schema,
+    templates_cmd,
     worker,
 )
 
@@ -44,6 +46,8 @@ app.add_typer(contacts.app, name="contacts")
 app.add_typer(orgs.app, name="orgs")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(outbox_cmd.app, name="outbox")
+app.add_typer(templates_cmd.app, name="templates")
+app.add_typer(credits.app, name="credits")
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(broker_cmd.app, name="broker")
 

@@ -27,6 +27,8 @@ def _detail(entry: dict[str, Any]) -> str:
         return f"{entry['type']} {entry['event_id']} ({entry['outcome']})"
     if what == "decided":
         return f"{entry['kind']} → {entry['contact_id']}: {entry['reason']}"
+    if what == "warning":
+        return f"{entry['kind']}: {entry['detail']}"
     if what == "attempt":
         return f"attempt {entry['attempts']}"
     parts = [p for p in (entry.get("provider_id"), entry.get("error_code"), entry.get("detail")) if p]

@@ -35,6 +35,9 @@ def set_(
     enable: list[str] = typer.Option([], help="Switch a template on: KIND:CHANNEL (repeatable)."),
     disable: list[str] = typer.Option([], help="Switch a template off: KIND:CHANNEL (repeatable)."),
     buys_credit: bool | None = typer.Option(None, "--buys-credit/--no-credit"),
+    low_balance_threshold: int | None = typer.Option(None, min=0, help="Warn in history under this balance."),
+    name: str | None = typer.Option(None, help="The organisation's name, as templates greet with it."),
+    locale: str | None = typer.Option(None, help="Default locale of its templates (en, fi, ja, ...)."),
 ) -> None:
     """Change an organisation's settings; unnamed settings keep their value."""
     changes: dict[str, Any] = {}
@@ -52,6 +55,9 @@ def set_(
         ("sender_name", sender_name),
         ("sender_name_active", sender_name_active),
         ("buys_credit", buys_credit),
+        ("low_balance_threshold", low_balance_threshold),
+        ("name", name),
+        ("default_locale", locale),
     ):
         if value is not None:
             changes[key] = value

@@ -1,8 +1,8 @@
-"""templates and organisation names
+"""templates, organisation names, credit warnings
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-11-24 00:46:11.278140
+Create Date: 2026-11-24 00:48:06.226519
 """
 
 import sqlalchemy as sa
@@ -15,6 +15,20 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "org_warnings",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("org_id", sa.String(length=200), nullable=False),
+        sa.Column("kind", sa.String(length=40), nullable=False),
+        sa.Column("detail", sa.String(length=500), nullable=False),
+        sa.Column("notification_id", sa.String(length=40), nullable=True),
+        sa.Column("invoice_id", sa.String(length=200), nullable=True),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("org_warnings", schema=None) as batch_op:
+        batch_op.create_index("ix_org_warnings_org", ["org_id", "at"], unique=False)
+
     op.create_table(
         "templates",
         sa.Column("org_id", sa.String(length=200), nullable=False),
@@ -29,11 +43,17 @@ def upgrade() -> None:
     with op.batch_alter_table("organisations", schema=None) as batch_op:
         batch_op.add_column(sa.Column("name", sa.String(length=200), nullable=True))
         batch_op.add_column(sa.Column("default_locale", sa.String(length=10), nullable=True))
+        batch_op.add_column(sa.Column("low_balance_threshold", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("organisations", schema=None) as batch_op:
+        batch_op.drop_column("low_balance_threshold")
         batch_op.drop_column("default_locale")
         batch_op.drop_column("name")
 
     op.drop_table("templates")
+    with op.batch_alter_table("org_warnings", schema=None) as batch_op:
+        batch_op.drop_index("ix_org_warnings_org")
+
+    op.drop_table("org_warnings")

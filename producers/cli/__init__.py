@@ -13,6 +13,7 @@ from producers.cli import (
     demo,
     dlq,
     history,
+    notify,
     orgs,
     outbox_cmd,
     publish,
@@ -48,6 +49,7 @@ app.add_typer(dlq.app, name="dlq")
 app.add_typer(outbox_cmd.app, name="outbox")
 app.add_typer(templates_cmd.app, name="templates")
 app.add_typer(credits.app, name="credits")
+app.add_typer(notify.app, name="notify")
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(broker_cmd.app, name="broker")
 

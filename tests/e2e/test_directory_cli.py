@@ -139,3 +139,44 @@ def test_organisation_settings_are_set_shown_and_checked(deployment: Deployment)
     assert "1-11 letters, digits or spaces, with at least one letter" in refused.stderr
     bad_template = deployment.herald("orgs", "set", "acme", "--disable", "invoice:fax")
     assert "'invoice:fax': expected one of" in bad_template.stderr
+
+
+def test_templates_are_listed_shown_checked_and_set_only_when_they_pass_the_check(
+    deployment: Deployment,
+) -> None:
+    listed = deployment.herald("templates", "list")
+    assert listed.returncode == 0
+    assert listed.stdout.count("shipped") == 24
+    shown = deployment.herald("templates", "show", "invoice", "email", "ja")
+    assert "--- invoice.email.ja.subject" in shown.stdout
+    checked = deployment.herald("templates", "check")
+    assert "48 templates checked, 0 problem(s)" in checked.stdout
+
+    bad = deployment.workdir / "bad.j2"
+    bad.write_text("Hei {{ contact.name }}\n{{ invoice.totl }}\n")
+    refused = deployment.herald("templates", "set", "invoice", "sms", "fi", str(bad), "--org", "acme")
+    assert refused.returncode == 1
+    assert "error: invoice.sms.fi line 2: unknown variable 'invoice.totl'" in refused.stderr
+
+    good = deployment.workdir / "good.j2"
+    good.write_text("Hei {{ contact.name }}, lasku {{ invoice.number }}: {{ amount }}")
+    saved = deployment.herald("templates", "set", "invoice", "sms", "fi", str(good), "--org", "acme")
+    assert saved.returncode == 0, saved.stderr
+    assert (
+        "Hei {{ contact.name }}, lasku"
+        in deployment.herald("templates", "show", "invoice", "sms", "fi", "--org", "acme").stdout
+    )
+    disabled = deployment.herald("templates", "disable", "payment_reminder", "sms", "--org", "acme")
+    assert disabled.returncode == 0
+    assert (
+        "payment_reminder:sms"
+        in json.loads(deployment.herald("orgs", "show", "acme").stdout)["disabled_templates"]
+    )
+
+
+def test_credits_are_added_and_shown(deployment: Deployment) -> None:
+    deployment.herald("orgs", "set", "acme", "--buys-credit", "--low-balance-threshold", "5")
+    added = deployment.herald("credits", "add", "acme", "12")
+    assert "acme: balance 12 segment(s)" in added.stdout
+    shown = json.loads(deployment.herald("credits", "show", "acme", "--json").stdout)
+    assert (shown["balance"], shown["buys_credit"], shown["low_balance_threshold"]) == (12, True, 5)

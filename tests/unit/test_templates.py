@@ -37,7 +37,7 @@ def test_every_shipped_template_passes_the_load_check() -> None:
         (
             "fi",
             "EUR",
-            "Lasku 1001: 1\u00a0234,50\u00a0€, eräpäivä 1.12.2026. https://billing.example/i/INV-1",
+            "Lasku 1001: 1 234,50 €, eräpäivä 1.12.2026. https://billing.example/i/INV-1",
         ),
         ("en", "EUR", "Invoice 1001: €1,234.50, due Dec 1, 2026. https://billing.example/i/INV-1"),
         ("ja", "JPY", "請求書 1001：¥1,235、お支払期限 2026/12/01。https://billing.example/i/INV-1"),  # noqa: RUF001
@@ -83,7 +83,7 @@ def test_an_organisations_own_template_wins_over_the_shipped_one() -> None:
     rendered = render_notification(
         "payment_reminder", "sms", event, locales=["fi"], names=NAMES, overrides=overrides
     )
-    assert rendered.parts["body"] == "Hei Aino, 1\u00a0234,50\u00a0€ odottaa."
+    assert rendered.parts["body"] == "Hei Aino, 1 234,50 € odottaa."
 
 
 def test_a_variable_the_kind_does_not_have_is_caught_at_load_naming_template_line_and_variable() -> None:
@@ -111,3 +111,16 @@ def test_rendering_is_strict_and_sandboxed() -> None:
         render("{{ missing }}", {})
     with pytest.raises(SecurityError, match=r"access to attribute '__class__' .* is unsafe"):
         render("{{ x.__class__.__mro__ }}", {"x": 1})
+
+
+def test_sms_text_uses_plain_spaces_so_finnish_amounts_stay_gsm7() -> None:
+    from workers.rules.segments import count_segments
+
+    rendered = render_notification(
+        "invoice", "sms", parse_event(invoice_created()), locales=["fi"], names=NAMES
+    )
+    assert count_segments(rendered.parts["body"]).encoding == "GSM-7"
+    email = render_notification(
+        "invoice", "email", parse_event(invoice_created()), locales=["fi"], names=NAMES
+    )
+    assert "1\u00a0234,50\u00a0€" in email.parts["text"]  # email keeps the typographic spaces

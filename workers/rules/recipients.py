@@ -161,6 +161,23 @@ def route(
     kind, outcome = notification_kind(event)
     if kind is None:
         return Routing(None, outcome)
+    return decide(kind, outcome, org, customer, paid=paid, default_from=default_from)
+
+
+def decide(
+    kind: Kind,
+    outcome: str,
+    org: OrgView,
+    customer: CustomerView | None,
+    *,
+    paid: bool = False,
+    default_from: str | None = None,
+) -> Routing:
+    """Every (contact, channel, address) decision for a notification of ``kind``.
+
+    ``route`` calls it for automatic notifications; a manual notify calls it
+    directly, so every rule but "sent automatically only when…" applies.
+    """
     if customer is None:
         return Routing(kind, "unknown_customer")
     if not customer.contacts:

@@ -78,6 +78,11 @@ def render_notification(
     """Render every part of the (kind, channel) template in the first of ``locales`` that has one."""
     chosen, parts = choose(kind, channel, [language(x) for x in locales], overrides or {})
     values = context(event, chosen, names)
-    return Rendered(
-        chosen, {part: render(source, values, html=part == "html") for part, source in parts.items()}
-    )
+    rendered = {part: render(source, values, html=part == "html") for part, source in parts.items()}
+    if channel == "sms":
+        # CLDR puts (narrow) no-break spaces in numbers; they are not GSM-7 and would double the cost.
+        rendered = {part: text.translate(_SMS_SPACES) for part, text in rendered.items()}
+    return Rendered(chosen, rendered)
+
+
+_SMS_SPACES = str.maketrans({"\u00a0": " ", "\u202f": " "})

@@ -1,0 +1,80 @@
+"""Manual notify: the preview shows exactly what is then sent, through the real pipeline."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from infra.bootstrap import Services
+from infra.store.directory import upsert_customer
+from infra.store.organisations import update_org
+from infra.store.tables import notifications
+from producers.cli import app
+from producers.publisher import Publisher
+from schemas.directory import CustomerRecord
+from tests.conftest import wait_for
+from tests.factories import customer, invoice_created
+
+CONTACTS = [
+    {"contact_id": "P1", "primary": True, "name": "Aino", "mobile": "+358401000001", "locale": "fi"},
+    {"contact_id": "Q1", "name": "Pekka", "mobile": "+358401000002", "sms_enabled": True, "locale": "ja"},
+    {"contact_id": "Q2", "name": "Off", "mobile": "+358401000003"},
+]
+
+
+def _cli(*args: str) -> Any:
+    result = CliRunner().invoke(app, list(args))
+    return result
+
+
+def test_preview_then_send_sends_exactly_what_the_preview_showed_recorded_as_manual(
+    pipeline: Services, twilio_sandbox: Any
+) -> None:
+    with pipeline.transaction() as conn:
+        upsert_customer(conn, CustomerRecord.model_validate(customer(contacts=CONTACTS)), region="FI")
+        update_org(conn, "acme", {"buys_credit": True, "credit_balance": 10, "name": "Acme Oy"})
+    with Publisher() as publisher:
+        publisher.publish(invoice_created("evt_draft", send=False))  # created, not sent automatically
+
+    def stored() -> bool:
+        return _cli("history", "--invoice", "INV-1", "--json").exit_code == 0
+
+    wait_for(stored, timeout=30, what="the draft invoice stored")
+    shown = _cli("notify", "preview", "--invoice", "INV-1", "--channel", "sms", "--json", "--reveal")
+    assert shown.exit_code == 0, shown.output
+    preview = json.loads(shown.output)
+    by_contact = {r["contact_id"]: r for r in preview["recipients"]}
+    assert by_contact["P1"]["text"].startswith("Lasku 1001: 1 234,50 €")
+    assert (by_contact["P1"]["encoding"], by_contact["P1"]["segments"], by_contact["P1"]["cost"]) == (
+        "GSM-7",
+        1,
+        1,
+    )
+    assert by_contact["Q1"]["text"].startswith("請求書 1001")
+    assert (by_contact["Q1"]["encoding"], by_contact["Q1"]["cost"]) == ("UCS-2", by_contact["Q1"]["segments"])
+    assert by_contact["Q2"]["reason"] == "contact_sms_off"
+
+    refused = _cli("notify", "send", "--invoice", "INV-1", "--channel", "sms", "--preview", "000000000000")
+    assert refused.exit_code == 1
+    assert "changed since preview 000000000000" in refused.output
+
+    sent = _cli("notify", "send", "--invoice", "INV-1", "--channel", "sms", "--preview", preview["preview"])
+    assert sent.exit_code == 0, sent.output
+
+    def both_sent() -> list[Any] | None:
+        with pipeline.transaction() as conn:
+            rows = conn.execute(
+                select(notifications.c.contact_id, notifications.c.status).where(
+                    notifications.c.status == "sent"
+                )
+            ).all()
+        return rows if len(rows) == 2 else None
+
+    wait_for(both_sent, timeout=30, what="the two manual SMS sent")
+    bodies = {m["to"]: m["body"] for m in twilio_sandbox.messages()}
+    assert bodies == {"+358401000001": by_contact["P1"]["text"], "+358401000002": by_contact["Q1"]["text"]}
+    history = json.loads(_cli("history", "--invoice", "INV-1", "--json").output)
+    assert [e["outcome"] for e in history["events"]] == ["manual_only", "manual"]

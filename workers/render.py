@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import dramatiq
+from jinja2 import TemplateError
 
 from infra.bootstrap import services
 from infra.broker import emit, queue
@@ -12,9 +14,10 @@ from infra.errors import MalformedMessage
 from infra.store.notifications import load_event_payload, load_notification, store_rendered
 from infra.store.templates import greeting_names, load_overrides
 from schemas.events import event_adapter
-from schemas.messages import NotificationDecided, NotificationRendered
+from schemas.messages import DeliveryStatusReported, NotificationDecided, NotificationRendered
 from schemas.notifications import Channel, Status
 from workers.decode import decode
+from workers.rules.render import TemplateInvalid
 from workers.rules.render import render_notification as render_parts
 
 
@@ -27,6 +30,7 @@ def render_notification(body: Any) -> None:
     """
     message = decode(NotificationDecided, body)
     nid = message.notification_id
+    failure: str | None = None
     with services().transaction() as conn:
         row = load_notification(conn, nid)
         if row is None:
@@ -40,13 +44,29 @@ def render_notification(body: Any) -> None:
             payload = load_event_payload(conn, row["org_id"], row["event_id"])
             event = event_adapter.validate_python(payload)
             names = greeting_names(conn, row["org_id"], row["customer_id"], row["contact_id"])
-            rendered = render_parts(
-                row["kind"],
-                Channel.SMS,
-                event,
-                locales=[row["locale"], names["org_locale"]],
-                names=names,
-                overrides=load_overrides(conn, row["org_id"]),
+            try:
+                rendered = render_parts(
+                    row["kind"],
+                    Channel.SMS,
+                    event,
+                    locales=[row["locale"], names["org_locale"]],
+                    names=names,
+                    overrides=load_overrides(conn, row["org_id"]),
+                )
+            except (TemplateInvalid, TemplateError) as exc:
+                failure = str(exc)
+            else:
+                store_rendered(conn, nid, rendered.parts["body"], sender=None)
+    if failure is not None:
+        # Permanent: recorded as failed with the reason; retrying would render the same problem.
+        emit(
+            DeliveryStatusReported(
+                notification_id=nid,
+                status=Status.FAILED,
+                source="render",
+                occurred_at=datetime.now(UTC),
+                detail=f"template: {failure}"[:500],
             )
-            store_rendered(conn, nid, rendered.parts["body"], sender=None)
+        )
+        return
     emit(NotificationRendered(notification_id=nid))

@@ -93,7 +93,14 @@ def send_sms(body: Any) -> None:
 
 
 def _send(svc: Services, nid: str, row: dict[str, Any]) -> None:
-    parts = count_segments(row["body"]).parts
+    try:
+        parts = count_segments(row["body"]).parts
+    except ValueError as exc:  # over 1,600 characters: permanent, recorded, never sent
+        with svc.transaction() as conn:
+            if claim_for_sending(conn, nid):
+                record_refusal(conn, nid, None)
+        _report(nid, Status.FAILED, detail=str(exc))
+        return
     with svc.transaction() as conn:
         org = load_org(conn, row["org_id"], svc.settings.default_region)
         # Rule 7: reserved atomically, once per notification, before anything is sent.

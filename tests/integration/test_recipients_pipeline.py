@@ -107,7 +107,7 @@ def test_sms_credit_is_reserved_at_send_refunded_on_a_refusal_and_short_credit_i
         for cid, mobile in people.items():
             record = customer(cid, contacts=[{"contact_id": f"P{cid}", "primary": True, "mobile": mobile}])
             upsert_customer(conn, CustomerRecord.model_validate(record), region="FI")
-        update_org(conn, "acme", {"buys_credit": True, "credit_balance": 1})
+        update_org(conn, "acme", {"buys_credit": True, "credit_balance": 1, "low_balance_threshold": 1})
 
     def publish_for(cid: str, settled: int) -> None:
         with Publisher() as publisher:
@@ -123,8 +123,45 @@ def test_sms_credit_is_reserved_at_send_refunded_on_a_refusal_and_short_credit_i
     assert balance() == 1  # refused for good: the segment came back
     publish_for("C1", 2)
     assert balance() == 0
+    warnings = [e for e in _history("INV-C1")["timeline"] if e["what"] == "warning"]
+    assert [w["detail"] for w in warnings] == ["SMS credit balance 0 is under the threshold 1"]
     publish_for("C3", 3)
     assert ("PC3", "sms", "send", "skipped") in _decisions("INV-C3", "evt_C3")
     details = [e for e in _history("INV-C3")["timeline"] if e["what"] == "skipped"]
     assert details[0]["detail"] == "insufficient_credit: needs 1, balance 0"
     assert [m["to"] for m in twilio_sandbox.messages()] == ["+358401000001"]
+
+
+def test_a_broken_organisation_template_is_caught_at_load_and_recorded_as_failed_not_sent(
+    pipeline: Services, twilio_sandbox: Any
+) -> None:
+    from infra.store.templates import save_override
+
+    with pipeline.transaction() as conn:
+        upsert_customer(conn, CustomerRecord.model_validate(customer()), region="FI")
+        # As if saved before the context changed: the save-time check would refuse it today.
+        save_override(conn, "acme", ("invoice", "sms", "fi", "body"), "Lasku {{ invoice.nubmer }}")
+    with Publisher() as publisher:
+        publisher.publish(invoice_created("evt_broken"))
+    wait_for(lambda: ("P1", "sms", "send", "failed") in _decisions("INV-1", "evt_broken"), timeout=30)
+    failed = [e for e in _history("INV-1")["timeline"] if e["what"] == "failed"]
+    assert failed[0]["detail"] == "template: invoice.sms.fi line 1: unknown variable 'invoice.nubmer'"
+    assert twilio_sandbox.messages() == []
+
+
+def test_a_body_over_1600_characters_is_failed_for_good_and_never_sent(
+    pipeline: Services, twilio_sandbox: Any
+) -> None:
+    from infra.store.templates import save_override
+
+    with pipeline.transaction() as conn:
+        upsert_customer(conn, CustomerRecord.model_validate(customer()), region="FI")
+        save_override(
+            conn, "acme", ("invoice", "sms", "fi", "body"), "{% for i in range(170) %}0123456789{% endfor %}"
+        )
+    with Publisher() as publisher:
+        publisher.publish(invoice_created("evt_long"))
+    wait_for(lambda: ("P1", "sms", "send", "failed") in _decisions("INV-1", "evt_long"), timeout=30)
+    failed = [e for e in _history("INV-1")["timeline"] if e["what"] == "failed"]
+    assert failed[0]["detail"] == "SMS body is 1700 characters, over the limit of 1600"
+    assert twilio_sandbox.messages() == []

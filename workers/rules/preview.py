@@ -62,7 +62,15 @@ def build_preview(
         )
         if d.channel == Channel.SMS:
             body = rendered.parts["body"]
-            segments = count_segments(body)
+            try:
+                segments = count_segments(body)
+            except ValueError:
+                lines.append(
+                    PreviewLine(
+                        d.contact_id, d.channel, d.recipient, "body_too_long", rendered.locale, text=body
+                    )
+                )
+                continue
             cost = segments.parts if org.buys_credit else 0
             lines.append(
                 PreviewLine(

@@ -11,7 +11,11 @@ from typing import Any
 
 from schemas.events import Event, InvoiceCreated, PaymentReceived, ReminderDue
 from workers.rules.formatting import day, money
-from workers.rules.templates import choose, render
+from workers.rules.templates import check, choose, render, template_name
+
+
+class TemplateInvalid(ValueError):
+    """A template failed its check when loaded; the message names template, line and variable."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,14 @@ def render_notification(
 ) -> Rendered:
     """Render every part of the (kind, channel) template in the first of ``locales`` that has one."""
     chosen, parts = choose(kind, channel, [language(x) for x in locales], overrides or {})
+    problems = [
+        p
+        for part, source in parts.items()
+        for p in check(source, kind, template_name(kind, channel, chosen, part))
+    ]
+    if problems:
+        # Saved templates were checked; this catches one saved before the context changed.
+        raise TemplateInvalid("; ".join(str(p) for p in problems))
     values = context(event, chosen, names)
     rendered = {part: render(source, values, html=part == "html") for part, source in parts.items()}
     if channel == "sms":

@@ -85,9 +85,10 @@ def check(source: str, kind: str, name: str) -> list[TemplateProblem]:
         tree = _TEXT.parse(source)
     except TemplateSyntaxError as exc:
         return [TemplateProblem(name, exc.lineno, f"syntax error: {exc.message}")]
+    builtins = set(_TEXT.globals) | {"loop"}  # range, dict, namespace…; loop inside {% for %}
     return [
         TemplateProblem(name, line, f"unknown variable {variable!r}")
-        for line, variable in _walk(tree, CONTEXT[kind], set())
+        for line, variable in _walk(tree, CONTEXT[kind], builtins)
     ]
 
 

@@ -111,6 +111,8 @@ def test_rendering_is_strict_and_sandboxed() -> None:
         render("{{ missing }}", {})
     with pytest.raises(SecurityError, match=r"access to attribute '__class__' .* is unsafe"):
         render("{{ x.__class__.__mro__ }}", {"x": 1})
+    with pytest.raises(SecurityError, match=r"access to attribute '__class__' of 'str' object is unsafe"):
+        render("{{ ''.__class__ }}", {})
 
 
 def test_sms_text_uses_plain_spaces_so_finnish_amounts_stay_gsm7() -> None:

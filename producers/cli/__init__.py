@@ -7,6 +7,7 @@ import typer
 from infra.logs import configure_logging
 from infra.settings import get_settings
 from producers.cli import (
+    api_cmd,
     broker_cmd,
     contacts,
     credits,
@@ -43,6 +44,7 @@ app.command("publish")(publish.publish)
 app.command("history")(history.history)
 app.command("worker")(worker.worker)
 app.command("demo")(demo.demo)
+app.command("api")(api_cmd.api)
 app.add_typer(contacts.app, name="contacts")
 app.add_typer(orgs.app, name="orgs")
 app.add_typer(dlq.app, name="dlq")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -68,7 +69,8 @@ def _wait_settled(expected: int, timeout: float) -> Counter[str]:
                 select(notifications.c.status, func.count()).group_by(notifications.c.status)
             ).all()
         counts = Counter({status: n for status, n in rows})
-        unsettled = counts[Status.PENDING] + counts[Status.SENDING]
+        # Settled once every SMS is delivered (status callbacks) or ended otherwise.
+        unsettled = counts[Status.PENDING] + counts[Status.SENDING] + counts[Status.SENT]
         if sum(counts.values()) >= expected and unsettled == 0:
             return counts
         time.sleep(0.5)
@@ -84,6 +86,9 @@ def demo(
     db = WORK / "demo.db"
     for leftover in WORK.glob("demo.db*"):
         leftover.unlink()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        api_port = probe.getsockname()[1]
     overrides = {
         "HERALD_DATABASE_URL": f"sqlite:///{db.resolve()}",
         "HERALD_QUEUE_PREFIX": "herald-demo",
@@ -91,6 +96,9 @@ def demo(
         "HERALD_TWILIO_AUTH_TOKEN": os.environ.get("HERALD_TWILIO_AUTH_TOKEN", DEMO_TOKEN),
         "HERALD_TWILIO_FROM": os.environ.get("HERALD_TWILIO_FROM", DEMO_FROM),
         "HERALD_LOG_FORMAT": "json",
+        "HERALD_API_PORT": str(api_port),
+        # The sandbox sends its signed status callbacks to the api process.
+        "HERALD_PUBLIC_URL": f"http://127.0.0.1:{api_port}",
     }
     os.environ.update(overrides)
     get_settings.cache_clear()
@@ -148,7 +156,7 @@ def demo(
         shutdown()
         for invoice in ("INV-00001", "INV-09001", "INV-09003"):
             history(invoice=invoice, org=None, as_json=False, reveal=False)
-        if counts[Status.PENDING] + counts[Status.SENDING]:
+        if counts[Status.PENDING] + counts[Status.SENDING] + counts[Status.SENT]:
             err.print("[red]the pipeline did not settle in time[/]; see the worker log")
             raise typer.Exit(1)
     finally:

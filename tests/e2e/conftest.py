@@ -41,6 +41,9 @@ class Deployment:
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             "COLUMNS": "200",  # usage errors are boxed by rich; keep their sentences on one line
         }
+        api_port = free_port()
+        self.env["HERALD_API_PORT"] = str(api_port)
+        self.env["HERALD_PUBLIC_URL"] = f"http://127.0.0.1:{api_port}"
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def herald(

@@ -20,7 +20,7 @@ def _sent(deployment: Deployment) -> list[tuple[str, str]] | None:
         rows = deployment.query("SELECT status, provider_id FROM notifications WHERE reason = 'send'")
     except Exception:  # the workers have not migrated the database yet
         return None
-    if len(rows) == 200 and all(status == "sent" for status, _ in rows):
+    if len(rows) == 200 and all(status in ("sent", "delivered") for status, _ in rows):
         return [(s, p) for s, p in rows]
     return None
 
@@ -49,6 +49,13 @@ def test_200_invoice_events_become_exactly_200_sms_each_in_history_as_sent(deplo
     assert len(captured) == 200
     assert {m.sid for m in captured} == {provider_id for _, provider_id in rows}
     assert len({m.to for m in captured}) == 200
+
+    # The sandbox calls back (signed) to the api process; history moves each one to delivered.
+    def delivered() -> bool:
+        rows = deployment.query("SELECT count(*) FROM notifications WHERE status = 'delivered'")
+        return rows[0][0] == 200
+
+    wait_for(delivered, timeout=120, interval=0.5, what="200 delivered status callbacks")
     # Every contact is decided on every channel: contact persons get no SMS by default,
     # and the demo directory has no email addresses.
     skipped = deployment.query(
@@ -61,7 +68,16 @@ def test_200_invoice_events_become_exactly_200_sms_each_in_history_as_sent(deplo
     assert shown.returncode == 0, shown.stderr
     history = json.loads(shown.stdout)
     steps = [entry["what"] for entry in history["timeline"]]
-    assert steps == ["event_received", "decided", "decided", "decided", "decided", "attempt", "sent"]
+    assert steps == [
+        "event_received",
+        "decided",
+        "decided",
+        "decided",
+        "decided",
+        "attempt",
+        "sent",
+        "delivered",
+    ]
     decided = sorted((e["channel"], e["reason"]) for e in history["timeline"] if e["what"] == "decided")
     assert decided == [
         ("email", "no_email"),
@@ -70,7 +86,7 @@ def test_200_invoice_events_become_exactly_200_sms_each_in_history_as_sent(deplo
         ("sms", "send"),
     ]
     (notification,) = [n for n in history["notifications"] if n["reason"] == "send"]
-    assert notification["status"] == "sent"
+    assert notification["status"] == "delivered"
     assert notification["provider_id"].startswith("SM")
     assert notification["recipient"].endswith("07")
     assert "+358400000007" not in shown.stdout  # masked unless --reveal

@@ -1,0 +1,60 @@
+"""Provider callbacks: Twilio status callbacks, verified, become status reports for ``history``."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from twilio.request_validator import RequestValidator
+
+from infra.settings import Settings
+from schemas.messages import DeliveryStatusReported
+from schemas.notifications import Status
+
+logger = logging.getLogger("herald.api.callbacks")
+
+#: Twilio's message statuses that move a notification on (queued/accepted/scheduled change nothing).
+TWILIO_STATUS: dict[str, Status] = {
+    "sending": Status.SENDING,
+    "sent": Status.SENT,
+    "delivered": Status.DELIVERED,
+    "undelivered": Status.UNDELIVERED,
+    "failed": Status.FAILED,
+}
+
+
+def twilio_router(settings: Settings) -> APIRouter:
+    """``POST /callbacks/twilio/{notification_id}``: 403 unless ``X-Twilio-Signature`` is right."""
+    router = APIRouter()
+    token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else ""
+    validator = RequestValidator(token)
+
+    @router.post("/callbacks/twilio/{notification_id}", status_code=204)
+    async def twilio_status(notification_id: str, request: Request) -> Response:
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        # Twilio signs the URL it was given: our public URL, not whatever host we are reached on.
+        base = settings.public_url or str(request.base_url).rstrip("/")
+        url = f"{base}{request.url.path}"
+        signature = request.headers.get("X-Twilio-Signature", "")
+        if not token or not signature or not validator.validate(url, form, signature):
+            raise HTTPException(status_code=403, detail="invalid or missing X-Twilio-Signature")
+        status = TWILIO_STATUS.get(form.get("MessageStatus", ""))
+        if status is None:
+            return Response(status_code=204)
+        code = form.get("ErrorCode")
+        from infra.broker import emit  # built on first callback, not at import
+
+        emit(
+            DeliveryStatusReported(
+                notification_id=notification_id,
+                status=status,
+                source="twilio_callback",
+                occurred_at=datetime.now(UTC),
+                provider_id=form.get("MessageSid") or None,
+                error_code=int(code) if code and code.isdigit() else None,
+            )
+        )
+        return Response(status_code=204)
+
+    return router

@@ -1,0 +1,99 @@
+"""Twilio status callbacks: verified, then history moves the notification on, forward only."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import select
+from twilio.request_validator import RequestValidator
+
+from infra.bootstrap import Services
+from infra.settings import get_settings
+from infra.store.directory import upsert_customer
+from infra.store.tables import notifications, status_changes
+from producers.api.app import create_app
+from producers.publisher import Publisher
+from schemas.directory import CustomerRecord
+from tests.conftest import wait_for
+from tests.factories import customer, invoice_created
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def api_url(configured_env: dict[str, str]) -> Iterator[str]:
+    """The HTTP app on a free port, as the public URL Twilio calls back to."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    os.environ["HERALD_PUBLIC_URL"] = url
+    get_settings.cache_clear()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(get_settings()), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, timeout=10, what="the HTTP app")
+    yield url
+    server.should_exit = True
+    thread.join(10)
+    os.environ.pop("HERALD_PUBLIC_URL", None)
+    get_settings.cache_clear()
+
+
+def _status(services: Services) -> str | None:
+    with services.transaction() as conn:
+        return conn.execute(select(notifications.c.status).where(notifications.c.channel == "sms")).scalar()
+
+
+def test_a_callback_without_a_valid_signature_is_refused_with_403(api_url: str) -> None:
+    body = {"MessageSid": "SM1", "MessageStatus": "delivered"}
+    assert httpx.post(f"{api_url}/callbacks/twilio/ntf_0", data=body).status_code == 403
+    forged = httpx.post(
+        f"{api_url}/callbacks/twilio/ntf_0", data=body, headers={"X-Twilio-Signature": "bm90IGl0"}
+    )
+    assert forged.status_code == 403
+
+
+def test_signed_callbacks_move_the_notification_to_delivered_and_a_late_sent_changes_nothing(
+    api_url: str, pipeline: Services, twilio_sandbox: Any
+) -> None:
+    with pipeline.transaction() as conn:
+        upsert_customer(conn, CustomerRecord.model_validate(customer()), region="FI")
+    with Publisher() as publisher:
+        publisher.publish(invoice_created())
+    wait_for(
+        lambda: _status(pipeline) == "delivered", timeout=30, what="delivered via the sandbox's callbacks"
+    )
+
+    with pipeline.transaction() as conn:
+        nid, sid = conn.execute(
+            select(notifications.c.id, notifications.c.provider_id).where(notifications.c.channel == "sms")
+        ).one()
+    url = f"{api_url}/callbacks/twilio/{nid}"
+    token = pipeline.settings.twilio_auth_token
+    assert token is not None
+    for late_status in ("sent", "undelivered"):  # out of order, after delivered
+        late = {"MessageSid": sid, "MessageStatus": late_status}
+        signature = RequestValidator(token.get_secret_value()).compute_signature(url, late)
+        assert httpx.post(url, data=late, headers={"X-Twilio-Signature": signature}).status_code == 204
+
+    def reported() -> bool:  # history has processed the late reports: it keeps every report once
+        with pipeline.transaction() as conn:
+            rows = conn.execute(
+                select(status_changes.c.status).where(status_changes.c.notification_id == nid)
+            )
+            return "undelivered" in {r.status for r in rows}
+
+    wait_for(reported, timeout=30, what="the late reports recorded")
+    assert _status(pipeline) == "delivered"  # and the notification never moved back

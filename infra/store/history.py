@@ -20,20 +20,39 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def invoice_history(conn: Connection, invoice_id: str, org_id: str | None = None) -> dict[str, Any]:
-    """Everything herald knows about one invoice, as JSON primitives.
+    """Everything herald knows about one invoice (the transaction's history), as JSON primitives.
 
     ``events`` and ``notifications`` are the current records; ``timeline`` is
-    every step in time order: event received, each decision, each attempt and
-    each delivery status reported.
+    every step in time order: event received, each decision, each attempt, each
+    delivery status reported and each warning.
     """
-    ev_query = select(events).where(events.c.invoice_id == invoice_id)
-    nt_query = select(notifications).where(notifications.c.invoice_id == invoice_id)
+    return {"invoice_id": invoice_id, **_history(conn, org_id, invoice_id=invoice_id)}
+
+
+def contact_history(conn: Connection, contact_id: str, org_id: str | None = None) -> dict[str, Any]:
+    """A contact's activity: every notification decided for them, with its events and statuses."""
+    return {"contact_id": contact_id, **_history(conn, org_id, contact_id=contact_id)}
+
+
+def _history(
+    conn: Connection, org_id: str | None, *, invoice_id: str | None = None, contact_id: str | None = None
+) -> dict[str, Any]:
+    nt_query = select(notifications)
+    if invoice_id is not None:
+        nt_query = nt_query.where(notifications.c.invoice_id == invoice_id)
+    if contact_id is not None:
+        nt_query = nt_query.where(notifications.c.contact_id == contact_id)
     if org_id is not None:
-        ev_query = ev_query.where(events.c.org_id == org_id)
         nt_query = nt_query.where(notifications.c.org_id == org_id)
-    ev_rows = conn.execute(ev_query.order_by(events.c.received_at)).mappings().all()
     nt_rows = conn.execute(nt_query.order_by(notifications.c.created_at, notifications.c.id)).mappings().all()
     ids = [n["id"] for n in nt_rows]
+    if invoice_id is not None:  # an invoice's events count even when they told nobody
+        ev_query = select(events).where(events.c.invoice_id == invoice_id)
+    else:
+        ev_query = select(events).where(events.c.event_id.in_({n["event_id"] for n in nt_rows}))
+    if org_id is not None:
+        ev_query = ev_query.where(events.c.org_id == org_id)
+    ev_rows = conn.execute(ev_query.order_by(events.c.received_at)).mappings().all()
     sc_rows = (
         conn.execute(
             select(status_changes)
@@ -99,7 +118,11 @@ def invoice_history(conn: Connection, invoice_id: str, org_id: str | None = None
                 "source": s["source"],
             }
         )
-    warning_query = select(org_warnings).where(org_warnings.c.invoice_id == invoice_id)
+    warning_query = select(org_warnings).where(
+        org_warnings.c.invoice_id == invoice_id
+        if invoice_id is not None
+        else org_warnings.c.notification_id.in_(ids)
+    )
     if org_id is not None:
         warning_query = warning_query.where(org_warnings.c.org_id == org_id)
     for w in conn.execute(warning_query).mappings():
@@ -114,7 +137,6 @@ def invoice_history(conn: Connection, invoice_id: str, org_id: str | None = None
         )
     timeline.sort(key=lambda entry: entry["at"] or "")
     return {
-        "invoice_id": invoice_id,
         "events": [
             {
                 "org_id": e["org_id"],

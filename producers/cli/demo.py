@@ -155,7 +155,7 @@ def demo(
         out.print(f"SMS captured by the sandbox: {len(sandbox.messages())}")
         shutdown()
         for invoice in ("INV-00001", "INV-09001", "INV-09003"):
-            history(invoice=invoice, org=None, as_json=False, reveal=False)
+            history(invoice=invoice, contact=None, org=None, as_json=False, reveal=False)
         if counts[Status.PENDING] + counts[Status.SENDING] + counts[Status.SENT]:
             err.print("[red]the pipeline did not settle in time[/]; see the worker log")
             raise typer.Exit(1)

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from infra.masking import mask_recipient
-from infra.store.history import invoice_history
+from infra.store.history import contact_history, invoice_history
 from producers.cli.console import out
 from producers.cli.store import open_store
 
@@ -36,23 +36,30 @@ def _detail(entry: dict[str, Any]) -> str:
 
 
 def history(
-    invoice: str = typer.Option(..., "--invoice", help="Invoice id."),
+    invoice: str | None = typer.Option(None, "--invoice", help="Invoice id: the transaction's history."),
+    contact: str | None = typer.Option(None, "--contact", help="Contact id: the contact's activity."),
     org: str | None = typer.Option(None, "--org", help="Only this organisation."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     reveal: bool = typer.Option(False, "--reveal", help="Show full phone numbers and addresses."),
 ) -> None:
-    """Print an invoice's timeline: event received, each decision, each send and status."""
+    """Print an invoice's timeline, or a contact's activity: events, decisions, sends and statuses."""
+    if (invoice is None) == (contact is None):
+        raise typer.BadParameter("give exactly one of --invoice and --contact")
     with open_store().transaction() as conn:
-        data = invoice_history(conn, invoice, org)
+        if invoice is not None:
+            data = invoice_history(conn, invoice, org)
+        else:
+            data = contact_history(conn, str(contact), org)
     if not reveal:
         data = _mask(data)
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
+    subject = f"invoice {invoice}" if invoice is not None else f"contact {contact}"
     if not data["events"]:
-        out.print(f"no events for invoice {invoice}")
+        out.print(f"no events for {subject}")
         raise typer.Exit(1)
-    table = Table(title=f"invoice {invoice}")
+    table = Table(title=subject)
     for column in ("time", "what", "channel", "recipient", "detail"):
         table.add_column(column)
     for entry in data["timeline"]:

@@ -92,11 +92,34 @@ def test_one_event_for_six_contacts_in_six_states_records_exactly_the_expected_d
     assert ("Q6", "sms", "opted_out", "skipped") in _decisions("INV-1", "evt_rem1")
     with Publisher() as publisher:
         publisher.publish(payment_received("evt_pay"))
+        # Route runs several threads: the reminder must not overtake the payment it depends on.
+        wait_for(lambda: len(_decisions("INV-1", "evt_pay")) == 12, timeout=60, what="the payment routed")
         publisher.publish(reminder_due("evt_rem2"))
     wait_for(
         lambda: len(_decisions("INV-1", "evt_rem2")) == 12, timeout=60, what="the second reminder decided"
     )
     assert {reason for _, _, reason, _ in _decisions("INV-1", "evt_rem2")} == {"already_paid"}
+
+    # The contact's activity: every event that concerned Q6 and what happened to its SMS.
+    result = CliRunner().invoke(app, ["history", "--contact", "Q6", "--json", "--reveal"])
+    assert result.exit_code == 0, result.output
+    activity = json.loads(result.output)
+    assert [e["event_id"] for e in activity["events"]] == ["evt_inv", "evt_rem1", "evt_pay", "evt_rem2"]
+    sms = [
+        (n["event_id"], n["reason"], n["status"], n["error_code"])
+        for n in activity["notifications"]
+        if n["channel"] == "sms"
+    ]
+    assert sms == [
+        ("evt_inv", "send", "failed", 21610),
+        ("evt_rem1", "opted_out", "skipped", None),
+        ("evt_pay", "opted_out", "skipped", None),
+        ("evt_rem2", "already_paid", "skipped", None),
+    ]
+    assert {n["contact_id"] for n in activity["notifications"]} == {"Q6"}
+    neither = CliRunner().invoke(app, ["history"])
+    assert neither.exit_code == 2
+    assert "give exactly one of --invoice and --contact" in neither.output
 
 
 def test_sms_credit_is_reserved_at_send_refunded_on_a_refusal_and_short_credit_is_skipped(

@@ -7,6 +7,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKeyConstraint,
     Index,
     Integer,
@@ -120,7 +121,9 @@ notifications = Table(
     Column("reason", String(40), nullable=False),
     Column("status", String(20), nullable=False),
     Column("sender", String(40)),
-    Column("body", Text),
+    Column("body", Text),  # SMS text, or the plain-text part of an email
+    Column("subject", Text),  # email only
+    Column("html", Text),  # email only
     Column("provider_id", String(64)),
     Column("error_code", Integer),
     # SMS credit reserved for this message (NULL: none reserved; 0 after a refund).
@@ -149,6 +152,33 @@ status_changes = Table(
     Column("recorded_at", DateTime(timezone=True), nullable=False),
     ForeignKeyConstraint(["notification_id"], ["notifications.id"]),
     UniqueConstraint("notification_id", "status", name="uq_status_change"),
+)
+
+
+#: Every call to a provider for a notification, in order: the retries history shows.
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("notification_id", String(40), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    # accepted, retry (transient), refused (permanent), ambiguous, reconciled, gave_up
+    Column("outcome", String(20), nullable=False),
+    Column("http_status", Integer),
+    Column("error_code", Integer),
+    Column("retry_after_seconds", Float),
+    Column("detail", String(500)),
+    Column("at", DateTime(timezone=True), nullable=False),
+    ForeignKeyConstraint(["notification_id"], ["notifications.id"]),
+    Index("ix_delivery_attempts_notification", "notification_id", "id"),
+)
+
+#: The shared per-sender rate limit: the earliest time (epoch seconds) the next segment may go.
+send_rate = Table(
+    "send_rate",
+    metadata,
+    Column("sender", String(40), primary_key=True),
+    Column("next_free_at", Float, nullable=False),
 )
 
 

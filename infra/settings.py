@@ -41,11 +41,32 @@ class Settings(BaseSettings):
     twilio_from: str | None = None
     twilio_base_url: str = TWILIO_API_URL
     twilio_timeout_seconds: float = Field(10.0, gt=0)
+    # The shared per-sender rate limit, in SMS segments per second across every ``sms`` process
+    # (Twilio's long-code default is 1). 0 turns it off. ``sms_sender_rates`` overrides it per
+    # sender (toll-free numbers, short codes and alphanumeric senders go faster), as JSON:
+    # HERALD_SMS_SENDER_RATES='{"+18005550100": 3, "ACME": 10}'.
+    sms_segments_per_second: float = Field(1.0, ge=0)
+    sms_sender_rates: dict[str, float] = Field(default_factory=dict)
+    # Longest a worker thread waits in-process for its sender's next slot; longer waits go back to
+    # the queue with that delay, so a busy sender never ties up every thread.
+    sms_rate_max_wait_seconds: float = Field(5.0, ge=0)
+
+    # Sending retries (every channel). In-call: tenacity, for transient answers, a few quick tries
+    # within one message; then message-level: dramatiq redelivers with exponential backoff and
+    # jitter (HERALD_MIN/MAX_BACKOFF_MS) or the provider's Retry-After, until the deadline, after
+    # which the notification is recorded ``failed`` / ``gave_up``.
+    send_call_attempts: int = Field(3, ge=1, le=10)
+    send_call_max_wait_seconds: float = Field(5.0, ge=0)
+    send_retry_deadline_seconds: float = Field(3600.0, gt=0)
 
     # SMTP (email).
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(25, ge=1, le=65535)
     smtp_from: str | None = None
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = Field(10.0, gt=0)
 
     # GoCardless (Direct Debit).
     gocardless_access_token: SecretStr | None = None

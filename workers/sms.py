@@ -1,8 +1,15 @@
-"""Stage ``sms``: send through Twilio, exactly once per notification."""
+"""Stage ``sms``: send through Twilio, exactly once per notification.
+
+Record the attempt before the call, keep Twilio's id right after it; a
+redelivery only re-reports, and an attempt cut short is reconciled against
+Twilio before anything is resent. Each sender's segments are paced by the
+shared rate limit; transient failures are retried (``workers.sending``).
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,8 +17,9 @@ import dramatiq
 
 from infra.adapters.sms import OPTED_OUT
 from infra.bootstrap import Services, services
-from infra.broker import emit, queue
+from infra.broker import queue
 from infra.errors import MalformedMessage, PermanentProviderError, TransientError, TransientProviderError
+from infra.store.attempts import Outcome, log_attempt
 from infra.store.notifications import (
     claim_for_sending,
     load_notification,
@@ -21,34 +29,16 @@ from infra.store.notifications import (
     skip_pending,
 )
 from infra.store.organisations import load_org, mark_opted_out, refund_credit, reserve_credit
-from schemas.messages import DeliveryStatusReported, NotificationRendered
+from infra.store.rate_limit import take_slot
+from schemas.messages import NotificationRendered
 from schemas.notifications import Status
 from workers.decode import decode
 from workers.rules.delivery import Step, next_step
 from workers.rules.segments import count_segments
+from workers.sending import after_transient, call_provider, report
 
 logger = logging.getLogger("herald.sms")
-
-
-def _report(
-    nid: str,
-    status: Status,
-    *,
-    provider_id: str | None = None,
-    code: int | None = None,
-    detail: str | None = None,
-) -> None:
-    emit(
-        DeliveryStatusReported(
-            notification_id=nid,
-            status=status,
-            source="sms",
-            occurred_at=datetime.now(UTC),
-            provider_id=provider_id,
-            error_code=code,
-            detail=detail,
-        )
-    )
+SOURCE = "sms"
 
 
 def _callback_url(svc: Services, nid: str) -> str | None:
@@ -56,40 +46,69 @@ def _callback_url(svc: Services, nid: str) -> str | None:
     return f"{base}/callbacks/twilio/{nid}" if base else None
 
 
+def _in_flight(svc: Services) -> timedelta:
+    # Longer than one call with its in-call retries can take, so a live attempt is never
+    # mistaken for one cut short by a crash.
+    s = svc.settings
+    calls = s.send_call_attempts * (s.twilio_timeout_seconds + s.send_call_max_wait_seconds)
+    return timedelta(seconds=calls + 5)
+
+
 @dramatiq.actor(queue_name=queue(NotificationRendered.stage), actor_name=NotificationRendered.actor)
 def send_sms(body: Any) -> None:
     """Decode → decide the step (pure) → claim, call Twilio, record → report to history."""
     nid = decode(NotificationRendered, body).notification_id
     svc = services()
-    in_flight = timedelta(seconds=svc.settings.twilio_timeout_seconds * 2 + 5)
     with svc.transaction() as conn:
         row = load_notification(conn, nid)
     if row is None:
         raise MalformedMessage(f"unknown notification {nid}")
-    step = next_step(row, datetime.now(UTC), in_flight)
+    step = next_step(row, datetime.now(UTC), _in_flight(svc))
     if step == Step.WAIT:
         raise TransientError(f"{nid}: another attempt is in flight")
     if step == Step.RECONCILE:
-        since = row["attempted_at"] or datetime.now(UTC) - timedelta(days=1)
-        found = svc.sms.find_sent(to=row["recipient"], body=row["body"], since=since)
-        if found:
-            with svc.transaction() as conn:
-                record_provider_id(conn, nid, found)
-            step = Step.REPORT_SENT
-            row["provider_id"] = found
-        else:
-            with svc.transaction() as conn:
-                release_claim(conn, nid)
-            step = Step.SEND
-    if step == Step.NOTHING:
-        return
+        step = _reconcile(svc, nid, row)
     if step == Step.REPORT_SENT:
-        _report(nid, Status.SENT, provider_id=row["provider_id"])
+        report(nid, Status.SENT, SOURCE, provider_id=row["provider_id"])
+    elif step == Step.REPORT_FAILED:
+        report(nid, Status.FAILED, SOURCE, code=row["error_code"])
+    elif step == Step.SEND:
+        _send(svc, nid, row)
+
+
+def _reconcile(svc: Services, nid: str, row: dict[str, Any]) -> Step:
+    """An attempt was cut short: ask Twilio whether it has the message before resending."""
+    since = row["attempted_at"] or datetime.now(UTC) - timedelta(days=1)
+    found = svc.sms.find_sent(to=row["recipient"], body=row["body"], since=since)
+    with svc.transaction() as conn:
+        if found:
+            record_provider_id(conn, nid, found)
+            log_attempt(conn, nid, Outcome.RECONCILED, detail=f"found at the provider as {found}")
+        else:
+            release_claim(conn, nid)
+    if found:
+        row["provider_id"] = found
+        return Step.REPORT_SENT
+    return Step.SEND
+
+
+def _sender_rate(svc: Services, sender: str) -> float:
+    return svc.settings.sms_sender_rates.get(sender, svc.settings.sms_segments_per_second)
+
+
+def _pace(svc: Services, sender: str, parts: int) -> None:
+    """Wait for this sender's next slot, shared with every other ``sms`` process."""
+    rate = _sender_rate(svc, sender)
+    if rate <= 0:
         return
-    if step == Step.REPORT_FAILED:
-        _report(nid, Status.FAILED, code=row["error_code"])
-        return
-    _send(svc, nid, row)
+    max_wait = svc.settings.sms_rate_max_wait_seconds
+    with svc.transaction() as conn:
+        wait = take_slot(conn, sender, parts / rate, time.time(), max_wait)
+    if wait > max_wait:
+        # Nothing reserved: come back when the sender is free rather than hold a thread.
+        raise dramatiq.Retry(f"sender busy for {wait:.1f}s", delay=int(wait * 1000))
+    if wait > 0:
+        time.sleep(wait)  # the rate limit itself: this message's slot on the sender's timeline
 
 
 def _send(svc: Services, nid: str, row: dict[str, Any]) -> None:
@@ -99,44 +118,54 @@ def _send(svc: Services, nid: str, row: dict[str, Any]) -> None:
         with svc.transaction() as conn:
             if claim_for_sending(conn, nid):
                 record_refusal(conn, nid, None)
-        _report(nid, Status.FAILED, detail=str(exc))
+        report(nid, Status.FAILED, SOURCE, detail=str(exc))
         return
+    sender = str(row["sender"] or svc.settings.twilio_from)
+    _pace(svc, sender, parts)
     with svc.transaction() as conn:
         org = load_org(conn, row["org_id"], svc.settings.default_region)
         # Rule 7: reserved atomically, once per notification, before anything is sent.
-        if org.buys_credit and not reserve_credit(conn, nid, row["org_id"], parts):
-            reserved = False
-            if not skip_pending(conn, nid):
-                return  # another worker got there first
-        else:
-            reserved = True
-            if not claim_for_sending(conn, nid):
-                return  # another worker claimed it first; it reports the outcome
-    if not reserved:
-        _report(
-            nid, Status.SKIPPED, detail=f"insufficient_credit: needs {parts}, balance {org.credit_balance}"
-        )
+        short = org.buys_credit and not reserve_credit(conn, nid, row["org_id"], parts)
+        # Skipped or claimed, of two workers holding the same message only one wins.
+        won = skip_pending(conn, nid) if short else claim_for_sending(conn, nid)
+    if not won:
+        return  # another worker got there first; it reports the outcome
+    if short:
+        detail = f"insufficient_credit: needs {parts}, balance {org.credit_balance}"
+        report(nid, Status.SKIPPED, SOURCE, detail=detail)
         return
-    sender = row["sender"] or svc.settings.twilio_from
     try:
-        sent = svc.sms.send(
-            to=row["recipient"], sender=str(sender), body=row["body"], status_callback=_callback_url(svc, nid)
+        sent = call_provider(
+            svc,
+            nid,
+            lambda: svc.sms.send(
+                to=row["recipient"], sender=sender, body=row["body"], status_callback=_callback_url(svc, nid)
+            ),
         )
     except PermanentProviderError as exc:
         with svc.transaction() as conn:
             record_refusal(conn, nid, exc.code)
+            log_attempt(
+                conn, nid, Outcome.REFUSED, http_status=exc.status, error_code=exc.code, detail=str(exc)
+            )
             refund_credit(conn, nid, row["org_id"])
             if exc.code == OPTED_OUT:
                 mark_opted_out(conn, row["org_id"], row["contact_id"])
         logger.warning("sms refused", extra={"notification_id": nid, "code": exc.code})
-        _report(nid, Status.FAILED, code=exc.code)
+        report(nid, Status.FAILED, SOURCE, code=exc.code)
         return
     except TransientProviderError as exc:
-        if not exc.accepted_unknown:
-            with svc.transaction() as conn:
-                release_claim(conn, nid)
-        raise
+        after_transient(
+            svc,
+            nid,
+            exc,
+            source=SOURCE,
+            in_flight=_in_flight(svc),
+            on_give_up=lambda conn: refund_credit(conn, nid, row["org_id"]),
+        )
+        return
     with svc.transaction() as conn:
         record_provider_id(conn, nid, sent.provider_id)
+        log_attempt(conn, nid, Outcome.ACCEPTED, detail=sent.provider_id)
     logger.info("sms accepted", extra={"notification_id": nid, "provider_id": sent.provider_id})
-    _report(nid, Status.SENT, provider_id=sent.provider_id)
+    report(nid, Status.SENT, SOURCE, provider_id=sent.provider_id)

@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 from twilio.request_validator import RequestValidator
 
 from infra.masking import mask_phone
+from infra.sandboxes.faults import FaultPlan
 
 log = logging.getLogger("herald.sandbox.twilio")
 
@@ -113,12 +114,24 @@ class _Handler(BaseHTTPRequestHandler):
         match = _PATH.match(parts.path)
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length).decode("utf-8", "replace") if length else ""
-        if match is None:
+        if parts.path == "/sandbox/faults" and method == "POST":
+            # Test control, not Twilio's API: plan failures for the next Messages requests.
+            sandbox.faults.configure(json.loads(raw or "{}"))
+            self._send(200, {"pending": sandbox.faults.pending()})
+        elif match is None:
             self._send(404, _error(404, 20404, f"The requested resource {parts.path} was not found"))
         elif not self._authorized(match.group(1)):
             self._send(401, _error(401, 20003, "Authenticate"))
         elif method == "POST" and match.group(2) is None:
-            self._send(*sandbox._create(dict(parse_qsl(raw, keep_blank_values=True))))
+            fault = sandbox.faults.take()
+            if fault is not None:
+                sandbox.faults.note(fault.status)
+                error = _error(fault.status, fault.code, fault.message)
+                self._send(fault.status, error, retry_after=fault.retry_after)
+            else:
+                status, answer = sandbox._create(dict(parse_qsl(raw, keep_blank_values=True)))
+                sandbox.faults.note(status)
+                self._send(status, answer)
         elif method == "GET" and match.group(2) is None:
             self._send(*sandbox._list(parts.query))
         elif method == "GET":
@@ -138,11 +151,13 @@ class _Handler(BaseHTTPRequestHandler):
         expected = (config.account_sid, config.auth_token)
         return scheme.lower() == "basic" and (user, password) == expected and path_sid == config.account_sid
 
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
+    def _send(self, status: int, payload: dict[str, Any], retry_after: float | None = None) -> None:
         body = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
+        if retry_after is not None:
+            self.send_header("Retry-After", f"{retry_after:g}")
         if status == 401:
             self.send_header("WWW-Authenticate", 'Basic realm="Twilio API"')
         self.end_headers()
@@ -157,6 +172,8 @@ class TwilioSandbox:
         self._host, self._port = host, port
         self._validator = RequestValidator(config.auth_token)
         self._lock = threading.Lock()
+        #: Planned failures of the Messages create call (tests and the fault suite).
+        self.faults = FaultPlan()
         self._messages: list[dict[str, Any]] = []
         self._by_sid: dict[str, dict[str, Any]] = {}
         # Pending callbacks as (due on the monotonic clock, sid, url, status). Every one is due

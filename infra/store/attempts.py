@@ -38,15 +38,11 @@ def log_attempt(
     detail: str | None = None,
 ) -> None:
     """Append one provider call to the notification's attempt log."""
-    number = conn.execute(
-        select(func.count())
-        .select_from(delivery_attempts)
-        .where(delivery_attempts.c.notification_id == notification_id)
-    ).scalar_one()
+    number = count_attempts(conn, notification_id)
     conn.execute(
         insert(delivery_attempts).values(
             notification_id=notification_id,
-            attempt=int(number) + 1,
+            attempt=number + 1,
             outcome=str(outcome),
             http_status=http_status,
             error_code=error_code,
@@ -55,6 +51,27 @@ def log_attempt(
             at=datetime.now(UTC),
         )
     )
+
+
+def count_attempts(conn: Connection, notification_id: str) -> int:
+    """How many provider calls a notification has had."""
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(delivery_attempts)
+            .where(delivery_attempts.c.notification_id == notification_id)
+        ).scalar_one()
+    )
+
+
+def first_attempt_at(conn: Connection, notification_id: str) -> datetime | None:
+    """When the notification's first provider call was logged (UTC), if ever."""
+    first = conn.execute(
+        select(func.min(delivery_attempts.c.at)).where(delivery_attempts.c.notification_id == notification_id)
+    ).scalar_one()
+    if first is not None and first.tzinfo is None:  # SQLite hands back naive UTC
+        first = first.replace(tzinfo=UTC)
+    return first
 
 
 def load_attempts(conn: Connection, notification_ids: list[str]) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from infra.store.attempts import load_attempts
 from infra.store.tables import events, notifications, org_warnings, status_changes
 
 
@@ -65,6 +66,9 @@ def _history(
         else []
     )
 
+    attempt_rows = load_attempts(conn, ids)
+    logged = {a["notification_id"] for a in attempt_rows}
+
     timeline: list[dict[str, Any]] = []
     for e in ev_rows:
         timeline.append(
@@ -92,7 +96,8 @@ def _history(
                 "reason": n["reason"],
             }
         )
-        if n["attempted_at"] is not None:
+        if n["attempted_at"] is not None and n["id"] not in logged:
+            # Recorded before the attempt log existed: only the latest claim is known.
             timeline.append(
                 {
                     "at": _iso(n["attempted_at"]),
@@ -103,6 +108,23 @@ def _history(
                     "attempts": n["attempts"],
                 }
             )
+    for a in attempt_rows:
+        n = by_id[a["notification_id"]]
+        timeline.append(
+            {
+                "at": _iso(a["at"]),
+                "what": "attempt",
+                "notification_id": a["notification_id"],
+                "channel": n["channel"],
+                "recipient": n["recipient"],
+                "attempts": a["attempt"],
+                "outcome": a["outcome"],
+                "http_status": a["http_status"],
+                "error_code": a["error_code"],
+                "retry_after": a["retry_after_seconds"],
+                "detail": a["detail"],
+            }
+        )
     for s in sc_rows:
         n = by_id[s["notification_id"]]
         timeline.append(

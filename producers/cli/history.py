@@ -30,7 +30,12 @@ def _detail(entry: dict[str, Any]) -> str:
     if what == "warning":
         return f"{entry['kind']}: {entry['detail']}"
     if what == "attempt":
-        return f"attempt {entry['attempts']}"
+        if not entry.get("outcome"):
+            return f"attempt {entry['attempts']}"
+        answer = [str(p) for p in (entry.get("http_status"), entry.get("error_code")) if p is not None]
+        waited = f", retry after {entry['retry_after']:g}s" if entry.get("retry_after") is not None else ""
+        said = f" ({' '.join(answer)}{waited})" if answer or waited else ""
+        return f"attempt {entry['attempts']}: {entry['outcome']}{said}"
     parts = [p for p in (entry.get("provider_id"), entry.get("error_code"), entry.get("detail")) if p]
     return " ".join(str(p) for p in parts) + f" (from {entry['source']})"
 

@@ -63,3 +63,31 @@ def test_an_attempt_cut_short_by_a_crash_is_reconciled_with_the_provider_first()
 )
 def test_a_status_only_moves_forward(current: Status, new: Status, allowed: bool) -> None:
     assert can_move(current, new) is allowed
+
+
+def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
+    from workers.rules.delivery import backoff_seconds
+
+    assert backoff_seconds(0, 0.5, 300, rand=0.999) < 0.5 + 1e-9
+    assert backoff_seconds(4, 0.5, 300, rand=0.999) == pytest.approx(0.5 * 16 * 0.999)
+    assert backoff_seconds(30, 0.5, 300, rand=0.999) == pytest.approx(300 * 0.999)
+    assert backoff_seconds(4, 0.5, 300, rand=0.0) == 0.5  # never below the floor
+
+
+def test_a_retry_waits_at_least_the_providers_retry_after() -> None:
+    from workers.rules.delivery import retry_plan
+
+    start = datetime(2026, 11, 25, tzinfo=UTC)
+    wait = retry_plan(first_attempt=start, now=start, deadline=timedelta(hours=1), backoff=0.5, retry_after=7)
+    assert wait == 7
+
+
+def test_past_the_deadline_the_sender_gives_up() -> None:
+    from workers.rules.delivery import retry_plan
+
+    start = datetime(2026, 11, 25, tzinfo=UTC)
+    late = start + timedelta(hours=1, seconds=1)
+    assert (
+        retry_plan(first_attempt=start, now=late, deadline=timedelta(hours=1), backoff=1, retry_after=None)
+        is None
+    )

@@ -43,3 +43,33 @@ def next_step(row: dict[str, Any], now: datetime, in_flight: timedelta) -> Step:
         if now - attempted <= in_flight:
             return Step.WAIT
     return Step.RECONCILE
+
+
+def backoff_seconds(retries: int, min_backoff: float, max_backoff: float, rand: float) -> float:
+    """Exponential backoff with full jitter: a uniform share ``rand`` in [0, 1) of
+    ``min_backoff * 2**retries``, capped at ``max_backoff``, never below ``min_backoff``.
+
+    Jitter keeps a thousand messages that failed together from coming back together.
+    """
+    ceiling = min(max_backoff, min_backoff * 2 ** min(retries, 32))
+    return max(min_backoff, ceiling * rand)
+
+
+def retry_plan(
+    *,
+    first_attempt: datetime,
+    now: datetime,
+    deadline: timedelta,
+    backoff: float,
+    retry_after: float | None,
+) -> float | None:
+    """Seconds to wait before the next message-level try, or ``None`` to give up.
+
+    The provider's Retry-After is a floor on the wait. The last try is placed at
+    the deadline rather than past it; once the deadline has passed, give up.
+    """
+    remaining = (first_attempt + deadline - now).total_seconds()
+    if remaining <= 0:
+        return None
+    wait = max(backoff, retry_after or 0.0)
+    return min(wait, remaining)

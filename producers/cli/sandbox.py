@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from infra.sandboxes import gocardless as gocardless_sandbox
 from infra.sandboxes.twilio import SandboxConfig, serve
 from infra.settings import get_settings
 from producers.cli.console import err
@@ -29,6 +30,34 @@ def twilio(
         SandboxConfig(
             account_sid=settings.twilio_account_sid,
             auth_token=settings.twilio_auth_token.get_secret_value(),
+        ),
+        host,
+        port,
+    )
+
+
+@app.command("gocardless")
+def gocardless(
+    port: int = typer.Option(8026, help="Port to listen on (127.0.0.1)."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+) -> None:
+    """A GoCardless-compatible API (customers, mandates, payments, billing requests) with signed webhooks.
+
+    Accepts the access token of HERALD_GOCARDLESS_ACCESS_TOKEN and signs webhooks with
+    HERALD_GOCARDLESS_WEBHOOK_SECRET; they go to HERALD_PUBLIC_URL + /webhooks/gocardless when set.
+    """
+    settings = get_settings()
+    if not settings.gocardless_access_token or not settings.gocardless_webhook_secret:
+        err.print(
+            "error: set HERALD_GOCARDLESS_ACCESS_TOKEN and HERALD_GOCARDLESS_WEBHOOK_SECRET for the sandbox"
+        )
+        raise typer.Exit(2)
+    webhook_url = f"{settings.public_url}/webhooks/gocardless" if settings.public_url else None
+    gocardless_sandbox.serve(
+        gocardless_sandbox.GoCardlessConfig(
+            access_token=settings.gocardless_access_token.get_secret_value(),
+            webhook_secret=settings.gocardless_webhook_secret.get_secret_value(),
+            webhook_url=webhook_url,
         ),
         host,
         port,

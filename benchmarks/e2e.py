@@ -1,0 +1,769 @@
+"""End to end: N ``invoice.created`` events → N SMS at the Twilio sandbox, through every stage.
+
+One run, on a real RabbitMQ and a temporary SQLite database, with the stages as
+the Procfile runs them (``herald worker route|render|sms|history``, one process
+tree each) and the Twilio sandbox in a process of its own:
+
+1. baseline: a bare no-op dramatiq actor drains N messages in one worker with
+   the same threads (as ``benchmarks/route.py`` does), before the stages start;
+2. throughput: N events published with ``Publisher.publish_many``; the clock
+   stops when the sandbox has accepted N messages → notifications/s, and the
+   ratio to the no-op drain;
+3. latency: events published one by one at a fixed rate (default 200/s for
+   10 s); for each, publish → the sandbox's accept, p50/p99 in ms;
+4. the peak RSS (``VmHWM``) of every process of every stage, read just before
+   they are stopped, and the CPU each stage spent per notification.
+
+The sandbox runs in its own process (a real provider is another machine, and it
+must not share a GIL with the publisher), as a subclass that notes the moment it
+accepts each message on the system-wide monotonic clock: the ``date_created`` the
+sandbox answers with has whole seconds only, too coarse for a latency.
+
+Targets: ≥ 1,000 notifications/s end to end on 2 cores (rate limit off), p99 under
+100 ms, RSS under 100 MB per worker process.
+
+    python benchmarks/e2e.py [--events 2000] [--rate 200] [--latency-seconds 10]
+                             [--threads 4] [--processes 1] [--json benchmarks/results-e2e.json]
+                             [--profile DIR [--profile-mode gil|wall]]
+
+``--profile`` needs py-spy in the venv (``.venv/bin/pip install py-spy``; not a dependency):
+collapsed stacks of each stage's worker process during the throughput phase, one file each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+BIN = Path(sys.executable).parent
+STAGES = ("route", "render", "sms", "history")
+ORG = "bench"
+SID = "AC" + "b" * 32
+TOKEN = "bench-auth-token"  # the local sandbox's, not a real secret
+SENDER = "+15005550006"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# -- the sandbox, in its own process -------------------------------------------------------------
+
+
+def _sandbox_main(pipe: Connection, accepted: Any) -> None:
+    """Serve a Twilio sandbox that notes when it accepts each message; obey ``pipe``."""
+    from infra.sandboxes.twilio import SandboxConfig, TwilioSandbox
+
+    arrivals: dict[str, float] = {}
+    lock = threading.Lock()
+
+    class TimedSandbox(TwilioSandbox):
+        def _create(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+            status, payload = super()._create(form)
+            if status == 201:
+                now = time.monotonic()  # CLOCK_MONOTONIC: the same clock in every process
+                with lock:
+                    arrivals.setdefault(form["To"], now)
+                    accepted.value = len(arrivals)
+            return status, payload
+
+    sandbox = TimedSandbox(SandboxConfig(SID, TOKEN, callback_delay_seconds=0.05))
+    sandbox.start()
+    pipe.send(sandbox.url)
+    while True:
+        if not pipe.poll(600):
+            break  # the benchmark is gone
+        command = pipe.recv()
+        if command == "arrivals":
+            with lock:
+                pipe.send(dict(arrivals))
+        else:
+            break
+    sandbox.stop()
+
+
+class Sandbox:
+    """The sandbox process: its URL, how many messages it accepted, and when."""
+
+    def __init__(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.accepted = ctx.Value("q", 0, lock=False)
+        self._pipe, child = ctx.Pipe()
+        self.process = ctx.Process(target=_sandbox_main, args=(child, self.accepted), daemon=True)
+        self.url = ""
+
+    def start(self, timeout: float = 30) -> None:
+        self.process.start()
+        if not self._pipe.poll(timeout):
+            raise RuntimeError("the twilio sandbox did not start")
+        self.url = self._pipe.recv()
+
+    def count(self) -> int:
+        return int(self.accepted.value)
+
+    def arrivals(self) -> dict[str, float]:
+        self._pipe.send("arrivals")
+        if not self._pipe.poll(30):
+            raise RuntimeError("the twilio sandbox did not answer")
+        return dict(self._pipe.recv())
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            with contextlib.suppress(OSError):
+                self._pipe.send("stop")
+            self.process.join(timeout=10)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(timeout=5)
+
+
+# -- processes: tree, peak RSS, CPU --------------------------------------------------------------
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                found += [int(c) for c in handle.read().split()]
+    except OSError:
+        pass
+    return found
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every descendant (dramatiq's forked worker processes)."""
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo += _children(current)
+    return tree
+
+
+def _status(pid: int) -> dict[str, str]:
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            return dict(line.rstrip("\n").split(":\t", 1) for line in handle if ":\t" in line)
+    except OSError:
+        return {}
+
+
+def peak_rss_mb(pid: int) -> float:
+    """``VmHWM``: the process's peak resident set, in MB."""
+    raw = _status(pid).get("VmHWM", "0 kB").split()[0]
+    return int(raw) / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process (not its children)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def _broker_pids() -> list[int]:
+    """The local RabbitMQ node's Erlang VM, if it runs on this machine (read-only look)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as handle:
+                    if handle.read().strip() == "beam.smp":
+                        pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
+
+
+@dataclass
+class Stage:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    cpu_marks: list[float] = field(default_factory=list)
+
+    def pids(self) -> list[int]:
+        return process_tree(self.process.pid)
+
+    def cpu(self) -> float:
+        return sum(cpu_seconds(p) for p in self.pids())
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, min(len(sorted_values), round(q / 100 * len(sorted_values) + 0.5)))
+    return sorted_values[rank - 1]
+
+
+def _wait(done: Callable[[], bool], timeout: float, what: str, every: float = 0.01) -> float:
+    """Poll ``done`` until true; seconds taken. Raises after ``timeout``."""
+    started = time.monotonic()
+    deadline = started + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up after {timeout:.0f} s waiting for {what}")
+        time.sleep(every)
+    return time.monotonic() - started
+
+
+# -- the benchmark -------------------------------------------------------------------------------
+
+
+def _customers(count: int) -> list[dict[str, Any]]:
+    """``count`` customers, one primary contact each with its own valid Finnish mobile."""
+    return [
+        {
+            "org_id": ORG,
+            "customer_id": f"B{i:06d}",
+            "name": f"Bench customer {i}",
+            "contacts": [
+                {"contact_id": f"B{i:06d}-P", "primary": True, "mobile": f"+35840{i:07d}", "locale": "fi"}
+            ],
+        }
+        for i in range(1, count + 1)
+    ]
+
+
+def _events(first: int, count: int, run: str) -> list[dict[str, Any]]:
+    from producers.demo_data import invoice_events
+
+    batch = invoice_events(count, start=first, run=run)
+    for event in batch:
+        n = int(event["data"]["invoice"]["id"].removeprefix("INV-"))
+        event["org_id"] = ORG
+        event["data"]["invoice"]["customer_id"] = f"B{n:06d}"
+    return batch
+
+
+def _mobile(n: int) -> str:
+    return f"+35840{n:07d}"
+
+
+class Benchmark:
+    def __init__(self, args: argparse.Namespace, tmp: Path) -> None:
+        self.args = args
+        self.tmp = tmp
+        self.prefix = f"bench-{uuid.uuid4().hex[:8]}"
+        self.stages: list[Stage] = []
+        self.sandbox = Sandbox()
+        self.url = ""
+        self.env: dict[str, str] = {}
+        self.depth_samples: dict[str, int] = {}
+
+    # -- set-up ----------------------------------------------------------------------------------
+
+    def configure(self) -> None:
+        from infra import rabbitmq_local
+        from infra.settings import DEFAULT_AMQP_URL
+
+        self.url = os.environ.get("HERALD_AMQP_URL", DEFAULT_AMQP_URL)
+        rabbitmq_local.ensure_broker(self.url, REPO / ".herald" / "rabbitmq")
+        self.sandbox.start()
+        overrides = {
+            "HERALD_AMQP_URL": self.url,
+            "HERALD_DATABASE_URL": f"sqlite:///{self.tmp / 'bench.db'}",
+            "HERALD_QUEUE_PREFIX": self.prefix,
+            "HERALD_TWILIO_ACCOUNT_SID": SID,
+            "HERALD_TWILIO_AUTH_TOKEN": TOKEN,
+            "HERALD_TWILIO_FROM": SENDER,
+            "HERALD_TWILIO_BASE_URL": self.sandbox.url,
+            # The per-sender rate limit off (once it exists): this measures the pipeline.
+            "HERALD_SMS_SEGMENTS_PER_SECOND": "0",
+            "HERALD_LOG_LEVEL": self.args.log_level,
+            "HERALD_WORKER_THREADS": str(self.args.threads),
+            "HERALD_WORKER_PROCESSES": str(self.args.processes),
+        }
+        os.environ.update(overrides)
+        # No status callbacks: no `herald api` runs here.
+        os.environ.pop("HERALD_PUBLIC_URL", None)
+        self.env = {
+            **os.environ,
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+
+    def import_directory(self, count: int) -> float:
+        from infra.bootstrap import bootstrap
+        from infra.store.directory import upsert_customer
+        from schemas.directory import CustomerRecord
+
+        svc = bootstrap()  # also migrates the new database, before any worker starts
+        started = time.monotonic()
+        with svc.transaction() as conn:
+            for record in _customers(count):
+                upsert_customer(conn, CustomerRecord.model_validate(record), region="FI")
+        return time.monotonic() - started
+
+    def start_stages(self) -> None:
+        for name in STAGES:
+            log = self.tmp / f"{name}.log"
+            with log.open("wb") as handle:
+                process = subprocess.Popen(
+                    [
+                        str(BIN / "herald"),
+                        "worker",
+                        name,
+                        "--processes",
+                        str(self.args.processes),
+                        "--threads",
+                        str(self.args.threads),
+                    ],
+                    env=self.env,
+                    cwd=self.tmp,  # no .env of the repo, nothing written into it
+                    stdout=handle,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            self.stages.append(Stage(name, process, log))
+        for stage in self.stages:
+            queue = f"{self.prefix}.{stage.name}"
+            _wait(
+                lambda q=queue, s=stage: self._consumers(q, s) >= self.args.processes,
+                60,
+                f"the {stage.name} worker to consume {queue}",
+                every=0.2,
+            )
+
+    def _consumers(self, queue: str, stage: Stage) -> int:
+        if stage.process.poll() is not None:
+            raise RuntimeError(f"the {stage.name} worker exited:\n{stage.log.read_text()[-2000:]}")
+        try:
+            return self._queue_state(queue)[1]
+        except Exception:  # not declared yet
+            return 0
+
+    def _queue_state(self, queue: str) -> tuple[int, int]:
+        import pika
+
+        connection = pika.BlockingConnection(pika.URLParameters(self.url))
+        try:
+            result = connection.channel().queue_declare(queue, passive=True)
+            return result.method.message_count, result.method.consumer_count
+        finally:
+            connection.close()
+
+    # -- phases ----------------------------------------------------------------------------------
+
+    def baseline(self, count: int) -> float:
+        """Messages/s of a no-op actor drained by one dramatiq worker with the same threads."""
+        import dramatiq
+
+        from infra.broker import broker
+        from producers.confirming import ConfirmingChannel
+
+        logging.getLogger("dramatiq").setLevel(logging.ERROR)
+        queue = f"{self.prefix}.noop"
+        seen = {"n": 0}
+        lock = threading.Lock()
+
+        @dramatiq.actor(queue_name=queue, actor_name="bench_noop", broker=broker)
+        def bench_noop(body: Any) -> None:
+            with lock:
+                seen["n"] += 1
+
+        broker.declare_queue(queue, ensure=True)
+        body = {"notification_id": "n" * 32}
+        messages = [
+            (
+                str(i),
+                dramatiq.Message(
+                    queue_name=queue, actor_name="bench_noop", args=(body,), kwargs={}, options={}
+                ).encode(),
+            )
+            for i in range(count)
+        ]
+        channel = ConfirmingChannel(self.url, [], 30.0)
+        try:
+            channel.publish(queue, messages, window=5000)
+        finally:
+            channel.close()
+        worker = dramatiq.Worker(broker, queues={queue}, worker_threads=self.args.threads, worker_timeout=50)
+        started = time.monotonic()
+        worker.start()
+        try:
+            _wait(lambda: seen["n"] >= count, 60 + count / 50, "the no-op drain")
+            elapsed = time.monotonic() - started
+        finally:
+            worker.stop()
+            broker.close()
+        return count / elapsed
+
+    def idle_cpu(self, seconds: float = 2.0) -> dict[str, float]:
+        """Percent of one core each stage burns with nothing to do (polling, heartbeats)."""
+        before = {s.name: s.cpu() for s in self.stages}
+        time.sleep(seconds)
+        return {s.name: round((s.cpu() - before[s.name]) / seconds * 100, 1) for s in self.stages}
+
+    def log_problems(self) -> dict[str, dict[str, int]]:
+        """Warnings and errors in each stage's log, counted by message."""
+        found: dict[str, dict[str, int]] = {}
+        for stage in self.stages:
+            counts: dict[str, int] = {}
+            for line in stage.log.read_text(errors="replace").splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(entry, dict) and entry.get("level") in ("warning", "error", "critical"):
+                    key = f"{entry['level']}: {str(entry.get('msg', ''))[:80]}"
+                    counts[key] = counts.get(key, 0) + 1
+            if counts:
+                found[stage.name] = counts
+        return found
+
+    def throughput(self, count: int) -> dict[str, Any]:
+        from producers.publisher import Publisher
+
+        events = _events(1, count, f"tp{uuid.uuid4().hex[:6]}")
+        stop_sampling = threading.Event()
+        sampler = threading.Thread(target=self._sample_depths, args=(stop_sampling,), daemon=True)
+        profilers = self._start_profilers()
+        cpu_before = {s.name: s.cpu() for s in self.stages}
+        others_before = self._other_cpu()
+        with Publisher() as publisher:
+            publisher.connect()
+            sampler.start()
+            started = time.monotonic()
+            publisher.publish_many(events)
+            published = time.monotonic() - started
+        try:
+            _wait(lambda: self.sandbox.count() >= count, 60 + count / 20, f"{count} SMS at the sandbox")
+            at_sandbox = time.monotonic() - started
+            self._wait_recorded(count, 60 + count / 50)
+            settled = time.monotonic() - started
+        finally:
+            stop_sampling.set()
+            sampler.join(timeout=5)
+            self._stop_profilers(profilers)
+        cpu = {s.name: s.cpu() - cpu_before[s.name] for s in self.stages}
+        others = {k: v - others_before.get(k, 0.0) for k, v in self._other_cpu().items()}
+        return {
+            "events": count,
+            "publish_seconds": round(published, 3),
+            "sandbox_seconds": round(at_sandbox, 3),
+            "notifications_per_s": round(count / at_sandbox),
+            "history_settled_seconds": round(settled, 3),
+            "cpu_ms_per_notification": {k: round(v * 1000 / count, 2) for k, v in {**cpu, **others}.items()},
+            "cpu_seconds_total": round(sum(cpu.values()) + sum(others.values()), 2),
+            "max_queue_depth": dict(self.depth_samples),
+        }
+
+    def _start_profilers(self) -> list[subprocess.Popen[bytes]]:
+        """With ``--profile DIR``: py-spy on each stage's worker processes (raw collapsed stacks)."""
+        if not self.args.profile:
+            return []
+        self.args.profile.mkdir(parents=True, exist_ok=True)
+        started = []
+        for stage in self.stages:
+            for pid in stage.pids()[1:]:  # the forked workers; the supervisor only waits
+                out = self.args.profile / f"{stage.name}-{pid}.txt"
+                argv = [str(BIN / "py-spy"), "record", "--format", "raw", "--rate", "200"]
+                # gil: only the thread holding the GIL (where the CPU goes); wall: waiting stacks too.
+                argv.append("--gil" if self.args.profile_mode == "gil" else "--idle")
+                started.append(
+                    subprocess.Popen(
+                        [*argv, "--pid", str(pid), "-o", str(out)],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                )
+        time.sleep(1.0)  # let py-spy attach
+        return started
+
+    @staticmethod
+    def _stop_profilers(profilers: list[subprocess.Popen[bytes]]) -> None:
+        for profiler in profilers:
+            profiler.send_signal(signal.SIGINT)
+        for profiler in profilers:
+            try:
+                profiler.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                profiler.kill()
+                profiler.wait(timeout=5)
+
+    def _other_cpu(self) -> dict[str, float]:
+        figures = {
+            "sandbox": cpu_seconds(self.sandbox.process.pid or 0),
+            "bench (publisher)": cpu_seconds(os.getpid()),
+        }
+        broker = _broker_pids()
+        if broker:
+            figures["rabbitmq"] = sum(cpu_seconds(p) for p in broker)
+        return figures
+
+    def _sample_depths(self, stop: threading.Event) -> None:
+        import pika
+
+        self.depth_samples = {name: 0 for name in STAGES}
+        connection = pika.BlockingConnection(pika.URLParameters(self.url))
+        try:
+            channel = connection.channel()
+            while not stop.wait(0.25):
+                for name in STAGES:
+                    depth = channel.queue_declare(f"{self.prefix}.{name}", passive=True).method.message_count
+                    self.depth_samples[name] = max(self.depth_samples[name], depth)
+        finally:
+            connection.close()
+
+    def _wait_recorded(self, count: int, timeout: float) -> None:
+        """Until history has recorded ``count`` SMS as sent."""
+        from sqlalchemy import func, select
+
+        from infra.bootstrap import bootstrap
+        from infra.store.tables import notifications
+
+        query = select(func.count()).where(notifications.c.channel == "sms", notifications.c.status == "sent")
+
+        def recorded() -> bool:
+            with bootstrap().engine.connect() as conn:
+                return int(conn.execute(query).scalar_one()) >= count
+
+        _wait(recorded, timeout, f"history to record {count} SMS as sent", every=0.1)
+
+    def latency(self, first: int, rate: float, seconds: float) -> dict[str, Any]:
+        from producers.publisher import Publisher
+
+        count = max(1, round(rate * seconds))
+        events = _events(first, count, f"lat{uuid.uuid4().hex[:6]}")
+        before = self.sandbox.count()
+        published_at: dict[str, float] = {}
+        late = 0
+        with Publisher() as publisher:
+            publisher.connect()
+            started = time.monotonic()
+            for i, event in enumerate(events):
+                due = started + i / rate
+                pause = due - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+                elif pause < -0.005:
+                    late += 1
+                published_at[_mobile(first + i)] = time.monotonic()
+                publisher.publish(event)
+            publishing = time.monotonic() - started
+        _wait(lambda: self.sandbox.count() >= before + count, 60 + count / 20, f"{count} more SMS")
+        arrivals = self.sandbox.arrivals()
+        latencies = sorted((arrivals[to] - t) * 1000 for to, t in published_at.items() if to in arrivals)
+        return {
+            "events": count,
+            "rate": rate,
+            "achieved_rate": round(count / publishing, 1),
+            "late_publishes": late,
+            "p50_ms": round(_percentile(latencies, 50), 1),
+            "p90_ms": round(_percentile(latencies, 90), 1),
+            "p99_ms": round(_percentile(latencies, 99), 1),
+            "max_ms": round(latencies[-1], 1) if latencies else None,
+        }
+
+    def peak_rss(self) -> dict[str, list[dict[str, Any]]]:
+        figures: dict[str, list[dict[str, Any]]] = {}
+        for stage in self.stages:
+            root = stage.process.pid
+            figures[stage.name] = [
+                {
+                    "pid": pid,
+                    "role": "supervisor" if pid == root else "worker",
+                    "peak_rss_mb": peak_rss_mb(pid),
+                }
+                for pid in stage.pids()
+            ]
+        sandbox_pid = self.sandbox.process.pid or 0
+        figures["sandbox"] = [
+            {"pid": sandbox_pid, "role": "sandbox", "peak_rss_mb": peak_rss_mb(sandbox_pid)}
+        ]
+        return figures
+
+    # -- tear-down -------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        for stage in self.stages:
+            if stage.process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(stage.process.pid, signal.SIGTERM)
+        for stage in self.stages:
+            try:
+                stage.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(stage.process.pid, signal.SIGKILL)
+                stage.process.wait(timeout=10)
+        self.sandbox.stop()
+        if self.url:
+            self._delete_queues()
+        from infra.bootstrap import shutdown
+
+        shutdown()
+
+    def _delete_queues(self) -> None:
+        import pika
+
+        try:
+            connection = pika.BlockingConnection(pika.URLParameters(self.url))
+        except Exception:  # the broker is gone: nothing to delete
+            return
+        try:
+            channel = connection.channel()
+            for name in (*STAGES, "noop"):
+                queue = f"{self.prefix}.{name}"
+                for each in (queue, f"{queue}.DQ", f"{queue}.XQ"):
+                    channel.queue_delete(each)
+        finally:
+            connection.close()
+
+
+def _table(figures: dict[str, Any]) -> str:
+    tp, lat = figures["throughput"], figures["latency"]
+    lines = [
+        f"herald end to end: {tp['events']} invoice.created events → SMS at the Twilio sandbox "
+        f"(route, render, sms, history: {figures['processes']} process(es) x {figures['threads']} "
+        f"threads each; rate limit off; {os.cpu_count()} cores)",
+        "",
+        f"{'figure':<44}{'measured':>14}{'target':>12}",
+        f"{'end to end (to the sandbox)':<44}{tp['notifications_per_s']:>10} /s{'≥ 1000 /s':>12}",
+        f"{'  … until history recorded every one':<44}"
+        f"{round(tp['events'] / tp['history_settled_seconds']):>10} /s",
+        f"{'bare dramatiq no-op drain (1 worker)':<44}{figures['noop_messages_per_s']:>10} /s",
+        f"{'ratio end to end / no-op':<44}{figures['ratio']:>12.3f}",
+        f"{'publish_many of the batch':<44}{tp['publish_seconds']:>11.2f} s",
+        f"{'latency p50 at ' + str(lat['rate']) + ' events/s':<44}{lat['p50_ms']:>11.1f} ms",
+        f"{'latency p90':<44}{lat['p90_ms']:>11.1f} ms",
+        f"{'latency p99':<44}{lat['p99_ms']:>11.1f} ms{'< 100 ms':>12}",
+        f"{'latency max':<44}{lat['max_ms']:>11.1f} ms",
+        f"{'  (paced publishing reached)':<44}{lat['achieved_rate']:>10} /s",
+        "",
+        f"{'process':<12}{'pid':>8}  {'role':<11}{'peak RSS':>12}{'target':>12}",
+    ]
+    for stage, rows in figures["rss"].items():
+        for row in rows:
+            target = "< 100 MB" if row["role"] == "worker" else ""
+            lines.append(
+                f"{stage:<12}{row['pid']:>8}  {row['role']:<11}{row['peak_rss_mb']:>9.1f} MB{target:>12}"
+            )
+    lines += ["", f"{'CPU per notification (throughput phase)':<44}{'ms':>8}    max queue depth"]
+    for name, ms in tp["cpu_ms_per_notification"].items():
+        depth = tp["max_queue_depth"].get(name)
+        lines.append(f"  {name:<42}{ms:>8.2f}    {'' if depth is None else depth}")
+    lines.append(
+        f"  {'total CPU seconds':<42}{tp['cpu_seconds_total']:>8.2f}"
+        f"    (wall {tp['sandbox_seconds']:.2f} s x {os.cpu_count()} cores = "
+        f"{tp['sandbox_seconds'] * (os.cpu_count() or 1):.2f} core-s)"
+    )
+    lines.append(
+        "  idle CPU of each stage before the run (% of a core): "
+        + ", ".join(f"{k} {v}" for k, v in figures["idle_cpu_percent"].items())
+    )
+    for stage, counts in figures["log_problems"].items():
+        for message, n in sorted(counts.items(), key=lambda item: -item[1])[:5]:
+            lines.append(f"  {stage} log: {n} x {message}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=2000, help="events of the throughput phase")
+    parser.add_argument("--rate", type=float, default=200, help="events/s of the latency phase")
+    parser.add_argument("--latency-seconds", type=float, default=10)
+    parser.add_argument("--threads", type=int, default=4, help="worker threads per stage process")
+    parser.add_argument("--processes", type=int, default=1, help="worker processes per stage")
+    parser.add_argument(
+        "--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="of the workers"
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="py-spy the stage workers during the throughput phase into this directory",
+    )
+    parser.add_argument(
+        "--profile-mode",
+        choices=("gil", "wall"),
+        default="gil",
+        help="with --profile: CPU (gil) or wall time",
+    )
+    args = parser.parse_args()
+
+    if args.profile and not (BIN / "py-spy").exists():
+        parser.error("--profile needs py-spy: .venv/bin/pip install py-spy")
+    latency_events = max(1, round(args.rate * args.latency_seconds))
+    with tempfile.TemporaryDirectory(prefix="herald-bench-e2e-") as tmpdir:
+        bench = Benchmark(args, Path(tmpdir))
+        try:
+            bench.configure()
+            imported = bench.import_directory(args.events + latency_events)
+            print(
+                f"directory: {args.events + latency_events} customers imported in {imported:.1f} s",
+                flush=True,
+            )
+            noop = bench.baseline(args.events)
+            print(f"baseline: no-op drain {noop:.0f} messages/s", flush=True)
+            bench.start_stages()
+            idle = bench.idle_cpu()
+            throughput = bench.throughput(args.events)
+            print(f"throughput: {throughput['notifications_per_s']} notifications/s", flush=True)
+            latency = bench.latency(args.events + 1, args.rate, args.latency_seconds)
+            rss = bench.peak_rss()
+            problems = bench.log_problems()
+        finally:
+            bench.stop()
+
+    figures = {
+        "benchmark": "e2e",
+        "events": args.events,
+        "threads": args.threads,
+        "processes": args.processes,
+        "cores": os.cpu_count(),
+        "notifications_per_s": throughput["notifications_per_s"],
+        "noop_messages_per_s": round(noop),
+        "ratio": round(throughput["notifications_per_s"] / noop, 3),
+        "p50_ms": latency["p50_ms"],
+        "p99_ms": latency["p99_ms"],
+        "peak_rss_mb": {
+            stage: round(max(r["peak_rss_mb"] for r in rows), 1) for stage, rows in rss.items() if rows
+        },
+        "targets": {"notifications_per_s": 1000, "p99_ms": 100, "peak_rss_mb": 100},
+        "throughput": throughput,
+        "latency": latency,
+        "rss": rss,
+        "idle_cpu_percent": idle,
+        "log_problems": problems,
+    }
+    print()
+    print(_table(figures))
+    summary = {k: figures[k] for k in ("benchmark", "events", "threads", "processes", "cores")}
+    summary |= {k: figures[k] for k in ("notifications_per_s", "noop_messages_per_s", "ratio")}
+    summary |= {
+        "p50_ms": latency["p50_ms"],
+        "p99_ms": latency["p99_ms"],
+        "peak_rss_mb": figures["peak_rss_mb"],
+    }
+    print()
+    print(json.dumps(summary, separators=(",", ":")))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -18,7 +18,7 @@ import dramatiq
 from infra.adapters.sms import OPTED_OUT
 from infra.bootstrap import Services, services
 from infra.broker import queue
-from infra.errors import MalformedMessage, PermanentProviderError, TransientError, TransientProviderError
+from infra.errors import MalformedMessage, PermanentProviderError, TransientProviderError
 from infra.store.attempts import Outcome, log_attempt
 from infra.store.notifications import (
     claim_for_sending,
@@ -33,7 +33,7 @@ from infra.store.rate_limit import take_slot
 from schemas.messages import NotificationRendered
 from schemas.notifications import Status
 from workers.decode import decode
-from workers.rules.delivery import Step, next_step
+from workers.rules.delivery import Step, next_step, wait_out
 from workers.rules.segments import count_segments
 from workers.sending import after_transient, call_provider, report
 
@@ -65,7 +65,10 @@ def send_sms(body: Any) -> None:
         raise MalformedMessage(f"unknown notification {nid}")
     step = next_step(row, datetime.now(UTC), _in_flight(svc))
     if step == Step.WAIT:
-        raise TransientError(f"{nid}: another attempt is in flight")
+        # Come back once the attempt can no longer be alive (then it is reconciled); this is not a
+        # failure, so it spends no retry budget: a crash mid-send must never dead-letter the message.
+        left = wait_out(row["attempted_at"], datetime.now(UTC), _in_flight(svc))
+        raise dramatiq.Retry(f"{nid}: another attempt is in flight", delay=int(left * 1000) + 100)
     if step == Step.RECONCILE:
         step = _reconcile(svc, nid, row)
     if step == Step.REPORT_SENT:

@@ -32,6 +32,8 @@ class FaultPlan:
         self._lock = threading.Lock()
         self._planned: deque[Fault] = deque()
         self.delay_seconds = 0.0
+        #: Requests being answered right now (inside the planned delay).
+        self.in_flight = 0
         #: (monotonic time, HTTP status answered) of every request that consulted the plan.
         self.log: list[tuple[float, int]] = []
 
@@ -63,8 +65,14 @@ class FaultPlan:
 
     def take(self) -> Fault | None:
         """The planned answer for this request, if any (after the configured delay)."""
-        if self.delay_seconds > 0:
-            time.sleep(self.delay_seconds)  # a slow provider, on purpose
+        with self._lock:
+            self.in_flight += 1
+        try:
+            if self.delay_seconds > 0:
+                time.sleep(self.delay_seconds)  # a slow provider, on purpose
+        finally:
+            with self._lock:
+                self.in_flight -= 1
         with self._lock:
             return self._planned.popleft() if self._planned else None
 
@@ -72,6 +80,11 @@ class FaultPlan:
         """Log the status a request was answered with."""
         with self._lock:
             self.log.append((time.monotonic(), status))
+
+    def state(self) -> dict[str, Any]:
+        """What the plan holds, for ``POST /sandbox/faults`` answers."""
+        with self._lock:
+            return {"pending": len(self._planned), "in_flight": self.in_flight, "requests": len(self.log)}
 
     def pending(self) -> int:
         """Planned failures not yet used."""

@@ -117,7 +117,7 @@ class _Handler(BaseHTTPRequestHandler):
         if parts.path == "/sandbox/faults" and method == "POST":
             # Test control, not Twilio's API: plan failures for the next Messages requests.
             sandbox.faults.configure(json.loads(raw or "{}"))
-            self._send(200, {"pending": sandbox.faults.pending()})
+            self._send(200, sandbox.faults.state())
         elif match is None:
             self._send(404, _error(404, 20404, f"The requested resource {parts.path} was not found"))
         elif not self._authorized(match.group(1)):

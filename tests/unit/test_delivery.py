@@ -91,3 +91,12 @@ def test_past_the_deadline_the_sender_gives_up() -> None:
         retry_plan(first_attempt=start, now=late, deadline=timedelta(hours=1), backoff=1, retry_after=None)
         is None
     )
+
+
+def test_a_live_attempt_is_waited_out_until_it_can_no_longer_be_in_flight() -> None:
+    from workers.rules.delivery import wait_out
+
+    start = datetime(2026, 11, 25, 12, 0, 0)  # naive, as SQLite hands it back
+    now = datetime(2026, 11, 25, 12, 0, 4, tzinfo=UTC)
+    assert wait_out(start, now, timedelta(seconds=10)) == 6.0
+    assert wait_out(start, now, timedelta(seconds=3)) == 0.0

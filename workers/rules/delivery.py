@@ -45,6 +45,13 @@ def next_step(row: dict[str, Any], now: datetime, in_flight: timedelta) -> Step:
     return Step.RECONCILE
 
 
+def wait_out(attempted_at: datetime, now: datetime, in_flight: timedelta) -> float:
+    """Seconds until an attempt started at ``attempted_at`` can no longer be in flight."""
+    if attempted_at.tzinfo is None:  # SQLite hands back naive UTC
+        attempted_at = attempted_at.replace(tzinfo=UTC)
+    return max(0.0, (attempted_at + in_flight - now).total_seconds())
+
+
 def backoff_seconds(retries: int, min_backoff: float, max_backoff: float, rand: float) -> float:
     """Exponential backoff with full jitter: a uniform share ``rand`` in [0, 1) of
     ``min_backoff * 2**retries``, capped at ``max_backoff``, never below ``min_backoff``.

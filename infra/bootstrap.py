@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
+from infra.adapters.email import EmailGateway, SmtpConfig, SmtpEmail
 from infra.adapters.sms import SmsGateway, TwilioSms
 from infra.errors import ConfigurationError
 from infra.settings import Settings, get_settings
@@ -29,6 +30,7 @@ class Services:
     settings: Settings
     engine: Engine
     _sms: SmsGateway | None = None
+    _email: EmailGateway | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -38,6 +40,14 @@ class Services:
             if self._sms is None:
                 self._sms = build_twilio(self.settings)
             return self._sms
+
+    @property
+    def email(self) -> EmailGateway:
+        """The email gateway; built on first use so stages without email need no SMTP settings."""
+        with self._lock:
+            if self._email is None:
+                self._email = build_smtp(self.settings)
+            return self._email
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -65,12 +75,33 @@ def build_twilio(settings: Settings) -> TwilioSms:
     )
 
 
+def build_smtp(settings: Settings) -> SmtpEmail:
+    """The SMTP adapter from settings."""
+    require(settings, "smtp_from")
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+    return SmtpEmail(
+        SmtpConfig(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            sender=str(settings.smtp_from),
+            username=settings.smtp_username,
+            password=password,
+            starttls=settings.smtp_starttls,
+            timeout=settings.smtp_timeout_seconds,
+        )
+    )
+
+
 _services: Services | None = None
 _boot_lock = threading.Lock()
 
 
 def bootstrap(
-    settings: Settings | None = None, *, sms: SmsGateway | None = None, migrate: bool = True
+    settings: Settings | None = None,
+    *,
+    sms: SmsGateway | None = None,
+    email: EmailGateway | None = None,
+    migrate: bool = True,
 ) -> Services:
     """Build (or return the already built) services of this process."""
     global _services
@@ -80,7 +111,7 @@ def bootstrap(
             engine = make_engine(settings.database_url.get_secret_value())
             if migrate:
                 upgrade(engine)
-            _services = Services(settings=settings, engine=engine, _sms=sms)
+            _services = Services(settings=settings, engine=engine, _sms=sms, _email=email)
         return _services
 
 

@@ -36,19 +36,30 @@ def demo_customers(count: int = 200) -> list[dict[str, Any]]:
             "customer_id": "C-SMS-OFF",
             "name": "No SMS Oy",
             "sms_enabled": False,
-            "contacts": [_contact("P-SMS-OFF", "Silent", "+358401111111", "fi")],
+            "contacts": [
+                _contact(
+                    "P-SMS-OFF", "Silent", "+358401111111", "fi", emails=[{"address": "silent@example.fi"}]
+                )
+            ],
         },
         {
             "org_id": DEMO_ORG,
             "customer_id": "C-NO-PHONE",
             "name": "Paper Ltd",
-            "contacts": [_contact("P-NO-PHONE", "Nophone", None, "en")],
+            "contacts": [
+                _contact("P-NO-PHONE", "Nophone", None, "en", emails=[{"address": "ap@paper.example"}])
+            ],
         },
         {
             "org_id": DEMO_ORG,
             "customer_id": "C-BAD-NUMBER",
             "name": "Typo Inc",
-            "contacts": [_contact("P-BAD-NUMBER", "Typo", INVALID_TO, "en")],
+            # The SMTP sandbox refuses reject…@ addresses with 550: an email failed for good.
+            "contacts": [
+                _contact(
+                    "P-BAD-NUMBER", "Typo", INVALID_TO, "en", emails=[{"address": "reject@typo.example"}]
+                )
+            ],
         },
     ]
     return customers

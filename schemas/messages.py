@@ -59,6 +59,15 @@ class NotificationRendered(StageMessage):
     notification_id: str = NotificationId
 
 
+class EmailRendered(StageMessage):
+    """An email notification's subject, text and HTML are ready: send it."""
+
+    name = "email.rendered"
+    stage = "email"
+    actor = "send_email"
+    notification_id: str = NotificationId
+
+
 class DeliveryStatusReported(StageMessage):
     """A sender or a provider callback reported a delivery status."""
 
@@ -75,5 +84,12 @@ class DeliveryStatusReported(StageMessage):
 
 
 REGISTRY: dict[str, type[StageMessage]] = {
-    m.name: m for m in (EventPublished, NotificationDecided, NotificationRendered, DeliveryStatusReported)
+    m.name: m
+    for m in (
+        EventPublished,
+        NotificationDecided,
+        NotificationRendered,
+        EmailRendered,
+        DeliveryStatusReported,
+    )
 }

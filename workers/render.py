@@ -11,10 +11,20 @@ from jinja2 import TemplateError
 from infra.bootstrap import services
 from infra.broker import emit, queue
 from infra.errors import MalformedMessage
-from infra.store.notifications import load_event_payload, load_notification, store_rendered
+from infra.store.notifications import (
+    load_event_payload,
+    load_notification,
+    store_rendered,
+    store_rendered_email,
+)
 from infra.store.templates import greeting_names, load_overrides
 from schemas.events import event_adapter
-from schemas.messages import DeliveryStatusReported, NotificationDecided, NotificationRendered
+from schemas.messages import (
+    DeliveryStatusReported,
+    EmailRendered,
+    NotificationDecided,
+    NotificationRendered,
+)
 from schemas.notifications import Channel, Status
 from workers.decode import decode
 from workers.rules.render import TemplateInvalid
@@ -37,9 +47,9 @@ def render_notification(body: Any) -> None:
             raise MalformedMessage(f"unknown notification {nid}")
         if row["status"] != Status.PENDING:
             return
-        if row["channel"] != Channel.SMS:
-            # Route hands on only SMS until the email sender exists; anything else here is a wiring bug.
-            raise MalformedMessage(f"{nid}: render handles SMS only, not {row['channel']}")
+        channel = row["channel"]
+        if channel not in (Channel.SMS, Channel.EMAIL):
+            raise MalformedMessage(f"{nid}: render has no sender for channel {channel!r}")
         if row["body"] is None:
             payload = load_event_payload(conn, row["org_id"], row["event_id"])
             event = event_adapter.validate_python(payload)
@@ -47,7 +57,7 @@ def render_notification(body: Any) -> None:
             try:
                 rendered = render_parts(
                     row["kind"],
-                    Channel.SMS,
+                    channel,
                     event,
                     locales=[row["locale"], names["org_locale"]],
                     names=names,
@@ -56,7 +66,11 @@ def render_notification(body: Any) -> None:
             except (TemplateInvalid, TemplateError) as exc:
                 failure = str(exc)
             else:
-                store_rendered(conn, nid, rendered.parts["body"], sender=None)
+                if channel == Channel.EMAIL:
+                    parts = rendered.parts
+                    store_rendered_email(conn, nid, parts["subject"], parts["text"], parts["html"])
+                else:
+                    store_rendered(conn, nid, rendered.parts["body"], sender=None)
     if failure is not None:
         # Permanent: recorded as failed with the reason; retrying would render the same problem.
         emit(
@@ -69,4 +83,8 @@ def render_notification(body: Any) -> None:
             )
         )
         return
-    emit(NotificationRendered(notification_id=nid))
+    emit(
+        EmailRendered(notification_id=nid)
+        if channel == Channel.EMAIL
+        else NotificationRendered(notification_id=nid)
+    )

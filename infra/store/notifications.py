@@ -59,8 +59,8 @@ class NewNotification:
 def record_notifications(conn: Connection, event: Event, items: list[NewNotification]) -> list[str]:
     """Store the decisions of an event (existing ones are kept as they are).
 
-    Returns the ids of this event's SMS notifications that are still ``pending``,
-    so a redelivered event re-drives exactly the work not yet done.
+    Returns the ids of this event's notifications (SMS and email) that are still
+    ``pending``, so a redelivered event re-drives exactly the work not yet done.
     """
     now = datetime.now(UTC)
     if items:
@@ -94,8 +94,6 @@ def record_notifications(conn: Connection, event: Event, items: list[NewNotifica
             notifications.c.org_id == event.org_id,
             notifications.c.event_id == event.event_id,
             notifications.c.status == Status.PENDING,
-            # Email is decided and recorded here; its sender arrives with the delivery work.
-            notifications.c.channel == "sms",
         )
     ).all()
     return [r.id for r in rows]
@@ -121,6 +119,15 @@ def store_rendered(conn: Connection, nid: str, body: str, sender: str | None) ->
         update(notifications)
         .where(notifications.c.id == nid, notifications.c.body.is_(None))
         .values(body=body, sender=sender, updated_at=datetime.now(UTC))
+    )
+
+
+def store_rendered_email(conn: Connection, nid: str, subject: str, text: str, html: str) -> None:
+    """Keep the rendered email (``body`` holds the plain-text part) so every retry sends the same."""
+    conn.execute(
+        update(notifications)
+        .where(notifications.c.id == nid, notifications.c.body.is_(None))
+        .values(body=text, subject=subject, html=html, updated_at=datetime.now(UTC))
     )
 
 

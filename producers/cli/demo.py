@@ -1,6 +1,6 @@
 """``herald demo``: the whole pipeline on this machine, end to end.
 
-Broker (local node when none answers), the Twilio sandbox, the Procfile
+Broker (local node when none answers), the Twilio and SMTP sandboxes, the Procfile
 processes under honcho, the demo directory, a burst of events, and the
 resulting history.
 """
@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from infra import topology
 from infra.bootstrap import bootstrap, shutdown
 from infra.masking import redact_url
+from infra.sandboxes.smtp import SmtpSandbox
 from infra.sandboxes.twilio import SandboxConfig, TwilioSandbox
 from infra.settings import get_settings
 from infra.store.directory import upsert_customer
@@ -40,6 +41,7 @@ WORK = Path(".herald")
 DEMO_SID = "AC" + "d" * 32
 DEMO_TOKEN = "demo-auth-token"  # noqa: S105 - the local sandbox's, not a real secret
 DEMO_FROM = "+15005550006"
+DEMO_EMAIL_FROM = "Acme Billing <billing@acme.example>"
 
 
 def _purge(url: str, prefix: str) -> None:
@@ -66,11 +68,17 @@ def _wait_settled(expected: int, timeout: float) -> Counter[str]:
     while time.monotonic() < deadline:
         with svc.transaction() as conn:
             rows = conn.execute(
-                select(notifications.c.status, func.count()).group_by(notifications.c.status)
+                select(notifications.c.channel, notifications.c.status, func.count()).group_by(
+                    notifications.c.channel, notifications.c.status
+                )
             ).all()
-        counts = Counter({status: n for status, n in rows})
-        # Settled once every SMS is delivered (status callbacks) or ended otherwise.
-        unsettled = counts[Status.PENDING] + counts[Status.SENDING] + counts[Status.SENT]
+        counts = Counter()
+        for _channel, status, n in rows:
+            counts[status] += n
+        # Settled once every SMS is delivered (status callbacks) or ended otherwise; SMTP reports
+        # no delivery, so an email is settled once sent.
+        sms_sent = sum(n for channel, status, n in rows if channel == "sms" and status == Status.SENT)
+        unsettled = counts[Status.PENDING] + counts[Status.SENDING] + sms_sent
         if sum(counts.values()) >= expected and unsettled == 0:
             return counts
         time.sleep(0.5)
@@ -116,8 +124,17 @@ def demo(
     )
     sandbox.start()
     os.environ["HERALD_TWILIO_BASE_URL"] = sandbox.url
+    mail = SmtpSandbox()
+    mail.start()
+    os.environ.update(
+        {
+            "HERALD_SMTP_HOST": mail.host,
+            "HERALD_SMTP_PORT": str(mail.port),
+            "HERALD_SMTP_FROM": os.environ.get("HERALD_SMTP_FROM", DEMO_EMAIL_FROM),
+        }
+    )
     get_settings.cache_clear()
-    out.print(f"[bold]2. twilio sandbox[/]: {sandbox.url}")
+    out.print(f"[bold]2. sandboxes[/]: twilio {sandbox.url}, smtp {mail.host}:{mail.port}")
 
     svc = bootstrap(get_settings())
     customers = demo_data.demo_customers()
@@ -153,8 +170,9 @@ def demo(
             table.add_row(status, str(n))
         out.print(table)
         out.print(f"SMS captured by the sandbox: {len(sandbox.messages())}")
+        out.print(f"Emails captured by the SMTP sandbox: {len(mail.messages)}")
         shutdown()
-        for invoice in ("INV-00001", "INV-09001", "INV-09003"):
+        for invoice in ("INV-00001", "INV-09001", "INV-09002", "INV-09003"):
             history(invoice=invoice, contact=None, org=None, as_json=False, reveal=False)
         if counts[Status.PENDING] + counts[Status.SENDING] + counts[Status.SENT]:
             err.print("[red]the pipeline did not settle in time[/]; see the worker log")
@@ -166,5 +184,6 @@ def demo(
         except subprocess.TimeoutExpired:
             os.killpg(procs.pid, signal.SIGKILL)
         sandbox.stop()
+        mail.stop()
         log.close()
     out.print("done. The broker keeps running for the next run; stop it with: herald broker down")

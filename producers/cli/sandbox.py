@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from infra.sandboxes import gocardless as gocardless_sandbox
+from infra.sandboxes import smtp as smtp_sandbox
 from infra.sandboxes.twilio import SandboxConfig, serve
 from infra.settings import get_settings
 from producers.cli.console import err
@@ -34,6 +35,21 @@ def twilio(
         host,
         port,
     )
+
+
+@app.command("smtp")
+def smtp(
+    port: int = typer.Option(2525, help="Port to listen on (127.0.0.1)."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+) -> None:
+    """A local SMTP server that captures what is sent; magic addresses answer errors.
+
+    reject…@ answers 550, busy…@ 451 every time, flaky…@ 451 once then accepts.
+    Requires AUTH when HERALD_SMTP_USERNAME is set (with HERALD_SMTP_PASSWORD).
+    """
+    settings = get_settings()
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+    smtp_sandbox.serve(host, port, username=settings.smtp_username, password=password)
 
 
 @app.command("gocardless")

@@ -16,6 +16,7 @@ from producers.cli.console import err
 #: Settings a stage cannot start without.
 REQUIRED: dict[str, tuple[str, ...]] = {
     "sms": ("twilio_account_sid", "twilio_auth_token", "twilio_from"),
+    "email": ("smtp_from",),
 }
 
 

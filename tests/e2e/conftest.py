@@ -118,7 +118,29 @@ def start_sandbox(deployment: Deployment) -> str:
 
     wait_for(answers, timeout=30, what=f"the twilio sandbox on port {port}")
     deployment.env["HERALD_TWILIO_BASE_URL"] = url
+    # The Procfile's email line needs an SMTP server too: every deployment that runs it gets one.
+    start_smtp_sandbox(deployment)
     return url
+
+
+def start_smtp_sandbox(deployment: Deployment) -> int:
+    """``herald sandbox smtp`` on a free port, with ``HERALD_SMTP_*`` pointing at it; returns the port."""
+    port = free_port()
+    deployment.start(str(BIN / "herald"), "sandbox", "smtp", "--port", str(port), log="smtp-sandbox.log")
+
+    def answers() -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_for(answers, timeout=30, what=f"the smtp sandbox on port {port}")
+    deployment.env.update(
+        {
+            "HERALD_SMTP_HOST": "127.0.0.1",
+            "HERALD_SMTP_PORT": str(port),
+            "HERALD_SMTP_FROM": "Acme Billing <billing@acme.example>",
+        }
+    )
+    return port
 
 
 def write_jsonl(path: Path, items: list[dict[str, Any]]) -> Path:
@@ -126,4 +148,4 @@ def write_jsonl(path: Path, items: list[dict[str, Any]]) -> Path:
     return path
 
 
-__all__ = ["REPO", "Deployment", "free_port", "start_sandbox", "write_jsonl"]
+__all__ = ["REPO", "Deployment", "free_port", "start_sandbox", "start_smtp_sandbox", "write_jsonl"]

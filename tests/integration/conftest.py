@@ -78,17 +78,36 @@ def twilio_sandbox(herald_env: dict[str, str]) -> Iterator[Any]:
         yield sandbox
 
 
+#: The From address of the test pipeline's emails.
+SMTP_FROM = "Acme Billing <billing@acme.example>"
+
+
 @pytest.fixture
-def pipeline(configured_env: dict[str, str], tmp_path: Path, twilio_sandbox: Any) -> Iterator[Services]:
+def smtp_sandbox() -> Iterator[Any]:
+    """The SMTP capture server, on a free port."""
+    from infra.sandboxes.smtp import SmtpSandbox
+
+    with SmtpSandbox() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def pipeline(
+    configured_env: dict[str, str], tmp_path: Path, twilio_sandbox: Any, smtp_sandbox: Any
+) -> Iterator[Services]:
     """The four stages consuming from the real broker in this process, on a fresh store."""
     import dramatiq
 
     os.environ["HERALD_DATABASE_URL"] = f"sqlite:///{tmp_path / 'herald.db'}"
     os.environ["HERALD_TWILIO_BASE_URL"] = twilio_sandbox.url
+    os.environ["HERALD_SMTP_HOST"] = smtp_sandbox.host
+    os.environ["HERALD_SMTP_PORT"] = str(smtp_sandbox.port)
+    os.environ["HERALD_SMTP_FROM"] = SMTP_FROM
     get_settings.cache_clear()
     shutdown()
     services = bootstrap(get_settings())
 
+    import workers.email
     import workers.history
     import workers.render
     import workers.route
@@ -102,6 +121,7 @@ def pipeline(configured_env: dict[str, str], tmp_path: Path, twilio_sandbox: Any
     worker.stop()
     broker.flush_all()
     shutdown()
-    for key in ("HERALD_DATABASE_URL", "HERALD_TWILIO_BASE_URL"):
+    smtp_keys = ("HERALD_SMTP_HOST", "HERALD_SMTP_PORT", "HERALD_SMTP_FROM")
+    for key in ("HERALD_DATABASE_URL", "HERALD_TWILIO_BASE_URL", *smtp_keys):
         os.environ.pop(key, None)
     get_settings.cache_clear()

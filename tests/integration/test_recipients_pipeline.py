@@ -59,7 +59,7 @@ def _sms_settled(services: Services, count: int) -> bool:
 
 
 def test_one_event_for_six_contacts_in_six_states_records_exactly_the_expected_decisions(
-    pipeline: Services, twilio_sandbox: Any
+    pipeline: Services, twilio_sandbox: Any, smtp_sandbox: Any
 ) -> None:
     with pipeline.transaction() as conn:
         upsert_customer(conn, CustomerRecord.model_validate(customer(contacts=SIX_CONTACTS)), region="FI")
@@ -68,22 +68,26 @@ def test_one_event_for_six_contacts_in_six_states_records_exactly_the_expected_d
         publisher.publish(invoice_created("evt_inv"))
     wait_for(lambda: _sms_settled(pipeline, 6), timeout=60, what="six SMS decisions settled")
     wait_for(lambda: ("Q6", "sms", "send", "failed") in _decisions("INV-1", "evt_inv"), timeout=30)
+    wait_for(lambda: len(smtp_sandbox.messages) == 2, timeout=30, what="the two emails")
+    wait_for(lambda: ("Q4", "email", "send", "sent") in _decisions("INV-1", "evt_inv"), timeout=30)
+    wait_for(lambda: ("P1", "email", "send", "sent") in _decisions("INV-1", "evt_inv"), timeout=30)
 
     assert _decisions("INV-1", "evt_inv") == {
         ("P1", "sms", "send", "sent"),
-        ("P1", "email", "send", "pending"),  # the email sender arrives with the delivery work
+        ("P1", "email", "send", "sent"),
         ("Q2", "sms", "contact_sms_off", "skipped"),
         ("Q2", "email", "email_notify_off", "skipped"),
         ("Q3", "sms", "invalid_phone", "skipped"),
         ("Q3", "email", "category_off", "skipped"),
         ("Q4", "sms", "no_phone", "skipped"),
-        ("Q4", "email", "send", "pending"),  # pending activation is still notified
+        ("Q4", "email", "send", "sent"),  # pending activation is still notified
         ("Q5", "sms", "opted_out", "skipped"),
         ("Q5", "email", "duplicate_address", "skipped"),  # P1 is told at that address already
         ("Q6", "sms", "send", "failed"),  # replied STOP: Twilio 21610
         ("Q6", "email", "no_email", "skipped"),
     }
     assert [m["to"] for m in twilio_sandbox.messages()] == ["+358401000001"]
+    assert sorted(m["To"] for m in smtp_sandbox.messages) == ["p1@x.fi", "q4@x.fi"]
 
     # 21610 switched SMS off for Q6 from then on; a paid invoice gets no reminder at all.
     with Publisher() as publisher:

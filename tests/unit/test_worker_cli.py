@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from infra import topology
@@ -22,4 +23,17 @@ def test_every_procfile_line_runs_a_stage_herald_worker_accepts_and_the_http_app
 def test_an_unknown_stage_is_refused_naming_the_known_ones() -> None:
     result = CliRunner().invoke(app, ["worker", "mail"])
     assert result.exit_code == 2
-    assert "unknown stage 'mail'; expected one of route, render, sms, history, ingest" in result.output
+    assert "unknown stage 'mail'; expected one of route, render, sms, email, history, ingest" in result.output
+
+
+def test_the_email_stage_refuses_to_start_without_a_from_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    from infra.settings import get_settings
+
+    monkeypatch.delenv("HERALD_SMTP_FROM", raising=False)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["worker", "email"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2
+    assert "stage email: missing setting(s): HERALD_SMTP_FROM" in result.output

@@ -1,0 +1,127 @@
+"""Stage ``email``: send through SMTP, once per notification as far as SMTP allows.
+
+The attempt is recorded (``pending → sending``) before the server is called and
+the Message-ID right after its 250, so a redelivered message whose attempt has
+a Message-ID only reports it again.
+
+An ambiguous attempt (the worker crashed, or the connection dropped or timed
+out after DATA went out) cannot be reconciled the way SMS is: SMTP has no way
+to ask a server whether it took a message. Decision: resend it, with the same
+Message-ID. The Message-ID is derived from the notification id, so it is the
+same on every attempt, and receiving servers and mail clients de-duplicate on
+it; the worst case is a second copy in a mailbox that does not, never a
+notification silently lost. Each resend is in the attempt log.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import dramatiq
+
+from infra.adapters.email import OutgoingEmail
+from infra.bootstrap import Services, services
+from infra.broker import emit, queue
+from infra.errors import MalformedMessage, PermanentProviderError, TransientError, TransientProviderError
+from infra.masking import mask_email
+from infra.store.attempts import Outcome, log_attempt
+from infra.store.notifications import (
+    claim_for_sending,
+    load_notification,
+    record_provider_id,
+    record_refusal,
+    release_claim,
+)
+from schemas.messages import DeliveryStatusReported, EmailRendered
+from schemas.notifications import Status
+from workers.decode import decode
+from workers.rules.delivery import Step, next_step
+
+logger = logging.getLogger("herald.email")
+
+
+def _report(
+    nid: str,
+    status: Status,
+    *,
+    provider_id: str | None = None,
+    code: int | None = None,
+    detail: str | None = None,
+) -> None:
+    emit(
+        DeliveryStatusReported(
+            notification_id=nid,
+            status=status,
+            source="email",
+            occurred_at=datetime.now(UTC),
+            provider_id=provider_id,
+            error_code=code,
+            detail=detail,
+        )
+    )
+
+
+@dramatiq.actor(queue_name=queue(EmailRendered.stage), actor_name=EmailRendered.actor)
+def send_email(body: Any) -> None:
+    """Decode → decide the step (pure) → claim, call SMTP, record → report to history."""
+    nid = decode(EmailRendered, body).notification_id
+    svc = services()
+    in_flight = timedelta(seconds=svc.settings.smtp_timeout_seconds * 2 + 5)
+    with svc.transaction() as conn:
+        row = load_notification(conn, nid)
+    if row is None:
+        raise MalformedMessage(f"unknown notification {nid}")
+    step = next_step(row, datetime.now(UTC), in_flight)
+    if step == Step.WAIT:
+        raise TransientError(f"{nid}: another attempt is in flight")
+    if step == Step.RECONCILE:
+        # SMTP cannot be asked; resend with the same Message-ID (see the module docstring).
+        with svc.transaction() as conn:
+            release_claim(conn, nid)
+        logger.warning("email attempt was cut short; resending", extra={"notification_id": nid})
+        step = Step.SEND
+    if step == Step.NOTHING:
+        return
+    if step == Step.REPORT_SENT:
+        _report(nid, Status.SENT, provider_id=row["provider_id"])
+        return
+    if step == Step.REPORT_FAILED:
+        _report(nid, Status.FAILED, code=row["error_code"])
+        return
+    _send(svc, nid, row)
+
+
+def _send(svc: Services, nid: str, row: dict[str, Any]) -> None:
+    if row["body"] is None or row["subject"] is None or row["html"] is None:
+        raise MalformedMessage(f"{nid}: not rendered as an email")
+    with svc.transaction() as conn:
+        if not claim_for_sending(conn, nid):
+            return  # another worker claimed it first; it reports the outcome
+    email = OutgoingEmail(
+        notification_id=nid, to=row["recipient"], subject=row["subject"], text=row["body"], html=row["html"]
+    )
+    log_extra = {"notification_id": nid, "to": mask_email(row["recipient"])}
+    try:
+        sent = svc.email.send(email)
+    except PermanentProviderError as exc:
+        with svc.transaction() as conn:
+            record_refusal(conn, nid, exc.code)
+            log_attempt(conn, nid, Outcome.REFUSED, error_code=exc.code, detail=str(exc))
+        logger.warning("email refused", extra={**log_extra, "code": exc.code})
+        _report(nid, Status.FAILED, code=exc.code)
+        return
+    except TransientProviderError as exc:
+        outcome = Outcome.AMBIGUOUS if exc.accepted_unknown else Outcome.RETRY
+        with svc.transaction() as conn:
+            log_attempt(conn, nid, outcome, error_code=exc.code, detail=str(exc))
+            if not exc.accepted_unknown:
+                release_claim(conn, nid)
+        logger.warning("email not sent; will retry", extra={**log_extra, "code": exc.code})
+        raise
+    with svc.transaction() as conn:
+        record_provider_id(conn, nid, sent.message_id)
+        log_attempt(conn, nid, Outcome.ACCEPTED)
+    logger.info("email accepted", extra={**log_extra, "provider_id": sent.message_id})
+    _report(nid, Status.SENT, provider_id=sent.message_id)

@@ -19,7 +19,7 @@ from infra.adapters.email import EmailGateway, SmtpConfig, SmtpEmail
 from infra.adapters.sms import SmsGateway, TwilioSms
 from infra.errors import ConfigurationError
 from infra.settings import Settings, get_settings
-from infra.store.db import make_engine
+from infra.store.db import READ_ONLY, make_engine
 from infra.store.migrate import upgrade
 
 
@@ -54,6 +54,14 @@ class Services:
         """One database transaction, committed on success."""
         with self.engine.begin() as conn:
             yield conn
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A read-only transaction: on SQLite it does not wait for the write lock."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(**{READ_ONLY: True})
+            with conn.begin():
+                yield conn
 
 
 def require(settings: Settings, *names: str) -> None:

@@ -70,7 +70,7 @@ def render_notification(body: Any) -> None:
                     parts = rendered.parts
                     store_rendered_email(conn, nid, parts["subject"], parts["text"], parts["html"])
                 else:
-                    store_rendered(conn, nid, rendered.parts["body"], sender=None)
+                    store_rendered(conn, nid, rendered.parts["body"])
     if failure is not None:
         # Permanent: recorded as failed with the reason; retrying would render the same problem.
         emit(

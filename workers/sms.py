@@ -59,7 +59,7 @@ def send_sms(body: Any) -> None:
     """Decode → decide the step (pure) → claim, call Twilio, record → report to history."""
     nid = decode(NotificationRendered, body).notification_id
     svc = services()
-    with svc.transaction() as conn:
+    with svc.reading() as conn:
         row = load_notification(conn, nid)
     if row is None:
         raise MalformedMessage(f"unknown notification {nid}")

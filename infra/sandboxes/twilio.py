@@ -103,6 +103,8 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+    # Keep-alive, as Twilio's API does: a client reuses its connection instead of one per message.
+    protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:
         # Request lines carry phone numbers in query strings: keep them out of INFO.

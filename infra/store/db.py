@@ -10,6 +10,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import Insert
 
+#: Execution option marking a connection's transactions as read-only (see ``Services.reading``).
+READ_ONLY = "herald_read_only"
+
 
 def make_engine(url: str) -> Engine:
     """An engine for ``url``. SQLite gets WAL, a busy timeout and
@@ -34,17 +37,25 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the write lock up front; a read-only transaction (``READ_ONLY``) does not
+            # queue behind them at all (WAL readers never block).
+            read_only = conn.get_execution_options().get(READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
 def insert_ignore(conn: Connection, table: Table) -> Insert:
-    """``INSERT … ON CONFLICT DO NOTHING`` for the connection's dialect."""
+    """``INSERT … ON CONFLICT DO NOTHING`` for the connection's dialect.
+
+    Its ``rowcount`` says whether the row was new (1) or already there (0) on every dialect.
+    """
     name = conn.dialect.name
+    # Without preserve_rowcount, SQLAlchemy's psycopg dialect reports -1 for an INSERT's rowcount,
+    # which would read as "inserted" even when the conflict skipped it.
     if name == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing()
+        return sqlite.insert(table).on_conflict_do_nothing().execution_options(preserve_rowcount=True)
     if name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
+        return postgresql.insert(table).on_conflict_do_nothing().execution_options(preserve_rowcount=True)
     raise RuntimeError(f"unsupported database dialect {name!r}")  # pragma: no cover

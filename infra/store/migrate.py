@@ -50,4 +50,5 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
 def upgrade(engine: Engine) -> None:
     """Bring the database to the newest schema."""
     with _migration_lock(engine):
-        command.upgrade(alembic_config(engine), "head")
+        # "heads": branches made side by side (one per feature) apply together; a merge revision joins them.
+        command.upgrade(alembic_config(engine), "heads")

@@ -113,12 +113,12 @@ def load_event_payload(conn: Connection, org_id: str, event_id: str) -> dict[str
     return row.payload if row else None
 
 
-def store_rendered(conn: Connection, nid: str, body: str, sender: str | None) -> None:
-    """Keep the rendered message so every retry sends the same text."""
+def store_rendered(conn: Connection, nid: str, body: str) -> None:
+    """Keep the rendered message so every retry sends the same text (the sender stays as routed)."""
     conn.execute(
         update(notifications)
         .where(notifications.c.id == nid, notifications.c.body.is_(None))
-        .values(body=body, sender=sender, updated_at=datetime.now(UTC))
+        .values(body=body, updated_at=datetime.now(UTC))
     )
 
 

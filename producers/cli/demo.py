@@ -104,6 +104,8 @@ def demo(
         "HERALD_TWILIO_AUTH_TOKEN": os.environ.get("HERALD_TWILIO_AUTH_TOKEN", DEMO_TOKEN),
         "HERALD_TWILIO_FROM": os.environ.get("HERALD_TWILIO_FROM", DEMO_FROM),
         "HERALD_LOG_FORMAT": "json",
+        # The sandbox has no carrier to protect: the per-sender rate limit is off for the demo.
+        "HERALD_SMS_SEGMENTS_PER_SECOND": os.environ.get("HERALD_SMS_SEGMENTS_PER_SECOND", "0"),
         "HERALD_API_PORT": str(api_port),
         # The sandbox sends its signed status callbacks to the api process.
         "HERALD_PUBLIC_URL": f"http://127.0.0.1:{api_port}",

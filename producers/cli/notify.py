@@ -164,7 +164,7 @@ def send(
         for nid in pending:
             row = load_notification(conn, nid)
             if row is not None:  # the previewed text, not a fresh rendering
-                store_rendered(conn, nid, bodies[(row["contact_id"], row["recipient"])], sender=None)
+                store_rendered(conn, nid, bodies[(row["contact_id"], row["recipient"])])
     for nid in pending:
         emit(NotificationRendered(notification_id=nid))
     out.print(

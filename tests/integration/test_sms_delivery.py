@@ -160,3 +160,16 @@ def test_a_storm_that_outlasts_the_deadline_ends_failed_gave_up(
     failed = [e for e in timeline if e["what"] == "failed"]
     assert failed
     assert failed[0]["detail"].startswith("gave_up")
+
+
+def test_the_sms_goes_from_the_organisations_own_sender(pipeline: Services, twilio_sandbox: Any) -> None:
+    from infra.store.organisations import update_org
+
+    with pipeline.transaction() as conn:
+        update_org(conn, "acme", {"sender_number": "+358401110000"})
+    _import(pipeline, customer())
+    with Publisher() as publisher:
+        publisher.publish(invoice_created())
+    wait_for(lambda: _sms(pipeline), timeout=30, what="the SMS sent")
+    (message,) = twilio_sandbox.messages()
+    assert message["from"] == "+358401110000"

@@ -207,3 +207,7 @@ org_warnings = Table(
     Column("at", DateTime(timezone=True), nullable=False),
     Index("ix_org_warnings_org", "org_id", "at"),
 )
+
+# Feature tables live in their own modules on the same metadata; importing them here keeps
+# ``metadata`` complete for whoever compares it with the migrations.
+from infra.store import tables_gocardless  # noqa: E402, F401

@@ -1,0 +1,309 @@
+"""GoCardless records as last seen, their links to our directory, and sync history.
+
+Pure SQLAlchemy Core over ``tables_gocardless``: every function takes a connection inside the
+caller's transaction. Records come in GoCardless's JSON shape (``resource.attributes`` of the
+official client, or a webhook's fetched resource).
+
+Upserts answer ``"added"``, ``"updated"`` or ``"unchanged"`` (a sync counts them); an unchanged
+record is not written at all, so ``synced_at`` is when herald last saw it *change*.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from infra.store.tables import contact_emails, customer_contacts
+from infra.store.tables_gocardless import gc_customers, gc_mandates, gc_payments, sync_history
+
+Outcome = Literal["added", "updated", "unchanged"]
+#: Sync history rows older than this are purged at every sync.
+SYNC_HISTORY_KEPT = timedelta(days=7)
+#: Metadata keys herald writes on the GoCardless resources it creates, and reads back to link them.
+ORG_KEY, CUSTOMER_KEY, INVOICE_KEY = "herald_org_id", "herald_customer_id", "herald_invoice_id"
+
+
+def _when(value: Any) -> datetime | None:
+    """GoCardless's ``2026-11-25T10:00:00.000Z`` as an aware datetime (``None`` stays ``None``)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _same(have: Any, want: Mapping[str, Any]) -> bool:
+    def norm(v: Any) -> Any:  # SQLite hands datetimes back naive (UTC)
+        return v.replace(tzinfo=UTC) if isinstance(v, datetime) and v.tzinfo is None else v
+
+    return all(norm(have[k]) == norm(v) for k, v in want.items())
+
+
+def _upsert(conn: Connection, table: Any, gc_id: str, values: dict[str, Any], now: datetime) -> Outcome:
+    have = conn.execute(select(table).where(table.c.gc_id == gc_id)).mappings().first()
+    if have is None:
+        conn.execute(insert(table).values(gc_id=gc_id, synced_at=now, **values))
+        return "added"
+    if _same(have, values):
+        return "unchanged"
+    conn.execute(update(table).where(table.c.gc_id == gc_id).values(synced_at=now, **values))
+    return "updated"
+
+
+# -- customers and their links ------------------------------------------------------------------
+def find_link(conn: Connection, customer: Mapping[str, Any]) -> tuple[str, str] | None:
+    """Which of our customers a GoCardless customer is, as ``(org_id, customer_id)``.
+
+    1. Its ``metadata`` names ``herald_org_id`` and ``herald_customer_id`` (herald writes them on
+       every customer it creates): that link, as given.
+    2. Otherwise its email, when exactly one customer of our directory has a contact with that
+       address (case-insensitive). Two customers sharing the address, or none: no link, because a
+       guessed link would collect from, or thank, the wrong customer.
+    """
+    metadata = customer.get("metadata") or {}
+    if metadata.get(ORG_KEY) and metadata.get(CUSTOMER_KEY):
+        return str(metadata[ORG_KEY]), str(metadata[CUSTOMER_KEY])
+    email = customer.get("email")
+    if not email:
+        return None
+    rows = conn.execute(
+        select(customer_contacts.c.org_id, customer_contacts.c.customer_id)
+        .join(
+            contact_emails,
+            and_(
+                contact_emails.c.org_id == customer_contacts.c.org_id,
+                contact_emails.c.contact_id == customer_contacts.c.contact_id,
+            ),
+        )
+        .where(contact_emails.c.address == str(email).lower())
+        .distinct()
+        .limit(2)
+    ).all()
+    return (rows[0].org_id, rows[0].customer_id) if len(rows) == 1 else None
+
+
+def upsert_customer(conn: Connection, customer: Mapping[str, Any], now: datetime) -> Outcome:
+    """Store a GoCardless customer and its link (``find_link``). A link found before is kept when
+    none is found now (an operator's or an earlier metadata link is not undone by an edit)."""
+    link: tuple[str | None, str | None] | None = find_link(conn, customer)
+    if link is None:
+        have = conn.execute(
+            select(gc_customers.c.org_id, gc_customers.c.customer_id).where(
+                gc_customers.c.gc_id == customer["id"]
+            )
+        ).first()
+        link = (have.org_id, have.customer_id) if have is not None else (None, None)
+    name = customer.get("company_name") or " ".join(
+        p for p in (customer.get("given_name"), customer.get("family_name")) if p
+    )
+    values = {
+        "org_id": link[0],
+        "customer_id": link[1],
+        "email": customer.get("email"),
+        "name": name or None,
+        "created_at": _when(customer.get("created_at")),
+    }
+    return _upsert(conn, gc_customers, str(customer["id"]), values, now)
+
+
+def linked_customer(conn: Connection, gc_customer_id: str) -> tuple[str, str] | None:
+    """Our ``(org_id, customer_id)`` for a GoCardless customer id, when linked."""
+    row = conn.execute(
+        select(gc_customers.c.org_id, gc_customers.c.customer_id).where(
+            gc_customers.c.gc_id == gc_customer_id
+        )
+    ).first()
+    if row is None or row.org_id is None or row.customer_id is None:
+        return None
+    return row.org_id, row.customer_id
+
+
+def gc_customer_for(conn: Connection, org_id: str, customer_id: str) -> str | None:
+    """The GoCardless customer id linked to one of our customers (the oldest when several are)."""
+    return conn.execute(
+        select(gc_customers.c.gc_id)
+        .where(gc_customers.c.org_id == org_id, gc_customers.c.customer_id == customer_id)
+        .order_by(gc_customers.c.created_at, gc_customers.c.gc_id)
+        .limit(1)
+    ).scalar()
+
+
+def unlink_all(conn: Connection) -> int:
+    """Clear every customer link (deleting the integration); the rows stay as GoCardless's
+    records. The number of links cleared."""
+    result = conn.execute(
+        update(gc_customers).where(gc_customers.c.org_id.is_not(None)).values(org_id=None, customer_id=None)
+    )
+    return int(result.rowcount or 0)
+
+
+# -- mandates -----------------------------------------------------------------------------------
+def upsert_mandate(conn: Connection, mandate: Mapping[str, Any], now: datetime) -> Outcome:
+    """Store a GoCardless mandate as seen (status and all)."""
+    links = mandate.get("links") or {}
+    values = {
+        "gc_customer_id": links.get("customer"),
+        "status": mandate["status"],
+        "scheme": mandate.get("scheme"),
+        "reference": mandate.get("reference"),
+        "created_at": _when(mandate.get("created_at")),
+    }
+    return _upsert(conn, gc_mandates, str(mandate["id"]), values, now)
+
+
+def active_mandate_for(conn: Connection, org_id: str, customer_id: str) -> str | None:
+    """The id of one of our customer's ``active`` mandates (the newest), or ``None``.
+
+    Only mandates of GoCardless customers linked to ``(org_id, customer_id)`` count; a
+    ``pending_submission`` or ``submitted`` mandate is not active yet.
+    """
+    linked = select(gc_customers.c.gc_id).where(
+        gc_customers.c.org_id == org_id, gc_customers.c.customer_id == customer_id
+    )
+    return conn.execute(
+        select(gc_mandates.c.gc_id)
+        .where(gc_mandates.c.gc_customer_id.in_(linked), gc_mandates.c.status == "active")
+        .order_by(gc_mandates.c.created_at.desc(), gc_mandates.c.gc_id.desc())
+        .limit(1)
+    ).scalar()
+
+
+# -- payments -----------------------------------------------------------------------------------
+def upsert_payment(
+    conn: Connection,
+    payment: Mapping[str, Any],
+    now: datetime,
+    *,
+    org_id: str | None = None,
+    invoice_id: str | None = None,
+    customer_id: str | None = None,
+) -> Outcome:
+    """Store a GoCardless payment as seen, with the invoice it collects.
+
+    The invoice comes from the arguments (the collect stage knows it), else from the payment's
+    ``metadata`` (``herald_org_id`` / ``herald_invoice_id``), else from what was stored before; the
+    customer likewise, else from the mandate's linked customer.
+    """
+    gc_id = str(payment["id"])
+    metadata = payment.get("metadata") or {}
+    links = payment.get("links") or {}
+    row = conn.execute(select(gc_payments).where(gc_payments.c.gc_id == gc_id)).mappings().first()
+    have: dict[str, Any] = dict(row) if row is not None else {}
+    org_id = org_id or metadata.get(ORG_KEY) or have.get("org_id")
+    invoice_id = invoice_id or metadata.get(INVOICE_KEY) or have.get("invoice_id")
+    customer_id = customer_id or metadata.get(CUSTOMER_KEY) or have.get("customer_id")
+    mandate_id = links.get("mandate")
+    if customer_id is None and mandate_id:
+        owner = conn.execute(
+            select(gc_customers.c.org_id, gc_customers.c.customer_id)
+            .join(gc_mandates, gc_mandates.c.gc_customer_id == gc_customers.c.gc_id)
+            .where(gc_mandates.c.gc_id == mandate_id)
+        ).first()
+        if owner is not None and (org_id is None or owner.org_id == org_id):
+            org_id, customer_id = owner.org_id, owner.customer_id
+    values = {
+        "org_id": org_id,
+        "invoice_id": invoice_id,
+        "customer_id": customer_id,
+        "gc_mandate_id": mandate_id,
+        "amount_minor": int(payment["amount"]),
+        "currency": str(payment["currency"]),
+        "status": str(payment["status"]),
+        "charge_date": payment.get("charge_date"),
+        "created_at": _when(payment.get("created_at")),
+    }
+    return _upsert(conn, gc_payments, gc_id, values, now)
+
+
+def load_payment(conn: Connection, gc_id: str) -> dict[str, Any] | None:
+    """A stored payment row, or ``None``."""
+    row = conn.execute(select(gc_payments).where(gc_payments.c.gc_id == gc_id)).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def payments_for_invoice(conn: Connection, org_id: str | None, invoice_id: str) -> list[dict[str, Any]]:
+    """Every stored payment of an invoice, oldest first."""
+    query = select(gc_payments).where(gc_payments.c.invoice_id == invoice_id)
+    if org_id is not None:
+        query = query.where(gc_payments.c.org_id == org_id)
+    return [
+        dict(r)
+        for r in conn.execute(query.order_by(gc_payments.c.created_at, gc_payments.c.gc_id)).mappings()
+    ]
+
+
+# -- sync history -------------------------------------------------------------------------------
+@dataclass
+class SyncCounts:
+    """Added / updated / unchanged / failed records of one data type, with failure reasons."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    reasons: list[str] | None = None
+
+    def count(self, outcome: Outcome) -> None:
+        """Count one stored record."""
+        setattr(self, outcome, getattr(self, outcome) + 1)
+
+    def fail(self, reason: str) -> None:
+        """Count one record that could not be stored, and why."""
+        self.failed += 1
+        self.reasons = [*(self.reasons or []), reason]
+
+    @property
+    def detail(self) -> str | None:
+        """The failure reasons, shortened to fit the column."""
+        if not self.reasons:
+            return None
+        text = "; ".join(self.reasons)
+        return text if len(text) <= 2000 else text[:1996] + " …"
+
+
+def record_sync(
+    conn: Connection,
+    *,
+    data_type: str,
+    trigger: str,
+    counts: SyncCounts,
+    now: datetime,
+    provider: str = "gocardless",
+    direction: str = "inbound",
+) -> None:
+    """Write one sync-history row."""
+    conn.execute(
+        insert(sync_history).values(
+            at=now,
+            provider=provider,
+            direction=direction,
+            data_type=data_type,
+            trigger=trigger,
+            added=counts.added,
+            updated=counts.updated,
+            failed=counts.failed,
+            detail=counts.detail,
+        )
+    )
+
+
+def purge_sync_history(conn: Connection, now: datetime) -> int:
+    """Delete rows older than ``SYNC_HISTORY_KEPT``; how many went."""
+    result = conn.execute(delete(sync_history).where(sync_history.c.at < now - SYNC_HISTORY_KEPT))
+    return int(result.rowcount or 0)
+
+
+def sync_rows(conn: Connection, limit: int = 200) -> list[dict[str, Any]]:
+    """The newest sync-history rows, newest first."""
+    rows = conn.execute(
+        select(sync_history).order_by(sync_history.c.at.desc(), sync_history.c.id.desc()).limit(limit)
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+def count_rows(conn: Connection, table: Any) -> int:
+    """How many rows a GoCardless table holds (for tests and status output)."""
+    return int(conn.execute(select(func.count()).select_from(table)).scalar_one())

@@ -13,11 +13,15 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
-# RabbitMQ for the local node (installed on demand by infra/rabbitmq_local.py too, when root).
+# RabbitMQ for the local node, PostgreSQL's server for the tests' throwaway cluster (installed on
+# demand by infra/rabbitmq_local.py and infra/postgres_local.py too, when root); one apt-get update.
 system:
-	@command -v rabbitmq-server >/dev/null 2>&1 || test -x /usr/sbin/rabbitmq-server || \
-	  { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server; \
-	    else echo "install rabbitmq-server (or set HERALD_AMQP_URL)"; fi; }
+	@missing=""; \
+	  { command -v rabbitmq-server >/dev/null 2>&1 || test -x /usr/sbin/rabbitmq-server; } || missing=" rabbitmq-server"; \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	  if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	    else echo "install$$missing (or set HERALD_AMQP_URL, HERALD_TEST_DATABASE_URL)"; fi; fi
 
 run: setup system
 	$(BIN)/herald demo

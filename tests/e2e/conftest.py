@@ -30,14 +30,16 @@ def free_port() -> int:
 class Deployment:
     """A herald installation in a temporary directory, with its own queues and database."""
 
-    def __init__(self, base_env: dict[str, str], workdir: Path) -> None:
+    def __init__(self, base_env: dict[str, str], workdir: Path, database_url: str | None = None) -> None:
         self.workdir = workdir
         self.db_path = workdir / "herald.db"
+        #: SQLite in the working directory unless given (e.g. a PostgreSQL schema of its own).
+        self.database_url = database_url or f"sqlite:///{self.db_path}"
         self.env = {
             **os.environ,
             **base_env,
             "HERALD_QUEUE_PREFIX": f"e2e-{uuid.uuid4().hex[:8]}",
-            "HERALD_DATABASE_URL": f"sqlite:///{self.db_path}",
+            "HERALD_DATABASE_URL": self.database_url,
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             "COLUMNS": "200",  # usage errors are boxed by rich; keep their sentences on one line
         }
@@ -86,9 +88,13 @@ class Deployment:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
 
+    def database_exists(self) -> bool:
+        """Whether there is a database to read yet (a PostgreSQL one always exists)."""
+        return not self.database_url.startswith("sqlite") or self.db_path.exists()
+
     def query(self, sql: str) -> list[Any]:
-        """Read the deployment's database (as an operator would with sqlite3)."""
-        engine = create_engine(f"sqlite:///{self.db_path}")
+        """Read the deployment's database (as an operator would with sqlite3 or psql)."""
+        engine = create_engine(self.database_url)
         try:
             with engine.connect() as conn:
                 return list(conn.execute(text(sql)))
@@ -104,6 +110,16 @@ def deployment(herald_env: dict[str, str], tmp_path: Path) -> Iterator[Deploymen
     deployment = Deployment(herald_env, tmp_path)
     yield deployment
     deployment.stop_all()
+
+
+@pytest.fixture
+def deployment_on_each_store(
+    herald_env: dict[str, str], tmp_path: Path, database_url: str
+) -> Iterator[Deployment]:
+    """A deployment on SQLite, then one on PostgreSQL (ids ``[sqlite]``, ``[postgresql]``)."""
+    deployment = Deployment(herald_env, tmp_path, database_url)
+    yield deployment
+    deployment.stop_all()  # before database_url's teardown drops the PostgreSQL schema
 
 
 def start_sandbox(deployment: Deployment) -> str:

@@ -1,4 +1,4 @@
-"""200 invoice events through the Procfile processes, as a user runs them."""
+"""200 invoice events through the Procfile processes, as a user runs them, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tests.e2e.conftest import BIN, Deployment, start_sandbox, write_jsonl
 
 def _sent(deployment: Deployment) -> list[tuple[str, str]] | None:
     """The (status, provider id) of the 200 notifications to send, once all are sent."""
-    if not deployment.db_path.exists():
+    if not deployment.database_exists():
         return None
     try:
         rows = deployment.query("SELECT status, provider_id FROM notifications WHERE reason = 'send'")
@@ -25,7 +25,10 @@ def _sent(deployment: Deployment) -> list[tuple[str, str]] | None:
     return None
 
 
-def test_200_invoice_events_become_exactly_200_sms_each_in_history_as_sent(deployment: Deployment) -> None:
+def test_200_invoice_events_become_exactly_200_sms_each_in_history_as_sent(
+    deployment_on_each_store: Deployment,
+) -> None:
+    deployment = deployment_on_each_store
     sandbox_url = start_sandbox(deployment)
     contacts = write_jsonl(deployment.workdir / "contacts.jsonl", demo_customers(200))
     imported = deployment.herald("contacts", "import", str(contacts))

@@ -1,10 +1,9 @@
-"""Integration fixtures: the real broker and a real SQLite store, in this process."""
+"""Integration fixtures: the real broker and a real store (SQLite and PostgreSQL), in this process."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pika
@@ -17,10 +16,10 @@ from tests.conftest import RUN_PREFIX
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Services]:
-    """Booted services on a fresh SQLite file (migrations applied), no broker needed."""
+def store(database_url: str) -> Iterator[Services]:
+    """Booted services on a fresh database of each store (migrations applied), no broker needed."""
     shutdown()
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'herald.db'}")  # type: ignore[arg-type]
+    settings = Settings(database_url=database_url)  # type: ignore[arg-type]
     yield bootstrap(settings)
     shutdown()
 
@@ -93,12 +92,12 @@ def smtp_sandbox() -> Iterator[Any]:
 
 @pytest.fixture
 def pipeline(
-    configured_env: dict[str, str], tmp_path: Path, twilio_sandbox: Any, smtp_sandbox: Any
+    configured_env: dict[str, str], database_url: str, twilio_sandbox: Any, smtp_sandbox: Any
 ) -> Iterator[Services]:
-    """The four stages consuming from the real broker in this process, on a fresh store."""
+    """The four stages consuming from the real broker in this process, on a fresh store of each kind."""
     import dramatiq
 
-    os.environ["HERALD_DATABASE_URL"] = f"sqlite:///{tmp_path / 'herald.db'}"
+    os.environ["HERALD_DATABASE_URL"] = database_url
     os.environ["HERALD_TWILIO_BASE_URL"] = twilio_sandbox.url
     os.environ["HERALD_SMTP_HOST"] = smtp_sandbox.host
     os.environ["HERALD_SMTP_PORT"] = str(smtp_sandbox.port)

@@ -40,7 +40,9 @@ def test_preview_then_send_sends_exactly_what_the_preview_showed_recorded_as_man
         publisher.publish(invoice_created("evt_draft", send=False))  # created, not sent automatically
 
     def stored() -> bool:
-        return _cli("history", "--invoice", "INV-1", "--json").exit_code == 0
+        # --json exits 0 even before the event is stored: wait for the event itself.
+        shown = _cli("history", "--invoice", "INV-1", "--json")
+        return shown.exit_code == 0 and bool(json.loads(shown.output)["events"])
 
     wait_for(stored, timeout=30, what="the draft invoice stored")
     shown = _cli("notify", "preview", "--invoice", "INV-1", "--channel", "sms", "--json", "--reveal")

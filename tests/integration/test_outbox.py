@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from pathlib import Path
 
 import pika
 import pytest
@@ -18,8 +17,8 @@ from producers.publisher import Publisher
 from tests.factories import invoice_created
 
 
-def test_an_invalid_event_fails_the_upstreams_own_transaction(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite:///{tmp_path / 'up.db'}")
+def test_an_invalid_event_fails_the_upstreams_own_transaction(database_url: str) -> None:
+    engine = create_engine(database_url)
     create_outbox_table(engine)
     bad = invoice_created()
     del bad["data"]["invoice"]["url"]
@@ -36,9 +35,9 @@ def test_an_invalid_event_fails_the_upstreams_own_transaction(tmp_path: Path) ->
 
 
 def test_a_rolled_back_transaction_publishes_nothing_and_the_relay_keeps_order(
-    amqp_url: str, tmp_path: Path
+    amqp_url: str, database_url: str
 ) -> None:
-    database = f"sqlite:///{tmp_path / 'up.db'}"
+    database = database_url
     engine = create_engine(database)
     create_outbox_table(engine)
     with Session(engine) as session, session.begin():

@@ -1,4 +1,4 @@
-"""The store on a real SQLite file: migrations, idempotent records, the send claim."""
+"""The store on SQLite and PostgreSQL: migrations, idempotent records, the send claim."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import inspect
 
 from infra.bootstrap import Services
+from infra.store.db import make_engine
 from infra.store.directory import load_customer, upsert_customer
 from infra.store.history import invoice_history
 from infra.store.migrate import upgrade
@@ -34,9 +35,17 @@ def _sms(contact_id: str = "P1", recipient: str = "+358401234567", sends: bool =
     )
 
 
-def test_migrations_create_every_table_and_running_them_again_changes_nothing(store: Services) -> None:
-    upgrade(store.engine)
-    tables = set(inspect(store.engine).get_table_names())
+def test_migrations_create_every_table_and_running_them_again_changes_nothing(
+    database_url: str,
+) -> None:
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine)
+        tables = set(inspect(engine).get_table_names())
+        upgrade(engine)
+        assert set(inspect(engine).get_table_names()) == tables
+    finally:
+        engine.dispose()
     assert {"customers", "contacts", "customer_contacts", "contact_emails", "events"} <= tables
     assert {"notifications", "status_changes", "alembic_version"} <= tables
 

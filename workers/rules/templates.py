@@ -8,9 +8,10 @@ send time.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from workers.rules.template_defaults import DEFAULTS
@@ -79,6 +80,16 @@ def _walk(
 
 def check(source: str, kind: str, name: str) -> list[TemplateProblem]:
     """Every problem of a template source for ``kind``: syntax, or variables the kind does not have."""
+    return list(_check(source, kind, name))
+
+
+@lru_cache(maxsize=1024)
+def _check(source: str, kind: str, name: str) -> tuple[TemplateProblem, ...]:
+    # Pure in its arguments, and render checks every template it loads: parse each source once.
+    return tuple(_find_problems(source, kind, name))
+
+
+def _find_problems(source: str, kind: str, name: str) -> list[TemplateProblem]:
     if kind not in CONTEXT:
         return [TemplateProblem(name, 1, f"unknown notification kind {kind!r}")]
     try:
@@ -99,7 +110,13 @@ def template_name(kind: str, channel: str, locale: str, part: str) -> str:
 
 def render(source: str, context: dict[str, Any], *, html: bool = False) -> str:
     """Render a checked template; a variable missing at render time raises (StrictUndefined)."""
-    return (_HTML if html else _TEXT).from_string(source).render(context).strip()
+    return _compiled(source, html).render(context).strip()
+
+
+@lru_cache(maxsize=1024)
+def _compiled(source: str, html: bool) -> Template:
+    # Compiling a template costs far more than rendering it; the same source compiles the same.
+    return (_HTML if html else _TEXT).from_string(source)
 
 
 def choose(

@@ -1,4 +1,5 @@
-"""GoCardless records as last seen, their links to our directory, and sync history.
+"""GoCardless records as last seen and their links to our directory (sync history is in
+``infra.store.sync_history``).
 
 Pure SQLAlchemy Core over ``tables_gocardless``: every function takes a connection inside the
 caller's transaction. Records come in GoCardless's JSON shape (``resource.attributes`` of the
@@ -11,19 +12,22 @@ record is not written at all, so ``synced_at`` is when herald last saw it *chang
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from infra.store.tables import contact_emails, customer_contacts
-from infra.store.tables_gocardless import gc_customers, gc_mandates, gc_payments, sync_history
+from infra.store.tables_gocardless import (
+    gc_billing_requests,
+    gc_customers,
+    gc_mandates,
+    gc_payments,
+    gc_webhook_events,
+)
 
 Outcome = Literal["added", "updated", "unchanged"]
-#: Sync history rows older than this are purged at every sync.
-SYNC_HISTORY_KEPT = timedelta(days=7)
 #: Metadata keys herald writes on the GoCardless resources it creates, and reads back to link them.
 ORG_KEY, CUSTOMER_KEY, INVOICE_KEY = "herald_org_id", "herald_customer_id", "herald_invoice_id"
 
@@ -63,9 +67,18 @@ def find_link(conn: Connection, customer: Mapping[str, Any]) -> tuple[str, str] 
        address (case-insensitive). Two customers sharing the address, or none: no link, because a
        guessed link would collect from, or thank, the wrong customer.
     """
+    return metadata_link(customer) or _email_link(conn, customer)
+
+
+def metadata_link(customer: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The link the customer's ``metadata`` names (``herald_org_id``, ``herald_customer_id``)."""
     metadata = customer.get("metadata") or {}
     if metadata.get(ORG_KEY) and metadata.get(CUSTOMER_KEY):
         return str(metadata[ORG_KEY]), str(metadata[CUSTOMER_KEY])
+    return None
+
+
+def _email_link(conn: Connection, customer: Mapping[str, Any]) -> tuple[str, str] | None:
     email = customer.get("email")
     if not email:
         return None
@@ -85,23 +98,34 @@ def find_link(conn: Connection, customer: Mapping[str, Any]) -> tuple[str, str] 
     return (rows[0].org_id, rows[0].customer_id) if len(rows) == 1 else None
 
 
-def upsert_customer(conn: Connection, customer: Mapping[str, Any], now: datetime) -> Outcome:
-    """Store a GoCardless customer and its link (``find_link``). A link found before is kept when
-    none is found now (an operator's or an earlier metadata link is not undone by an edit)."""
-    link: tuple[str | None, str | None] | None = find_link(conn, customer)
-    if link is None:
+def upsert_customer(
+    conn: Connection,
+    customer: Mapping[str, Any],
+    now: datetime,
+    *,
+    link: tuple[str, str] | None = None,
+) -> Outcome:
+    """Store a GoCardless customer and its link: its metadata's, else ``link`` (what herald knows,
+    e.g. the customer a mandate-setup request was made for), else a unique email match
+    (``find_link``). A link found before is kept when none is found now (an edit at GoCardless
+    does not undo it)."""
+    found: tuple[str | None, str | None] | None = (
+        metadata_link(customer) or link or _email_link(conn, customer)
+    )
+    link_ = found
+    if link_ is None:
         have = conn.execute(
             select(gc_customers.c.org_id, gc_customers.c.customer_id).where(
                 gc_customers.c.gc_id == customer["id"]
             )
         ).first()
-        link = (have.org_id, have.customer_id) if have is not None else (None, None)
+        link_ = (have.org_id, have.customer_id) if have is not None else (None, None)
     name = customer.get("company_name") or " ".join(
         p for p in (customer.get("given_name"), customer.get("family_name")) if p
     )
     values = {
-        "org_id": link[0],
-        "customer_id": link[1],
+        "org_id": link_[0],
+        "customer_id": link_[1],
         "email": customer.get("email"),
         "name": name or None,
         "created_at": _when(customer.get("created_at")),
@@ -138,6 +162,30 @@ def unlink_all(conn: Connection) -> int:
         update(gc_customers).where(gc_customers.c.org_id.is_not(None)).values(org_id=None, customer_id=None)
     )
     return int(result.rowcount or 0)
+
+
+def known(conn: Connection, kind: str, gc_id: str) -> bool:
+    """Whether a customer, mandate or payment is stored already."""
+    table = {"customers": gc_customers, "mandates": gc_mandates, "payments": gc_payments}[kind]
+    return conn.execute(select(table.c.gc_id).where(table.c.gc_id == gc_id)).first() is not None
+
+
+def billing_request_link(conn: Connection, gc_id: str) -> tuple[str, str] | None:
+    """Our customer a mandate-setup request (Billing Request) was made for, when herald made it."""
+    row = conn.execute(
+        select(gc_billing_requests.c.org_id, gc_billing_requests.c.customer_id).where(
+            gc_billing_requests.c.gc_id == gc_id
+        )
+    ).first()
+    return (row.org_id, row.customer_id) if row is not None else None
+
+
+def set_billing_request_status(conn: Connection, gc_id: str, status: str) -> bool:
+    """Record a Billing Request's status as GoCardless says it is; whether herald knew it."""
+    result = conn.execute(
+        update(gc_billing_requests).where(gc_billing_requests.c.gc_id == gc_id).values(status=status)
+    )
+    return bool(result.rowcount)
 
 
 # -- mandates -----------------------------------------------------------------------------------
@@ -235,73 +283,36 @@ def payments_for_invoice(conn: Connection, org_id: str | None, invoice_id: str) 
     ]
 
 
-# -- sync history -------------------------------------------------------------------------------
-@dataclass
-class SyncCounts:
-    """Added / updated / unchanged / failed records of one data type, with failure reasons."""
-
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    failed: int = 0
-    reasons: list[str] | None = None
-
-    def count(self, outcome: Outcome) -> None:
-        """Count one stored record."""
-        setattr(self, outcome, getattr(self, outcome) + 1)
-
-    def fail(self, reason: str) -> None:
-        """Count one record that could not be stored, and why."""
-        self.failed += 1
-        self.reasons = [*(self.reasons or []), reason]
-
-    @property
-    def detail(self) -> str | None:
-        """The failure reasons, shortened to fit the column."""
-        if not self.reasons:
-            return None
-        text = "; ".join(self.reasons)
-        return text if len(text) <= 2000 else text[:1996] + " …"
-
-
-def record_sync(
-    conn: Connection,
-    *,
-    data_type: str,
-    trigger: str,
-    counts: SyncCounts,
-    now: datetime,
-    provider: str = "gocardless",
-    direction: str = "inbound",
-) -> None:
-    """Write one sync-history row."""
-    conn.execute(
-        insert(sync_history).values(
-            at=now,
-            provider=provider,
-            direction=direction,
-            data_type=data_type,
-            trigger=trigger,
-            added=counts.added,
-            updated=counts.updated,
-            failed=counts.failed,
-            detail=counts.detail,
-        )
-    )
-
-
-def purge_sync_history(conn: Connection, now: datetime) -> int:
-    """Delete rows older than ``SYNC_HISTORY_KEPT``; how many went."""
-    result = conn.execute(delete(sync_history).where(sync_history.c.at < now - SYNC_HISTORY_KEPT))
-    return int(result.rowcount or 0)
-
-
-def sync_rows(conn: Connection, limit: int = 200) -> list[dict[str, Any]]:
-    """The newest sync-history rows, newest first."""
-    rows = conn.execute(
-        select(sync_history).order_by(sync_history.c.at.desc(), sync_history.c.id.desc()).limit(limit)
-    )
-    return [dict(r) for r in rows.mappings()]
+def payment_timeline(conn: Connection, invoice_id: str, org_id: str | None = None) -> list[dict[str, Any]]:
+    """An invoice's GoCardless payments as timeline entries (``what: payment_status``): one per
+    webhook event handled for each payment (its action, when received), or, for a payment no
+    webhook has spoken of yet, its status as last seen."""
+    entries: list[dict[str, Any]] = []
+    for payment in payments_for_invoice(conn, org_id, invoice_id):
+        seen = conn.execute(
+            select(gc_webhook_events.c.action, gc_webhook_events.c.received_at, gc_webhook_events.c.event_id)
+            .where(
+                gc_webhook_events.c.resource_type == "payments",
+                gc_webhook_events.c.resource_id == payment["gc_id"],
+            )
+            .order_by(gc_webhook_events.c.received_at, gc_webhook_events.c.event_id)
+        ).all()
+        steps = [(r.received_at, r.action, r.event_id) for r in seen] or [
+            (payment["synced_at"], payment["status"], None)
+        ]
+        for at, status, event_id in steps:
+            entries.append(
+                {
+                    "at": at,
+                    "what": "payment_status",
+                    "payment_id": payment["gc_id"],
+                    "status": status,
+                    "amount_minor": payment["amount_minor"],
+                    "currency": payment["currency"],
+                    "gc_event_id": event_id,
+                }
+            )
+    return entries
 
 
 def count_rows(conn: Connection, table: Any) -> int:

@@ -10,15 +10,11 @@ from infra.bootstrap import Services
 from infra.settings import Settings
 from infra.store.directory import upsert_customer
 from infra.store.gocardless import (
-    SyncCounts,
     active_mandate_for,
     find_link,
     gc_customer_for,
     linked_customer,
     load_payment,
-    purge_sync_history,
-    record_sync,
-    sync_rows,
     unlink_all,
     upsert_mandate,
     upsert_payment,
@@ -31,6 +27,7 @@ from infra.store.integrations import (
     mark_connected,
     mark_disconnected,
 )
+from infra.store.sync_history import SyncCounts, purge_sync_history, record_sync, sync_rows
 from schemas.directory import CustomerRecord
 from tests.factories import customer
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit, urlunsplit
 
-# Not inside angle-bracketed ids: a Message-ID ``<ntf_…@acme.example>`` is an id, not an address.
-_EMAIL = re.compile(r"(?<![<\w.%+-])([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 # A run of 7+ digits, optionally with a leading + and separators, is treated as a phone number,
 # unless it is part of a longer word: ids such as ``ntf_13cf632…`` or ``SM96e5…`` are not numbers.
 _PHONE = re.compile(r"(?<![\w])\+?\d[\d \-().]{5,}\d(?![\w])")

@@ -23,8 +23,8 @@ import dramatiq
 
 from infra.adapters.email import OutgoingEmail
 from infra.bootstrap import Services, services
-from infra.broker import emit, queue
-from infra.errors import MalformedMessage, PermanentProviderError, TransientError, TransientProviderError
+from infra.broker import queue
+from infra.errors import MalformedMessage, PermanentProviderError, TransientProviderError
 from infra.masking import mask_email
 from infra.store.attempts import Outcome, log_attempt
 from infra.store.notifications import (
@@ -34,12 +34,16 @@ from infra.store.notifications import (
     record_refusal,
     release_claim,
 )
-from schemas.messages import DeliveryStatusReported, EmailRendered
+from schemas.messages import EmailRendered
 from schemas.notifications import Status
 from workers.decode import decode
-from workers.rules.delivery import Step, next_step
+from workers.rules.delivery import Step, next_step, wait_out
+from workers.sending import after_transient, call_provider, report
 
 logger = logging.getLogger("herald.email")
+
+
+SOURCE = "email"
 
 
 def _report(
@@ -50,17 +54,14 @@ def _report(
     code: int | None = None,
     detail: str | None = None,
 ) -> None:
-    emit(
-        DeliveryStatusReported(
-            notification_id=nid,
-            status=status,
-            source="email",
-            occurred_at=datetime.now(UTC),
-            provider_id=provider_id,
-            error_code=code,
-            detail=detail,
-        )
-    )
+    report(nid, status, SOURCE, provider_id=provider_id, code=code, detail=detail)
+
+
+def _in_flight(svc: Services) -> timedelta:
+    # Longer than one call with its in-call retries can take (see workers.sms._in_flight).
+    s = svc.settings
+    calls = s.send_call_attempts * (s.smtp_timeout_seconds * 2 + s.send_call_max_wait_seconds)
+    return timedelta(seconds=calls + 5)
 
 
 @dramatiq.actor(queue_name=queue(EmailRendered.stage), actor_name=EmailRendered.actor)
@@ -68,14 +69,16 @@ def send_email(body: Any) -> None:
     """Decode → decide the step (pure) → claim, call SMTP, record → report to history."""
     nid = decode(EmailRendered, body).notification_id
     svc = services()
-    in_flight = timedelta(seconds=svc.settings.smtp_timeout_seconds * 2 + 5)
-    with svc.transaction() as conn:
+    in_flight = _in_flight(svc)
+    with svc.reading() as conn:
         row = load_notification(conn, nid)
     if row is None:
         raise MalformedMessage(f"unknown notification {nid}")
     step = next_step(row, datetime.now(UTC), in_flight)
     if step == Step.WAIT:
-        raise TransientError(f"{nid}: another attempt is in flight")
+        # Not a failure: wait the live attempt out without spending the retry budget.
+        left = wait_out(row["attempted_at"], datetime.now(UTC), in_flight)
+        raise dramatiq.Retry(f"{nid}: another attempt is in flight", delay=int(left * 1000) + 100)
     if step == Step.RECONCILE:
         # SMTP cannot be asked; resend with the same Message-ID (see the module docstring).
         with svc.transaction() as conn:
@@ -104,7 +107,7 @@ def _send(svc: Services, nid: str, row: dict[str, Any]) -> None:
     )
     log_extra = {"notification_id": nid, "to": mask_email(row["recipient"])}
     try:
-        sent = svc.email.send(email)
+        sent, started = call_provider(svc, nid, lambda: svc.email.send(email))
     except PermanentProviderError as exc:
         with svc.transaction() as conn:
             record_refusal(conn, nid, exc.code)
@@ -113,15 +116,11 @@ def _send(svc: Services, nid: str, row: dict[str, Any]) -> None:
         _report(nid, Status.FAILED, code=exc.code)
         return
     except TransientProviderError as exc:
-        outcome = Outcome.AMBIGUOUS if exc.accepted_unknown else Outcome.RETRY
-        with svc.transaction() as conn:
-            log_attempt(conn, nid, outcome, error_code=exc.code, detail=str(exc))
-            if not exc.accepted_unknown:
-                release_claim(conn, nid)
-        logger.warning("email not sent; will retry", extra={**log_extra, "code": exc.code})
-        raise
+        logger.warning("email not sent yet", extra={**log_extra, "code": exc.code})
+        after_transient(svc, nid, exc, source=SOURCE, in_flight=_in_flight(svc))
+        return
     with svc.transaction() as conn:
         record_provider_id(conn, nid, sent.message_id)
-        log_attempt(conn, nid, Outcome.ACCEPTED)
+        log_attempt(conn, nid, Outcome.ACCEPTED, at=started)
     logger.info("email accepted", extra={**log_extra, "provider_id": sent.message_id})
     _report(nid, Status.SENT, provider_id=sent.message_id)

@@ -55,12 +55,19 @@ def report(
     )
 
 
-def call_provider(svc: Services, nid: str, call: Callable[[], T]) -> T:
+def call_provider(svc: Services, nid: str, call: Callable[[], T]) -> tuple[T, datetime]:
     """Call the provider with in-call retries; each retried failure goes to the attempt log.
 
-    The final outcome (accepted, refused, still failing) is logged by the caller,
-    in the same transaction that records it on the notification.
+    Returns the answer and when the try that got it began (the accepted attempt is stamped
+    with it, so it sorts before any status the provider reports back). The final outcome
+    (accepted, refused, still failing) is logged by the caller, in the same transaction
+    that records it on the notification.
     """
+    began: list[datetime] = []
+
+    def timed() -> T:
+        began.append(datetime.now(UTC))
+        return call()
 
     def log_retry(exc: BaseException, sleep: float) -> None:
         with svc.transaction() as conn:
@@ -70,7 +77,8 @@ def call_provider(svc: Services, nid: str, call: Callable[[], T]) -> T:
     retrying = in_call_retrying(
         svc.settings.send_call_attempts, svc.settings.send_call_max_wait_seconds, log_retry
     )
-    return retrying(call)
+    answer = retrying(timed)
+    return answer, began[-1]
 
 
 def _log_transient(conn: Connection, nid: str, exc: BaseException, outcome: Outcome) -> None:

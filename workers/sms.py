@@ -138,7 +138,7 @@ def _send(svc: Services, nid: str, row: dict[str, Any]) -> None:
         report(nid, Status.SKIPPED, SOURCE, detail=detail)
         return
     try:
-        sent = call_provider(
+        sent, started = call_provider(
             svc,
             nid,
             lambda: svc.sms.send(
@@ -169,6 +169,7 @@ def _send(svc: Services, nid: str, row: dict[str, Any]) -> None:
         return
     with svc.transaction() as conn:
         record_provider_id(conn, nid, sent.provider_id)
-        log_attempt(conn, nid, Outcome.ACCEPTED, detail=sent.provider_id)
+        # Stamped when the call began, so it sorts before any status the provider reports back.
+        log_attempt(conn, nid, Outcome.ACCEPTED, detail=sent.provider_id, at=started)
     logger.info("sms accepted", extra={"notification_id": nid, "provider_id": sent.provider_id})
     report(nid, Status.SENT, SOURCE, provider_id=sent.provider_id)

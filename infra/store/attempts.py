@@ -36,8 +36,9 @@ def log_attempt(
     error_code: int | None = None,
     retry_after: float | None = None,
     detail: str | None = None,
+    at: datetime | None = None,
 ) -> None:
-    """Append one provider call to the notification's attempt log."""
+    """Append one provider call to the notification's attempt log (``at``: when, default now)."""
     number = count_attempts(conn, notification_id)
     conn.execute(
         insert(delivery_attempts).values(
@@ -48,7 +49,7 @@ def log_attempt(
             error_code=error_code,
             retry_after_seconds=retry_after,
             detail=(detail or "")[:500] or None,
-            at=datetime.now(UTC),
+            at=at or datetime.now(UTC),
         )
     )
 

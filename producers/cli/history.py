@@ -27,6 +27,9 @@ def _detail(entry: dict[str, Any]) -> str:
         return f"{entry['type']} {entry['event_id']} ({entry['outcome']})"
     if what == "decided":
         return f"{entry['kind']} → {entry['contact_id']}: {entry['reason']}"
+    if what == "payment_status":
+        amount = f"{entry['amount_minor'] / 100:.2f} {entry['currency']}"
+        return f"Direct Debit {entry['payment_id']} {entry['status']} ({amount})"
     if what == "warning":
         return f"{entry['kind']}: {entry['detail']}"
     if what == "attempt":
@@ -59,6 +62,8 @@ def history(
         data = _mask(data)
     if as_json:
         typer.echo(json.dumps(data, indent=2))
+        if not data["events"]:
+            raise typer.Exit(1)  # as the table does: nothing known of it is an answer, but not a found one
         return
     subject = f"invoice {invoice}" if invoice is not None else f"contact {contact}"
     if not data["events"]:

@@ -40,7 +40,7 @@ def test_preview_then_send_sends_exactly_what_the_preview_showed_recorded_as_man
         publisher.publish(invoice_created("evt_draft", send=False))  # created, not sent automatically
 
     def stored() -> bool:
-        # --json exits 0 even before the event is stored: wait for the event itself.
+        # --json exits 1 until the event is stored.
         shown = _cli("history", "--invoice", "INV-1", "--json")
         return shown.exit_code == 0 and bool(json.loads(shown.output)["events"])
 

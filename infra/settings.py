@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     min_backoff_ms: int = Field(500, ge=1)
     max_backoff_ms: int = Field(300_000, ge=1)
 
+    # Reminder scheduler: a reminder ``offset`` days from the due date fires that day at this hour, UTC.
+    reminder_hour: int = Field(9, ge=0, le=23)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
 

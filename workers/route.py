@@ -11,6 +11,7 @@ from infra.broker import emit, queue
 from infra.store.directory import load_customer
 from infra.store.notifications import NewNotification, record_event, record_notifications
 from infra.store.organisations import invoice_paid, load_org
+from infra.store.reminders import track_invoice
 from schemas.events import ReminderDue
 from schemas.messages import EventPublished, NotificationDecided
 from schemas.validation import event_to_json
@@ -51,5 +52,6 @@ def route_event(body: Any) -> None:
         else:
             items = []
         pending = record_notifications(conn, event, items)
+        track_invoice(conn, event)  # the open invoices the reminder scheduler reads
     for nid in pending:
         emit(NotificationDecided(notification_id=nid))

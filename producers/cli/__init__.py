@@ -19,6 +19,7 @@ from producers.cli import (
     outbox_cmd,
     publish,
     sandbox,
+    scheduler_cmd,
     schema,
     templates_cmd,
     worker,
@@ -45,6 +46,7 @@ app.command("history")(history.history)
 app.command("worker")(worker.worker)
 app.command("demo")(demo.demo)
 app.command("api")(api_cmd.api)
+app.command("scheduler")(scheduler_cmd.scheduler)
 app.add_typer(contacts.app, name="contacts")
 app.add_typer(orgs.app, name="orgs")
 app.add_typer(dlq.app, name="dlq")

@@ -9,12 +9,14 @@ from typing import Any
 import typer
 
 from infra.store.organisations import org_settings, update_org
+from producers.cli import reminders_cmd
 from producers.cli.console import out
 from producers.cli.store import open_store
 from schemas.notifications import Channel, Kind
 
 app = typer.Typer(help="Organisation settings.", no_args_is_help=True)
 TEMPLATES = sorted(f"{k}:{c}" for k in Kind for c in Channel)
+app.add_typer(reminders_cmd.app, name="reminders")
 _SENDER_NAME = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import typer
@@ -11,15 +12,23 @@ from infra.store.organisations import org_settings, update_org
 from infra.store.templates import load_overrides, save_override
 from producers.cli.console import err, out
 from producers.cli.store import open_store
+from workers.rules.render import base_kind
 from workers.rules.template_defaults import DEFAULTS, LOCALES, PARTS
 from workers.rules.templates import CONTEXT, check, template_name
 
 app = typer.Typer(help="Message templates per kind, channel and locale.", no_args_is_help=True)
 
 
+# A reminder offset's own templates: payment_reminder.KEY (see ``herald orgs reminders set``).
+_VARIANT = re.compile(r"^payment_reminder\.[a-z0-9_-]{1,20}$")
+
+
 def _validate(kind: str, channel: str) -> None:
-    if kind not in CONTEXT:
-        raise typer.BadParameter(f"kind {kind!r}: expected one of {', '.join(CONTEXT)}")
+    if kind not in CONTEXT and not _VARIANT.fullmatch(kind):
+        raise typer.BadParameter(
+            f"kind {kind!r}: expected one of {', '.join(CONTEXT)}, or payment_reminder.KEY "
+            "(KEY: 1-20 of a-z 0-9 _ -)"
+        )
     if channel not in PARTS:
         raise typer.BadParameter(f"channel {channel!r}: expected one of {', '.join(PARTS)}")
 
@@ -84,7 +93,7 @@ def set_(
     if part not in PARTS[channel]:
         raise typer.BadParameter(f"--part {part!r}: {channel} templates have {', '.join(PARTS[channel])}")
     source = file.read_text(encoding="utf-8")
-    problems = check(source, kind, template_name(kind, channel, locale, part))
+    problems = check(source, base_kind(kind), template_name(kind, channel, locale, part))
     if problems:
         for problem in problems:
             err.print(f"error: {problem}", markup=False)
@@ -104,7 +113,7 @@ def check_all(org: str | None = typer.Option(None, "--org")) -> None:
     problems = [
         str(p)
         for (k, c, loc, part), s in sorted(sources.items())
-        for p in check(s, k, template_name(k, c, loc, part))
+        for p in check(s, base_kind(k), template_name(k, c, loc, part))
     ]
     for problem in problems:
         err.print(f"error: {problem}", markup=False)
@@ -115,6 +124,8 @@ def check_all(org: str | None = typer.Option(None, "--org")) -> None:
 
 def _switch(kind: str, channel: str, org: str, on: bool) -> None:
     _validate(kind, channel)
+    if kind not in CONTEXT:
+        raise typer.BadParameter(f"kind {kind!r}: switch the kind ({base_kind(kind)}), not a variant")
     with open_store().transaction() as conn:
         disabled = set(org_settings(conn, org)["disabled_templates"])
         (disabled.discard if on else disabled.add)(f"{kind}:{channel}")

@@ -16,6 +16,7 @@ PROCFILE = Path(__file__).resolve().parents[2] / "Procfile"
 def test_every_procfile_line_runs_a_stage_herald_worker_accepts_and_the_http_app() -> None:
     lines = dict(line.split(": ", 1) for line in PROCFILE.read_text().splitlines() if line.strip())
     assert lines.pop("api").startswith("herald api --port ")
+    assert lines.pop("scheduler") == "herald scheduler"
     assert set(lines) == set(topology.STAGES + topology.PLAIN_STAGES)
     assert all(command == f"herald worker {name}" for name, command in lines.items())
 

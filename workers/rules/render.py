@@ -80,7 +80,8 @@ def render_notification(
     overrides: dict[tuple[str, str, str, str], str] | None = None,
 ) -> Rendered:
     """Render every part of the (kind, channel) template in the first of ``locales`` that has one."""
-    chosen, parts = choose(kind, channel, [language(x) for x in locales], overrides or {})
+    overrides = with_variant(kind, event, overrides or {})
+    chosen, parts = choose(kind, channel, [language(x) for x in locales], overrides)
     problems = [
         p
         for part, source in parts.items()
@@ -95,6 +96,28 @@ def render_notification(
         # CLDR puts (narrow) no-break spaces in numbers; they are not GSM-7 and would double the cost.
         rendered = {part: text.translate(_SMS_SPACES) for part, text in rendered.items()}
     return Rendered(chosen, rendered)
+
+
+def base_kind(kind: str) -> str:
+    """The kind a template variant belongs to: ``payment_reminder.final`` → ``payment_reminder``."""
+    return kind.partition(".")[0]
+
+
+def with_variant(
+    kind: str, event: Event, overrides: dict[tuple[str, str, str, str], str]
+) -> dict[tuple[str, str, str, str], str]:
+    """A reminder whose offset names a template key (``data.reminder.template``, set by the
+    scheduler from ``herald orgs reminders set``) uses the organisation's ``payment_reminder.KEY``
+    templates: their parts stand in for the standard ones, locale by locale. A locale without the
+    variant keeps the standard template, so the contact's language still comes first."""
+    extra = event.data.reminder.model_extra if isinstance(event, ReminderDue) else None
+    key = (extra or {}).get("template")
+    if not key:
+        return overrides
+    variant = f"{kind}.{key}"
+    merged = dict(overrides)
+    merged.update({(kind, c, loc, p): s for (k, c, loc, p), s in overrides.items() if k == variant})
+    return merged
 
 
 _SMS_SPACES = str.maketrans({"\u00a0": " ", "\u202f": " "})

@@ -1,0 +1,223 @@
+"""Reminder scheduling in the store: open invoices (kept by route), each organisation's offsets,
+and the (invoice, offset) decisions that make every reminder go out at most once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from infra.store.db import insert_ignore
+from infra.store.organisations import invoice_paid
+from infra.store.tables_scheduler import invoices, reminder_offsets, reminders_sent
+from schemas.events import Event, InvoiceCreated, PaymentReceived
+
+CLAIMED, PUBLISHED, SUPERSEDED = "claimed", "published", "superseded"
+
+
+def track_invoice(conn: Connection, event: Event) -> None:
+    """Keep the open-invoice table current from a routed event (in route's transaction).
+
+    ``invoice.created`` stores (or refreshes) the invoice; ``payment.received`` marks it paid
+    once the recorded payments cover its balance. Either order works: an invoice whose payment
+    was routed first is stored already paid. Idempotent.
+    """
+    now = datetime.now(UTC)
+    if isinstance(event, InvoiceCreated):
+        invoice = event.data.invoice
+        values = {
+            "customer_id": invoice.customer_id,
+            "currency": invoice.currency,
+            "total": str(invoice.total),
+            "balance": str(invoice.balance),
+            "due_date": invoice.due_date,
+            "invoice": invoice.model_dump(mode="json"),
+            "updated_at": now,
+        }
+        insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
+        conn.execute(
+            insert(invoices)
+            .values(org_id=event.org_id, invoice_id=invoice.id, **values)
+            .on_conflict_do_update(index_elements=["org_id", "invoice_id"], set_=values)
+        )
+    elif not isinstance(event, PaymentReceived):
+        return
+    refresh_paid(conn, event.org_id, event.invoice_id, now)
+
+
+def refresh_paid(conn: Connection, org_id: str, invoice_id: str, now: datetime) -> bool:
+    """Whether the invoice is paid, from the recorded payments; marks it paid when it is.
+
+    Unknown invoices count as unpaid (nothing to remind of anyway: the scheduler only sees
+    stored ones).
+    """
+    row = conn.execute(
+        select(invoices.c.balance, invoices.c.paid_at).where(
+            invoices.c.org_id == org_id, invoices.c.invoice_id == invoice_id
+        )
+    ).first()
+    if row is None:
+        return False
+    if row.paid_at is not None:
+        return True
+    if not invoice_paid(conn, org_id, invoice_id, Decimal(row.balance)):
+        return False
+    conn.execute(
+        update(invoices)
+        .where(invoices.c.org_id == org_id, invoices.c.invoice_id == invoice_id, invoices.c.paid_at.is_(None))
+        .values(paid_at=now, updated_at=now)
+    )
+    return True
+
+
+def set_offsets(conn: Connection, org_id: str, offsets: Mapping[int, str | None]) -> None:
+    """Replace an organisation's reminder offsets (offset → template key, or None: the standard one).
+
+    Reminders already decided stay decided; a new offset whose time has passed is caught up once
+    (with the latest-only rule) on the next tick.
+    """
+    now = datetime.now(UTC)
+    conn.execute(delete(reminder_offsets).where(reminder_offsets.c.org_id == org_id))
+    if offsets:
+        conn.execute(
+            reminder_offsets.insert(),
+            [
+                {"org_id": org_id, "offset_days": o, "template": t, "updated_at": now}
+                for o, t in sorted(offsets.items())
+            ],
+        )
+
+
+def load_offsets(conn: Connection, org_id: str | None = None) -> dict[str, dict[int, str | None]]:
+    """Reminder offsets per organisation (one organisation's, or every one's)."""
+    query = select(reminder_offsets)
+    if org_id is not None:
+        query = query.where(reminder_offsets.c.org_id == org_id)
+    found: dict[str, dict[int, str | None]] = {}
+    for row in conn.execute(query.order_by(reminder_offsets.c.org_id, reminder_offsets.c.offset_days)):
+        found.setdefault(row.org_id, {})[row.offset_days] = row.template
+    return found
+
+
+def open_invoices(conn: Connection, org_id: str, due_by: date) -> list[dict[str, Any]]:
+    """The organisation's unpaid invoices due on or before ``due_by``."""
+    rows = conn.execute(
+        select(invoices.c.invoice_id, invoices.c.due_date, invoices.c.invoice).where(
+            invoices.c.org_id == org_id, invoices.c.paid_at.is_(None), invoices.c.due_date <= due_by
+        )
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def load_invoice(conn: Connection, org_id: str, invoice_id: str) -> dict[str, Any] | None:
+    """One stored invoice row, or None."""
+    row = conn.execute(
+        select(invoices).where(invoices.c.org_id == org_id, invoices.c.invoice_id == invoice_id)
+    ).mappings()
+    first = row.first()
+    return dict(first) if first else None
+
+
+def decided_offsets(conn: Connection, org_id: str, invoice_ids: Iterable[str]) -> dict[str, set[int]]:
+    """For each invoice, the offsets already claimed, published or superseded."""
+    ids = list(invoice_ids)
+    found: dict[str, set[int]] = {i: set() for i in ids}
+    for start in range(0, len(ids), 500):  # bounded IN lists
+        rows = conn.execute(
+            select(reminders_sent.c.invoice_id, reminders_sent.c.offset_days).where(
+                reminders_sent.c.org_id == org_id, reminders_sent.c.invoice_id.in_(ids[start : start + 500])
+            )
+        )
+        for row in rows:
+            found[row.invoice_id].add(row.offset_days)
+    return found
+
+
+def supersede(conn: Connection, org_id: str, invoice_id: str, offsets: Iterable[int], now: datetime) -> None:
+    """Record missed offsets as superseded (never sent); ones already decided keep their state."""
+    rows = [
+        {"org_id": org_id, "invoice_id": invoice_id, "offset_days": o, "status": SUPERSEDED, "at": now}
+        for o in offsets
+    ]
+    if rows:
+        conn.execute(insert_ignore(conn, reminders_sent), rows)
+
+
+def claim(
+    conn: Connection, org_id: str, invoice_id: str, offset_days: int, event_id: str, now: datetime
+) -> bool:
+    """Claim one (invoice, offset) for publishing. Atomic: of any number of schedulers, one wins."""
+    result = conn.execute(
+        insert_ignore(conn, reminders_sent).values(
+            org_id=org_id,
+            invoice_id=invoice_id,
+            offset_days=offset_days,
+            event_id=event_id,
+            status=CLAIMED,
+            at=now,
+        )
+    )
+    return bool(result.rowcount)
+
+
+def mark_published(conn: Connection, org_id: str, invoice_id: str, offset_days: int, now: datetime) -> None:
+    """RabbitMQ confirmed the reminder: it is published for good."""
+    conn.execute(
+        update(reminders_sent)
+        .where(*_key(org_id, invoice_id, offset_days), reminders_sent.c.status == CLAIMED)
+        .values(status=PUBLISHED, at=now)
+    )
+
+
+def stale_claims(conn: Connection, before: datetime) -> list[dict[str, Any]]:
+    """Claims older than ``before`` that were never confirmed (their scheduler died mid-publish)."""
+    rows = conn.execute(
+        select(reminders_sent).where(reminders_sent.c.status == CLAIMED, reminders_sent.c.at < before)
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def retake_claim(conn: Connection, claim_row: Mapping[str, Any], now: datetime) -> bool:
+    """Take over a stale claim; atomic, so of several schedulers one re-publishes it."""
+    result = conn.execute(
+        update(reminders_sent)
+        .where(
+            *_key(claim_row["org_id"], claim_row["invoice_id"], claim_row["offset_days"]),
+            reminders_sent.c.status == CLAIMED,
+            reminders_sent.c.at == claim_row["at"],
+        )
+        .values(at=now)
+    )
+    return bool(result.rowcount)
+
+
+def drop_claim(conn: Connection, org_id: str, invoice_id: str, offset_days: int, now: datetime) -> None:
+    """A claimed reminder whose invoice was paid meanwhile: superseded, not sent."""
+    conn.execute(
+        update(reminders_sent)
+        .where(*_key(org_id, invoice_id, offset_days), reminders_sent.c.status == CLAIMED)
+        .values(status=SUPERSEDED, at=now)
+    )
+
+
+def reminder_rows(conn: Connection, org_id: str, invoice_id: str) -> list[dict[str, Any]]:
+    """Every decision for one invoice, by offset (for history and tests)."""
+    rows = conn.execute(
+        select(reminders_sent)
+        .where(reminders_sent.c.org_id == org_id, reminders_sent.c.invoice_id == invoice_id)
+        .order_by(reminders_sent.c.offset_days)
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def _key(org_id: str, invoice_id: str, offset_days: int) -> tuple[Any, ...]:
+    return (
+        reminders_sent.c.org_id == org_id,
+        reminders_sent.c.invoice_id == invoice_id,
+        reminders_sent.c.offset_days == offset_days,
+    )

@@ -1,0 +1,194 @@
+"""The reminder scheduler: publishes ``reminder.due`` once per (invoice, offset) while unpaid.
+
+Each tick: re-publish claims a dead scheduler left unconfirmed, then, per organisation with
+reminder offsets, plan each open invoice (``producers.scheduling.plan``, pure) and for a reminder
+to send: re-check payment, claim the (invoice, offset) row (insert-ignore: of any number of
+schedulers one wins), publish with a deterministic event id (confirmed), mark it published.
+A crash between claim and confirm leaves a ``claimed`` row that the next tick after
+``claim_timeout`` re-publishes with the same event id, which route deduplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from infra.bootstrap import Services
+from infra.store.reminders import (
+    claim,
+    decided_offsets,
+    drop_claim,
+    load_invoice,
+    load_offsets,
+    mark_published,
+    open_invoices,
+    refresh_paid,
+    retake_claim,
+    stale_claims,
+    supersede,
+)
+from producers.publisher import Publisher
+from producers.scheduling import Plan, plan, reminder_event, reminder_event_id
+
+log = logging.getLogger("herald.scheduler")
+
+
+def utcnow() -> datetime:
+    """The real clock (tests pass their own ``now``)."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class TickReport:
+    """What one tick did."""
+
+    published: list[str] = field(default_factory=list)  # event ids
+    superseded: int = 0
+    republished: list[str] = field(default_factory=list)  # event ids of stale claims
+
+
+class Scheduler:
+    """Publishes due reminders; ``tick`` once, or ``run`` until stopped."""
+
+    def __init__(
+        self,
+        services: Services,
+        publisher: Publisher,
+        *,
+        hour: int | None = None,
+        claim_timeout: timedelta = timedelta(minutes=2),
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.services = services
+        self.publisher = publisher
+        self.hour = services.settings.reminder_hour if hour is None else hour
+        # Longer than a confirmed publish can take: a younger claim may still be in flight.
+        self.claim_timeout = claim_timeout
+        self.clock = clock
+
+    def tick(self, now: datetime | None = None) -> TickReport:
+        """Publish every reminder due at ``now`` (the clock when not given)."""
+        now = now or self.clock()
+        report = TickReport()
+        with self.services.reading() as conn:
+            offsets = load_offsets(conn)
+        self._republish_stale(now, offsets, report)
+        for org_id, org_offsets in offsets.items():
+            self._tick_org(org_id, org_offsets, now, report)
+        if report.published or report.superseded or report.republished:
+            log.info(
+                "scheduler tick",
+                extra={
+                    "published": len(report.published),
+                    "superseded": report.superseded,
+                    "republished": len(report.republished),
+                    "now": now.isoformat(),
+                },
+            )
+        return report
+
+    def run(self, interval: float, stop: threading.Event) -> int:
+        """Tick every ``interval`` seconds until ``stop`` is set; returns the reminders published.
+
+        A tick that fails (broker or database away) is logged and tried again next time; what it
+        claimed but did not confirm is re-published once its claim goes stale.
+        """
+        published = 0
+        log.info("scheduler started", extra={"interval_seconds": interval, "hour_utc": self.hour})
+        while not stop.is_set():
+            try:
+                published += len(self.tick().published)
+            except Exception:
+                log.exception("scheduler tick failed; retrying next interval")
+            stop.wait(interval)
+        log.info("scheduler stopped", extra={"published": published})
+        return published
+
+    def _tick_org(
+        self, org_id: str, offsets: Mapping[int, str | None], now: datetime, report: TickReport
+    ) -> None:
+        # Only invoices whose earliest reminder may have come; the rule decides exactly.
+        due_by = now.date() - timedelta(days=min(offsets))
+        with self.services.reading() as conn:
+            rows = open_invoices(conn, org_id, due_by)
+            decided = decided_offsets(conn, org_id, [r["invoice_id"] for r in rows])
+        for row in rows:
+            todo = plan(
+                row["due_date"],
+                paid=False,
+                offsets=offsets,
+                decided=decided[row["invoice_id"]],
+                now=now,
+                hour=self.hour,
+            )
+            if todo.publish is not None or todo.supersede:
+                self._carry_out(org_id, row, todo, offsets, now, report)
+
+    def _carry_out(
+        self,
+        org_id: str,
+        row: Mapping[str, Any],
+        todo: Plan,
+        offsets: Mapping[int, str | None],
+        now: datetime,
+        report: TickReport,
+    ) -> None:
+        invoice_id = row["invoice_id"]
+        with self.services.transaction() as conn:
+            # Events of one invoice are routed concurrently: ask the payments themselves, not only
+            # the paid mark route may not have written yet.
+            if refresh_paid(conn, org_id, invoice_id, now):
+                return
+            supersede(conn, org_id, invoice_id, todo.supersede, now)
+            report.superseded += len(todo.supersede)
+            won = todo.publish is not None and claim(
+                conn, org_id, invoice_id, todo.publish, reminder_event_id(invoice_id, todo.publish), now
+            )
+        if not won or todo.publish is None:
+            return
+        event_id = self._publish(org_id, row["invoice"], todo.publish, offsets, now)
+        report.published.append(event_id)
+
+    def _republish_stale(
+        self, now: datetime, offsets: Mapping[str, Mapping[int, str | None]], report: TickReport
+    ) -> None:
+        with self.services.reading() as conn:
+            stale = stale_claims(conn, now - self.claim_timeout)
+        for row in stale:
+            org_id, invoice_id, offset = row["org_id"], row["invoice_id"], row["offset_days"]
+            with self.services.transaction() as conn:
+                invoice = load_invoice(conn, org_id, invoice_id)
+                if invoice is None or refresh_paid(conn, org_id, invoice_id, now):
+                    drop_claim(conn, org_id, invoice_id, offset, now)
+                    continue
+                if not retake_claim(conn, row, now):
+                    continue  # another scheduler took it over
+            event_id = self._publish(org_id, invoice["invoice"], offset, offsets.get(org_id, {}), now)
+            report.republished.append(event_id)
+
+    def _publish(
+        self,
+        org_id: str,
+        invoice: Mapping[str, Any],
+        offset: int,
+        offsets: Mapping[int, str | None],
+        now: datetime,
+    ) -> str:
+        event = reminder_event(org_id, invoice, offset, hour=self.hour, template=offsets.get(offset))
+        self.publisher.publish(event)  # returns once RabbitMQ confirmed it
+        with self.services.transaction() as conn:
+            mark_published(conn, org_id, str(invoice["id"]), offset, now)
+        log.info(
+            "reminder published",
+            extra={
+                "org_id": org_id,
+                "invoice_id": invoice["id"],
+                "offset_days": offset,
+                "event_id": event["event_id"],
+            },
+        )
+        return str(event["event_id"])

@@ -42,4 +42,3 @@ def test_ids_with_long_digit_runs_are_not_taken_for_phone_numbers() -> None:
     assert mask_text(line) == (
         "sent ntf_13cf632c8af65309a8175fe2a21b5b67 as SM96e5cbec337d4281bcf0a90e1234593b to +358*******67"
     )
-

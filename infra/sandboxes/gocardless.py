@@ -39,11 +39,12 @@ log = logging.getLogger("herald.sandbox.gocardless")
 
 API_VERSION = "2015-07-06"
 _API = re.compile(
-    r"^/(customers|customer_bank_accounts|mandates|payments|billing_requests|billing_request_flows|events)"
+    r"^/(customers|customer_bank_accounts|mandates|payments|billing_requests|billing_request_flows|events"
+    r"|creditors)"
     r"(?:/([A-Za-z0-9]+)(/actions/cancel)?)?$"
 )
 _LISTABLE = frozenset(
-    {"customers", "customer_bank_accounts", "mandates", "payments", "billing_requests", "events"}
+    {"customers", "customer_bank_accounts", "mandates", "payments", "billing_requests", "events", "creditors"}
 )
 _CANCELLABLE = frozenset({"payments", "mandates"})
 _FLOW = re.compile(r"^/flow/(BRF[A-Za-z0-9]+)$")
@@ -137,7 +138,7 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, sandbox.list_page(kind, dict(parse_qsl(query)))
         if self.command == "GET" and resource_id and not action:
             return 200, sandbox.fetch(kind, resource_id)
-        if self.command == "POST" and resource_id is None and kind != "events":
+        if self.command == "POST" and resource_id is None and kind not in ("events", "creditors"):
             return 201, sandbox.create(kind, self._body(raw), self.headers.get("Idempotency-Key"))
         if self.command == "POST" and action and kind in _CANCELLABLE:
             return 200, sandbox.cancel(kind, resource_id, self._body(raw))

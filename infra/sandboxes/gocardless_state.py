@@ -26,6 +26,7 @@ PREFIXES = {
     "mandates": "MD",
     "payments": "PM",
     "events": "EV",
+    "creditors": "CR",
 }
 _KIND_BY_PREFIX = sorted(((p, k) for k, p in PREFIXES.items()), key=lambda pk: -len(pk[0]))
 _ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -70,6 +71,7 @@ _DETAILS = {  # (origin, cause, description) per (resource_type, action)
     ("billing_requests", "created"): ("api", "billing_request_created", "Billing request created."),
     ("billing_requests", "fulfilled"): ("api", "billing_request_fulfilled", "Billing request fulfilled."),
 }
+CREDITOR_ID = "CR000SANDBOX"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -141,6 +143,8 @@ class SandboxState:
         self._idempotency: dict[tuple[str, str], str] = {}
         #: Prefix of ``authorisation_url`` (the sandbox's own URL once serving).
         self.public_base = "http://127.0.0.1"
+        # The one creditor every token acts for (``GET /creditors``: what a token is connected to).
+        self._store("creditors", {"id": CREDITOR_ID, "created_at": now_iso(), "name": "Sandbox Creditor"})
 
     # -- reading ----------------------------------------------------------------------------
     def record(self, resource_id: str) -> JSON:

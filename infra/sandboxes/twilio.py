@@ -36,6 +36,8 @@ log = logging.getLogger("herald.sandbox.twilio")
 
 API = "2010-04-01"
 _PATH = re.compile(r"^/2010-04-01/Accounts/([^/]+)/Messages(?:/([^/]+))?\.json$")
+#: The account itself and its phone numbers: what ``herald integrations connect twilio`` checks.
+_ACCOUNT_PATH = re.compile(r"^/2010-04-01/Accounts/([^/]+?)(/IncomingPhoneNumbers)?\.json$")
 _GSM = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡"
     "ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
@@ -59,6 +61,8 @@ class SandboxConfig:
     account_sid: str
     auth_token: str
     callback_delay_seconds: float = 0.05
+    #: Numbers the account owns (``IncomingPhoneNumbers``); Twilio's magic "From" test number.
+    phone_numbers: tuple[str, ...] = ("+15005550006",)
 
 
 def num_segments(body: str) -> int:
@@ -120,6 +124,11 @@ class _Handler(BaseHTTPRequestHandler):
             # Test control, not Twilio's API: plan failures for the next Messages requests.
             sandbox.faults.configure(json.loads(raw or "{}"))
             self._send(200, sandbox.faults.state())
+        elif match is None and (account := _ACCOUNT_PATH.match(parts.path)) and method == "GET":
+            if self._authorized(account.group(1)):
+                self._send(200, sandbox._account(account.group(2) is not None, parts.query))
+            else:
+                self._send(401, _error(401, 20003, "Authenticate"))
         elif match is None:
             self._send(404, _error(404, 20404, f"The requested resource {parts.path} was not found"))
         elif not self._authorized(match.group(1)):
@@ -277,6 +286,36 @@ class TwilioSandbox:
         if callback:
             self._schedule(sid, callback, "sent")
         return 201, answer
+
+    def _account(self, numbers: bool, query: str) -> dict[str, Any]:
+        """The account (``Accounts/{sid}.json``) or its numbers, filtered by ``PhoneNumber``."""
+        sid, base = self.config.account_sid, f"/{API}/Accounts/{self.config.account_sid}"
+        if not numbers:
+            return {
+                "sid": sid,
+                "friendly_name": "Sandbox",
+                "status": "active",
+                "type": "Full",
+                "uri": base + ".json",
+            }
+        wanted = dict(parse_qsl(query.replace("+", "%2B"))).get("PhoneNumber")
+        owned = [n for n in self.config.phone_numbers if wanted in (None, n)]
+        items = [
+            {"sid": "PN" + uuid.uuid5(uuid.NAMESPACE_URL, n).hex, "phone_number": n, "account_sid": sid}
+            for n in owned
+        ]
+        uri = base + "/IncomingPhoneNumbers.json"
+        return {
+            "incoming_phone_numbers": items,
+            "page": 0,
+            "page_size": 50,
+            "first_page_uri": uri,
+            "next_page_uri": None,
+            "previous_page_uri": None,
+            "uri": uri,
+            "start": 0,
+            "end": max(len(items) - 1, 0),
+        }
 
     def _fetch(self, sid: str, path: str) -> tuple[int, dict[str, Any]]:
         with self._lock:

@@ -286,7 +286,8 @@ def payments_for_invoice(conn: Connection, org_id: str | None, invoice_id: str) 
 def payment_timeline(conn: Connection, invoice_id: str, org_id: str | None = None) -> list[dict[str, Any]]:
     """An invoice's GoCardless payments as timeline entries (``what: payment_status``): one per
     webhook event handled for each payment (its action, when received), or, for a payment no
-    webhook has spoken of yet, its status as last seen."""
+    webhook has spoken of yet, its status as last seen unless still ``pending_submission`` (the
+    collect stage's ``payment_created`` entry says that already)."""
     entries: list[dict[str, Any]] = []
     for payment in payments_for_invoice(conn, org_id, invoice_id):
         seen = conn.execute(
@@ -297,9 +298,9 @@ def payment_timeline(conn: Connection, invoice_id: str, org_id: str | None = Non
             )
             .order_by(gc_webhook_events.c.received_at, gc_webhook_events.c.event_id)
         ).all()
-        steps = [(r.received_at, r.action, r.event_id) for r in seen] or [
-            (payment["synced_at"], payment["status"], None)
-        ]
+        steps = [(r.received_at, r.action, r.event_id) for r in seen]
+        if not steps and payment["status"] != "pending_submission":  # moved on before any webhook
+            steps = [(payment["synced_at"], payment["status"], None)]
         for at, status, event_id in steps:
             entries.append(
                 {

@@ -157,6 +157,11 @@ def _history(
                 "notification_id": w["notification_id"],
             }
         )
+    if invoice_id is not None:  # Direct Debit payments of the invoice, as GoCardless moved them
+        from infra.store.gocardless import payment_timeline
+
+        for entry in payment_timeline(conn, invoice_id, org_id):
+            timeline.append(entry | {"at": _iso(entry["at"])})
     timeline.sort(key=lambda entry: entry["at"] or "")
     return {
         "events": [

@@ -7,6 +7,9 @@ from fastapi.responses import JSONResponse
 
 from infra.settings import Settings, get_settings
 from producers.api.callbacks import twilio_router
+from producers.api.payments import payments_router
+from producers.api.webhooks import gocardless_router
+from producers.gocardless.wiring import GoCardlessWiring
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -14,6 +17,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(title="herald", version="0.1.0")
     app.include_router(twilio_router(settings))
+    gocardless = GoCardlessWiring(settings)  # builds nothing until a request needs it
+    app.include_router(gocardless_router(settings, gocardless))
+    app.include_router(payments_router(gocardless))
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:

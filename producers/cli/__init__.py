@@ -13,7 +13,9 @@ from producers.cli import (
     credits,
     demo,
     dlq,
+    gocardless_cmd,
     history,
+    integrations,
     notify,
     orgs,
     outbox_cmd,
@@ -56,6 +58,10 @@ app.add_typer(credits.app, name="credits")
 app.add_typer(notify.app, name="notify")
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(broker_cmd.app, name="broker")
+app.add_typer(integrations.app, name="integrations")
+app.add_typer(gocardless_cmd.gocardless_app, name="gocardless")
+app.add_typer(gocardless_cmd.sync_app, name="sync")
+app.add_typer(gocardless_cmd.payments_app, name="payments")
 
 
 def main() -> None:

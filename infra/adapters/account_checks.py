@@ -1,0 +1,48 @@
+"""Checking a provider's credentials before connecting it: one cheap authenticated read each,
+through the official clients, answering who the provider says we are."""
+
+from __future__ import annotations
+
+from infra.adapters.gocardless_account import GoCardlessAccount, GoCardlessRefused, GoCardlessUnavailable
+from infra.adapters.gocardless_client import build_gocardless_client
+from infra.errors import ConfigurationError, HeraldError
+from infra.settings import Settings
+
+
+class CheckFailed(HeraldError):
+    """The provider refused the credentials (or could not be asked); the message is the provider's."""
+
+
+def check_gocardless(settings: Settings) -> str:
+    """The creditor id ``HERALD_GOCARDLESS_ACCESS_TOKEN`` acts for, asked at GoCardless."""
+    try:
+        return GoCardlessAccount(build_gocardless_client(settings, timeout=15)).creditor_id()
+    except (GoCardlessRefused, GoCardlessUnavailable) as exc:
+        raise CheckFailed(f"GoCardless refused the access token: {exc}") from exc
+
+
+def check_twilio(settings: Settings) -> str:
+    """The account SID, once Twilio has accepted SID + token and says it owns ``HERALD_TWILIO_FROM``."""
+    from twilio.base.exceptions import TwilioException, TwilioRestException
+    from twilio.rest import Client
+
+    if not (settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_from):
+        raise ConfigurationError(
+            "missing setting(s): HERALD_TWILIO_ACCOUNT_SID, HERALD_TWILIO_AUTH_TOKEN and HERALD_TWILIO_FROM"
+        )
+    client = Client(settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value())
+    client.api.base_url = settings.twilio_base_url  # the sandbox in tests, Twilio otherwise
+    try:
+        account = client.api.v2010.accounts(settings.twilio_account_sid).fetch()
+        if account.status not in (None, "active"):
+            raise CheckFailed(f"the Twilio account is {account.status}")
+        owned = client.api.v2010.account.incoming_phone_numbers.list(
+            phone_number=settings.twilio_from, limit=1
+        )
+    except TwilioRestException as exc:
+        raise CheckFailed(f"Twilio refused: {exc.msg} (HTTP {exc.status}, code {exc.code})") from exc
+    except (TwilioException, OSError) as exc:
+        raise CheckFailed(f"Twilio did not answer: {type(exc).__name__}") from exc
+    if not owned and not settings.twilio_from.isalnum():
+        raise CheckFailed(f"the Twilio account does not own HERALD_TWILIO_FROM {settings.twilio_from}")
+    return str(account.sid)

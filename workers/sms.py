@@ -15,11 +15,13 @@ from typing import Any
 
 import dramatiq
 
+from infra import metrics
 from infra.adapters.sms import OPTED_OUT
 from infra.bootstrap import Services, services
 from infra.broker import queue
 from infra.errors import MalformedMessage, PermanentProviderError, TransientProviderError
 from infra.store.attempts import Outcome, log_attempt
+from infra.store.integrations import integration_active
 from infra.store.notifications import (
     claim_for_sending,
     load_notification,
@@ -35,7 +37,7 @@ from schemas.notifications import Status
 from workers.decode import decode
 from workers.rules.delivery import Step, next_step, wait_out
 from workers.rules.segments import count_segments
-from workers.sending import after_transient, call_provider, report
+from workers.sending import after_transient, call_provider, count_provider_error, report
 
 logger = logging.getLogger("herald.sms")
 SOURCE = "sms"
@@ -123,6 +125,20 @@ def _send(svc: Services, nid: str, row: dict[str, Any]) -> None:
                 record_refusal(conn, nid, None)
         report(nid, Status.FAILED, SOURCE, detail=str(exc))
         return
+    with svc.reading() as conn:
+        connected = integration_active(conn, "twilio", svc.settings)
+    if not connected:
+        # The operator disconnected Twilio: stop all SMS activity, and say so in history.
+        with svc.transaction() as conn:
+            won = skip_pending(conn, nid)
+        if won:
+            report(
+                nid,
+                Status.SKIPPED,
+                SOURCE,
+                detail="sms_not_connected: the twilio integration is disconnected",
+            )
+        return
     sender = str(row["sender"] or svc.settings.twilio_from)
     _pace(svc, sender, parts)
     with svc.transaction() as conn:
@@ -133,6 +149,8 @@ def _send(svc: Services, nid: str, row: dict[str, Any]) -> None:
         won = skip_pending(conn, nid) if short else claim_for_sending(conn, nid)
     if not won:
         return  # another worker got there first; it reports the outcome
+    if org.buys_credit and not short and row["segments"] is None:
+        metrics.SMS_CREDIT.labels(operation="reserved").inc(parts)
     if short:
         detail = f"insufficient_credit: needs {parts}, balance {org.credit_balance}"
         report(nid, Status.SKIPPED, SOURCE, detail=detail)
@@ -144,16 +162,19 @@ def _send(svc: Services, nid: str, row: dict[str, Any]) -> None:
             lambda: svc.sms.send(
                 to=row["recipient"], sender=sender, body=row["body"], status_callback=_callback_url(svc, nid)
             ),
+            source=SOURCE,
         )
     except PermanentProviderError as exc:
+        count_provider_error(SOURCE, exc)
         with svc.transaction() as conn:
             record_refusal(conn, nid, exc.code)
             log_attempt(
                 conn, nid, Outcome.REFUSED, http_status=exc.status, error_code=exc.code, detail=str(exc)
             )
-            refund_credit(conn, nid, row["org_id"])
+            refunded = refund_credit(conn, nid, row["org_id"])
             if exc.code == OPTED_OUT:
                 mark_opted_out(conn, row["org_id"], row["contact_id"])
+        metrics.SMS_CREDIT.labels(operation="refunded").inc(refunded)
         logger.warning("sms refused", extra={"notification_id": nid, "code": exc.code})
         report(nid, Status.FAILED, SOURCE, code=exc.code)
         return
@@ -164,12 +185,19 @@ def _send(svc: Services, nid: str, row: dict[str, Any]) -> None:
             exc,
             source=SOURCE,
             in_flight=_in_flight(svc),
-            on_give_up=lambda conn: refund_credit(conn, nid, row["org_id"]),
+            on_give_up=lambda conn: _refund(conn, nid, row["org_id"]),
         )
         return
     with svc.transaction() as conn:
         record_provider_id(conn, nid, sent.provider_id)
         # Stamped when the call began, so it sorts before any status the provider reports back.
         log_attempt(conn, nid, Outcome.ACCEPTED, detail=sent.provider_id, at=started)
+    metrics.SMS_SEGMENTS.inc(parts)
     logger.info("sms accepted", extra={"notification_id": nid, "provider_id": sent.provider_id})
     report(nid, Status.SENT, SOURCE, provider_id=sent.provider_id)
+
+
+def _refund(conn: Any, nid: str, org_id: str) -> None:
+    """Give the credit back (the send gave up) and count it."""
+    # Counted before the commit: a rolled-back refund overcounts by one message, which is rare.
+    metrics.SMS_CREDIT.labels(operation="refunded").inc(refund_credit(conn, nid, org_id))

@@ -173,3 +173,20 @@ def test_the_sms_goes_from_the_organisations_own_sender(pipeline: Services, twil
     wait_for(lambda: _sms(pipeline), timeout=30, what="the SMS sent")
     (message,) = twilio_sandbox.messages()
     assert message["from"] == "+358401110000"
+
+
+def test_a_disconnected_twilio_integration_sends_nothing_and_says_so(
+    pipeline: Services, twilio_sandbox: Any
+) -> None:
+    from datetime import UTC, datetime
+
+    from infra.store.integrations import mark_disconnected
+
+    with pipeline.transaction() as conn:
+        mark_disconnected(conn, "twilio", datetime.now(UTC))
+    _import(pipeline, customer())
+    with Publisher() as publisher:
+        publisher.publish(invoice_created())
+    row = wait_for(lambda: _sms(pipeline), timeout=30, what="the SMS decided")
+    assert row["status"] == Status.SKIPPED
+    assert twilio_sandbox.faults.log == []

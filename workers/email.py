@@ -38,7 +38,7 @@ from schemas.messages import EmailRendered
 from schemas.notifications import Status
 from workers.decode import decode
 from workers.rules.delivery import Step, next_step, wait_out
-from workers.sending import after_transient, call_provider, report
+from workers.sending import after_transient, call_provider, count_provider_error, report
 
 logger = logging.getLogger("herald.email")
 
@@ -107,8 +107,9 @@ def _send(svc: Services, nid: str, row: dict[str, Any]) -> None:
     )
     log_extra = {"notification_id": nid, "to": mask_email(row["recipient"])}
     try:
-        sent, started = call_provider(svc, nid, lambda: svc.email.send(email))
+        sent, started = call_provider(svc, nid, lambda: svc.email.send(email), source=SOURCE)
     except PermanentProviderError as exc:
+        count_provider_error(SOURCE, exc)
         with svc.transaction() as conn:
             record_refusal(conn, nid, exc.code)
             log_attempt(conn, nid, Outcome.REFUSED, error_code=exc.code, detail=str(exc))

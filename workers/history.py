@@ -6,8 +6,10 @@ from typing import Any
 
 import dramatiq
 
+from infra import metrics
 from infra.bootstrap import services
 from infra.broker import queue
+from infra.store.lookups import channel_of
 from infra.store.notifications import StatusChange, apply_status
 from schemas.messages import DeliveryStatusReported
 from workers.decode import decode
@@ -18,7 +20,7 @@ def record_status(body: Any) -> None:
     """Decode → apply the forward-only transition → keep the report in the timeline."""
     report = decode(DeliveryStatusReported, body)
     with services().transaction() as conn:
-        apply_status(
+        moved = apply_status(
             conn,
             StatusChange(
                 notification_id=report.notification_id,
@@ -30,3 +32,6 @@ def record_status(body: Any) -> None:
                 detail=report.detail,
             ),
         )
+        channel = channel_of(conn, report.notification_id) if moved else None
+    if moved:  # counted once committed: a redelivered report does not move it again
+        metrics.NOTIFICATIONS.labels(channel=channel or "unknown", status=report.status.value).inc()

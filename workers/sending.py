@@ -18,6 +18,7 @@ from typing import TypeVar
 import dramatiq
 from sqlalchemy.engine import Connection
 
+from infra import metrics
 from infra.bootstrap import Services
 from infra.broker import emit
 from infra.errors import TransientProviderError
@@ -30,6 +31,14 @@ from workers.rules.delivery import backoff_seconds, retry_plan
 
 logger = logging.getLogger("herald.sending")
 T = TypeVar("T")
+
+#: The provider behind each sender stage (the ``provider`` label of herald_provider_errors_total).
+PROVIDERS = {"sms": "twilio", "email": "smtp"}
+
+
+def count_provider_error(source: str, exc: BaseException) -> None:
+    """Count one error answer of the stage's provider, by its code."""
+    metrics.provider_error(PROVIDERS.get(source, source), getattr(exc, "code", None))
 
 
 def report(
@@ -55,7 +64,7 @@ def report(
     )
 
 
-def call_provider(svc: Services, nid: str, call: Callable[[], T]) -> tuple[T, datetime]:
+def call_provider(svc: Services, nid: str, call: Callable[[], T], *, source: str = "") -> tuple[T, datetime]:
     """Call the provider with in-call retries; each retried failure goes to the attempt log.
 
     Returns the answer and when the try that got it began (the accepted attempt is stamped
@@ -70,6 +79,7 @@ def call_provider(svc: Services, nid: str, call: Callable[[], T]) -> tuple[T, da
         return call()
 
     def log_retry(exc: BaseException, sleep: float) -> None:
+        count_provider_error(source, exc)
         with svc.transaction() as conn:
             _log_transient(conn, nid, exc, Outcome.RETRY)
         logger.info("provider call retried", extra={"notification_id": nid, "wait_s": round(sleep, 3)})
@@ -108,6 +118,7 @@ def after_transient(
     notification ``failed`` (``gave_up``) once the send deadline has passed.
     """
     settings = svc.settings
+    count_provider_error(source, exc)  # the try that outlasted the in-call retries
     if exc.accepted_unknown:
         # The provider may have the message: keep the claim, and come back once the attempt is
         # no longer "in flight", so the next delivery reconciles instead of resending.

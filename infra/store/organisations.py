@@ -121,17 +121,18 @@ def reserve_credit(conn: Connection, nid: str, org_id: str, parts: int) -> bool:
     return False
 
 
-def refund_credit(conn: Connection, nid: str, org_id: str) -> None:
-    """Give back what a notification reserved (it failed for good); idempotent."""
+def refund_credit(conn: Connection, nid: str, org_id: str) -> int:
+    """Give back what a notification reserved (it failed for good); idempotent. Returns the segments."""
     row = conn.execute(select(notifications.c.segments).where(notifications.c.id == nid)).first()
     if row is None or not row.segments:
-        return
+        return 0
     conn.execute(
         update(organisations)
         .where(organisations.c.org_id == org_id)
         .values(credit_balance=organisations.c.credit_balance + row.segments)
     )
     conn.execute(update(notifications).where(notifications.c.id == nid).values(segments=0))
+    return int(row.segments)
 
 
 def _warn_if_low(conn: Connection, nid: str, org_id: str, parts: int) -> None:

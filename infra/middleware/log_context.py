@@ -1,0 +1,72 @@
+"""Binds the message's notification id, event id and stage to every log line it produces."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from typing import Any
+
+from dramatiq.middleware import Middleware
+
+from infra import log_context
+from infra.bootstrap import services
+from infra.metrics import stage_of
+from infra.store.lookups import event_id_of
+
+logger = logging.getLogger("herald.log_context")
+
+#: Notification → event ids remembered per process (they never change); bounded.
+_CACHE_SIZE = 10_000
+
+
+class LogContext(Middleware):
+    """Sets ``infra.log_context`` from the message body before it runs, clears it after.
+
+    Messages between stages carry only the notification id; its event id is read once from the
+    store (a primary-key read, remembered) so every line names both. Must be first in the
+    broker's list: its ``before`` runs first and its ``after`` last (after the dead-letter log).
+    """
+
+    def __init__(self, queue_prefix: str) -> None:
+        self.queue_prefix = queue_prefix
+        self._events: OrderedDict[str, str] = OrderedDict()
+
+    def before_process_message(self, broker: Any, message: Any) -> None:
+        body = message.args[0] if message.args else None
+        ids = log_context.ids_from_body(body)
+        nid = ids.get("notification_id")
+        if nid and "event_id" not in ids:
+            event_id = self._event_of(nid)
+            if event_id:
+                ids["event_id"] = event_id
+        log_context.clear()
+        log_context.bind(stage=stage_of(message.queue_name, self.queue_prefix), **ids)
+
+    def after_process_message(
+        self, broker: Any, message: Any, *, result: Any = None, exception: BaseException | None = None
+    ) -> None:
+        log_context.clear()
+
+    def after_skip_message(self, broker: Any, message: Any) -> None:
+        log_context.clear()
+
+    def _event_of(self, nid: str) -> str | None:
+        if nid in self._events:
+            self._events.move_to_end(nid)
+            return self._events[nid]
+        event_id = lookup_event_id(nid)
+        if event_id:
+            self._events[nid] = event_id
+            if len(self._events) > _CACHE_SIZE:
+                self._events.popitem(last=False)
+        return event_id
+
+
+def lookup_event_id(nid: str) -> str | None:
+    """The event a notification came from, or None (store not booted, unknown id, store down)."""
+    try:
+        with services().reading() as conn:
+            return event_id_of(conn, nid)
+    except Exception:  # a logging aid must never fail the message; the actor meets the error itself
+        logger.debug("event id lookup failed", exc_info=True)
+        return None

@@ -16,6 +16,8 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
 from infra.adapters.email import EmailGateway, SmtpConfig, SmtpEmail
+from infra.adapters.gocardless import DirectDebit, GoCardlessDirectDebit
+from infra.adapters.gocardless_client import build_gocardless_client
 from infra.adapters.sms import SmsGateway, TwilioSms
 from infra.errors import ConfigurationError
 from infra.settings import Settings, get_settings
@@ -31,6 +33,7 @@ class Services:
     engine: Engine
     _sms: SmsGateway | None = None
     _email: EmailGateway | None = None
+    _direct_debit: DirectDebit | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -48,6 +51,14 @@ class Services:
             if self._email is None:
                 self._email = build_smtp(self.settings)
             return self._email
+
+    @property
+    def direct_debit(self) -> DirectDebit:
+        """GoCardless Direct Debit; built on first use so stages without it need no GoCardless settings."""
+        with self._lock:
+            if self._direct_debit is None:
+                self._direct_debit = GoCardlessDirectDebit(build_gocardless_client(self.settings))
+            return self._direct_debit
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -109,6 +120,7 @@ def bootstrap(
     *,
     sms: SmsGateway | None = None,
     email: EmailGateway | None = None,
+    direct_debit: DirectDebit | None = None,
     migrate: bool = True,
 ) -> Services:
     """Build (or return the already built) services of this process."""
@@ -119,7 +131,9 @@ def bootstrap(
             engine = make_engine(settings.database_url.get_secret_value())
             if migrate:
                 upgrade(engine)
-            _services = Services(settings=settings, engine=engine, _sms=sms, _email=email)
+            _services = Services(
+                settings=settings, engine=engine, _sms=sms, _email=email, _direct_debit=direct_debit
+            )
         return _services
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-STAGES: tuple[str, ...] = ("route", "render", "sms", "email", "history")
+STAGES: tuple[str, ...] = ("route", "render", "sms", "email", "history", "collect")
 #: Stages that are not dramatiq actors: they consume plain JSON from any AMQP client.
 PLAIN_STAGES: tuple[str, ...] = ("ingest",)
 

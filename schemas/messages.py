@@ -68,6 +68,31 @@ class EmailRendered(StageMessage):
     notification_id: str = NotificationId
 
 
+#: Ids from upstream (organisations, invoices) and GoCardless (``BRQ…``), as the event contract has them.
+ExternalId = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:\-]+$")
+
+
+class CollectionRequested(StageMessage):
+    """An invoice asks for Direct Debit: collect it (the stored event names the invoice)."""
+
+    name = "collection.requested"
+    stage = "collect"
+    actor = "collect_invoice"
+    org_id: str = ExternalId
+    event_id: str = ExternalId
+    invoice_id: str = ExternalId
+
+
+class MandateSetupRequested(StageMessage):
+    """A mandate-setup request (Billing Request + Flow) was made: tell the customer, by email."""
+
+    name = "mandate_setup.requested"
+    stage = "route"
+    actor = "route_mandate_setup"
+    org_id: str = ExternalId
+    billing_request_id: str = ExternalId
+
+
 class DeliveryStatusReported(StageMessage):
     """A sender or a provider callback reported a delivery status."""
 
@@ -91,5 +116,7 @@ REGISTRY: dict[str, type[StageMessage]] = {
         NotificationRendered,
         EmailRendered,
         DeliveryStatusReported,
+        CollectionRequested,
+        MandateSetupRequested,
     )
 }

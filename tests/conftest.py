@@ -93,6 +93,9 @@ def herald_env(amqp_url: str) -> dict[str, str]:
         "HERALD_TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
         "HERALD_TWILIO_AUTH_TOKEN": "test-token",
         "HERALD_TWILIO_FROM": "+15005550006",
+        # The Procfile's collect line will not start without it (no test event reaches GoCardless
+        # through it unless the test points HERALD_GOCARDLESS_BASE_URL at the sandbox).
+        "HERALD_GOCARDLESS_ACCESS_TOKEN": "sandbox_test_token",
         "HERALD_MIN_BACKOFF_MS": "100",
         "HERALD_MAX_BACKOFF_MS": "2000",
         # The per-sender rate limit is off except where a test measures it.

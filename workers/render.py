@@ -25,9 +25,10 @@ from schemas.messages import (
     NotificationDecided,
     NotificationRendered,
 )
-from schemas.notifications import Channel, Status
+from schemas.notifications import Channel, Kind, Status
 from workers.decode import decode
-from workers.rules.render import TemplateInvalid
+from workers.rules.collection import authorisation_url_of
+from workers.rules.render import Rendered, TemplateInvalid, render_mandate_setup
 from workers.rules.render import render_notification as render_parts
 
 
@@ -52,17 +53,22 @@ def render_notification(body: Any) -> None:
             raise MalformedMessage(f"{nid}: render has no sender for channel {channel!r}")
         if row["body"] is None:
             payload = load_event_payload(conn, row["org_id"], row["event_id"])
-            event = event_adapter.validate_python(payload)
             names = greeting_names(conn, row["org_id"], row["customer_id"], row["contact_id"])
+            locales = [row["locale"], names["org_locale"]]
+            overrides = load_overrides(conn, row["org_id"])
             try:
-                rendered = render_parts(
-                    row["kind"],
-                    channel,
-                    event,
-                    locales=[row["locale"], names["org_locale"]],
-                    names=names,
-                    overrides=load_overrides(conn, row["org_id"]),
-                )
+                rendered: Rendered
+                if row["kind"] == Kind.MANDATE_SETUP:
+                    # herald's own event (collect asked for a mandate): the link is in its payload.
+                    url = authorisation_url_of(payload or {})
+                    rendered = render_mandate_setup(
+                        channel, url, locales=locales, names=names, overrides=overrides
+                    )
+                else:
+                    event = event_adapter.validate_python(payload)
+                    rendered = render_parts(
+                        row["kind"], channel, event, locales=locales, names=names, overrides=overrides
+                    )
             except (TemplateInvalid, TemplateError) as exc:
                 failure = str(exc)
             else:

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from infra.store.attempts import load_attempts
+from infra.store.collection import collection_timeline
 from infra.store.tables import events, notifications, org_warnings, status_changes
 
 
@@ -162,6 +163,8 @@ def _history(
 
         for entry in payment_timeline(conn, invoice_id, org_id):
             timeline.append(entry | {"at": _iso(entry["at"])})
+    if invoice_id is not None:  # Direct Debit: the payment collect created, or the mandate link it sent
+        timeline.extend({**c, "at": _iso(c["at"])} for c in collection_timeline(conn, invoice_id, org_id))
     timeline.sort(key=lambda entry: entry["at"] or "")
     return {
         "events": [

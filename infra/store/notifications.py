@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, select, update
 from sqlalchemy.engine import Connection
@@ -42,6 +42,19 @@ def record_event(conn: Connection, event: Event, payload: dict[str, Any], outcom
     return bool(result.rowcount)
 
 
+class EventKeys(Protocol):
+    """What notifications are stored under: an upstream event, or one herald made itself."""
+
+    @property
+    def org_id(self) -> str: ...
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def invoice_id(self) -> str: ...
+    @property
+    def customer_id(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class NewNotification:
     """A decided notification about to be stored."""
@@ -56,7 +69,7 @@ class NewNotification:
     sender: str | None = None
 
 
-def record_notifications(conn: Connection, event: Event, items: list[NewNotification]) -> list[str]:
+def record_notifications(conn: Connection, event: EventKeys, items: list[NewNotification]) -> list[str]:
     """Store the decisions of an event (existing ones are kept as they are).
 
     Returns the ids of this event's notifications (SMS and email) that are still

@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from infra import topology
 from infra.bootstrap import bootstrap, shutdown
 from infra.masking import redact_url
+from infra.sandboxes.gocardless import GoCardlessConfig, GoCardlessSandbox
 from infra.sandboxes.smtp import SmtpSandbox
 from infra.sandboxes.twilio import SandboxConfig, TwilioSandbox
 from infra.settings import get_settings
@@ -42,6 +43,7 @@ DEMO_SID = "AC" + "d" * 32
 DEMO_TOKEN = "demo-auth-token"  # noqa: S105 - the local sandbox's, not a real secret
 DEMO_FROM = "+15005550006"
 DEMO_EMAIL_FROM = "Acme Billing <billing@acme.example>"
+DEMO_GOCARDLESS_TOKEN = "demo-gocardless-token"  # noqa: S105 - the local sandbox's, not a real secret
 
 
 def _purge(url: str, prefix: str) -> None:
@@ -135,8 +137,18 @@ def demo(
             "HERALD_SMTP_FROM": os.environ.get("HERALD_SMTP_FROM", DEMO_EMAIL_FROM),
         }
     )
+    # The Procfile's collect line needs GoCardless: the demo gives it the local sandbox.
+    gocardless = GoCardlessSandbox(
+        GoCardlessConfig(os.environ.get("HERALD_GOCARDLESS_ACCESS_TOKEN", DEMO_GOCARDLESS_TOKEN))
+    )
+    gocardless.start()
+    os.environ["HERALD_GOCARDLESS_ACCESS_TOKEN"] = gocardless.config.access_token
+    os.environ["HERALD_GOCARDLESS_BASE_URL"] = gocardless.url
     get_settings.cache_clear()
-    out.print(f"[bold]2. sandboxes[/]: twilio {sandbox.url}, smtp {mail.host}:{mail.port}")
+    out.print(
+        f"[bold]2. sandboxes[/]: twilio {sandbox.url}, smtp {mail.host}:{mail.port},"
+        f" gocardless {gocardless.url}"
+    )
 
     svc = bootstrap(get_settings())
     customers = demo_data.demo_customers()
@@ -187,5 +199,6 @@ def demo(
             os.killpg(procs.pid, signal.SIGKILL)
         sandbox.stop()
         mail.stop()
+        gocardless.stop()
         log.close()
     out.print("done. The broker keeps running for the next run; stop it with: herald broker down")

@@ -25,7 +25,7 @@ from infra.store.tables import events
 from infra.store.templates import greeting_names, load_overrides
 from producers.cli.console import err, out
 from producers.cli.store import open_store
-from schemas.events import Event, event_adapter
+from schemas.events import EVENT_TYPES, Event, event_adapter
 from schemas.notifications import Kind
 from schemas.validation import event_to_json
 from workers.rules.preview import PreviewLine, build_preview, fingerprint
@@ -51,7 +51,8 @@ def _prepare(
         if event_id:
             query = query.where(events.c.event_id == event_id)
         rows = conn.execute(query.order_by(events.c.received_at)).mappings()
-        stored = [r for r in rows if r["outcome"] != "manual"]
+        # Upstream events only: herald's own (mandate.setup_requested) are not invoices to notify of.
+        stored = [r for r in rows if r["outcome"] != "manual" and r["type"] in EVENT_TYPES]
         if not stored:
             which = f" ({event_id})" if event_id else ""
             err.print(f"error: no stored event for invoice {invoice}{which}", markup=False)

@@ -17,6 +17,7 @@ from producers.cli.console import err
 REQUIRED: dict[str, tuple[str, ...]] = {
     "sms": ("twilio_account_sid", "twilio_auth_token", "twilio_from"),
     "email": ("smtp_from",),
+    "collect": ("gocardless_access_token",),
 }
 
 

@@ -90,9 +90,26 @@ def smtp_sandbox() -> Iterator[Any]:
         yield sandbox
 
 
+#: The access token the GoCardless sandbox accepts in tests.
+GOCARDLESS_TOKEN = "sandbox_test_token"
+
+
+@pytest.fixture
+def gocardless_sandbox() -> Iterator[Any]:
+    """The GoCardless-compatible sandbox, on a free port (webhooks are recorded, not sent)."""
+    from infra.sandboxes.gocardless import GoCardlessConfig, GoCardlessSandbox
+
+    with GoCardlessSandbox(GoCardlessConfig(GOCARDLESS_TOKEN)) as sandbox:
+        yield sandbox
+
+
 @pytest.fixture
 def pipeline(
-    configured_env: dict[str, str], database_url: str, twilio_sandbox: Any, smtp_sandbox: Any
+    configured_env: dict[str, str],
+    database_url: str,
+    twilio_sandbox: Any,
+    smtp_sandbox: Any,
+    gocardless_sandbox: Any,
 ) -> Iterator[Services]:
     """The four stages consuming from the real broker in this process, on a fresh store of each kind."""
     import dramatiq
@@ -102,10 +119,19 @@ def pipeline(
     os.environ["HERALD_SMTP_HOST"] = smtp_sandbox.host
     os.environ["HERALD_SMTP_PORT"] = str(smtp_sandbox.port)
     os.environ["HERALD_SMTP_FROM"] = SMTP_FROM
+    # A test that pointed GoCardless at a sandbox of its own first (``gc_env``) keeps it.
+    gocardless = {
+        "HERALD_GOCARDLESS_ACCESS_TOKEN": GOCARDLESS_TOKEN,
+        "HERALD_GOCARDLESS_BASE_URL": gocardless_sandbox.url,
+    }
+    gocardless_before = {key: os.environ.get(key) for key in gocardless}
+    if gocardless_before["HERALD_GOCARDLESS_BASE_URL"] is None:
+        os.environ.update(gocardless)
     get_settings.cache_clear()
     shutdown()
     services = bootstrap(get_settings())
 
+    import workers.collect
     import workers.email
     import workers.history
     import workers.render
@@ -123,4 +149,9 @@ def pipeline(
     smtp_keys = ("HERALD_SMTP_HOST", "HERALD_SMTP_PORT", "HERALD_SMTP_FROM")
     for key in ("HERALD_DATABASE_URL", "HERALD_TWILIO_BASE_URL", *smtp_keys):
         os.environ.pop(key, None)
+    for key, value in gocardless_before.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     get_settings.cache_clear()

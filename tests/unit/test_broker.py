@@ -15,7 +15,8 @@ def test_publisher_confirms_are_on_and_building_the_broker_connects_to_nothing()
 
 def test_each_stage_has_its_own_queue_dead_lettering_to_its_xq() -> None:
     queues = {topology.queue_name("herald", stage) for stage in topology.STAGES}
-    assert queues == {"herald.route", "herald.render", "herald.sms", "herald.email", "herald.history"}
+    stages = ("route", "render", "sms", "email", "history", "collect")
+    assert queues == {f"herald.{stage}" for stage in stages}
     assert topology.queue_arguments("herald.sms.DQ") == {
         "x-dead-letter-exchange": "",
         "x-dead-letter-routing-key": "herald.sms.XQ",

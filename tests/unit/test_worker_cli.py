@@ -24,7 +24,21 @@ def test_every_procfile_line_runs_a_stage_herald_worker_accepts_and_the_http_app
 def test_an_unknown_stage_is_refused_naming_the_known_ones() -> None:
     result = CliRunner().invoke(app, ["worker", "mail"])
     assert result.exit_code == 2
-    assert "unknown stage 'mail'; expected one of route, render, sms, email, history, ingest" in result.output
+    known = "route, render, sms, email, history, collect, ingest"
+    assert f"unknown stage 'mail'; expected one of {known}" in result.output
+
+
+def test_collect_refuses_to_start_without_a_gocardless_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    from infra.settings import get_settings
+
+    monkeypatch.delenv("HERALD_GOCARDLESS_ACCESS_TOKEN", raising=False)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["worker", "collect"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2
+    assert "stage collect: missing setting(s): HERALD_GOCARDLESS_ACCESS_TOKEN" in result.output
 
 
 def test_the_email_stage_refuses_to_start_without_a_from_address(monkeypatch: pytest.MonkeyPatch) -> None:

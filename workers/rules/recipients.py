@@ -21,6 +21,9 @@ EMAIL_CATEGORY: dict[Kind, str] = {
     Kind.INVOICE: "new_invoice",
     Kind.PAYMENT_REMINDER: "pending_reminders",
     Kind.PAYMENT_THANK_YOU: "payment_confirmation",
+    # The link is asked for because a new invoice is to be collected: whoever switched new-invoice
+    # emails off has said they do not want to hear about new invoices (recorded ``category_off``).
+    Kind.MANDATE_SETUP: "new_invoice",
 }
 
 
@@ -193,3 +196,18 @@ def decide(
         ]
         outcome = "already_paid"
     return Routing(kind, outcome, tuple(decisions))
+
+
+def mandate_setup_routing(org: OrgView, customer: CustomerView | None) -> Routing:
+    """Who gets the mandate-setup link: by email only (DESIGN.md: "an email with a mandate-setup
+    link"), to every contact of the customer by the email rules: notify toggle on, the
+    new-invoice category on, one address told once, the organisation's template on."""
+    if customer is None:
+        return Routing(Kind.MANDATE_SETUP, "unknown_customer")
+    if not customer.contacts:
+        return Routing(Kind.MANDATE_SETUP, "no_contacts")
+    told: set[str] = set()
+    decisions = [
+        d for contact in customer.contacts for d in email_decisions(Kind.MANDATE_SETUP, org, contact, told)
+    ]
+    return Routing(Kind.MANDATE_SETUP, "routed", tuple(decisions))

@@ -32,9 +32,12 @@ def language(locale: str) -> str:
 
 
 def context(
-    event: Event, locale: str, names: dict[str, str], mandate_url: str | None = None
+    event: Event | None, locale: str, names: dict[str, str], mandate_url: str | None = None
 ) -> dict[str, Any]:
-    """The variables a template may use (see ``workers.rules.templates.CONTEXT``)."""
+    """The variables a template may use (see ``workers.rules.templates.CONTEXT``).
+
+    ``event`` is ``None`` for what herald says on its own account (the mandate-setup link).
+    """
     values: dict[str, Any] = {
         "org": {"name": names.get("org", "")},
         "customer": {"name": names.get("customer", "")},
@@ -118,6 +121,33 @@ def with_variant(
     merged = dict(overrides)
     merged.update({(kind, c, loc, p): s for (k, c, loc, p), s in overrides.items() if k == variant})
     return merged
+
+
+def render_mandate_setup(
+    channel: str,
+    mandate_url: str,
+    *,
+    locales: list[str],
+    names: dict[str, str],
+    overrides: dict[tuple[str, str, str, str], str] | None = None,
+) -> Rendered:
+    """The mandate-setup link (the Billing Request Flow's authorisation URL) in the first of
+    ``locales`` that has the template. No upstream event stands behind it, so its context is the
+    names and the link (``workers.rules.templates.CONTEXT["mandate_setup"]``)."""
+    kind = "mandate_setup"
+    chosen, parts = choose(kind, channel, [language(x) for x in locales], overrides or {})
+    problems = [
+        p
+        for part, source in parts.items()
+        for p in check(source, kind, template_name(kind, channel, chosen, part))
+    ]
+    if problems:
+        raise TemplateInvalid("; ".join(str(p) for p in problems))
+    values = context(None, chosen, names, mandate_url)
+    rendered = {part: render(source, values, html=part == "html") for part, source in parts.items()}
+    if channel == "sms":
+        rendered = {part: text.translate(_SMS_SPACES) for part, text in rendered.items()}
+    return Rendered(chosen, rendered)
 
 
 _SMS_SPACES = str.maketrans({"\u00a0": " ", "\u202f": " "})

@@ -1,0 +1,292 @@
+"""Direct Debit through GoCardless: the port the ``collect`` stage needs, the adapter over the
+official ``gocardless-pro`` client, and a fake for unit tests.
+
+Errors are classified here and only here (``classify``): GoCardless's validation, invalid-state,
+usage and authorisation refusals are ``PermanentProviderError``; 5xx, rate limits (429), timeouts
+and connection errors are ``TransientProviderError``. An idempotency conflict is not an error at
+all: it names the resource the same key already created, which is fetched and returned.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+import gocardless_pro
+import requests
+from gocardless_pro import errors as gc_errors
+
+from infra.errors import PermanentProviderError, ProviderError, TransientProviderError
+
+
+@dataclass(frozen=True)
+class PaymentRef:
+    """A GoCardless payment as collect records it. ``existing``: found through its idempotency key."""
+
+    id: str
+    amount_minor: int
+    currency: str
+    status: str
+    mandate_id: str
+    charge_date: str | None = None
+    created_at: str | None = None
+    existing: bool = False
+
+
+@dataclass(frozen=True)
+class PayerDetails:
+    """What we know of the payer, prefilled on the mandate-setup page."""
+
+    email: str | None = None
+    company_name: str | None = None
+
+
+@dataclass(frozen=True)
+class MandateSetup:
+    """A Billing Request with a mandate request, and the Flow whose page the payer opens."""
+
+    billing_request_id: str
+    flow_id: str
+    authorisation_url: str
+
+
+class DirectDebit(Protocol):
+    """The port: what collecting an invoice needs from a Direct Debit provider."""
+
+    def create_payment(
+        self,
+        *,
+        amount_minor: int,
+        currency: str,
+        mandate_id: str,
+        idempotency_key: str,
+        metadata: dict[str, str],
+        description: str,
+    ) -> PaymentRef:
+        """Create a payment once per ``idempotency_key``; a repeated key returns the first payment."""
+        ...
+
+    def create_mandate_setup(
+        self,
+        *,
+        payer: PayerDetails,
+        currency: str,
+        redirect_uri: str | None,
+        metadata: dict[str, str],
+        idempotency_key: str,
+    ) -> MandateSetup:
+        """A Billing Request (``mandate_request`` in ``currency``) and its Flow, once per key."""
+        ...
+
+    def get_payment(self, payment_id: str) -> PaymentRef:
+        """One payment as GoCardless has it now."""
+        ...
+
+
+def classify(exc: BaseException) -> ProviderError:
+    """The herald error a failed GoCardless call comes to (the one place that decides)."""
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, requests.Timeout | requests.ConnectionError):
+        # Creates carry an Idempotency-Key, so sending one again cannot make a second resource.
+        return TransientProviderError(f"gocardless unreachable: {type(exc).__name__}")
+    if isinstance(exc, gc_errors.RateLimitError):
+        return TransientProviderError("gocardless rate limit", status=429)
+    if isinstance(exc, gc_errors.GoCardlessInternalError):
+        return TransientProviderError(f"gocardless internal error: {exc}", status=_status(exc))
+    if isinstance(exc, gc_errors.MalformedResponseError):
+        status = exc.status_code
+        if status is None or status >= 500 or status == 429:
+            # A proxy's HTML error page in front of the API: it is down, not refusing us.
+            return TransientProviderError("gocardless answered malformed", status=status)
+        return PermanentProviderError("gocardless answered malformed", status=status)
+    if isinstance(exc, gc_errors.ApiError):
+        status = _status(exc)
+        if status is not None and (status >= 500 or status == 429):
+            return TransientProviderError(f"gocardless {status}: {exc}", status=status)
+        # validation_failed, invalid_state, invalid_api_usage, authentication, permissions
+        return PermanentProviderError(f"gocardless {exc.type or 'error'}: {_reason(exc)}", status=status)
+    if isinstance(exc, gc_errors.GoCardlessProError):
+        return TransientProviderError(f"gocardless client error: {exc}")
+    raise exc
+
+
+def _status(exc: gc_errors.ApiError) -> int | None:
+    code = exc.code
+    return int(code) if isinstance(code, int | str) and str(code).isdigit() else None
+
+
+def _reason(exc: gc_errors.ApiError) -> str:
+    reasons = [str(e.get("reason")) for e in (exc.errors or []) if isinstance(e, dict) and e.get("reason")]
+    fields = [str(e.get("field")) for e in (exc.errors or []) if isinstance(e, dict) and e.get("field")]
+    detail = ", ".join(reasons + fields)
+    return f"{exc.message} ({detail})" if detail else str(exc.message)
+
+
+def _payment_ref(payment: Any, *, existing: bool = False) -> PaymentRef:
+    return PaymentRef(
+        id=payment.id,
+        amount_minor=int(payment.amount),
+        currency=payment.currency,
+        status=payment.status,
+        mandate_id=payment.links.mandate,
+        charge_date=payment.charge_date,
+        created_at=payment.created_at,
+        existing=existing,
+    )
+
+
+class GoCardlessDirectDebit:
+    """``DirectDebit`` over the official client (built by ``build_gocardless_client``, which
+    raises on idempotency conflicts so that this adapter decides what they mean)."""
+
+    def __init__(self, client: gocardless_pro.Client) -> None:
+        self._client = client
+
+    def create_payment(
+        self,
+        *,
+        amount_minor: int,
+        currency: str,
+        mandate_id: str,
+        idempotency_key: str,
+        metadata: dict[str, str],
+        description: str,
+    ) -> PaymentRef:
+        """See ``DirectDebit.create_payment``; a conflict fetches the existing payment, never a second."""
+        params = {
+            "amount": amount_minor,
+            "currency": currency,
+            "description": description,
+            "metadata": metadata,
+            "links": {"mandate": mandate_id},
+        }
+        try:
+            try:
+                made = self._client.payments.create(
+                    params=params, headers={"Idempotency-Key": idempotency_key}
+                )
+            except gc_errors.IdempotentCreationConflictError as conflict:
+                return _payment_ref(
+                    self._client.payments.get(conflict.conflicting_resource_id), existing=True
+                )
+            return _payment_ref(made)
+        except Exception as exc:
+            raise classify(exc) from exc
+
+    def create_mandate_setup(
+        self,
+        *,
+        payer: PayerDetails,
+        currency: str,
+        redirect_uri: str | None,
+        metadata: dict[str, str],
+        idempotency_key: str,
+    ) -> MandateSetup:
+        """See ``DirectDebit.create_mandate_setup``. Both creates carry a key derived from
+        ``idempotency_key``, so a retry after a crash between them reuses what was made."""
+        try:
+            request = self._create_once(
+                self._client.billing_requests,
+                {"mandate_request": {"currency": currency}, "metadata": metadata},
+                f"{idempotency_key}:billing_request",
+            )
+            prefilled = {k: v for k, v in (("email", payer.email), ("company_name", payer.company_name)) if v}
+            flow_params: dict[str, Any] = {
+                "prefilled_customer": prefilled,
+                "links": {"billing_request": request.id},
+            }
+            if redirect_uri:
+                flow_params["redirect_uri"] = redirect_uri
+            flow = self._create_once(
+                self._client.billing_request_flows, flow_params, f"{idempotency_key}:flow"
+            )
+            return MandateSetup(request.id, flow.id, flow.authorisation_url)
+        except Exception as exc:
+            raise classify(exc) from exc
+
+    @staticmethod
+    def _create_once(service: Any, params: dict[str, Any], key: str) -> Any:
+        try:
+            return service.create(params=params, headers={"Idempotency-Key": key})
+        except gc_errors.IdempotentCreationConflictError as conflict:
+            return service.get(conflict.conflicting_resource_id)
+
+    def get_payment(self, payment_id: str) -> PaymentRef:
+        """See ``DirectDebit.get_payment``."""
+        try:
+            return _payment_ref(self._client.payments.get(payment_id))
+        except Exception as exc:
+            raise classify(exc) from exc
+
+
+@dataclass
+class FakeDirectDebit:
+    """An in-memory ``DirectDebit`` for unit tests: keeps idempotency keys like GoCardless does.
+
+    ``inactive_mandates`` are refused (permanent); ``failures`` are raised, in order, by the next
+    calls (give it real ``gocardless_pro`` errors to exercise ``classify``).
+    """
+
+    inactive_mandates: set[str] = field(default_factory=set)
+    failures: list[BaseException] = field(default_factory=list)
+    payments: dict[str, PaymentRef] = field(default_factory=dict)
+    setups: dict[str, MandateSetup] = field(default_factory=dict)
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    _keys: dict[str, str] = field(default_factory=dict)  # payment idempotency key → id
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+
+    def _fail_maybe(self) -> None:
+        if self.failures:
+            raise classify(self.failures.pop(0))
+
+    def create_payment(
+        self,
+        *,
+        amount_minor: int,
+        currency: str,
+        mandate_id: str,
+        idempotency_key: str,
+        metadata: dict[str, str],
+        description: str,
+    ) -> PaymentRef:
+        """See ``DirectDebit.create_payment``."""
+        self.calls.append(("create_payment", {"key": idempotency_key, "amount": amount_minor}))
+        self._fail_maybe()
+        if idempotency_key in self._keys:
+            return replace(self.payments[self._keys[idempotency_key]], existing=True)
+        if mandate_id in self.inactive_mandates:
+            raise PermanentProviderError("gocardless invalid_state: mandate_is_inactive", status=422)
+        ref = PaymentRef(
+            f"PM{next(self._ids):012d}", amount_minor, currency, "pending_submission", mandate_id
+        )
+        self.payments[ref.id] = ref
+        self._keys[idempotency_key] = ref.id
+        return ref
+
+    def create_mandate_setup(
+        self,
+        *,
+        payer: PayerDetails,
+        currency: str,
+        redirect_uri: str | None,
+        metadata: dict[str, str],
+        idempotency_key: str,
+    ) -> MandateSetup:
+        """See ``DirectDebit.create_mandate_setup``."""
+        self.calls.append(("create_mandate_setup", {"key": idempotency_key, "currency": currency}))
+        self._fail_maybe()
+        if idempotency_key in self.setups:
+            return self.setups[idempotency_key]
+        n = next(self._ids)
+        setup = MandateSetup(f"BRQ{n:011d}", f"BRF{n:011d}", f"https://pay.example/flow/BRF{n:011d}")
+        self.setups[idempotency_key] = setup
+        return setup
+
+    def get_payment(self, payment_id: str) -> PaymentRef:
+        """See ``DirectDebit.get_payment``."""
+        self._fail_maybe()
+        if payment_id not in self.payments:
+            raise PermanentProviderError(f"gocardless invalid_api_usage: {payment_id} not found", status=404)
+        return self.payments[payment_id]

@@ -210,4 +210,4 @@ org_warnings = Table(
 
 # Feature tables live in their own modules on the same metadata; importing them here keeps
 # ``metadata`` complete for whoever compares it with the migrations.
-from infra.store import tables_gocardless, tables_scheduler  # noqa: E402, F401
+from infra.store import tables_api, tables_gocardless, tables_scheduler  # noqa: E402, F401

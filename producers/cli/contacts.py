@@ -5,34 +5,19 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.table import Table
-from sqlalchemy import select
 
-from infra.masking import mask_recipient
-from infra.store.directory import upsert_customer
-from infra.store.organisations import load_org
-from infra.store.tables import customers
-from infra.store.toggles import apply_changes, contact_details, load_toggles, select_contacts
+from infra.store.toggles import contact_details
 from producers.cli.console import err, out
 from producers.cli.store import open_store
 from producers.imports import HeaderError, Row, read_directory
-from schemas.directory import CustomerRecord
-from schemas.phones import to_e164
-from schemas.toggles import EMAIL_CATEGORIES, Action, ToggleRequest, plan
+from producers.operations.directory import change_toggles, import_customer
+from producers.operations.views import mask_contact
+from schemas.toggles import EMAIL_CATEGORIES, Action, ToggleRequest
 
 app = typer.Typer(help="Load the contact directory, change toggles, show a contact.", no_args_is_help=True)
-
-
-def _phone_warnings(record: CustomerRecord, region: str) -> list[str]:
-    return [
-        f"contact {c.contact_id}: mobile {c.mobile!r} is not a valid number in region {region};"
-        " SMS to it will be skipped as invalid_phone"
-        for c in record.contacts
-        if c.mobile and to_e164(c.mobile, region) is None
-    ]
 
 
 def _where(row: Row) -> str:
@@ -62,29 +47,16 @@ def import_(file: Path = typer.Argument(..., exists=True, dir_okay=False, readab
             err.print(f"{_where(row)}: failed: {row.error}", markup=False)
             continue
         record = row.record
-        with svc.transaction() as conn:
-            known = conn.execute(
-                select(customers.c.customer_id).where(
-                    customers.c.org_id == record.org_id, customers.c.customer_id == record.customer_id
-                )
-            ).first()
-            if known is None and not row.named:
-                outcome = None
-            else:
-                region = load_org(conn, record.org_id, svc.settings.default_region).region
-                outcome = upsert_customer(conn, record, region=region)
-        if outcome is None:
+        result = import_customer(svc, record, named=row.named)
+        if result.outcome is None:
             counts["failed"] += 1
-            err.print(
-                f"{_where(row)}: failed: unknown customer {record.org_id}/{record.customer_id}"
-                " (a new customer needs customer_name)",
-                markup=False,
-            )
+            err.print(f"{_where(row)}: failed: {result.error}", markup=False)
             continue
-        counts[outcome] += 1
-        warnings = _phone_warnings(record, region)
-        suffix = f" (warning: {'; '.join(warnings)})" if warnings else ""
-        out.print(f"{_where(row)}: {record.org_id}/{record.customer_id}: {outcome}{suffix}", markup=False)
+        counts[result.outcome] += 1
+        suffix = f" (warning: {'; '.join(result.warnings)})" if result.warnings else ""
+        out.print(
+            f"{_where(row)}: {record.org_id}/{record.customer_id}: {result.outcome}{suffix}", markup=False
+        )
     out.print(
         f"{counts['created']} created, {counts['updated']} updated, "
         f"{counts['unchanged']} unchanged, {counts['failed']} failed"
@@ -137,24 +109,7 @@ def toggles(
         ids = [c.strip() for c in contacts.split(",") if c.strip()]
     elif contacts_file is not None:
         ids = [line.strip() for line in contacts_file.read_text().splitlines() if line.strip()]
-    svc = open_store()
-    report: list[dict[str, Any]] = []
-    with svc.transaction() as conn:
-        for contact_id in select_contacts(conn, org, ids=ids, customer_id=customer):
-            current = load_toggles(conn, org, contact_id)
-            if current is None:
-                report.append({"contact_id": contact_id, "result": "failed", "reason": "unknown contact"})
-                continue
-            changes = plan(current, request)
-            if changes and not dry_run:
-                apply_changes(conn, org, contact_id, changes)
-            report.append(
-                {
-                    "contact_id": contact_id,
-                    "result": "changed" if changes else "unchanged",
-                    "changes": [str(c) for c in changes],
-                }
-            )
+    report = change_toggles(open_store(), org, request, ids=ids, customer_id=customer, dry_run=dry_run)
     failed = sum(r["result"] == "failed" for r in report)
     if as_json:
         typer.echo(json.dumps({"dry_run": dry_run, "contacts": report}, indent=2))
@@ -183,10 +138,7 @@ def show(
         err.print(f"error: no contact {contact_id} in organisation {org}", markup=False)
         raise typer.Exit(1)
     if not reveal:
-        details["mobile"] = mask_recipient(details["mobile"])
-        for item in details["emails"] + details["activity"]:
-            key = "address" if "address" in item else "recipient"
-            item[key] = mask_recipient(item[key])
+        details = mask_contact(details)
     if as_json:
         typer.echo(json.dumps(details, indent=2, default=str))
         return

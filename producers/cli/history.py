@@ -8,17 +8,10 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from infra.masking import mask_recipient
 from infra.store.history import contact_history, invoice_history
 from producers.cli.console import out
 from producers.cli.store import open_store
-
-
-def _mask(history: dict[str, Any]) -> dict[str, Any]:
-    for item in history["notifications"] + history["timeline"]:
-        if item.get("recipient"):
-            item["recipient"] = mask_recipient(item["recipient"])
-    return history
+from producers.operations.views import mask_history
 
 
 def _detail(entry: dict[str, Any]) -> str:
@@ -59,7 +52,7 @@ def history(
         else:
             data = contact_history(conn, str(contact), org)
     if not reveal:
-        data = _mask(data)
+        data = mask_history(data)
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         if not data["events"]:

@@ -3,73 +3,31 @@
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import asdict
 
 import typer
 from rich.table import Table
-from sqlalchemy import select
 
-from infra.bootstrap import Services
 from infra.masking import mask_recipient
-from infra.store.directory import load_customer
-from infra.store.notifications import (
-    NewNotification,
-    load_notification,
-    record_event,
-    record_notifications,
-    store_rendered,
-)
-from infra.store.organisations import load_org
-from infra.store.tables import events
-from infra.store.templates import greeting_names, load_overrides
 from producers.cli.console import err, out
 from producers.cli.store import open_store
-from schemas.events import EVENT_TYPES, Event, event_adapter
-from schemas.notifications import Kind
-from schemas.validation import event_to_json
-from workers.rules.preview import PreviewLine, build_preview, fingerprint
+from producers.operations import Refused
+from producers.operations.notify import Prepared, prepare, send_prepared
+from workers.rules.preview import PreviewLine
 
 app = typer.Typer(
     help="Manual notify: preview exactly what would be sent, then send it.", no_args_is_help=True
 )
-KIND_OF = {
-    "invoice.created": Kind.INVOICE,
-    "reminder.due": Kind.PAYMENT_REMINDER,
-    "payment.received": Kind.PAYMENT_THANK_YOU,
-}
 
 
 def _prepare(
     invoice: str, org: str | None, event_id: str | None, kind: str | None, channel: str | None
-) -> tuple[Services, Event, Kind, list[PreviewLine]]:
-    svc = open_store()
-    with svc.transaction() as conn:
-        query = select(events).where(events.c.invoice_id == invoice)
-        if org:
-            query = query.where(events.c.org_id == org)
-        if event_id:
-            query = query.where(events.c.event_id == event_id)
-        rows = conn.execute(query.order_by(events.c.received_at)).mappings()
-        # Upstream events only: herald's own (mandate.setup_requested) are not invoices to notify of.
-        stored = [r for r in rows if r["outcome"] != "manual" and r["type"] in EVENT_TYPES]
-        if not stored:
-            which = f" ({event_id})" if event_id else ""
-            err.print(f"error: no stored event for invoice {invoice}{which}", markup=False)
-            raise typer.Exit(1)
-        event: Event = event_adapter.validate_python(stored[-1]["payload"])
-        chosen = Kind(kind) if kind else KIND_OF[event.type]
-        lines = build_preview(
-            chosen,
-            event,
-            load_org(conn, event.org_id, svc.settings.default_region),
-            load_customer(conn, event.org_id, event.customer_id),
-            names=greeting_names(conn, event.org_id, event.customer_id, ""),
-            overrides=load_overrides(conn, event.org_id),
-            default_from=svc.settings.twilio_from,
-            channel=channel,
-        )
-    return svc, event, chosen, lines
+) -> Prepared:
+    try:
+        return prepare(open_store(), invoice, org_id=org, event_id=event_id, kind=kind, channel=channel)
+    except Refused as exc:
+        err.print(f"error: {exc.message}", markup=False)
+        raise typer.Exit(1) from None
 
 
 def _show(lines: list[PreviewLine], digest: str, reveal: bool, as_json: bool) -> None:
@@ -119,8 +77,8 @@ def preview(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Each recipient: number or address, the message, encoding, segments and cost, or why it is skipped."""
-    _, _, _, lines = _prepare(invoice, org, event, kind, channel)
-    _show(lines, fingerprint(lines), reveal, as_json)
+    prepared = _prepare(invoice, org, event, kind, channel)
+    _show(prepared.lines, prepared.fingerprint, reveal, as_json)
 
 
 @app.command("send")
@@ -133,41 +91,10 @@ def send(
     channel: str | None = typer.Option(None, "--channel"),
 ) -> None:
     """Send exactly what the preview showed, recorded in history as a manual send."""
-    from infra.broker import emit  # the broker is built only when something is sent
-    from schemas.messages import NotificationRendered
-
-    svc, source, chosen, lines = _prepare(invoice, org, event, kind, channel)
-    digest = fingerprint(lines)
-    if digest != preview_id:
-        err.print(
-            f"error: what would be sent changed since preview {preview_id} (now {digest}); preview again",
-            markup=False,
-        )
-        raise typer.Exit(1)
-    manual = source.model_copy(update={"event_id": f"manual-{digest}-{uuid.uuid4().hex[:8]}"})
-    items = [
-        NewNotification(
-            line.contact_id,
-            chosen.value,
-            line.channel,
-            line.recipient,
-            line.locale or "en",
-            line.reason,
-            line.reason == "send",
-            line.sender,
-        )
-        for line in lines
-    ]
-    bodies = {(line.contact_id, line.recipient): line.text for line in lines if line.channel == "sms"}
-    with svc.transaction() as conn:
-        record_event(conn, manual, event_to_json(manual), "manual")
-        pending = record_notifications(conn, manual, items)
-        for nid in pending:
-            row = load_notification(conn, nid)
-            if row is not None:  # the previewed text, not a fresh rendering
-                store_rendered(conn, nid, bodies[(row["contact_id"], row["recipient"])])
-    for nid in pending:
-        emit(NotificationRendered(notification_id=nid))
-    out.print(
-        f"sent {len(pending)} SMS as {manual.event_id}; see: herald history --invoice {invoice}", markup=False
-    )
+    prepared = _prepare(invoice, org, event, kind, channel)
+    try:
+        event_id, pending = send_prepared(open_store(), prepared, preview_id)
+    except Refused as exc:
+        err.print(f"error: {exc.message}", markup=False)
+        raise typer.Exit(1) from None
+    out.print(f"sent {len(pending)} SMS as {event_id}; see: herald history --invoice {invoice}", markup=False)

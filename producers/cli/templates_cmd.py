@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from infra.store.organisations import org_settings, update_org
-from infra.store.templates import load_overrides, save_override
+from infra.store.templates import load_overrides
 from producers.cli.console import err, out
 from producers.cli.store import open_store
+from producers.operations import Invalid, NotFound
+from producers.operations.templates import list_templates, save_template, switch_template, template_parts
 from workers.rules.render import base_kind
-from workers.rules.template_defaults import DEFAULTS, LOCALES, PARTS
-from workers.rules.templates import CONTEXT, check, template_name
+from workers.rules.template_defaults import DEFAULTS, LOCALES
+from workers.rules.templates import check, template_name
 
 app = typer.Typer(help="Message templates per kind, channel and locale.", no_args_is_help=True)
-
-
-# A reminder offset's own templates: payment_reminder.KEY (see ``herald orgs reminders set``).
-_VARIANT = re.compile(r"^payment_reminder\.[a-z0-9_-]{1,20}$")
-
-
-def _validate(kind: str, channel: str) -> None:
-    if kind not in CONTEXT and not _VARIANT.fullmatch(kind):
-        raise typer.BadParameter(
-            f"kind {kind!r}: expected one of {', '.join(CONTEXT)}, or payment_reminder.KEY "
-            "(KEY: 1-20 of a-z 0-9 _ -)"
-        )
-    if channel not in PARTS:
-        raise typer.BadParameter(f"channel {channel!r}: expected one of {', '.join(PARTS)}")
 
 
 @app.command("list")
@@ -38,20 +24,13 @@ def list_(
     org: str | None = typer.Option(None, "--org", help="Show which ones this organisation overrides."),
 ) -> None:
     """Every template: kind, channel, locale, and whether it is shipped or the organisation's own."""
-    overrides = {}
-    disabled: set[str] = set()
-    if org:
-        with open_store().transaction() as conn:
-            overrides = load_overrides(conn, org)
-            disabled = set(org_settings(conn, org)["disabled_templates"])
-    keys = sorted(set(DEFAULTS) | {(k, c, loc) for k, c, loc, _ in overrides})
     table = Table(title=f"templates{' of ' + org if org else ''}")
     for column in ("kind", "channel", "locale", "source", "enabled"):
         table.add_column(column)
-    for kind, channel, locale in keys:
-        own = any(key[:3] == (kind, channel, locale) for key in overrides)
-        enabled = "no" if f"{kind}:{channel}" in disabled else "yes"
-        table.add_row(kind, channel, locale, "organisation" if own else "shipped", enabled)
+    for row in list_templates(open_store(), org):
+        table.add_row(
+            row["kind"], row["channel"], row["locale"], row["source"], "yes" if row["enabled"] else "no"
+        )
     out.print(table)
 
 
@@ -63,20 +42,16 @@ def show(
     org: str | None = typer.Option(None, "--org"),
 ) -> None:
     """The template's parts as they will be used (the organisation's own, else the shipped one)."""
-    _validate(kind, channel)
-    overrides = {}
-    if org:
-        with open_store().transaction() as conn:
-            overrides = load_overrides(conn, org)
-    parts = dict(DEFAULTS.get((kind, channel, locale), {}))
-    parts.update({p: s for (k, c, loc, p), s in overrides.items() if (k, c, loc) == (kind, channel, locale)})
-    if not parts:
-        err.print(f"error: no {kind}.{channel} template in locale {locale!r}", markup=False)
-        raise typer.Exit(1)
-    for part in PARTS[channel]:
-        if part in parts:
-            out.print(f"--- {template_name(kind, channel, locale, part)}", markup=False)
-            out.print(parts[part], markup=False)
+    try:
+        parts = template_parts(open_store(), org, kind, channel, locale)
+    except Invalid as exc:
+        raise typer.BadParameter(exc.message) from None
+    except NotFound as exc:
+        err.print(f"error: {exc.message}", markup=False)
+        raise typer.Exit(1) from None
+    for part, source in parts.items():
+        out.print(f"--- {template_name(kind, channel, locale, part)}", markup=False)
+        out.print(source, markup=False)
 
 
 @app.command("set")
@@ -89,18 +64,16 @@ def set_(
     part: str = typer.Option("body", help="body (SMS); subject, text or html (email)."),
 ) -> None:
     """Check a template and save it as the organisation's own; a problem is refused with its line."""
-    _validate(kind, channel)
-    if part not in PARTS[channel]:
-        raise typer.BadParameter(f"--part {part!r}: {channel} templates have {', '.join(PARTS[channel])}")
     source = file.read_text(encoding="utf-8")
-    problems = check(source, base_kind(kind), template_name(kind, channel, locale, part))
-    if problems:
-        for problem in problems:
+    try:
+        name = save_template(open_store(), org, kind, channel, locale, part, source)
+    except Invalid as exc:
+        if not exc.details:  # the kind, channel or part is wrong, not the template
+            raise typer.BadParameter(exc.message) from None
+        for problem in exc.details:
             err.print(f"error: {problem}", markup=False)
-        raise typer.Exit(1)
-    with open_store().transaction() as conn:
-        save_override(conn, org, (kind, channel, locale, part), source)
-    out.print(f"saved {template_name(kind, channel, locale, part)} for {org}", markup=False)
+        raise typer.Exit(1) from None
+    out.print(f"saved {name} for {org}", markup=False)
 
 
 @app.command("check")
@@ -123,13 +96,10 @@ def check_all(org: str | None = typer.Option(None, "--org")) -> None:
 
 
 def _switch(kind: str, channel: str, org: str, on: bool) -> None:
-    _validate(kind, channel)
-    if kind not in CONTEXT:
-        raise typer.BadParameter(f"kind {kind!r}: switch the kind ({base_kind(kind)}), not a variant")
-    with open_store().transaction() as conn:
-        disabled = set(org_settings(conn, org)["disabled_templates"])
-        (disabled.discard if on else disabled.add)(f"{kind}:{channel}")
-        update_org(conn, org, {"disabled_templates": sorted(disabled)})
+    try:
+        switch_template(open_store(), org, kind, channel, on)
+    except Invalid as exc:
+        raise typer.BadParameter(exc.message) from None
     out.print(f"{kind}:{channel} {'enabled' if on else 'disabled'} for {org}", markup=False)
 
 

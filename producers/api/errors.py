@@ -1,0 +1,98 @@
+"""One error shape for every answer that is not a success:
+``{"error": {"code": "…", "message": "…", "details": […]}}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from producers.operations import Refused
+
+#: Codes for statuses raised by FastAPI itself (unknown route, wrong method, ...).
+STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    422: "invalid_request",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """An error answer: raise it from a handler or a dependency."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: list[Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.details = details or []
+        self.headers = headers
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: list[Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """The JSON answer in the one error shape."""
+    body = {"error": {"code": code, "message": message, "details": details or []}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _field(loc: tuple[Any, ...] | list[Any]) -> str:
+    """``body.contacts[0].mobile`` from pydantic's ``("body", "contacts", 0, "mobile")``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+def validation_details(errors: list[Any]) -> list[dict[str, str]]:
+    """Each problem of a request with the path of its field."""
+    details = []
+    for item in errors:
+        if item.get("type") == "json_invalid":
+            message = f"malformed JSON: {item.get('ctx', {}).get('error', item['msg'])}"
+            details.append({"field": "body", "message": message, "type": "json_invalid"})
+            continue
+        details.append({"field": _field(item["loc"]), "message": item["msg"], "type": item["type"]})
+    return details
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Answer ``ApiError``, refused operations, HTTP errors and request validation in the one shape."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+    @app.exception_handler(Refused)
+    async def _refused(_request: Request, exc: Refused) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.message, list(exc.details))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = STATUS_CODES.get(exc.status_code, "error")
+        return error_response(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = validation_details(list(exc.errors()))
+        summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
+        return error_response(422, "invalid_request", f"invalid request: {summary}", details)

@@ -1,0 +1,24 @@
+"""The operator API: keyed, per-organisation endpoints over the same operations as the CLI."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from infra.settings import Settings
+from producers.api import directory, events, history, notify, templates
+from producers.api.auth import ApiContext
+from producers.api.errors import install_error_handlers
+from producers.api.limits import BodyLimit
+
+
+def install_operator_api(app: FastAPI, settings: Settings) -> None:
+    """Add the operator endpoints, the body size limit and the one error shape to ``app``.
+
+    The limit and the error handlers cover the whole app (callbacks and webhooks too): one
+    shape for every error the app answers.
+    """
+    app.state.operator_api = ApiContext(settings)
+    for module in (events, directory, templates, notify, history):
+        app.include_router(module.router)
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)

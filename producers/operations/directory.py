@@ -1,0 +1,93 @@
+"""Directory operations: import one customer, change toggles (one contact or many)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from infra.bootstrap import Services
+from infra.store.directory import UpsertOutcome, upsert_customer
+from infra.store.organisations import load_org
+from infra.store.tables import customers
+from infra.store.toggles import apply_changes, load_toggles, select_contacts
+from schemas.directory import CustomerRecord
+from schemas.phones import to_e164
+from schemas.toggles import ToggleRequest, plan
+
+
+@dataclass
+class ImportResult:
+    """One customer's import: ``outcome`` (None when refused, with ``error``) and warnings."""
+
+    outcome: UpsertOutcome | None
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def phone_warnings(record: CustomerRecord, region: str) -> list[str]:
+    """A warning for each contact whose mobile does not parse in ``region`` (stored anyway)."""
+    return [
+        f"contact {c.contact_id}: mobile {c.mobile!r} is not a valid number in region {region};"
+        " SMS to it will be skipped as invalid_phone"
+        for c in record.contacts
+        if c.mobile and to_e164(c.mobile, region) is None
+    ]
+
+
+def import_customer(svc: Services, record: CustomerRecord, *, named: bool = True) -> ImportResult:
+    """Upsert one customer whole, in one transaction.
+
+    ``named`` is False for a CSV row without ``customer_name``: such a row may update a known
+    customer but not create one, so a mistyped id is refused rather than created.
+    """
+    with svc.transaction() as conn:
+        known = conn.execute(
+            select(customers.c.customer_id).where(
+                customers.c.org_id == record.org_id, customers.c.customer_id == record.customer_id
+            )
+        ).first()
+        if known is None and not named:
+            return ImportResult(
+                None,
+                error=f"unknown customer {record.org_id}/{record.customer_id}"
+                " (a new customer needs customer_name)",
+            )
+        region = load_org(conn, record.org_id, svc.settings.default_region).region
+        outcome = upsert_customer(conn, record, region=region)
+    return ImportResult(outcome, warnings=phone_warnings(record, region))
+
+
+def change_toggles(
+    svc: Services,
+    org_id: str,
+    request: ToggleRequest,
+    *,
+    ids: list[str] | None = None,
+    customer_id: str | None = None,
+    dry_run: bool = False,
+) -> list[dict[str, Any]]:
+    """Apply ``request`` to the listed contacts, a customer's, or all of the organisation's.
+
+    One row per contact: ``changed`` / ``unchanged`` with the changes, or ``failed`` with the
+    reason; ``dry_run`` plans without writing.
+    """
+    report: list[dict[str, Any]] = []
+    with svc.transaction() as conn:
+        for contact_id in select_contacts(conn, org_id, ids=ids, customer_id=customer_id):
+            current = load_toggles(conn, org_id, contact_id)
+            if current is None:
+                report.append({"contact_id": contact_id, "result": "failed", "reason": "unknown contact"})
+                continue
+            changes = plan(current, request)
+            if changes and not dry_run:
+                apply_changes(conn, org_id, contact_id, changes)
+            report.append(
+                {
+                    "contact_id": contact_id,
+                    "result": "changed" if changes else "unchanged",
+                    "changes": [str(c) for c in changes],
+                }
+            )
+    return report

@@ -1,0 +1,135 @@
+"""Manual notify: preview exactly what would be sent for a stored invoice, then send exactly that."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from infra.bootstrap import Services
+from infra.store.directory import load_customer
+from infra.store.notifications import (
+    NewNotification,
+    load_notification,
+    record_event,
+    record_notifications,
+    store_rendered,
+)
+from infra.store.organisations import load_org
+from infra.store.tables import events
+from infra.store.templates import greeting_names, load_overrides
+from producers.operations import Conflict, Invalid, NotFound
+from schemas.events import EVENT_TYPES, Event, event_adapter
+from schemas.notifications import Kind
+from schemas.validation import event_to_json
+from workers.rules.preview import PreviewLine, build_preview, fingerprint
+
+KIND_OF = {
+    "invoice.created": Kind.INVOICE,
+    "reminder.due": Kind.PAYMENT_REMINDER,
+    "payment.received": Kind.PAYMENT_THANK_YOU,
+}
+CHANNELS = ("sms", "email")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What a manual notify would send: the source event, the kind, one line per recipient."""
+
+    event: Event
+    kind: Kind
+    lines: list[PreviewLine]
+
+    @property
+    def fingerprint(self) -> str:
+        """The preview id: ``send`` goes ahead only when it still matches."""
+        return fingerprint(self.lines)
+
+
+def prepare(
+    svc: Services,
+    invoice_id: str,
+    *,
+    org_id: str | None = None,
+    event_id: str | None = None,
+    kind: str | None = None,
+    channel: str | None = None,
+) -> Prepared:
+    """Build the preview from the invoice's latest (or the named) stored upstream event.
+
+    Raises ``NotFound`` when no such event is stored (in ``org_id``, when given) and
+    ``Invalid`` for an unknown kind or channel.
+    """
+    try:
+        chosen_kind = Kind(kind) if kind else None
+    except ValueError:
+        raise Invalid(
+            f"kind {kind!r}: expected one of {', '.join(k.value for k in KIND_OF.values())}"
+        ) from None
+    if channel is not None and channel not in CHANNELS:
+        raise Invalid(f"channel {channel!r}: expected one of {', '.join(CHANNELS)}")
+    with svc.transaction() as conn:
+        query = select(events).where(events.c.invoice_id == invoice_id)
+        if org_id:
+            query = query.where(events.c.org_id == org_id)
+        if event_id:
+            query = query.where(events.c.event_id == event_id)
+        rows = conn.execute(query.order_by(events.c.received_at)).mappings()
+        # Upstream events only: herald's own (mandate.setup_requested) are not invoices to notify of.
+        stored = [r for r in rows if r["outcome"] != "manual" and r["type"] in EVENT_TYPES]
+        if not stored:
+            which = f" ({event_id})" if event_id else ""
+            raise NotFound(f"no stored event for invoice {invoice_id}{which}")
+        event: Event = event_adapter.validate_python(stored[-1]["payload"])
+        chosen = chosen_kind or KIND_OF[event.type]
+        lines = build_preview(
+            chosen,
+            event,
+            load_org(conn, event.org_id, svc.settings.default_region),
+            load_customer(conn, event.org_id, event.customer_id),
+            names=greeting_names(conn, event.org_id, event.customer_id, ""),
+            overrides=load_overrides(conn, event.org_id),
+            default_from=svc.settings.twilio_from,
+            channel=channel,
+        )
+    return Prepared(event, chosen, lines)
+
+
+def send_prepared(svc: Services, prepared: Prepared, preview_id: str) -> tuple[str, list[str]]:
+    """Send exactly what the preview showed, recorded as a manual event; (its event id, the
+    notification ids handed to sending). ``Conflict`` when the preview no longer matches."""
+    from infra.broker import emit  # the broker is built only when something is sent
+    from schemas.messages import NotificationRendered
+
+    digest = prepared.fingerprint
+    if digest != preview_id:
+        raise Conflict(f"what would be sent changed since preview {preview_id} (now {digest}); preview again")
+    source = prepared.event
+    manual = source.model_copy(update={"event_id": f"manual-{digest}-{uuid.uuid4().hex[:8]}"})
+    items = [
+        NewNotification(
+            line.contact_id,
+            prepared.kind.value,
+            line.channel,
+            line.recipient,
+            line.locale or "en",
+            line.reason,
+            line.reason == "send",
+            line.sender,
+        )
+        for line in prepared.lines
+    ]
+    bodies = {
+        (line.contact_id, line.recipient): line.text for line in prepared.lines if line.channel == "sms"
+    }
+    with svc.transaction() as conn:
+        record_event(conn, manual, event_to_json(manual), "manual")
+        pending = record_notifications(conn, manual, items)
+        for nid in pending:
+            row = load_notification(conn, nid)
+            if row is not None:  # the previewed text, not a fresh rendering
+                store_rendered(conn, nid, bodies[(row["contact_id"], row["recipient"])])
+    for nid in pending:
+        emit(NotificationRendered(notification_id=nid))
+    return manual.event_id, pending

@@ -1,0 +1,39 @@
+"""API key levels and what each may do: a pure rule, shared by the HTTP API and its tests."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Level(StrEnum):
+    """The level an API key is created with."""
+
+    VIEW = "view"
+    SEND = "send"
+    EDIT = "edit"
+    ADMIN = "admin"
+
+
+class Capability(StrEnum):
+    """What an endpoint needs: read, send (events, notifications, payment actions), change the
+    directory and templates, or see unmasked numbers and addresses."""
+
+    VIEW = "view"
+    SEND = "send"
+    EDIT = "edit"
+    REVEAL = "reveal"
+
+
+#: Send and edit are siblings, not a ladder: the billing system that publishes events has no
+#: business rewriting templates, and a directory editor should not trigger sends.
+GRANTS: dict[Level, frozenset[Capability]] = {
+    Level.VIEW: frozenset({Capability.VIEW}),
+    Level.SEND: frozenset({Capability.VIEW, Capability.SEND}),
+    Level.EDIT: frozenset({Capability.VIEW, Capability.EDIT}),
+    Level.ADMIN: frozenset(Capability),
+}
+
+
+def allows(level: Level, capability: Capability) -> bool:
+    """Whether a key of ``level`` may do what ``capability`` names."""
+    return capability in GRANTS[level]

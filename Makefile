@@ -45,9 +45,7 @@ faults: setup system
 	$(BIN)/pytest tests/faults
 
 bench: setup system
-	$(PY) benchmarks/publish.py
-	$(PY) benchmarks/route.py
-	$(PY) benchmarks/e2e.py
+	$(PY) benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) .herald .mypy_cache .ruff_cache .pytest_cache

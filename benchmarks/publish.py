@@ -111,6 +111,7 @@ def main() -> int:
     print(f"Publisher.publish_many : {figures['publish_many_events_per_s']:>8} events/s ({min(ours):.2f} s)")
     print(f"dramatiq actor.send    : {figures['actor_send_events_per_s']:>8} events/s ({min(theirs):.2f} s)")
     print(f"ratio: {figures['ratio']} (target >= 8)")
+    print(json.dumps({"benchmark": "publish", **figures}, separators=(",", ":")))  # for run_all.py
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0

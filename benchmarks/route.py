@@ -174,6 +174,7 @@ def main() -> int:
     for row in figures["sizes"]:
         keys = ("contacts", "events", "route_events_per_s", "route_decisions_per_s")
         print(" ".join(f"{row[k]:>12}" for k in (*keys, "noop_messages_per_s", "route_vs_noop")))
+    print(json.dumps({"benchmark": "route", **figures}, separators=(",", ":")))  # for run_all.py
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0

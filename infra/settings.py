@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     database_url: SecretStr = SecretStr("sqlite:///herald.db")
     queue_prefix: str = Field("herald", pattern=r"^[a-zA-Z_][a-zA-Z0-9_-]*$")
     dead_message_ttl_days: int = Field(7, ge=1, le=365)
+    #: ``quorum`` replicates the stage queues across a RabbitMQ cluster; a queue cannot change type
+    #: once declared, so switching needs a new ``queue_prefix`` (or the queues deleted first).
+    queue_type: Literal["classic", "quorum"] = "classic"
+    #: Quorum queues only: deliveries of one message (crashes included) before it is dead-lettered.
+    delivery_limit: int = Field(20, ge=1)
 
     # Twilio (SMS).
     twilio_account_sid: str | None = None
@@ -82,6 +87,8 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(64 * 1024, ge=1024)
     publish_window: int = Field(5000, ge=1, description="confirms kept in flight at once")
     publish_timeout_seconds: float = Field(10.0, gt=0)
+    # HTTP API: request bodies over this are refused (413) before they are read into memory.
+    api_max_body_bytes: int = Field(1024 * 1024, ge=1024)
 
     # Worker processes (``herald worker STAGE``).
     worker_processes: int = Field(1, ge=1)
@@ -89,12 +96,29 @@ class Settings(BaseSettings):
     max_retries: int = Field(10, ge=0)
     min_backoff_ms: int = Field(500, ge=1)
     max_backoff_ms: int = Field(300_000, ge=1)
+    #: On SIGTERM, how long in-flight messages may take to finish; what is still running then is
+    #: returned to its queue unacknowledged (idempotency makes the redelivery harmless).
+    shutdown_timeout_seconds: float = Field(30.0, gt=0)
 
     # Reminder scheduler: a reminder ``offset`` days from the due date fires that day at this hour, UTC.
     reminder_hour: int = Field(9, ge=0, le=23)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
+
+    # Observability. Each process type serves Prometheus /metrics on metrics_port + its offset
+    # (infra.metrics.METRICS_OFFSETS); 0 turns every exposition server off. 0.0.0.0 by default
+    # because Prometheus scrapes from another host; /metrics carries no personal data.
+    metrics_port: int = Field(9410, ge=0, le=65535)
+    metrics_host: str = "0.0.0.0"  # noqa: S104
+    # Set by ``herald worker`` for dramatiq's processes: prometheus_client's own variable, and the stage.
+    metrics_multiproc_dir: str | None = Field(None, validation_alias="PROMETHEUS_MULTIPROC_DIR")
+    metrics_stage: str | None = None
+    # RabbitMQ's management API (message rates for ``herald status``); default: the AMQP host, port
+    # 15672, the AMQP credentials.
+    rabbitmq_management_url: SecretStr | None = None
+    # How long /readyz waits for the broker and the database.
+    readiness_timeout_seconds: float = Field(2.0, gt=0)
 
     @field_validator("default_region")
     @classmethod

@@ -37,11 +37,14 @@ class Publisher:
         self._channel = ConfirmingChannel(
             self.settings.amqp_url.get_secret_value(),
             declare=[
-                (self.queue, topology.queue_arguments(self.queue)),
-                (topology.delay_queue(self.queue), topology.queue_arguments(self.queue)),
+                (self.queue, topology.stage_queue_arguments(self.settings, self.queue)),
+                (
+                    topology.delay_queue(self.queue),
+                    topology.stage_queue_arguments(self.settings, self.queue),
+                ),
                 (
                     topology.dead_letter_queue(self.queue),
-                    topology.dead_letter_arguments(self.settings.dead_message_ttl_ms),
+                    topology.stage_dead_letter_arguments(self.settings),
                 ),
             ],
             timeout=timeout,

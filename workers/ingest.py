@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import signal
-import time
+import threading
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -24,6 +24,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from infra import topology
 from infra.broker import emit_event
 from infra.settings import Settings, get_settings
+from infra.shutdown import exit_after
 from schemas.validation import EventRejected, parse_event
 
 logger = logging.getLogger("herald.ingest")
@@ -33,11 +34,11 @@ def declare(channel: BlockingChannel, settings: Settings) -> str:
     """The exchange, the ingest queue (bound to every event type) and its dead-letter queue."""
     queue = topology.queue_name(settings.queue_prefix, "ingest")
     channel.exchange_declare(topology.EVENTS_EXCHANGE, exchange_type="topic", durable=True)
-    channel.queue_declare(queue, durable=True, arguments=topology.queue_arguments(queue))
+    channel.queue_declare(queue, durable=True, arguments=topology.stage_queue_arguments(settings, queue))
     channel.queue_declare(
         topology.dead_letter_queue(queue),
         durable=True,
-        arguments=topology.dead_letter_arguments(settings.dead_message_ttl_ms),
+        arguments=topology.stage_dead_letter_arguments(settings),
     )
     # '#': unknown types reach us too, so they are dead-lettered with a reason instead of vanishing.
     channel.queue_bind(queue, topology.EVENTS_EXCHANGE, routing_key="#")
@@ -65,15 +66,19 @@ class Ingest:
     def __init__(self, settings: Settings | None = None, prefetch: int = 100) -> None:
         self.settings = settings or get_settings()
         self.prefetch = prefetch
-        self._stopping = False
+        self._stopping = threading.Event()
         self._channel: BlockingChannel | None = None
 
     @property
     def stopping(self) -> bool:
-        return self._stopping
+        return self._stopping.is_set()
+
+    def pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less when stopped meanwhile."""
+        self._stopping.wait(seconds)
 
     def stop(self) -> None:
-        self._stopping = True
+        self._stopping.set()
         if self._channel is not None and self._channel.is_open:
             self._channel.connection.add_callback_threadsafe(self._channel.stop_consuming)
 
@@ -112,7 +117,7 @@ class Ingest:
         if on_ready is not None:
             on_ready()
         logger.info("ingest consuming", extra={"queue": queue})
-        if not self._stopping:
+        if not self.stopping:
             channel.start_consuming()
         connection.close()
 
@@ -127,6 +132,9 @@ def main() -> None:
 
     def on_term(_signum: int, _frame: FrameType | None) -> None:
         ingest.stop()
+        # The message in hand finishes and the unacked rest return to the queue when the connection
+        # closes; should closing hang (RabbitMQ gone mid-confirm), exit anyway once the time is up.
+        exit_after(settings.shutdown_timeout_seconds)
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
@@ -144,7 +152,7 @@ def main() -> None:
             logger.warning(
                 "ingest lost RabbitMQ; reconnecting", extra={"error": str(exc), "in_seconds": delay}
             )
-            time.sleep(delay)
+            ingest.pause(delay)
             delay = min(delay * 2, 30.0)
 
 

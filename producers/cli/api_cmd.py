@@ -12,6 +12,11 @@ def api(
     """Serve the HTTP app until SIGTERM (Twilio status callbacks at /callbacks/twilio/{notification_id})."""
     import uvicorn
 
+    from infra.settings import get_settings
     from producers.api.app import create_app
 
-    uvicorn.run(create_app(), host=host, port=port, log_level="warning")
+    # SIGTERM: uvicorn stops accepting, lets requests in hand finish, and gives up after this long.
+    timeout = int(get_settings().shutdown_timeout_seconds)
+    uvicorn.run(
+        create_app(), host=host, port=port, log_level="warning", timeout_graceful_shutdown=max(timeout, 1)
+    )

@@ -12,6 +12,7 @@ import typer
 from infra.bootstrap import bootstrap, describe, shutdown
 from infra.logs import configure_logging
 from infra.settings import get_settings
+from infra.shutdown import exit_after
 from producers.cli.console import err, out
 from producers.publisher import Publisher
 from producers.scheduler import Scheduler
@@ -33,6 +34,8 @@ def scheduler(
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        if not stop.is_set():
+            exit_after(settings.shutdown_timeout_seconds)  # a tick that hangs must not hold the stop
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 
 import typer
 
@@ -52,9 +53,26 @@ def worker(
         str(processes or settings.worker_processes),
         "--threads",
         str(threads or settings.worker_threads),
+        # SIGTERM: in-flight messages get this long to finish; the rest go back to the queue unacked.
+        "--worker-shutdown-timeout",
+        str(int(settings.shutdown_timeout_seconds * 1000)),
         # herald's Lifecycle middleware sets up structured logging in each worker process.
         "--skip-logging",
+        *_metrics_fork(stage, settings.metrics_port),
     ]
     sys.stdout.flush()
     # Become the dramatiq process so the supervisor's signals reach it directly.
     os.execv(sys.executable, argv)  # noqa: S606
+
+
+def _metrics_fork(stage: str, metrics_port: int) -> list[str]:
+    """Set up multiprocess metrics for the stage and ask dramatiq to fork its ``/metrics`` server.
+
+    The directory is new and empty each start: files left by a previous run's processes would
+    otherwise be added to this run's counters.
+    """
+    if metrics_port == 0:
+        return []
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=f"herald-metrics-{stage}-")
+    os.environ["HERALD_METRICS_STAGE"] = stage
+    return ["--fork", "infra.metrics_http:serve_worker_metrics"]

@@ -1,0 +1,94 @@
+"""Each process type killed with SIGKILL mid-run and restarted: every SMS sent exactly once, all
+delivered (``sms`` itself: ``test_sms_kill.py``, with requests in flight at the provider)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from producers.demo_data import invoice_events
+from tests.conftest import wait_for
+from tests.e2e.conftest import Deployment
+from tests.faults.helpers import (
+    DELIVERED,
+    ROUTED,
+    SENT,
+    assert_exactly_once,
+    count,
+    faults,
+    kill,
+    prepare,
+    publish,
+    publish_raw,
+    start,
+    start_all,
+    wait_delivered,
+)
+
+EVENTS = 200
+
+#: process killed → the figure that shows it is mid-run when it dies.
+PROGRESS = {"route": ROUTED, "render": SENT, "history": DELIVERED, "ingest": ROUTED, "api": DELIVERED}
+
+
+@pytest.mark.parametrize("victim", ["route", "render", "history", "ingest"])
+def test_a_stage_killed_mid_run_loses_nothing_and_sends_nothing_twice(
+    deployment: Deployment, victim: str
+) -> None:
+    sandbox_url = prepare(deployment)
+    faults(sandbox_url, delay_seconds=0.05)  # a provider slow enough that the run lasts a while
+    names = ("route", "render", "sms", "history", "api", *(("ingest",) if victim == "ingest" else ()))
+    processes = start_all(deployment, names)
+    if victim == "ingest":
+        wait_for(lambda: "ingest consuming" in deployment.log("ingest-1.log"), timeout=30, what="ingest")
+        publish_raw(deployment, invoice_events(EVENTS, run=f"kill-{victim}"))
+    else:
+        publish(deployment, EVENTS, run=f"kill-{victim}")
+    progress = PROGRESS[victim]
+    wait_for(lambda: count(deployment, progress) >= 20, timeout=60, what=f"{victim} under way")
+    kill(processes[victim])
+    assert count(deployment, progress) < EVENTS, f"the kill of {victim} must land mid-run"
+    start(deployment, victim, "2")
+
+    wait_delivered(deployment, EVENTS)
+    assert_exactly_once(deployment, sandbox_url, EVENTS)
+
+
+def test_the_api_killed_mid_run_loses_only_the_callbacks_twilio_could_not_deliver(
+    deployment: Deployment,
+) -> None:
+    """Twilio does not retry a status callback its receiver refused; a notification whose callbacks
+    all fell in the api's downtime stays ``sent`` (sent once, never resent). Every other one is
+    ``delivered``, and the sandbox's log names exactly the ones it could not call back."""
+    sandbox_url = prepare(deployment)
+    faults(sandbox_url, delay_seconds=0.05)
+    processes = start_all(deployment)
+    publish(deployment, EVENTS, run="kill-api")
+    wait_for(lambda: count(deployment, DELIVERED) >= 20, timeout=60, what="callbacks under way")
+    kill(processes["api"])
+    assert count(deployment, DELIVERED) < EVENTS
+    start(deployment, "api", "2")
+    wait_for(lambda: count(deployment, SENT) == EVENTS, timeout=120, what=f"{EVENTS} sent")
+
+    def dropped() -> set[str]:
+        pattern = r"status callback (?:sent|delivered) for (SM\w+) dropped"
+        return set(re.findall(pattern, deployment.log("sandbox.log")))
+
+    wait_for(
+        lambda: count(deployment, DELIVERED) + len(dropped()) >= EVENTS,
+        timeout=120,
+        interval=0.5,
+        what="every callback delivered or dropped",
+    )
+    statuses = dict(
+        deployment.query(
+            "SELECT status, count(*) FROM notifications WHERE channel = 'sms' AND reason = 'send' "
+            "GROUP BY status"
+        )
+    )
+    assert set(statuses) <= {"sent", "delivered"}
+    assert statuses.get("sent", 0) <= len(dropped())  # only what Twilio could not tell us is unknown
+    captured = deployment.query("SELECT count(DISTINCT provider_id) FROM notifications WHERE reason = 'send'")
+    assert captured[0][0] == EVENTS
+    assert faults(sandbox_url)["requests"] == EVENTS  # the provider was asked once per SMS

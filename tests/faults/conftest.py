@@ -7,9 +7,15 @@ import pytest
 
 from tests.e2e.conftest import Deployment
 from tests.faults.helpers import delete_queues
-from tests.integration.conftest import configured_env, pipeline, smtp_sandbox, twilio_sandbox
+from tests.integration.conftest import (
+    configured_env,
+    gocardless_sandbox,
+    pipeline,
+    smtp_sandbox,
+    twilio_sandbox,
+)
 
-__all__ = ["configured_env", "pipeline", "smtp_sandbox", "twilio_sandbox"]
+__all__ = ["configured_env", "gocardless_sandbox", "pipeline", "smtp_sandbox", "twilio_sandbox"]
 
 
 @pytest.fixture

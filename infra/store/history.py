@@ -158,13 +158,13 @@ def _history(
                 "notification_id": w["notification_id"],
             }
         )
+    if invoice_id is not None:  # Direct Debit: the payment collect created, or the mandate link it sent
+        timeline.extend({**c, "at": _iso(c["at"])} for c in collection_timeline(conn, invoice_id, org_id))
     if invoice_id is not None:  # Direct Debit payments of the invoice, as GoCardless moved them
         from infra.store.gocardless import payment_timeline
 
         for entry in payment_timeline(conn, invoice_id, org_id):
             timeline.append(entry | {"at": _iso(entry["at"])})
-    if invoice_id is not None:  # Direct Debit: the payment collect created, or the mandate link it sent
-        timeline.extend({**c, "at": _iso(c["at"])} for c in collection_timeline(conn, invoice_id, org_id))
     timeline.sort(key=lambda entry: entry["at"] or "")
     return {
         "events": [

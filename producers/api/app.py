@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 
 from infra.settings import Settings, get_settings
+from producers.api.auth import payment_of_caller
 from producers.api.callbacks import twilio_router
+from producers.api.operator import install_operator_api
+from producers.api.ops import ops_router
 from producers.api.payments import payments_router
 from producers.api.webhooks import gocardless_router
 from producers.gocardless.wiring import GoCardlessWiring
@@ -19,7 +22,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(twilio_router(settings))
     gocardless = GoCardlessWiring(settings)  # builds nothing until a request needs it
     app.include_router(gocardless_router(settings, gocardless))
-    app.include_router(payments_router(gocardless))
+    # A send key of the payment's organisation (producers/api/auth.py says why send, not edit).
+    app.include_router(payments_router(gocardless), dependencies=[Depends(payment_of_caller)])
+    app.include_router(ops_router(settings))  # /readyz, /metrics
+    install_operator_api(app, settings)  # keyed operator endpoints, body limit, one error shape
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:

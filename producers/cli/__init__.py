@@ -16,6 +16,7 @@ from producers.cli import (
     gocardless_cmd,
     history,
     integrations,
+    keys_cmd,
     notify,
     orgs,
     outbox_cmd,
@@ -23,6 +24,7 @@ from producers.cli import (
     sandbox,
     scheduler_cmd,
     schema,
+    status,
     templates_cmd,
     worker,
 )
@@ -49,6 +51,7 @@ app.command("worker")(worker.worker)
 app.command("demo")(demo.demo)
 app.command("api")(api_cmd.api)
 app.command("scheduler")(scheduler_cmd.scheduler)
+app.command("status")(status.status)
 app.add_typer(contacts.app, name="contacts")
 app.add_typer(orgs.app, name="orgs")
 app.add_typer(dlq.app, name="dlq")
@@ -58,6 +61,7 @@ app.add_typer(credits.app, name="credits")
 app.add_typer(notify.app, name="notify")
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(broker_cmd.app, name="broker")
+app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(integrations.app, name="integrations")
 app.add_typer(gocardless_cmd.gocardless_app, name="gocardless")
 app.add_typer(gocardless_cmd.sync_app, name="sync")

@@ -16,8 +16,15 @@ STAGES: tuple[str, ...] = ("route", "render", "sms", "email", "history", "collec
 #: Stages that are not dramatiq actors: they consume plain JSON from any AMQP client.
 PLAIN_STAGES: tuple[str, ...] = ("ingest",)
 
-#: The durable topic exchange any AMQP client publishes events to; the routing key is the event type.
-EVENTS_EXCHANGE = "herald.events"
+
+def events_exchange(prefix: str) -> str:
+    """The durable topic exchange any AMQP client publishes events to (routing key: the event type).
+
+    ``herald.events`` for the default prefix. It carries the deployment's prefix like every queue,
+    so two deployments (or a demo and a test run) on one RabbitMQ never receive each other's events.
+    """
+    return f"{prefix}.events"
+
 #: Header that says why a message was dead-lettered.
 REASON_HEADER = "x-herald-reason"
 

@@ -1,7 +1,8 @@
 """Stage ``ingest``: plain-JSON events from any AMQP client, validated and handed to ``route``.
 
 Upstreams in any language publish the event envelope as the message body to the
-durable topic exchange ``herald.events`` with the event type as routing key. Each
+durable topic exchange ``herald.events`` (``{HERALD_QUEUE_PREFIX}.events``) with
+the event type as routing key. Each
 message is validated against the schemas; a valid event is published to the
 route queue with a publisher confirm, and only then is the original acked. An
 invalid one is copied to ``<prefix>.ingest.XQ`` with its reason in the
@@ -33,7 +34,8 @@ logger = logging.getLogger("herald.ingest")
 def declare(channel: BlockingChannel, settings: Settings) -> str:
     """The exchange, the ingest queue (bound to every event type) and its dead-letter queue."""
     queue = topology.queue_name(settings.queue_prefix, "ingest")
-    channel.exchange_declare(topology.EVENTS_EXCHANGE, exchange_type="topic", durable=True)
+    exchange = topology.events_exchange(settings.queue_prefix)
+    channel.exchange_declare(exchange, exchange_type="topic", durable=True)
     channel.queue_declare(queue, durable=True, arguments=topology.stage_queue_arguments(settings, queue))
     channel.queue_declare(
         topology.dead_letter_queue(queue),
@@ -41,7 +43,7 @@ def declare(channel: BlockingChannel, settings: Settings) -> str:
         arguments=topology.stage_dead_letter_arguments(settings),
     )
     # '#': unknown types reach us too, so they are dead-lettered with a reason instead of vanishing.
-    channel.queue_bind(queue, topology.EVENTS_EXCHANGE, routing_key="#")
+    channel.queue_bind(queue, exchange, routing_key="#")
     return queue
 
 

@@ -162,7 +162,7 @@ class DeadLetters:
             headers = {k: v for k, v in letter.headers.items() if not k.startswith("x-")}
             routing_key = str(letter.headers.get("x-herald-routing-key") or "")
             publisher.basic_publish(
-                topology.EVENTS_EXCHANGE,
+                topology.events_exchange(self.settings.queue_prefix),
                 routing_key,
                 letter.body,
                 pika.BasicProperties(delivery_mode=2, content_type="application/json", headers=headers),

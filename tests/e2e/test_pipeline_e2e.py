@@ -105,7 +105,7 @@ def test_200_invoice_events_become_exactly_200_sms_each_in_history_as_sent(
         channel = connection.channel()
         channel.confirm_delivery()
         channel.basic_publish(
-            "herald.events",
+            f"{env['HERALD_QUEUE_PREFIX']}.events",
             "invoice.created",
             json.dumps(raw).encode(),
             pika.BasicProperties(content_type="application/json", delivery_mode=2),

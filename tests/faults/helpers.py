@@ -107,10 +107,11 @@ def publish_raw(deployment: Deployment, events: list[dict[str, Any]]) -> None:
     try:
         channel = connection.channel()
         channel.confirm_delivery()
-        channel.exchange_declare(topology.EVENTS_EXCHANGE, exchange_type="topic", durable=True)
+        exchange = topology.events_exchange(deployment.env["HERALD_QUEUE_PREFIX"])
+        channel.exchange_declare(exchange, exchange_type="topic", durable=True)
         for event in events:
             channel.basic_publish(
-                topology.EVENTS_EXCHANGE,
+                exchange,
                 event["type"],
                 json.dumps(event).encode(),
                 pika.BasicProperties(delivery_mode=2, content_type="application/json"),

@@ -45,7 +45,7 @@ def _raw_publish(url: str, messages: list[tuple[str, bytes]]) -> None:
         channel.confirm_delivery()
         for routing_key, body in messages:
             channel.basic_publish(
-                topology.EVENTS_EXCHANGE,
+                topology.events_exchange(RUN_PREFIX),
                 routing_key,
                 body,
                 pika.BasicProperties(content_type="application/json", delivery_mode=2),

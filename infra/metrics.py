@@ -69,6 +69,25 @@ NOTIFICATIONS = Counter(
     ["channel", "status"],
 )
 
+INGESTED = Counter(
+    "herald_ingest_messages",
+    "Messages the ingest process took from the events exchange, by outcome: ingested (valid, handed to "
+    "route, confirmed) or dead_lettered (invalid, to the ingest .XQ with its reason).",
+    ["outcome"],
+)
+REMINDERS = Counter(
+    "herald_reminders_published",
+    "reminder.due events the scheduler published (confirmed), by kind: due, or republished "
+    "(a claim a crashed scheduler left unconfirmed).",
+    ["kind"],
+)
+STATUS_SWEEP = Counter(
+    "herald_status_sweep",
+    "SMS the status sweep looked up at the provider, by outcome: the status it reported "
+    "(delivered, undelivered, failed), unchanged (the provider has not moved on), or error.",
+    ["outcome"],
+)
+
 
 def stage_of(queue_name: str, prefix: str) -> str:
     """The stage a queue belongs to: ``herald.sms.DQ`` → ``sms``; a foreign queue keeps its name."""

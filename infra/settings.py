@@ -102,6 +102,13 @@ class Settings(BaseSettings):
 
     # Reminder scheduler: a reminder ``offset`` days from the due date fires that day at this hour, UTC.
     reminder_hour: int = Field(9, ge=0, le=23)
+    # The status sweep (each scheduler tick; ``herald status-sweep``): an SMS ``sent`` for longer than
+    # ``after`` is looked up at Twilio, at most once every ``every`` seconds, at most ``batch`` per
+    # tick (oldest first), and no more once it has been ``sent`` for ``max_age_hours``.
+    status_sweep_after_seconds: float = Field(600.0, ge=0)
+    status_sweep_every_seconds: float = Field(1800.0, ge=0)
+    status_sweep_batch: int = Field(200, ge=0)
+    status_sweep_max_age_hours: float = Field(72.0, gt=0)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"

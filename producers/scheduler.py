@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from infra import metrics
 from infra.bootstrap import Services
 from infra.store.reminders import (
     claim,
@@ -62,6 +63,7 @@ class Scheduler:
         hour: int | None = None,
         claim_timeout: timedelta = timedelta(minutes=2),
         clock: Callable[[], datetime] = utcnow,
+        sweep: Callable[[], object] | None = None,
     ) -> None:
         self.services = services
         self.publisher = publisher
@@ -69,6 +71,8 @@ class Scheduler:
         # Longer than a confirmed publish can take: a younger claim may still be in flight.
         self.claim_timeout = claim_timeout
         self.clock = clock
+        #: Run after each tick of ``run`` (the status sweep); its failures never stop the reminders.
+        self.sweep = sweep
 
     def tick(self, now: datetime | None = None) -> TickReport:
         """Publish every reminder due at ``now`` (the clock when not given)."""
@@ -104,6 +108,11 @@ class Scheduler:
                 published += len(self.tick().published)
             except Exception:
                 log.exception("scheduler tick failed; retrying next interval")
+            if self.sweep is not None and not stop.is_set():
+                try:
+                    self.sweep()
+                except Exception:
+                    log.exception("status sweep failed; retrying next interval")
             stop.wait(interval)
         log.info("scheduler stopped", extra={"published": published})
         return published
@@ -152,6 +161,7 @@ class Scheduler:
             return
         event_id = self._publish(org_id, row["invoice"], todo.publish, offsets, now)
         report.published.append(event_id)
+        metrics.REMINDERS.labels(kind="due").inc()
 
     def _republish_stale(
         self, now: datetime, offsets: Mapping[str, Mapping[int, str | None]], report: TickReport
@@ -169,6 +179,7 @@ class Scheduler:
                     continue  # another scheduler took it over
             event_id = self._publish(org_id, invoice["invoice"], offset, offsets.get(org_id, {}), now)
             report.republished.append(event_id)
+            metrics.REMINDERS.labels(kind="republished").inc()
 
     def _publish(
         self,

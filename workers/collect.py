@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import dramatiq
 
@@ -53,7 +54,8 @@ from workers.rules.collection import (
 
 logger = logging.getLogger("herald.collect")
 
-#: Where the payer lands after setting up the mandate, under ``HERALD_PUBLIC_URL``.
+#: Where the payer lands after setting up the mandate, under ``HERALD_PUBLIC_URL`` (the page:
+#: ``producers.api.pages``, which keeps the same path).
 MANDATE_COMPLETE_PATH = "/mandates/complete"
 
 
@@ -156,10 +158,14 @@ def _pay(svc: Services, event: InvoiceCreated, plan: Plan) -> PaymentRef:
 def _request_mandate(svc: Services, event: InvoiceCreated, customer: CustomerView | None) -> None:
     invoice = event.data.invoice
     public_url = svc.settings.public_url
+    # The landing page (producers/api/pages.py) names the organisation to the payer.
+    landing = (
+        f"{public_url}{MANDATE_COMPLETE_PATH}?org={quote(event.org_id, safe='')}" if public_url else None
+    )
     setup = svc.direct_debit.create_mandate_setup(
         payer=payer_details(customer),
         currency=invoice.currency,
-        redirect_uri=f"{public_url}{MANDATE_COMPLETE_PATH}" if public_url else None,
+        redirect_uri=landing,
         metadata=payment_metadata(event.org_id, invoice.customer_id, invoice.id),
         # Its own key: GoCardless keys are per resource type, but a distinct one costs nothing.
         idempotency_key=f"{idempotency_key(event.org_id, invoice.id)}:mandate_setup",

@@ -12,6 +12,7 @@ never retried forever.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -20,9 +21,10 @@ from types import FrameType
 from typing import Any
 
 import pika
+from dramatiq.errors import BrokerConnectionError
 from pika.adapters.blocking_connection import BlockingChannel
 
-from infra import topology
+from infra import metrics, metrics_http, topology
 from infra.broker import emit_event
 from infra.settings import Settings, get_settings
 from infra.shutdown import exit_after
@@ -99,6 +101,7 @@ class Ingest:
             event, reason = check(body, method.routing_key, settings.max_event_bytes)
             if event is not None:
                 emit_event(event)  # returns once RabbitMQ confirmed it on the route queue
+                metrics.INGESTED.labels(outcome="ingested").inc()
             else:
                 headers = dict(properties.headers or {})
                 headers[topology.REASON_HEADER] = reason
@@ -113,15 +116,21 @@ class Ingest:
                     mandatory=True,
                 )
                 logger.warning("event dead-lettered", extra={"queue": dead, "reason": reason})
+                metrics.INGESTED.labels(outcome="dead_lettered").inc()
             ch.basic_ack(method.delivery_tag)
 
         channel.basic_consume(queue, handle)
         if on_ready is not None:
             on_ready()
         logger.info("ingest consuming", extra={"queue": queue})
-        if not self.stopping:
-            channel.start_consuming()
-        connection.close()
+        try:
+            if not self.stopping:
+                channel.start_consuming()
+        finally:
+            # Also when handing an event on failed: the unacked messages go back to the queue now.
+            if connection.is_open:
+                with contextlib.suppress(pika.exceptions.AMQPError):
+                    connection.close()
 
 
 def main() -> None:
@@ -140,6 +149,7 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
+    metrics_http.serve("ingest", settings)  # never stops ingest (off, or port taken: logged)
     delay = 0.5
     while not ingest.stopping:
         try:
@@ -149,6 +159,7 @@ def main() -> None:
             pika.exceptions.AMQPConnectionError,
             pika.exceptions.AMQPChannelError,
             ConnectionError,
+            BrokerConnectionError,  # handing an event on to route (dramatiq's connection) failed
         ) as exc:
             # Unacked messages go back to the queue; reconnect rather than take the Procfile down.
             logger.warning(

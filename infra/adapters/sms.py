@@ -50,6 +50,12 @@ class SmsGateway(Protocol):
         """The provider id of a message with this body sent to ``to`` since ``since``, if any."""
         ...
 
+    def fetch_status(self, provider_id: str) -> tuple[str, int | None]:
+        """The provider's current status of one message and its error code (Twilio's words:
+        ``queued``, ``sent``, ``delivered``, ``undelivered``, ``failed``, …); raises
+        ``PermanentProviderError`` (e.g. an unknown id) or ``TransientProviderError``."""
+        ...
+
 
 def _never_sent(exc: requests.exceptions.ConnectionError) -> bool:
     """Whether a connection error happened before the request reached the provider."""
@@ -165,16 +171,29 @@ class TwilioSms:
                 return str(message.sid)
         return None
 
+    def fetch_status(self, provider_id: str) -> tuple[str, int | None]:
+        try:
+            message = self._client.messages(provider_id).fetch()
+        except (TwilioRestException, TwilioServiceException) as exc:
+            raise classify_twilio_error(exc, self._http.last_retry_after()) from None
+        except (TwilioException, requests.exceptions.RequestException) as exc:
+            # A read changes nothing at Twilio: every connection failure or timeout is simply transient.
+            raise TransientProviderError(f"could not fetch the twilio message: {exc}") from None
+        code = message.error_code
+        return str(message.status), int(code) if code is not None else None
+
 
 @dataclass
 class FakeSms:
     """An in-memory gateway for unit tests: records what it sent.
 
-    ``refuse`` maps a number to the Twilio error code it answers with.
+    ``refuse`` maps a number to the Twilio error code it answers with; ``statuses`` maps a sent
+    message's id to what ``fetch_status`` answers (``("sent", None)`` when not set).
     """
 
     refuse: dict[str, int] = field(default_factory=dict)
     sent: list[dict[str, str | None]] = field(default_factory=list)
+    statuses: dict[str, tuple[str, int | None]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def send(self, *, to: str, sender: str, body: str, status_callback: str | None) -> SentSms:
@@ -195,3 +214,11 @@ class FakeSms:
                 if item["to"] == to and item["body"] == body:
                     return item["sid"]
         return None
+
+    def fetch_status(self, provider_id: str) -> tuple[str, int | None]:
+        with self._lock:
+            known = any(item["sid"] == provider_id for item in self.sent) or provider_id in self.statuses
+        if not known:
+            exc = TwilioRestException(404, f"/Messages/{provider_id}.json", msg="not found", code=20404)
+            raise classify_twilio_error(exc)
+        return self.statuses.get(provider_id, ("sent", None))

@@ -20,7 +20,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -63,6 +63,9 @@ class SandboxConfig:
     callback_delay_seconds: float = 0.05
     #: Numbers the account owns (``IncomingPhoneNumbers``); Twilio's magic "From" test number.
     phone_numbers: tuple[str, ...] = ("+15005550006",)
+    #: The carrier's verdict per ``To`` number after ``sent``: ``(status, error code)``, e.g.
+    #: ``("undelivered", 30003)``; any other number ends ``delivered``. Read when it is reached.
+    outcomes: dict[str, tuple[str, int | None]] = field(default_factory=dict)
 
 
 def num_segments(body: str) -> int:
@@ -381,11 +384,15 @@ class TwilioSandbox:
     def _advance(self, sid: str, url: str, status: str) -> None:
         with self._lock:
             message = self._by_sid[sid]
+            sender, to = message["from"] or "", message["to"]
+            final, code = self.config.outcomes.get(to, ("delivered", None))
+            code = code if status == final and status != "delivered" else None
             now = _rfc2822(datetime.now(UTC))
             message.update(status=status, date_updated=now, date_sent=message["date_sent"] or now)
-            sender, to = message["from"] or "", message["to"]
+            if code is not None:
+                message.update(error_code=code, error_message=f"sandbox: {status} with {code}")
         if status == "sent":
-            self._schedule(sid, url, "delivered")
+            self._schedule(sid, url, final)
         params = {
             "MessageSid": sid,
             "SmsSid": sid,
@@ -396,6 +403,8 @@ class TwilioSandbox:
             "SmsStatus": status,
             "ApiVersion": API,
         }
+        if code is not None:
+            params["ErrorCode"] = str(code)
         self._post(url, params)
 
     def _post(self, url: str, params: dict[str, str]) -> None:

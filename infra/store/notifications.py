@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from infra.errors import MalformedMessage
@@ -255,3 +255,47 @@ def apply_status(conn: Connection, change: StatusChange) -> bool:
         .values(**values)
     )
     return True
+
+
+class SweepWindow(Protocol):
+    """The instants a sweep compares rows with (``workers.rules.sweep.SweepWindow``)."""
+
+    @property
+    def sent_before(self) -> datetime: ...
+    @property
+    def sent_after(self) -> datetime: ...
+    @property
+    def swept_before(self) -> datetime: ...
+
+
+def _due_for_sweep(window: SweepWindow) -> Any:
+    """``workers.rules.sweep.due_for_sweep`` in SQL."""
+    c = notifications.c
+    return and_(
+        c.channel == "sms",
+        c.status == Status.SENT,
+        c.provider_id.is_not(None),
+        c.updated_at >= window.sent_after,
+        c.updated_at <= window.sent_before,
+        or_(c.swept_at.is_(None), c.swept_at < window.swept_before),
+    )
+
+
+def sweep_candidates(conn: Connection, window: SweepWindow, limit: int) -> list[dict[str, Any]]:
+    """Up to ``limit`` SMS due for a status sweep, longest unasked first (never asked: by age)."""
+    c = notifications.c
+    rows = conn.execute(
+        select(c.id, c.provider_id, c.updated_at, c.swept_at)
+        .where(_due_for_sweep(window))
+        .order_by(func.coalesce(c.swept_at, c.updated_at), c.id)
+        .limit(limit)
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def claim_for_sweep(conn: Connection, nid: str, window: SweepWindow, now: datetime) -> bool:
+    """Mark the notification asked now, if it is still due: of two sweeps, one asks."""
+    result = conn.execute(
+        update(notifications).where(notifications.c.id == nid, _due_for_sweep(window)).values(swept_at=now)
+    )
+    return bool(result.rowcount)

@@ -132,10 +132,13 @@ notifications = Table(
     Column("attempted_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # When the status sweep last asked the provider about it (NULL: never).
+    Column("swept_at", DateTime(timezone=True)),
     UniqueConstraint("org_id", "event_id", "contact_id", "channel", "recipient", name="uq_notification"),
     ForeignKeyConstraint(["org_id", "event_id"], ["events.org_id", "events.event_id"]),
     Index("ix_notifications_invoice", "org_id", "invoice_id"),
     Index("ix_notifications_contact", "org_id", "contact_id"),
+    Index("ix_notifications_status", "status", "updated_at"),
 )
 
 status_changes = Table(

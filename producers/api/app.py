@@ -10,6 +10,7 @@ from producers.api.auth import payment_of_caller
 from producers.api.callbacks import twilio_router
 from producers.api.operator import install_operator_api
 from producers.api.ops import ops_router
+from producers.api.pages import pages_router
 from producers.api.payments import payments_router
 from producers.api.webhooks import gocardless_router
 from producers.gocardless.wiring import GoCardlessWiring
@@ -25,6 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # A send key of the payment's organisation (producers/api/auth.py says why send, not edit).
     app.include_router(payments_router(gocardless), dependencies=[Depends(payment_of_caller)])
     app.include_router(ops_router(settings))  # /readyz, /metrics
+    app.include_router(pages_router(settings))  # public: the mandate-setup landing page
     install_operator_api(app, settings)  # keyed operator endpoints, body limit, one error shape
 
     @app.get("/healthz")

@@ -25,6 +25,7 @@ from producers.cli import (
     scheduler_cmd,
     schema,
     status,
+    status_sweep_cmd,
     templates_cmd,
     worker,
 )
@@ -52,6 +53,7 @@ app.command("demo")(demo.demo)
 app.command("api")(api_cmd.api)
 app.command("scheduler")(scheduler_cmd.scheduler)
 app.command("status")(status.status)
+app.command("status-sweep")(status_sweep_cmd.status_sweep)
 app.add_typer(contacts.app, name="contacts")
 app.add_typer(orgs.app, name="orgs")
 app.add_typer(dlq.app, name="dlq")

@@ -9,13 +9,15 @@ from types import FrameType
 
 import typer
 
-from infra.bootstrap import bootstrap, describe, shutdown
+from infra import metrics_http
+from infra.bootstrap import Services, bootstrap, describe, shutdown
 from infra.logs import configure_logging
 from infra.settings import get_settings
 from infra.shutdown import exit_after
 from producers.cli.console import err, out
 from producers.publisher import Publisher
 from producers.scheduler import Scheduler
+from producers.status_sweep import StatusSweep
 
 log = logging.getLogger("herald.scheduler")
 
@@ -42,9 +44,10 @@ def scheduler(
     signal.signal(signal.SIGINT, on_signal)
     services = bootstrap(settings)
     log.info("scheduler booted", extra=describe(services))
+    sweep = status_sweep(services)
     try:
         with Publisher(settings) as publisher:
-            job = Scheduler(services, publisher)
+            job = Scheduler(services, publisher, sweep=sweep.run_batch if sweep else None)
             if once:
                 report = job.tick()
                 out.print(
@@ -52,10 +55,22 @@ def scheduler(
                     f"superseded {report.superseded}",
                     markup=False,
                 )
+                if sweep is not None:
+                    out.print(f"status sweep: {sweep.run_batch().summary()}", markup=False)
                 return
+            metrics_http.serve("scheduler", settings)  # never stops the scheduler (off, or port taken)
             job.run(interval, stop)
     except Exception as exc:  # --once: a failed tick is exit 2, with the reason
         err.print(f"error: scheduler: {exc}", markup=False)
         raise typer.Exit(2) from None
     finally:
         shutdown()
+
+
+def status_sweep(services: Services) -> StatusSweep | None:
+    """The status sweep of each tick, or None (logged) where Twilio is not configured or batch is 0."""
+    settings = services.settings
+    if not (settings.twilio_account_sid and settings.twilio_auth_token) or settings.status_sweep_batch == 0:
+        log.info("status sweep off: no Twilio credentials, or HERALD_STATUS_SWEEP_BATCH=0")
+        return None
+    return StatusSweep(services)

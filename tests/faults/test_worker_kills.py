@@ -55,12 +55,13 @@ def test_a_stage_killed_mid_run_loses_nothing_and_sends_nothing_twice(
     assert_exactly_once(deployment, sandbox_url, EVENTS)
 
 
-def test_the_api_killed_mid_run_loses_only_the_callbacks_twilio_could_not_deliver(
+def test_the_api_killed_mid_run_loses_no_status_once_the_sweep_has_asked_twilio(
     deployment: Deployment,
 ) -> None:
     """Twilio does not retry a status callback its receiver refused; a notification whose callbacks
-    all fell in the api's downtime stays ``sent`` (sent once, never resent). Every other one is
-    ``delivered``, and the sandbox's log names exactly the ones it could not call back."""
+    all fell in the api's downtime stays ``sent`` (sent once, never resent), and only those: the
+    sandbox's log names exactly the ones it could not call back. The status sweep then asks Twilio
+    about them, and every one ends ``delivered``."""
     sandbox_url = prepare(deployment)
     faults(sandbox_url, delay_seconds=0.05)
     processes = start_all(deployment)
@@ -92,3 +93,10 @@ def test_the_api_killed_mid_run_loses_only_the_callbacks_twilio_could_not_delive
     captured = deployment.query("SELECT count(DISTINCT provider_id) FROM notifications WHERE reason = 'send'")
     assert captured[0][0] == EVENTS
     assert faults(sandbox_url)["requests"] == EVENTS  # the provider was asked once per SMS
+
+    deployment.env["HERALD_STATUS_SWEEP_AFTER_SECONDS"] = "0"  # every SMS still sent: ask now
+    swept = deployment.herald("status-sweep")
+    assert swept.returncode == 0, swept.stderr
+    assert "errors 0" in swept.stdout, swept.stdout
+    wait_delivered(deployment, EVENTS)
+    assert_exactly_once(deployment, sandbox_url, EVENTS)

@@ -219,6 +219,26 @@ class LocalPostgres:
         self._dir = None
         self.url = None
 
+    def halt(self, timeout: float = 30.0) -> None:
+        """Stop the server (``pg_ctl stop -m fast``) but keep the cluster: ``resume`` starts it again."""
+        assert self._dir is not None, "not started"
+        assert self._bin is not None
+        data = self._dir / "data"
+        self._run(
+            [str(self._bin / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "-t", str(int(timeout)), "stop"],
+            "pg_ctl stop",
+        )
+
+    def resume(self, timeout: float = 60.0) -> None:
+        """Start a ``halt``-ed cluster again, on the same port with the same data."""
+        assert self._dir is not None, "not started"
+        assert self._bin is not None
+        data, log = self._dir / "data", self._dir / "server.log"
+        wait = ["-w", "-t", str(int(timeout))]
+        self._run(
+            [str(self._bin / "pg_ctl"), "-D", str(data), "-l", str(log), *wait, "start"], "pg_ctl start"
+        )
+
     @staticmethod
     def _kill(data: Path) -> None:
         # pg_ctl could not stop it: the first line of postmaster.pid is the server's pid.

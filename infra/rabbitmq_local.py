@@ -78,7 +78,7 @@ def _install() -> str:
     return binary
 
 
-def _node_env(data_dir: Path, port: int) -> dict[str, str]:
+def _node_env(data_dir: Path, port: int, dist_port: int | None = None) -> dict[str, str]:
     (data_dir / "rabbitmq.conf").write_text(
         f"listeners.tcp.default = 127.0.0.1:{port}\nloopback_users.guest = true\n"
     )
@@ -90,7 +90,7 @@ def _node_env(data_dir: Path, port: int) -> dict[str, str]:
         "RABBITMQ_NODENAME": f"herald-{port}@localhost",
         "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
         "RABBITMQ_NODE_PORT": str(port),
-        "RABBITMQ_DIST_PORT": str(port + 20000),
+        "RABBITMQ_DIST_PORT": str(dist_port or port + 20000),
         "RABBITMQ_MNESIA_BASE": str(data_dir / "mnesia"),
         "RABBITMQ_LOG_BASE": str(data_dir / "log"),
         "RABBITMQ_PID_FILE": str(data_dir / "rabbitmq.pid"),
@@ -110,8 +110,14 @@ def _log_tail(path: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
-def ensure_broker(url: str, data_dir: Path, *, timeout: float = 90.0) -> str:
-    """Return ``url`` once a broker answers there, starting a local node if needed."""
+def ensure_broker(url: str, data_dir: Path, *, timeout: float = 90.0, dist_port: int | None = None) -> str:
+    """Return ``url`` once a broker answers there, starting a local node if needed.
+
+    The node is named after its AMQP port (``herald-PORT@localhost``); its Erlang distribution port
+    (loopback only) is ``dist_port``, by default the AMQP port + 20000. Started again with the same
+    ``data_dir`` after ``stop_broker``, it is the same node: durable queues and persistent messages
+    are still there.
+    """
     if broker_answers(url):
         return url
     parts = urlsplit(url)
@@ -132,7 +138,7 @@ def ensure_broker(url: str, data_dir: Path, *, timeout: float = 90.0) -> str:
         with log_path.open("ab") as log:
             process = subprocess.Popen(
                 [binary],
-                env=_node_env(data_dir, port),
+                env=_node_env(data_dir, port, dist_port),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -242,19 +242,29 @@ def apply_status(conn: Connection, change: StatusChange) -> bool:
             recorded_at=datetime.now(UTC),
         )
     )
-    if not can_move(Status(row.status), change.status):
-        return False
     values: dict[str, Any] = {"status": change.status, "updated_at": datetime.now(UTC)}
     if change.provider_id:
         values["provider_id"] = change.provider_id
     if change.error_code is not None:
         values["error_code"] = change.error_code
-    conn.execute(
-        update(notifications)
-        .where(and_(notifications.c.id == change.notification_id, notifications.c.status == row.status))
-        .values(**values)
-    )
-    return True
+    current = Status(row.status)
+    while can_move(current, change.status):
+        moved = conn.execute(
+            update(notifications)
+            .where(and_(notifications.c.id == change.notification_id, notifications.c.status == current))
+            .values(**values)
+        )
+        if moved.rowcount == 1:
+            return True
+        # Another report moved it since we read it (PostgreSQL, READ COMMITTED: ``sent`` and
+        # ``delivered`` of one SMS recorded at once): judge again from where it is now, or a
+        # ``delivered`` would be lost behind a ``sent``. Statuses only move forward, so this ends.
+        current = Status(
+            conn.execute(
+                select(notifications.c.status).where(notifications.c.id == change.notification_id)
+            ).scalar_one()
+        )
+    return False
 
 
 class SweepWindow(Protocol):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
+from dramatiq.errors import BrokerConnectionError
 from fastapi import APIRouter, HTTPException, Request, Response
 from twilio.request_validator import RequestValidator
 
@@ -22,6 +26,35 @@ TWILIO_STATUS: dict[str, Status] = {
     "undelivered": Status.UNDELIVERED,
     "failed": Status.FAILED,
 }
+
+#: How long a status callback keeps trying to hand its report to RabbitMQ (restarting, connection
+#: lost) before answering 503. Twilio waits 15 s for the answer and never retries a callback that
+#: failed, so the api holds on for less than that instead of failing at once.
+PUBLISH_PATIENCE_SECONDS = 10.0
+#: Reports are published from these threads (blocking, and never on the event loop): each holds
+#: one RabbitMQ connection of its own.
+_publishers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="callback-publish")
+
+
+def publish_patiently(report: DeliveryStatusReported, patience: float = PUBLISH_PATIENCE_SECONDS) -> bool:
+    """Publish the report (confirmed), retrying a lost broker for up to ``patience`` seconds."""
+    from infra.broker import emit  # built on first callback, not at import
+
+    deadline = time.monotonic() + patience
+    delay = 0.1
+    while True:
+        try:
+            emit(report)
+            return True
+        except BrokerConnectionError as exc:
+            if time.monotonic() + delay > deadline:
+                logger.error(
+                    "status report not published",
+                    extra={"notification_id": report.notification_id, "error": str(exc)},
+                )
+                return False
+        time.sleep(delay)  # RabbitMQ is away: back off, bounded by the deadline above
+        delay = min(delay * 2, 1.0)
 
 
 def twilio_router(settings: Settings) -> APIRouter:
@@ -43,18 +76,19 @@ def twilio_router(settings: Settings) -> APIRouter:
         if status is None:
             return Response(status_code=204)
         code = form.get("ErrorCode")
-        from infra.broker import emit  # built on first callback, not at import
-
-        emit(
-            DeliveryStatusReported(
-                notification_id=notification_id,
-                status=status,
-                source="twilio_callback",
-                occurred_at=datetime.now(UTC),
-                provider_id=form.get("MessageSid") or None,
-                error_code=int(code) if code and code.isdigit() else None,
-            )
+        report = DeliveryStatusReported(
+            notification_id=notification_id,
+            status=status,
+            source="twilio_callback",
+            occurred_at=datetime.now(UTC),
+            provider_id=form.get("MessageSid") or None,
+            error_code=int(code) if code and code.isdigit() else None,
         )
+        published = await asyncio.get_running_loop().run_in_executor(_publishers, publish_patiently, report)
+        if not published:
+            raise HTTPException(
+                status_code=503, detail="the status report could not be queued; RabbitMQ is down"
+            )
         return Response(status_code=204)
 
     return router

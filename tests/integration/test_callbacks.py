@@ -97,3 +97,40 @@ def test_signed_callbacks_move_the_notification_to_delivered_and_a_late_sent_cha
 
     wait_for(reported, timeout=30, what="the late reports recorded")
     assert _status(pipeline) == "delivered"  # and the notification never moved back
+
+
+def test_a_status_report_waits_out_a_broker_that_is_away_for_a_bounded_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import UTC, datetime
+
+    from dramatiq.errors import ConnectionClosed
+
+    import infra.broker
+    from producers.api.callbacks import publish_patiently
+    from schemas.messages import DeliveryStatusReported
+    from schemas.notifications import Status
+
+    report = DeliveryStatusReported(
+        notification_id="ntf_1",
+        status=Status.DELIVERED,
+        source="twilio_callback",
+        occurred_at=datetime.now(UTC),
+    )
+    failures = iter([True, True, False])
+    published: list[DeliveryStatusReported] = []
+
+    def emit(message: DeliveryStatusReported) -> None:
+        if next(failures, False):
+            raise ConnectionClosed(OSError("connection refused"))
+        published.append(message)
+
+    monkeypatch.setattr(infra.broker, "emit", emit)
+    assert publish_patiently(report, patience=5)  # back after two refusals
+    assert published == [report]
+
+    def down(message: DeliveryStatusReported) -> None:
+        raise ConnectionClosed(OSError("connection refused"))
+
+    monkeypatch.setattr(infra.broker, "emit", down)
+    assert not publish_patiently(report, patience=0.5)  # the api answers 503 then

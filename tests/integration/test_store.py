@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 
-from sqlalchemy import inspect
+import pytest
+from sqlalchemy import inspect, text
 
 from infra.bootstrap import Services
 from infra.store.db import make_engine
@@ -26,6 +27,7 @@ from infra.store.notifications import (
 from schemas.directory import CustomerRecord
 from schemas.notifications import Status
 from schemas.validation import event_to_json, parse_event
+from tests.conftest import wait_for
 from tests.factories import customer, invoice_created
 
 
@@ -137,6 +139,41 @@ def test_statuses_move_forward_only_and_every_report_is_kept_once(store: Service
     steps = [entry["what"] for entry in history["timeline"]]
     assert steps == ["event_received", "decided", "attempt", "sent", "delivered"]
     assert history["notifications"][0]["provider_id"] == "SM1"
+
+
+def test_a_delivered_recorded_while_a_sent_commits_is_not_lost(store: Services) -> None:
+    """Both read ``sending``; ``sent`` commits first. ``delivered`` must still land (found after a
+    database outage, when the history stage records a notification's reports all at once)."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serializes writers (BEGIN IMMEDIATE): the two never overlap")
+    event = parse_event(invoice_created())
+    with store.transaction() as conn:
+        record_event(conn, event, event_to_json(event), "routed")
+        (nid,) = record_notifications(conn, event, [_sms()])
+        claim_for_sending(conn, nid)
+    now = datetime.now(UTC)
+    moved: list[bool] = []
+
+    def deliver() -> None:
+        with store.transaction() as conn:
+            moved.append(apply_status(conn, StatusChange(nid, Status.DELIVERED, "test", now, "SM1")))
+
+    waiting = text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted "
+        "AND pid <> pg_backend_pid()"
+    )
+    with store.engine.connect() as first, store.engine.connect() as watcher:
+        with first.begin():
+            assert apply_status(first, StatusChange(nid, Status.SENT, "test", now, "SM1"))
+            thread = threading.Thread(target=deliver)
+            thread.start()  # reads "sending", then waits for the row lock the "sent" holds
+            wait_for(lambda: watcher.execute(waiting).scalar_one() > 0, timeout=10, what="the row lock")
+        thread.join(timeout=10)
+    assert moved == [True]
+    with store.reading() as conn:
+        row = load_notification(conn, nid)
+    assert row is not None
+    assert row["status"] == Status.DELIVERED
 
 
 def test_the_migrations_build_exactly_the_tables_the_code_uses(store: Services) -> None:

@@ -10,7 +10,7 @@ from twilio.base.exceptions import TwilioRestException
 
 from infra.adapters.sms import PERMANENT_CODES, classify_twilio_error, parse_retry_after
 from infra.errors import MalformedMessage, PermanentProviderError, TransientProviderError
-from infra.retry_policy import in_call_retrying, retry_in_call, retry_when
+from infra.retry_policy import in_call_retrying, is_permanent, retry_in_call, retry_when
 
 
 def _twilio(status: int, code: int | None) -> TwilioRestException:
@@ -104,6 +104,17 @@ def test_message_level_retries_honour_dramatiq_retry_and_stop_permanent_errors()
     assert not should(2, TransientProviderError("500"))
     assert not should(0, MalformedMessage("bad"))
     assert not should(0, PermanentProviderError("21211"))
+
+
+def test_a_database_that_is_down_is_transient() -> None:
+    """psycopg's OperationalError (server gone, refused, starting up), as SQLAlchemy raises it."""
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+
+    down = OperationalError("SELECT 1", {}, psycopg.OperationalError("the database system is starting up"))
+    assert not is_permanent(down)
+    assert retry_when(max_retries=10)(9, down)
+    assert not retry_when(max_retries=10)(10, down)  # within the retry budget, like any transient error
 
 
 def test_retry_after_never_outlives_the_deadline() -> None:

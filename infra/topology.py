@@ -25,6 +25,7 @@ def events_exchange(prefix: str) -> str:
     """
     return f"{prefix}.events"
 
+
 #: Header that says why a message was dead-lettered.
 REASON_HEADER = "x-herald-reason"
 

@@ -139,6 +139,9 @@ def pipeline(
     import workers.sms  # noqa: F401  (declares the actors)
     from infra.broker import broker
 
+    # This thread's connection may have sat idle since an earlier test, past RabbitMQ's heartbeat:
+    # drop it (dramatiq opens a fresh one on first use) rather than flush through a dead socket.
+    del broker.connection
     broker.flush_all()
     worker = dramatiq.Worker(broker, worker_threads=4, worker_timeout=100)
     worker.start()

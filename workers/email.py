@@ -82,6 +82,15 @@ def send_email(body: Any) -> None:
     if step == Step.RECONCILE:
         # SMTP cannot be asked; resend with the same Message-ID (see the module docstring).
         with svc.transaction() as conn:
+            # The try that was cut short goes in the attempt log: it may have reached the mailbox.
+            log_attempt(
+                conn,
+                nid,
+                Outcome.AMBIGUOUS,
+                detail="cut short (worker stopped before the server's answer was recorded); "
+                "resending with the same Message-ID",
+                at=row["attempted_at"],
+            )
             release_claim(conn, nid)
         logger.warning("email attempt was cut short; resending", extra={"notification_id": nid})
         step = Step.SEND

@@ -24,6 +24,7 @@ import re
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -92,6 +93,7 @@ class _Handler(BaseHTTPRequestHandler):
             elif api := _API.match(parts.path):
                 self._check_version()
                 status, payload = self._api(api, parts.query, raw)
+                self.server.sandbox._answer_late()
             else:
                 raise usage_error(404, "path_not_found", f"Path {parts.path} not found")
         except ApiFailure as failure:
@@ -223,6 +225,10 @@ class GoCardlessSandbox(SandboxAdmin):
         self._webhooks.url = config.webhook_url
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        #: Seconds between doing an API request (a payment created…) and answering it (tests may change it).
+        self.delay_seconds = 0.0
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
 
     @property
     def port(self) -> int:
@@ -242,6 +248,24 @@ class GoCardlessSandbox(SandboxAdmin):
     @webhook_url.setter
     def webhook_url(self, url: str | None) -> None:
         self._webhooks.url = url
+
+    @property
+    def in_flight(self) -> int:
+        """API requests done but not answered yet (inside ``delay_seconds``)."""
+        with self._in_flight_lock:
+            return self._in_flight
+
+    def _answer_late(self) -> None:
+        delay = self.delay_seconds
+        if delay <= 0:
+            return
+        with self._in_flight_lock:
+            self._in_flight += 1
+        try:
+            time.sleep(delay)  # a slow provider, on purpose: the client may die before the answer
+        finally:
+            with self._in_flight_lock:
+                self._in_flight -= 1
 
     def start(self) -> None:
         """Bind and serve; returns once the port accepts connections."""

@@ -12,6 +12,7 @@ handling:
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import signal
@@ -69,6 +70,13 @@ class _Handler:
         raw = envelope.original_content or envelope.content or b""
         data = raw if isinstance(raw, bytes) else raw.encode()
         queued = self._sandbox._keep(data, envelope.rcpt_tos)
+        if self._sandbox.delay_seconds > 0:
+            # A slow server that already has the message: a sender that dies now cannot know.
+            self._sandbox._answering(1)
+            try:
+                await asyncio.sleep(self._sandbox.delay_seconds)
+            finally:
+                self._sandbox._answering(-1)
         return f"250 2.0.0 OK queued as {queued}"
 
 
@@ -119,8 +127,12 @@ class SmtpSandbox:
         *,
         username: str | None = None,
         password: str | None = None,
+        delay_seconds: float = 0.0,
     ) -> None:
         self.host, self._port = host, port
+        #: Seconds between keeping a message and answering its DATA with 250 (tests may change it).
+        self.delay_seconds = delay_seconds
+        self._in_flight = 0
         self._auth = (username, password or "") if username else None
         self._lock = threading.Lock()
         self._messages: list[EmailMessage] = []
@@ -137,6 +149,12 @@ class SmtpSandbox:
         """A copy of every accepted message, oldest first, parsed."""
         with self._lock:
             return copy.deepcopy(self._messages)
+
+    @property
+    def in_flight(self) -> int:
+        """Messages kept but not answered yet (inside ``delay_seconds``)."""
+        with self._lock:
+            return self._in_flight
 
     def start(self) -> None:
         """Bind and serve in a thread; returns once the port accepts connections."""
@@ -163,6 +181,10 @@ class SmtpSandbox:
             seen = address.lower() in self._seen
             self._seen.add(address.lower())
         return magic_reply(address, seen)
+
+    def _answering(self, change: int) -> None:
+        with self._lock:
+            self._in_flight += change
 
     def _keep(self, data: bytes, recipients: list[str]) -> str:
         # CRLF is SMTP's line end; stored mail uses Python's, so parts read back as they were written.

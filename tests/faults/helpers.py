@@ -94,7 +94,11 @@ def kill(process: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGKILL,
 
 def publish(deployment: Deployment, events: int, run: str, start: int = 1) -> list[dict[str, Any]]:
     """Publish ``events`` invoices (numbers from ``start``) through ``herald publish`` (confirmed)."""
-    items = invoice_events(events, run=run, start=start)
+    return publish_events(deployment, invoice_events(events, run=run, start=start), run)
+
+
+def publish_events(deployment: Deployment, items: list[dict[str, Any]], run: str) -> list[dict[str, Any]]:
+    """Publish the given events through ``herald publish`` (confirmed)."""
     path = write_jsonl(deployment.workdir / f"events-{run}.jsonl", items)
     result = deployment.herald("publish", str(path))
     assert result.returncode == 0, result.stderr

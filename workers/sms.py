@@ -90,6 +90,10 @@ def _reconcile(svc: Services, nid: str, row: dict[str, Any]) -> Step:
             record_provider_id(conn, nid, found)
             log_attempt(conn, nid, Outcome.RECONCILED, detail=f"found at the provider as {found}")
         else:
+            # The cut-short try stays in history as such before the resend.
+            log_attempt(
+                conn, nid, Outcome.AMBIGUOUS, detail="cut short; twilio has no such message: resending"
+            )
             release_claim(conn, nid)
     if found:
         row["provider_id"] = found

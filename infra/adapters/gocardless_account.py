@@ -15,6 +15,7 @@ import gocardless_pro
 import requests
 from gocardless_pro import errors as gc_errors
 
+from infra.adapters.gocardless import classify
 from infra.errors import PermanentProviderError, TransientProviderError
 
 JSON = dict[str, Any]
@@ -35,18 +36,18 @@ class GoCardlessUnavailable(TransientProviderError):
 
 
 def _translate(exc: Exception) -> Exception:
-    if isinstance(exc, gc_errors.ApiError):
-        status = getattr(exc, "code", None)
-        if isinstance(exc, (gc_errors.GoCardlessInternalError, gc_errors.RateLimitError)) or (
-            isinstance(status, int) and status >= 500
-        ):
-            return GoCardlessUnavailable(f"GoCardless: {exc.message}", status=status)
-        errors = getattr(exc, "errors", None) or [{}]
-        reason = str(errors[0].get("reason") or getattr(exc, "type", "") or "refused")
-        return GoCardlessRefused(str(exc.message), status=status, reason=reason)
-    if isinstance(exc, (requests.exceptions.RequestException, gc_errors.MalformedResponseError)):
-        return GoCardlessUnavailable(f"GoCardless did not answer: {type(exc).__name__}")
-    return exc
+    """The reader's exception for a failed call, as ``infra.adapters.gocardless.classify`` decides
+    (the one place that says permanent or transient for GoCardless)."""
+    if not isinstance(exc, requests.exceptions.RequestException | gc_errors.GoCardlessProError):
+        return exc
+    decided = classify(exc)
+    if isinstance(decided, TransientProviderError):
+        return GoCardlessUnavailable(str(decided), status=decided.status)
+    errors = getattr(exc, "errors", None) or [{}]
+    first = errors[0] if isinstance(errors[0], dict) else {}
+    reason = str(first.get("reason") or getattr(exc, "type", "") or "refused")
+    message = str(getattr(exc, "message", "") or decided)
+    return GoCardlessRefused(message, status=decided.status, reason=reason)
 
 
 class GoCardlessReader(Protocol):

@@ -21,8 +21,6 @@ import html
 import json
 import logging
 import re
-import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -33,6 +31,7 @@ from urllib.parse import parse_qsl, urlsplit
 from infra.sandboxes.gocardless_admin import SandboxAdmin
 from infra.sandboxes.gocardless_state import JSON, ApiFailure, usage_error
 from infra.sandboxes.gocardless_webhooks import WebhookSender, sign
+from infra.sandboxes.running import serve_until_stopped
 
 __all__ = ["ApiFailure", "GoCardlessConfig", "GoCardlessSandbox", "serve", "sign"]
 
@@ -304,16 +303,8 @@ class GoCardlessSandbox(SandboxAdmin):
 
 def serve(config: GoCardlessConfig, host: str, port: int) -> None:
     """Serve until SIGTERM or Ctrl-C; prints one "listening" line to stdout once ready."""
-    stopped = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stopped.set())
-    try:
-        with GoCardlessSandbox(config, host, port) as sandbox:
-            sys.stdout.write(f"gocardless sandbox listening on {sandbox.url}\n")
-            if config.webhook_url:
-                sys.stdout.write(f"webhooks go to {config.webhook_url}\n")
-            sys.stdout.flush()
-            stopped.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    webhooks = f"webhooks go to {config.webhook_url}\n" if config.webhook_url else ""
+    serve_until_stopped(
+        GoCardlessSandbox(config, host, port),
+        lambda sandbox: f"gocardless sandbox listening on {sandbox.url}\n{webhooks}",
+    )

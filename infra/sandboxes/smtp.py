@@ -15,9 +15,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import signal
 import socket
-import sys
 import threading
 import uuid
 import warnings
@@ -31,6 +29,7 @@ from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 from infra.masking import mask_email
+from infra.sandboxes.running import serve_until_stopped
 
 log = logging.getLogger("herald.sandbox.smtp")
 # aiosmtpd logs every command line (``RCPT TO:<address>``) at INFO: keep addresses out of the logs.
@@ -200,14 +199,7 @@ class SmtpSandbox:
 
 def serve(host: str, port: int, *, username: str | None = None, password: str | None = None) -> None:
     """Serve until SIGTERM or Ctrl-C; prints one "listening" line to stdout once ready."""
-    stopped = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stopped.set())
-    try:
-        with SmtpSandbox(host, port, username=username, password=password) as sandbox:
-            sys.stdout.write(f"smtp sandbox listening on {sandbox.host}:{sandbox.port}\n")
-            sys.stdout.flush()
-            stopped.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    serve_until_stopped(
+        SmtpSandbox(host, port, username=username, password=password),
+        lambda sandbox: f"smtp sandbox listening on {sandbox.host}:{sandbox.port}\n",
+    )

@@ -14,8 +14,6 @@ import logging
 import math
 import queue
 import re
-import signal
-import sys
 import threading
 import time
 import urllib.request
@@ -31,6 +29,7 @@ from twilio.request_validator import RequestValidator
 
 from infra.masking import mask_phone
 from infra.sandboxes.faults import FaultPlan
+from infra.sandboxes.running import serve_until_stopped
 
 log = logging.getLogger("herald.sandbox.twilio")
 
@@ -431,14 +430,6 @@ class TwilioSandbox:
 
 def serve(config: SandboxConfig, host: str, port: int) -> None:
     """Serve until SIGTERM or Ctrl-C; prints one "listening" line to stdout once ready."""
-    stopped = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stopped.set())
-    try:
-        with TwilioSandbox(config, host, port) as sandbox:
-            sys.stdout.write(f"twilio sandbox listening on {sandbox.url}\n")
-            sys.stdout.flush()
-            stopped.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    serve_until_stopped(
+        TwilioSandbox(config, host, port), lambda sandbox: f"twilio sandbox listening on {sandbox.url}\n"
+    )

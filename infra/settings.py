@@ -90,6 +90,31 @@ class Settings(BaseSettings):
     # HTTP API: request bodies over this are refused (413) before they are read into memory.
     api_max_body_bytes: int = Field(1024 * 1024, ge=1024)
 
+    # Input limits (docs: "Limits"). String lengths of the event contract are fixed in the schema
+    # (schemas/), where the JSON Schema publishes them; these are the operational bounds.
+    #: Events in one ``POST /events`` batch; more is refused whole (413), naming the limit.
+    max_batch_events: int = Field(1000, ge=1)
+    #: Deepest nesting of objects and arrays in one event, import row, callback or webhook body.
+    max_json_depth: int = Field(32, ge=4, le=200)
+    #: A template part's source, in characters, when it is saved.
+    template_max_source_chars: int = Field(20_000, ge=100)
+    #: A rendered email part (subject excepted), in characters. SMS bodies stop at 1,600.
+    template_max_email_chars: int = Field(100_000, ge=1000)
+    #: A rendered email subject, in characters.
+    template_max_subject_chars: int = Field(300, ge=20)
+    #: Longest one template may render for; past it rendering stops with a permanent error.
+    template_render_timeout_seconds: float = Field(1.0, gt=0)
+    #: Compiled templates kept in each process's cache, bounded by their source size in bytes.
+    template_cache_bytes: int = Field(8 * 1024 * 1024, ge=64 * 1024)
+
+    # HTTP API exposure: ``public`` (no key), ``key`` (any valid API key) or ``off`` (404).
+    #: ``/docs``, ``/redoc`` and ``/openapi.json``: the contract, no data.
+    api_docs_exposure: Literal["public", "key", "off"] = "public"
+    #: The api process's ``/metrics``: counts only, no personal data.
+    api_metrics_exposure: Literal["public", "key", "off"] = "public"
+    #: Failed authentications allowed per client address per minute; past it, 429 with Retry-After.
+    api_auth_failures_per_minute: int = Field(20, ge=1)
+
     # Worker processes (``herald worker STAGE``).
     worker_processes: int = Field(1, ge=1)
     worker_threads: int = Field(4, ge=1)

@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: run test setup system lint typecheck unit faults bench clean
+.PHONY: run test setup system lint typecheck docs unit faults bench clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -34,9 +34,13 @@ typecheck: setup
 	$(BIN)/mypy
 
 # pytest exits 5 when it collected no tests: said out loud, and a failure like any other.
-test: setup system lint typecheck
-	@$(BIN)/pytest tests/unit tests/integration tests/e2e tests/faults; rc=$$?; \
+test: setup system lint typecheck docs
+	@$(BIN)/pytest tests/unit tests/integration tests/fuzz tests/e2e tests/faults; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; fi; exit $$rc
+
+# The docs site, strict: a broken link, a missing page or a setting the hook cannot find fails it.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet -f mkdocs.yml
 
 unit: setup
 	$(BIN)/pytest tests/unit

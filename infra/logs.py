@@ -34,11 +34,11 @@ class JsonFormatter(logging.Formatter):
         entry.update(log_context.current())
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = _clean(value) if isinstance(value, str) else value
+                entry[key] = _clean_value(value)
         if record.exc_info:
             entry["exc"] = _clean(self.formatException(record.exc_info))
-        # Again on the whole line: a secret nested in a dict or list value is only text here.
-        return redact_secrets(json.dumps(entry, default=str))
+        # Again on the whole line: a secret split across values is only whole here.
+        return redact_secrets(json.dumps(entry, default=lambda value: _clean(str(value))))
 
 
 class MaskingFormatter(logging.Formatter):
@@ -80,6 +80,24 @@ def _clean(text: str) -> str:
     return redact_secrets(mask_text(text))
 
 
+#: Nesting of an ``extra=`` value walked item by item (log extras are ours, never this deep).
+_MAX_DEPTH = 16
+
+
+def _clean_value(value: Any, depth: int = 0) -> Any:
+    """``value`` with every string in it masked, however deep in dicts and lists (an ``extra=``
+    of recipients, a provider's answer); past a sane depth the rest is masked as text."""
+    if isinstance(value, str):
+        return _clean(value)
+    if isinstance(value, dict | list | tuple) and depth >= _MAX_DEPTH:
+        return _clean(str(value))
+    if isinstance(value, dict):
+        return {_clean(str(k)): _clean_value(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean_value(v, depth + 1) for v in value]
+    return value
+
+
 def redact_secrets(text: str) -> str:
     """``text`` with every registered secret replaced by ``***``."""
     for secret in _secrets:
@@ -110,3 +128,41 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     logging.getLogger("pika").setLevel(logging.CRITICAL)
     logging.getLogger("twilio").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+#: The api's probes and scrapes: a successful one is not worth a line (one every few seconds).
+_QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class AccessFields(logging.Filter):
+    """Makes uvicorn's access line structured: ``client``, ``method``, ``path`` and ``status``
+    as fields (the path masked like any text); drops successful probes and scrapes unless the
+    access logger is at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Add the fields; False for a line not worth logging."""
+        args = record.args
+        if not (isinstance(args, tuple) and len(args) == 5):
+            return True  # not the access line we know: logged as it is
+        client, method, path, _http_version, status = args
+        record.client, record.method, record.path, record.status = client, method, path, status
+        quiet = str(path).partition("?")[0] in _QUIET_PATHS and isinstance(status, int) and status < 400
+        return not quiet or logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+def uvicorn_log_config(level: str) -> dict[str, Any]:
+    """The ``log_config`` for ``uvicorn.run``: uvicorn's loggers get no handlers of their own, so
+    every line they write (startup, tracebacks, access) goes to the root handler that
+    :func:`configure_logging` installed: herald's format, masking and redaction."""
+    own = {"handlers": [], "propagate": True, "level": level}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"access_fields": {"()": AccessFields}},
+        "loggers": {
+            "uvicorn": own,
+            "uvicorn.error": own,
+            "uvicorn.asgi": own,
+            "uvicorn.access": {**own, "filters": ["access_fields"]},
+        },
+    }

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 import dramatiq
+from jinja2 import TemplateError
 from pydantic import ValidationError
 from tenacity import RetryCallState, Retrying, stop_after_attempt, wait_exponential_jitter
 
@@ -27,6 +28,24 @@ def is_permanent(exc: BaseException) -> bool:
     retried with backoff until the retry budget runs out.
     """
     return isinstance(exc, PermanentError | ValidationError | json.JSONDecodeError | UnicodeDecodeError)
+
+
+def is_permanent_render_error(exc: BaseException) -> bool:
+    """Whether an error raised while rendering a notification is final.
+
+    Rendering is pure (the stored event, the templates, the limits): what fails once fails the
+    same way on every retry. So a template problem, a limit, a sandbox refusal, a value that
+    cannot be formatted (``decimal.InvalidOperation`` on ``1E+400``), a type or value error inside
+    a template, or a stored event that no longer validates, is permanent: recorded ``failed``
+    with its reason, never retried. Only the I/O around rendering (the store, the broker) is
+    transient, and so are ``MemoryError`` and what is not an error of the render itself.
+    Callers apply it to the pure render only, never to a store call.
+    """
+    if isinstance(exc, MemoryError | OSError):
+        return False
+    return is_permanent(exc) or isinstance(
+        exc, TemplateError | ArithmeticError | ValueError | TypeError | LookupError | RecursionError
+    )
 
 
 def retry_when(max_retries: int) -> Callable[[int, BaseException], bool]:

@@ -30,9 +30,14 @@ class Settings(BaseSettings):
     )
 
     # Broker and store. URLs may carry passwords, hence SecretStr.
+    #: RabbitMQ's AMQP URL.
     amqp_url: SecretStr = SecretStr(DEFAULT_AMQP_URL)
+    #: SQLAlchemy URL: SQLite, or PostgreSQL with psycopg 3 (``postgresql+psycopg://user:pass@host/db``,
+    #: ``pip install '.[postgres]'``). Migrations run on start.
     database_url: SecretStr = SecretStr("sqlite:///herald.db")
+    #: Namespace of the queues and of the ``PREFIX.events`` exchange: one per deployment on a shared RabbitMQ.
     queue_prefix: str = Field("herald", pattern=r"^[a-zA-Z_][a-zA-Z0-9_-]*$")
+    #: How long each stage's dead-letter queue (``.XQ``) keeps a message.
     dead_message_ttl_days: int = Field(7, ge=1, le=365)
     #: ``quorum`` replicates the stage queues across a RabbitMQ cluster; a queue cannot change type
     #: once declared, so switching needs a new ``queue_prefix`` (or the queues deleted first).
@@ -41,16 +46,22 @@ class Settings(BaseSettings):
     delivery_limit: int = Field(20, ge=1)
 
     # Twilio (SMS).
+    #: Twilio's account SID; required by the ``sms`` stage.
     twilio_account_sid: str | None = None
+    #: Twilio's auth token; required by the ``sms`` stage and by the api's status callbacks.
     twilio_auth_token: SecretStr | None = None
+    #: The sender of organisations without one of their own; required by the ``sms`` stage.
     twilio_from: str | None = None
+    #: Twilio's API; point it at ``herald sandbox twilio`` for demos and tests.
     twilio_base_url: str = TWILIO_API_URL
+    #: Each Twilio request.
     twilio_timeout_seconds: float = Field(10.0, gt=0)
     # The shared per-sender rate limit, in SMS segments per second across every ``sms`` process
     # (Twilio's long-code default is 1). 0 turns it off. ``sms_sender_rates`` overrides it per
     # sender (toll-free numbers, short codes and alphanumeric senders go faster), as JSON:
     # HERALD_SMS_SENDER_RATES='{"+18005550100": 3, "ACME": 10}'.
     sms_segments_per_second: float = Field(1.0, ge=0)
+    #: Per sender, overriding ``sms_segments_per_second``, as JSON.
     sms_sender_rates: dict[str, float] = Field(default_factory=dict)
     # Longest a worker thread waits in-process for its sender's next slot; longer waits go back to
     # the queue with that delay, so a busy sender never ties up every thread.
@@ -60,22 +71,35 @@ class Settings(BaseSettings):
     # within one message; then message-level: dramatiq redelivers with exponential backoff and
     # jitter (HERALD_MIN/MAX_BACKOFF_MS) or the provider's Retry-After, until the deadline, after
     # which the notification is recorded ``failed`` / ``gave_up``.
+    #: In-call tries of a provider for one message.
     send_call_attempts: int = Field(3, ge=1, le=10)
+    #: The longest ``Retry-After`` waited in-call; a longer one goes back to the queue.
     send_call_max_wait_seconds: float = Field(5.0, ge=0)
+    #: After this long since the first try, a still-failing send is ``failed`` / ``gave_up``.
     send_retry_deadline_seconds: float = Field(3600.0, gt=0)
 
     # SMTP (email).
+    #: The SMTP server of the ``email`` stage.
     smtp_host: str = "127.0.0.1"
+    #: Its port.
     smtp_port: int = Field(25, ge=1, le=65535)
+    #: The sender address; required by the ``email`` stage.
     smtp_from: str | None = None
+    #: Log in with it when set.
     smtp_username: str | None = None
+    #: The password of ``smtp_username``.
     smtp_password: SecretStr | None = None
+    #: STARTTLS before logging in and sending.
     smtp_starttls: bool = False
+    #: Each SMTP connection and command.
     smtp_timeout_seconds: float = Field(10.0, gt=0)
 
     # GoCardless (Direct Debit).
+    #: Required by the ``collect`` stage, ``herald gocardless sync`` and the webhooks.
     gocardless_access_token: SecretStr | None = None
+    #: GoCardless's live API; point it at ``herald sandbox gocardless`` for demos and tests.
     gocardless_base_url: str = GOCARDLESS_API_URL
+    #: Checks ``Webhook-Signature`` on ``/webhooks/gocardless`` (498 when wrong).
     gocardless_webhook_secret: SecretStr | None = None
 
     # Where Twilio and GoCardless call back (status callbacks, webhooks).
@@ -84,8 +108,10 @@ class Settings(BaseSettings):
     default_region: str = Field("FI", min_length=2, max_length=2)
 
     # Producer limits.
+    #: Events over this are refused at the producer.
     max_event_bytes: int = Field(64 * 1024, ge=1024)
     publish_window: int = Field(5000, ge=1, description="confirms kept in flight at once")
+    #: Longest a publisher waits for RabbitMQ (connecting, confirms).
     publish_timeout_seconds: float = Field(10.0, gt=0)
     # HTTP API: request bodies over this are refused (413) before they are read into memory.
     api_max_body_bytes: int = Field(1024 * 1024, ge=1024)
@@ -116,10 +142,15 @@ class Settings(BaseSettings):
     api_auth_failures_per_minute: int = Field(20, ge=1)
 
     # Worker processes (``herald worker STAGE``).
+    #: Processes of each ``herald worker STAGE``.
     worker_processes: int = Field(1, ge=1)
+    #: Threads of each worker process.
     worker_threads: int = Field(4, ge=1)
+    #: Message-level retries of a transient failure before the message is dead-lettered.
     max_retries: int = Field(10, ge=0)
+    #: Shortest message-level backoff (exponential, full jitter).
     min_backoff_ms: int = Field(500, ge=1)
+    #: Longest message-level backoff.
     max_backoff_ms: int = Field(300_000, ge=1)
     #: On SIGTERM, how long in-flight messages may take to finish; what is still running then is
     #: returned to its queue unacknowledged (idempotency makes the redelivery harmless).
@@ -131,20 +162,27 @@ class Settings(BaseSettings):
     # ``after`` is looked up at Twilio, at most once every ``every`` seconds, at most ``batch`` per
     # tick (oldest first), and no more once it has been ``sent`` for ``max_age_hours``.
     status_sweep_after_seconds: float = Field(600.0, ge=0)
+    #: Each SMS is looked up at most once this often.
     status_sweep_every_seconds: float = Field(1800.0, ge=0)
+    #: At most this many per tick, longest unasked first; 0 turns the sweep off.
     status_sweep_batch: int = Field(200, ge=0)
+    #: Not looked up any more this long after it was sent (some carriers never report).
     status_sweep_max_age_hours: float = Field(72.0, gt=0)
 
+    #: The least severe level logged.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: ``json`` lines on stderr, or ``console`` for people.
     log_format: Literal["json", "console"] = "json"
 
     # Observability. Each process type serves Prometheus /metrics on metrics_port + its offset
     # (infra.metrics.METRICS_OFFSETS); 0 turns every exposition server off. 0.0.0.0 by default
     # because Prometheus scrapes from another host; /metrics carries no personal data.
     metrics_port: int = Field(9410, ge=0, le=65535)
+    #: Where the ``/metrics`` servers listen.
     metrics_host: str = "0.0.0.0"  # noqa: S104
     # Set by ``herald worker`` for dramatiq's processes: prometheus_client's own variable, and the stage.
     metrics_multiproc_dir: str | None = Field(None, validation_alias="PROMETHEUS_MULTIPROC_DIR")
+    #: Set by ``herald worker`` for its dramatiq processes: the stage they serve.
     metrics_stage: str | None = None
     # RabbitMQ's management API (message rates for ``herald status``); default: the AMQP host, port
     # 15672, the AMQP credentials.

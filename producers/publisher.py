@@ -11,7 +11,7 @@ the event ids that did get through.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import dramatiq
@@ -23,7 +23,7 @@ from infra.settings import Settings, get_settings
 from producers.confirming import ConfirmingChannel
 from schemas.events import Event
 from schemas.messages import EventPublished
-from schemas.validation import EventRejected, event_to_json, parse_event
+from schemas.validation import EventRejected, check_json, event_to_json, parse_event
 
 
 class Publisher:
@@ -76,19 +76,30 @@ class Publisher:
         """Validate one event and encode it as the route stage's message.
 
         The size limit applies to the message as sent; it is checked on the
-        encoded bytes, so each event is serialised once.
+        encoded bytes, so each event is serialised once. A model built by the
+        caller is held to the same nesting limit as a decoded event.
         """
+        depth = self.settings.max_json_depth
         if not isinstance(event, Mapping):
             model = event
         else:
             try:
-                model = parse_event(dict(event))
+                model = parse_event(dict(event), max_depth=depth)
             except EventRejected as exc:
                 raise InvalidEvent(exc.reason) from None
+        try:
+            payload = event_to_json(model)
+        except ValueError as exc:  # pydantic stops serialising near 255 levels
+            raise InvalidEvent(f"event {model.event_id}: cannot be serialised: {exc}") from None
+        if not isinstance(event, Mapping):
+            try:
+                check_json(payload, depth)
+            except EventRejected as exc:
+                raise InvalidEvent(f"event {model.event_id}: {exc.reason}") from None
         message: dramatiq.Message[Any] = dramatiq.Message(
             queue_name=self.queue,
             actor_name=EventPublished.actor,
-            args=(event_to_json(model),),
+            args=(payload,),
             kwargs={},
             options={},
         )
@@ -121,6 +132,16 @@ class Publisher:
                 messages.append(self.encode(event))
             except InvalidEvent as exc:
                 raise InvalidEvent(f"event #{position}: {exc}") from None
+        return self.publish_encoded(messages, on_confirmed=on_confirmed)
+
+    def publish_encoded(
+        self,
+        messages: Sequence[tuple[str, bytes]],
+        *,
+        on_confirmed: Callable[[int], None] | None = None,
+    ) -> int:
+        """Publish messages made by ``encode`` (so a caller that reports bad events one by one
+        encodes each once); returns the count once RabbitMQ confirmed all of them."""
         if not messages:
             return 0
         self.connect()

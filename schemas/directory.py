@@ -2,18 +2,106 @@
 
 One customer per JSON line, with its contacts and their email addresses.
 Phone numbers arrive as people type them; ``infra`` stores them in E.164.
+
+Careless and hostile text is refused here, naming the character and where it is: ids,
+numbers and addresses hold no control, zero-width or bidi formatting character; names hold
+no control character, line break or bidi override (they may hold the joiners and marks that
+real scripts need). Booleans are JSON booleans only. A blank or missing name is no name: an
+upsert keeps the stored one.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from schemas.events import Id
 
 Locale = str
+
+#: Names of the control characters people meet (``unicodedata`` names none of them).
+_CONTROL_NAMES = {0x00: "NUL", 0x09: "TAB", 0x0A: "LINE FEED", 0x0D: "CARRIAGE RETURN", 0x1B: "ESCAPE"}
+#: Embeddings, overrides and isolates: they reorder what a reader sees (a "Trojan Source" name).
+_BIDI_CONTROLS = frozenset(range(0x202A, 0x202F)) | frozenset(range(0x2066, 0x206A))
+#: Never in a name: controls (C0, DEL, C1), line and paragraph separators, surrogates.
+_NEVER_IN_NAMES = frozenset({"Cc", "Zl", "Zp", "Cs"})
+#: Never in an id, a number or an address: those, and every format character (zero-width
+#: spaces and joiners, marks, the byte-order mark, soft hyphens, tags).
+_NEVER_IN_PLAIN = _NEVER_IN_NAMES | {"Cf"}
+
+
+def _describe(char: str) -> str:
+    code = ord(char)
+    if code in _CONTROL_NAMES:
+        name = _CONTROL_NAMES[code]
+    elif unicodedata.category(char) == "Cs":
+        name = "SURROGATE"
+    else:
+        name = unicodedata.name(char, "CONTROL CHARACTER")
+    return f"U+{code:04X} {name}"
+
+
+def forbidden_character(text: str, *, in_name: bool) -> tuple[int, str] | None:
+    """The first character ``text`` may not hold, as (1-based position, ``U+202E RIGHT-TO-LEFT
+    OVERRIDE``), or ``None``. ``in_name`` allows the format characters scripts need (ZWJ, ZWNJ,
+    LRM, RLM) but still refuses bidi overrides, controls and line breaks."""
+    never = _NEVER_IN_NAMES if in_name else _NEVER_IN_PLAIN
+    for position, char in enumerate(text, start=1):
+        if unicodedata.category(char) in never or ord(char) in _BIDI_CONTROLS:
+            return position, _describe(char)
+    return None
+
+
+def _checked(in_name: bool) -> Any:
+    """A validator run before the field's own checks, so the message names the character."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and (found := forbidden_character(value, in_name=in_name)):
+            position, char = found
+            raise PydanticCustomError(
+                "forbidden_character",
+                "contains {char} at character {position}",
+                {"char": char, "position": position},
+            )
+        return value
+
+    return BeforeValidator(check)
+
+
+def _blank_is_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+#: An upstream id (customer, contact, organisation).
+DirectoryId = Annotated[Id, _checked(in_name=False)]
+_directory_id: TypeAdapter[str] = TypeAdapter(DirectoryId)
+
+
+def is_directory_id(value: object) -> bool:
+    """Whether ``value`` could be a stored customer or contact id. A lookup of anything else
+    finds nothing, and need not be asked of the database (PostgreSQL refuses NUL in text)."""
+    try:
+        _directory_id.validate_python(value)
+    except ValidationError:
+        return False
+    return True
+
+
+#: A person's or company's name; blank is the same as absent (the stored name is kept).
+Name = Annotated[str | None, Field(max_length=200), BeforeValidator(_blank_is_none), _checked(in_name=True)]
 
 
 class EmailCategories(BaseModel):
@@ -21,10 +109,10 @@ class EmailCategories(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    new_invoice: bool = True
-    pending_reminders: bool = True
-    payment_confirmation: bool = True
-    refunds: bool = True
+    new_invoice: StrictBool = True
+    pending_reminders: StrictBool = True
+    payment_confirmation: StrictBool = True
+    refunds: StrictBool = True
 
 
 class EmailAddress(BaseModel):
@@ -32,8 +120,12 @@ class EmailAddress(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    address: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    notify: bool = True
+    address: Annotated[
+        str,
+        Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+        _checked(in_name=False),
+    ]
+    notify: StrictBool = True
     categories: EmailCategories = Field(default_factory=EmailCategories)
 
 
@@ -42,12 +134,12 @@ class Contact(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    contact_id: Id
-    primary: bool = False
-    name: str = Field("", max_length=200)
-    mobile: str | None = Field(None, max_length=40)
+    contact_id: DirectoryId
+    primary: StrictBool = False
+    name: Name = None
+    mobile: Annotated[str | None, Field(max_length=40), _checked(in_name=False)] = None
     # None means the default: on for the primary contact, off for contact persons.
-    sms_enabled: bool | None = None
+    sms_enabled: StrictBool | None = None
     locale: Locale = Field("en", min_length=2, max_length=10, pattern=r"^[a-z]{2}([-_][A-Za-z]{2,4})?$")
     status: Literal["active", "pending_activation"] = "active"
     emails: list[EmailAddress] = Field(default_factory=list)
@@ -66,10 +158,10 @@ class CustomerRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    org_id: Id
-    customer_id: Id
-    name: str = Field("", max_length=200)
-    sms_enabled: bool = True
+    org_id: DirectoryId
+    customer_id: DirectoryId
+    name: Name = None
+    sms_enabled: StrictBool = True
     contacts: list[Contact] = Field(default_factory=list)
 
     @model_validator(mode="after")

@@ -7,6 +7,7 @@ state from the store.
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -38,7 +39,15 @@ class EventPublished(StageMessage):
     actor = "route_event"
 
 
-NotificationId = Field(min_length=5, max_length=40, pattern=r"^ntf_[0-9a-f]+$")
+NOTIFICATION_ID_PATTERN = r"^ntf_[0-9a-f]+$"
+NotificationId = Field(min_length=5, max_length=40, pattern=NOTIFICATION_ID_PATTERN)
+_NOTIFICATION_ID = re.compile(r"ntf_[0-9a-f]{1,36}")
+
+
+def is_notification_id(value: str) -> bool:
+    """Whether ``value`` has the shape of a notification id (``NotificationId``), so that a
+    message naming it validates. Pure; ``fullmatch``, so a trailing newline does not pass."""
+    return _NOTIFICATION_ID.fullmatch(value) is not None
 
 
 class NotificationDecided(StageMessage):

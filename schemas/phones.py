@@ -5,18 +5,30 @@ from __future__ import annotations
 import phonenumbers
 
 
-def to_e164(raw: str | None, region: str) -> str | None:
-    """``"040 1234567"`` in region ``FI`` → ``"+358401234567"``.
-
-    Returns ``None`` when ``raw`` is empty or is not a valid number for any
-    region (a bare national number is read in ``region``).
-    """
+def _parse(raw: str | None, region: str) -> phonenumbers.PhoneNumber | None:
     if raw is None or not raw.strip():
         return None
     try:
-        parsed = phonenumbers.parse(raw, region.upper())
+        return phonenumbers.parse(raw, region.upper())
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_valid_number(parsed):
+
+
+def extension(raw: str | None, region: str) -> str | None:
+    """The extension ``raw`` dials after the number (``"+358 40 1234567 ext 9"`` → ``"9"``), or
+    ``None``. SMS cannot reach an extension, so such a number is refused, never shortened."""
+    parsed = _parse(raw, region)
+    return parsed.extension if parsed is not None and parsed.extension else None
+
+
+def to_e164(raw: str | None, region: str) -> str | None:
+    """``"040 1234567"`` in region ``FI`` → ``"+358401234567"``.
+
+    Returns ``None`` when ``raw`` is empty, is not a valid number for any region (a bare
+    national number is read in ``region``), or has an extension: E.164 has no place for one,
+    and the number without it is not the number given.
+    """
+    parsed = _parse(raw, region)
+    if parsed is None or parsed.extension or not phonenumbers.is_valid_number(parsed):
         return None
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)

@@ -4,7 +4,8 @@ Decode → read the facts → decide (``workers.rules.collection.plan_collection
 GoCardless (``services().direct_debit``) → record. Idempotent on the invoice: the payment's
 Idempotency-Key is the invoice id (qualified by the organisation), so a redelivered or
 re-published event finds the payment it made instead of making a second; a mandate-setup
-request likewise.
+request (Billing Request) likewise. Its Flow, only the payer's link to that request, has no key
+(GoCardless cannot read a flow back): a retry makes a fresh one and sends that.
 
 Errors are classified by the adapter: a permanent one (mandate inactive, validation) is recorded
 in the invoice's history (``collection_failed``) and not retried; a transient one (5xx, 429,

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from infra.errors import MalformedMessage
 from schemas.events import Event
 from schemas.messages import StageMessage
-from schemas.validation import EventRejected, parse_event
+from schemas.validation import DEPTH_CEILING, EventRejected, parse_event
 
 M = TypeVar("M", bound=StageMessage)
 
@@ -23,8 +23,12 @@ def decode(model: type[M], body: Any) -> M:
 
 
 def decode_event(body: Any) -> Event:
-    """Validate an event envelope that reached the route stage."""
+    """Validate an event envelope that reached the route stage.
+
+    The producers held it to ``HERALD_MAX_JSON_DEPTH`` already; here only the ceiling no setting
+    passes applies, so a limit lowered since cannot dead-letter events already in the queue.
+    """
     try:
-        return parse_event(body if isinstance(body, dict) else str(body))
+        return parse_event(body if isinstance(body, dict) else str(body), max_depth=DEPTH_CEILING)
     except EventRejected as exc:
         raise MalformedMessage(f"event: {exc.reason}") from None

@@ -21,7 +21,7 @@ from typing import Any
 
 import dramatiq
 
-from infra.adapters.email import OutgoingEmail
+from infra.adapters.email import OutgoingEmail, UnsendableEmail
 from infra.bootstrap import Services, services
 from infra.broker import queue
 from infra.errors import MalformedMessage, PermanentProviderError, TransientProviderError
@@ -118,12 +118,15 @@ def _send(svc: Services, nid: str, row: dict[str, Any]) -> None:
     try:
         sent, started = call_provider(svc, nid, lambda: svc.email.send(email), source=SOURCE)
     except PermanentProviderError as exc:
-        count_provider_error(SOURCE, exc)
+        # A server's 5xx, or a message that cannot be built at all (a line break in a header):
+        # the same on every try, so failed for good with the reason, never retried.
+        if not isinstance(exc, UnsendableEmail):
+            count_provider_error(SOURCE, exc)
         with svc.transaction() as conn:
             record_refusal(conn, nid, exc.code)
             log_attempt(conn, nid, Outcome.REFUSED, error_code=exc.code, detail=str(exc))
         logger.warning("email refused", extra={**log_extra, "code": exc.code})
-        _report(nid, Status.FAILED, code=exc.code)
+        _report(nid, Status.FAILED, code=exc.code, detail=str(exc))
         return
     except TransientProviderError as exc:
         logger.warning("email not sent yet", extra={**log_extra, "code": exc.code})

@@ -28,7 +28,7 @@ from infra import metrics, metrics_http, topology
 from infra.broker import emit_event
 from infra.settings import Settings, get_settings
 from infra.shutdown import exit_after
-from schemas.validation import EventRejected, parse_event
+from schemas.validation import DEPTH_CEILING, EventRejected, parse_event
 
 logger = logging.getLogger("herald.ingest")
 
@@ -49,14 +49,20 @@ def declare(channel: BlockingChannel, settings: Settings) -> str:
     return queue
 
 
-def check(body: bytes, routing_key: str, max_bytes: int) -> tuple[Any, str | None]:
-    """Validate one message: ``(event, None)`` or ``(None, reason)``."""
+def check(
+    body: bytes, routing_key: str, max_bytes: int, max_depth: int = DEPTH_CEILING
+) -> tuple[Any, str | None]:
+    """Validate one message: ``(event, None)`` or ``(None, reason)``.
+
+    Nothing a message holds may raise here: one that did would stop the consumer and come back
+    on its restart, again and again. Nesting is bounded (``max_depth``) for the same reason.
+    """
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         return None, f"body is not UTF-8 text: {exc}"
     try:
-        event = parse_event(text, max_bytes=max_bytes)
+        event = parse_event(text, max_bytes=max_bytes, max_depth=max_depth)
     except EventRejected as exc:
         return None, exc.reason
     if routing_key != event.type:
@@ -98,7 +104,7 @@ class Ingest:
         channel.basic_qos(prefetch_count=self.prefetch)
 
         def handle(ch: BlockingChannel, method: Any, properties: Any, body: bytes) -> None:
-            event, reason = check(body, method.routing_key, settings.max_event_bytes)
+            event, reason = check(body, method.routing_key, settings.max_event_bytes, settings.max_json_depth)
             if event is not None:
                 emit_event(event)  # returns once RabbitMQ confirmed it on the route queue
                 metrics.INGESTED.labels(outcome="ingested").inc()

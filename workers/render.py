@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dramatiq
-from jinja2 import TemplateError
 
 from infra.bootstrap import services
 from infra.broker import emit, queue
 from infra.errors import MalformedMessage
+from infra.retry_policy import is_permanent_render_error
 from infra.store.notifications import (
     load_event_payload,
     load_notification,
@@ -28,8 +28,9 @@ from schemas.messages import (
 from schemas.notifications import Channel, Kind, Status
 from workers.decode import decode
 from workers.rules.collection import authorisation_url_of
-from workers.rules.render import Rendered, TemplateInvalid, render_mandate_setup
+from workers.rules.render import Rendered, TemplateInvalid, render_failure, render_mandate_setup
 from workers.rules.render import render_notification as render_parts
+from workers.rules.templates import TemplateLimits, TemplateRenderError
 
 
 @dramatiq.actor(queue_name=queue(NotificationDecided.stage), actor_name=NotificationDecided.actor)
@@ -37,12 +38,17 @@ def render_notification(body: Any) -> None:
     """Decode → render (pure) → store the text → emit it to the sender.
 
     Idempotent: a notification keeps the first text rendered for it, so a
-    retry sends exactly what was rendered.
+    retry sends exactly what was rendered. What cannot be rendered (a template
+    problem or limit, an amount that cannot be shown, a stored event that no
+    longer validates) is recorded ``failed`` with its reason and never retried
+    (``infra.retry_policy.is_permanent_render_error``).
     """
     message = decode(NotificationDecided, body)
     nid = message.notification_id
     failure: str | None = None
-    with services().transaction() as conn:
+    svc = services()
+    limits = TemplateLimits.from_settings(svc.settings)
+    with svc.transaction() as conn:
         row = load_notification(conn, nid)
         if row is None:
             raise MalformedMessage(f"unknown notification {nid}")
@@ -62,15 +68,24 @@ def render_notification(body: Any) -> None:
                     # herald's own event (collect asked for a mandate): the link is in its payload.
                     url = authorisation_url_of(payload or {})
                     rendered = render_mandate_setup(
-                        channel, url, locales=locales, names=names, overrides=overrides
+                        channel, url, locales=locales, names=names, overrides=overrides, limits=limits
                     )
                 else:
                     event = event_adapter.validate_python(payload)
                     rendered = render_parts(
-                        row["kind"], channel, event, locales=locales, names=names, overrides=overrides
+                        row["kind"],
+                        channel,
+                        event,
+                        locales=locales,
+                        names=names,
+                        overrides=overrides,
+                        limits=limits,
                     )
-            except (TemplateInvalid, TemplateError) as exc:
-                failure = str(exc)
+            except Exception as exc:  # the pure render only: the store calls are outside the try
+                if not is_permanent_render_error(exc):
+                    raise
+                template = isinstance(exc, TemplateInvalid | TemplateRenderError)
+                failure = f"{'template' if template else 'cannot render'}: {render_failure(exc)}"
             else:
                 if channel == Channel.EMAIL:
                     parts = rendered.parts
@@ -85,7 +100,7 @@ def render_notification(body: Any) -> None:
                 status=Status.FAILED,
                 source="render",
                 occurred_at=datetime.now(UTC),
-                detail=f"template: {failure}"[:500],
+                detail=failure[:500],
             )
         )
         return

@@ -2,12 +2,16 @@
 
 SMTP replies are sorted here, and only here, into permanent refusals (5xx to
 the sender, a recipient or the data) and transient failures (4xx, a dropped or
-refused connection, a timeout; see ``infra.errors``).
+refused connection, a timeout; see ``infra.errors``). A message that cannot be
+built at all (a line break in a header value) is refused permanently before any
+connection is made: it would be refused the same way on every try, and a header
+value is never allowed to start another header.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import smtplib
 import ssl
 import threading
@@ -24,6 +28,19 @@ from infra.masking import mask_text
 NOTIFICATION_HEADER = "X-Herald-Notification-Id"
 #: Longest provider id the store keeps (``notifications.provider_id``).
 MAX_MESSAGE_ID = 64
+
+
+#: What no header value may hold: line breaks (CR, LF) and the other control characters.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+class UnsendableEmail(PermanentProviderError):
+    """The message cannot be built: a header value holds a line break or a control character.
+
+    Permanent, with no SMTP code (no server was asked); the email stage records it ``failed``.
+    """
+
+    reason = "unsendable_email"
 
 
 @dataclass(frozen=True)
@@ -67,16 +84,35 @@ def message_id(notification_id: str, sender: str) -> str:
 def build_message(email: OutgoingEmail, sender: str, *, when: datetime | None = None) -> EmailMessage:
     """A multipart/alternative message: plain text first, HTML preferred by clients that show it."""
     message = EmailMessage()
-    message["Message-ID"] = message_id(email.notification_id, sender)
+    message["Message-ID"] = message_id(_header_value("notification_id", email.notification_id), sender)
     message["Date"] = format_datetime(when or datetime.now(UTC))
-    message["From"] = sender
-    message["To"] = email.to
-    message["Subject"] = email.subject
-    message[NOTIFICATION_HEADER] = email.notification_id
+    _set_header(message, "From", "sender", sender)
+    _set_header(message, "To", "to", email.to)
+    _set_header(message, "Subject", "subject", email.subject)
+    _set_header(message, NOTIFICATION_HEADER, "notification_id", email.notification_id)
     # Quoted-printable keeps the message 7-bit, so it passes servers that do not offer 8BITMIME.
     message.set_content(email.text, cte="quoted-printable")
     message.add_alternative(email.html, subtype="html", cte="quoted-printable")
     return message
+
+
+def _header_value(field: str, value: str) -> str:
+    found = _CONTROL.search(value)
+    if found is not None:
+        what = (
+            "a line break (CR/LF)"
+            if found.group() in "\r\n"
+            else f"a control character (U+{ord(found.group()):04X})"
+        )
+        raise UnsendableEmail(f"{field}: holds {what}, which an email header cannot carry; not sent")
+    return value
+
+
+def _set_header(message: EmailMessage, header: str, field: str, value: str) -> None:
+    try:
+        message[header] = _header_value(field, value)
+    except ValueError as exc:  # the email package's own refusal, should ours have missed a case
+        raise UnsendableEmail(f"{field}: {exc}; not sent") from None
 
 
 def _code_of(exc: smtplib.SMTPException) -> int | None:

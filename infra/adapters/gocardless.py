@@ -5,6 +5,12 @@ Errors are classified here and only here (``classify``): GoCardless's validation
 usage and authorisation refusals are ``PermanentProviderError``; 5xx, rate limits (429), timeouts
 and connection errors are ``TransientProviderError``. An idempotency conflict is not an error at
 all: it names the resource the same key already created, which is fetched and returned.
+
+Billing Request Flows are the exception: the API has no GET for a flow (the official client's
+``billing_request_flows`` has only ``create`` and ``initialise``), so a conflict could not be
+resolved to the flow it names. They need no idempotency either: a flow is only a link to the
+Billing Request, and a second flow for the same request is allowed and harmless (the one the
+payer never saw is simply never opened). So herald sends no key of its own for a flow.
 """
 
 from __future__ import annotations
@@ -184,8 +190,9 @@ class GoCardlessDirectDebit:
         metadata: dict[str, str],
         idempotency_key: str,
     ) -> MandateSetup:
-        """See ``DirectDebit.create_mandate_setup``. Both creates carry a key derived from
-        ``idempotency_key``, so a retry after a crash between them reuses what was made."""
+        """See ``DirectDebit.create_mandate_setup``. The Billing Request carries a key derived
+        from ``idempotency_key``, so a retry after a crash reuses the request made before; its Flow
+        is made anew each time (see the module's docstring), so the retry always has a link."""
         try:
             request = self._create_once(
                 self._client.billing_requests,
@@ -199,15 +206,24 @@ class GoCardlessDirectDebit:
             }
             if redirect_uri:
                 flow_params["redirect_uri"] = redirect_uri
-            flow = self._create_once(
-                self._client.billing_request_flows, flow_params, f"{idempotency_key}:flow"
-            )
+            flow = self._create_flow(flow_params)
             return MandateSetup(request.id, flow.id, flow.authorisation_url)
         except Exception as exc:
             raise classify(exc) from exc
 
+    def _create_flow(self, params: dict[str, Any]) -> Any:
+        """A new Billing Request Flow. No key of ours: the client adds a fresh one per call and
+        keeps it across its own resends of that call. Should such a resend find its first try
+        went through (409), that flow cannot be fetched: one more, under a new key, is made."""
+        flows = self._client.billing_request_flows
+        try:
+            return flows.create(params=params)
+        except gc_errors.IdempotentCreationConflictError:
+            return flows.create(params=params)
+
     @staticmethod
     def _create_once(service: Any, params: dict[str, Any], key: str) -> Any:
+        """Create once per ``key``; a conflict fetches what the key made (``service`` has ``get``)."""
         try:
             return service.create(params=params, headers={"Idempotency-Key": key})
         except gc_errors.IdempotentCreationConflictError as conflict:

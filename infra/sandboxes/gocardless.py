@@ -47,6 +47,8 @@ _LISTABLE = frozenset(
     {"customers", "customer_bank_accounts", "mandates", "payments", "billing_requests", "events", "creditors"}
 )
 _CANCELLABLE = frozenset({"payments", "mandates"})
+#: GoCardless has no GET for these (a flow is created, or initialised, never read back).
+_NOT_FETCHABLE = frozenset({"billing_request_flows"})
 _FLOW = re.compile(r"^/flow/(BRF[A-Za-z0-9]+)$")
 _ADMIN = re.compile(
     r"^/sandbox/(?:(billing_request_flows)/(\w+)/complete|(payments|mandates)/(\w+)/status|webhooks)$"
@@ -137,8 +139,10 @@ class _Handler(BaseHTTPRequestHandler):
         sandbox, (kind, resource_id, action) = self.server.sandbox, match.groups()
         if self.command == "GET" and resource_id is None and kind in _LISTABLE:
             return 200, sandbox.list_page(kind, dict(parse_qsl(query)))
-        if self.command == "GET" and resource_id and not action:
+        if self.command == "GET" and resource_id and not action and kind not in _NOT_FETCHABLE:
             return 200, sandbox.fetch(kind, resource_id)
+        if self.command == "GET" and resource_id and not action:
+            raise usage_error(404, "path_not_found", f"Path {self.path} not found")
         if self.command == "POST" and resource_id is None and kind not in ("events", "creditors"):
             return 201, sandbox.create(kind, self._body(raw), self.headers.get("Idempotency-Key"))
         if self.command == "POST" and action and kind in _CANCELLABLE:

@@ -16,13 +16,19 @@ from schemas.phones import to_e164
 UpsertOutcome = Literal["created", "updated", "unchanged"]
 
 
+def _named(name: str | None) -> dict[str, Any]:
+    # No name (blank or absent) keeps the stored one: an upsert never destroys data by omission.
+    # A new row without one gets the column's default, "".
+    return {} if name is None else {"name": name}
+
+
 def _customer_row(record: CustomerRecord) -> dict[str, Any]:
-    return {"name": record.name, "sms_enabled": record.sms_enabled}
+    return {**_named(record.name), "sms_enabled": record.sms_enabled}
 
 
 def _contact_row(contact: Contact, region: str) -> dict[str, Any]:
     return {
-        "name": contact.name,
+        **_named(contact.name),
         "mobile_raw": contact.mobile,
         "mobile_e164": to_e164(contact.mobile, region),
         "sms_enabled": contact.sms_enabled,
@@ -49,7 +55,8 @@ def upsert_customer(conn: Connection, record: CustomerRecord, *, region: str) ->
 
     Keyed on the upstream ids, so importing the same line twice changes
     nothing the second time. Links and emails of this customer's contacts
-    that the record no longer lists are removed.
+    that the record no longer lists are removed. A customer or contact given
+    no name keeps the name it has.
     """
     now = datetime.now(UTC)
     org = record.org_id

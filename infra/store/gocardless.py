@@ -11,6 +11,7 @@ record is not written at all, so ``synced_at`` is when herald last saw it *chang
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -26,6 +27,8 @@ from infra.store.tables_gocardless import (
     gc_payments,
     gc_webhook_events,
 )
+
+logger = logging.getLogger("herald.store.gocardless")
 
 Outcome = Literal["added", "updated", "unchanged"]
 #: Metadata keys herald writes on the GoCardless resources it creates, and reads back to link them.
@@ -231,27 +234,31 @@ def upsert_payment(
 ) -> Outcome:
     """Store a GoCardless payment as seen, with the invoice it collects.
 
-    The invoice comes from the arguments (the collect stage knows it), else from the payment's
-    ``metadata`` (``herald_org_id`` / ``herald_invoice_id``), else from what was stored before; the
+    The invoice comes from the arguments (the collect stage knows it), else from what was stored
+    before, else from the payment's ``metadata`` (``herald_org_id`` / ``herald_invoice_id``); the
     customer likewise, else from the mandate's linked customer.
+
+    Metadata is only believed when it agrees with what herald knows already: the organisation
+    stored for the payment, and the (organisation, customer) the payment's mandate is linked to.
+    Metadata naming another organisation (or another customer) is ignored, so a payment taken on
+    one organisation's mandate can never mark another organisation's invoice paid, and a later
+    edit of the metadata at GoCardless cannot move a stored payment to another organisation.
     """
     gc_id = str(payment["id"])
     metadata = payment.get("metadata") or {}
+    metadata = metadata if isinstance(metadata, Mapping) else {}
     links = payment.get("links") or {}
+    mandate_id = links.get("mandate")
     row = conn.execute(select(gc_payments).where(gc_payments.c.gc_id == gc_id)).mappings().first()
     have: dict[str, Any] = dict(row) if row is not None else {}
-    org_id = org_id or metadata.get(ORG_KEY) or have.get("org_id")
-    invoice_id = invoice_id or metadata.get(INVOICE_KEY) or have.get("invoice_id")
-    customer_id = customer_id or metadata.get(CUSTOMER_KEY) or have.get("customer_id")
-    mandate_id = links.get("mandate")
-    if customer_id is None and mandate_id:
-        owner = conn.execute(
-            select(gc_customers.c.org_id, gc_customers.c.customer_id)
-            .join(gc_mandates, gc_mandates.c.gc_customer_id == gc_customers.c.gc_id)
-            .where(gc_mandates.c.gc_id == mandate_id)
-        ).first()
-        if owner is not None and (org_id is None or owner.org_id == org_id):
-            org_id, customer_id = owner.org_id, owner.customer_id
+    owner = _mandate_owner(conn, mandate_id) if mandate_id else None
+    if org_id is None:  # not told by the caller: what was stored, then the metadata if it agrees
+        said = _metadata_link(metadata, have.get("org_id") or (owner[0] if owner else None), owner)
+        org_id = have.get("org_id") or said[0]
+        invoice_id = invoice_id or have.get("invoice_id") or said[1]
+        customer_id = customer_id or have.get("customer_id") or said[2]
+    if customer_id is None and owner is not None and (org_id is None or owner[0] == org_id):
+        org_id, customer_id = owner
     values = {
         "org_id": org_id,
         "invoice_id": invoice_id,
@@ -264,6 +271,34 @@ def upsert_payment(
         "created_at": _when(payment.get("created_at")),
     }
     return _upsert(conn, gc_payments, gc_id, values, now)
+
+
+def _mandate_owner(conn: Connection, mandate_id: str) -> tuple[str, str] | None:
+    """The (organisation, customer) a stored mandate's GoCardless customer is linked to."""
+    owner = conn.execute(
+        select(gc_customers.c.org_id, gc_customers.c.customer_id)
+        .join(gc_mandates, gc_mandates.c.gc_customer_id == gc_customers.c.gc_id)
+        .where(gc_mandates.c.gc_id == mandate_id)
+    ).first()
+    if owner is None or owner.org_id is None or owner.customer_id is None:
+        return None
+    return str(owner.org_id), str(owner.customer_id)
+
+
+def _metadata_link(
+    metadata: Mapping[str, Any], known_org: str | None, owner: tuple[str, str] | None
+) -> tuple[str | None, str | None, str | None]:
+    """(org, invoice, customer) as a payment's metadata names them, or all ``None`` when the
+    metadata contradicts the organisation herald knows for it or the mandate's owner (pure)."""
+    org, invoice, customer = (metadata.get(k) for k in (ORG_KEY, INVOICE_KEY, CUSTOMER_KEY))
+    org, invoice, customer = (str(v) if v else None for v in (org, invoice, customer))
+    if org is not None and known_org is not None and org != known_org:
+        logger.warning("payment metadata names organisation %r, not %r: ignored", org[:40], known_org)
+        return None, None, None
+    if customer is not None and owner is not None and (org or owner[0], customer) != owner:
+        logger.warning("payment metadata names a customer other than its mandate's: ignored")
+        return None, None, None
+    return org, invoice, customer
 
 
 def load_payment(conn: Connection, gc_id: str) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 from infra.store.attempts import load_attempts
 from infra.store.collection import collection_timeline
+from infra.store.notifications import IGNORED_PREFIX
 from infra.store.tables import events, notifications, org_warnings, status_changes
 
 
@@ -139,6 +140,8 @@ def _history(
                 "error_code": s["error_code"],
                 "detail": s["detail"],
                 "source": s["source"],
+                # A report that arrived after a final status changed nothing: say so.
+                "ignored": (s["detail"] or "").startswith(IGNORED_PREFIX),
             }
         )
     warning_query = select(org_warnings).where(

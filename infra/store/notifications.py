@@ -218,44 +218,47 @@ class StatusChange:
     detail: str | None = None
 
 
+#: How a status report that did not move its notification starts its ``detail`` in the timeline.
+IGNORED_PREFIX = "ignored: already "
+
+
+def ignored_detail(current: Status, detail: str | None) -> str:
+    """The detail kept with a report that arrived after ``current`` and so changed nothing (pure):
+    ``ignored: already delivered``, then the report's own detail, if any."""
+    said = f"{IGNORED_PREFIX}{current.value}"
+    return f"{said}; {detail}" if detail else said
+
+
 def apply_status(conn: Connection, change: StatusChange) -> bool:
     """Record a status report and move the notification forward if allowed.
 
     Every report is kept once (unique per notification and status); the
-    notification's current status only ever moves forward. Returns whether
-    the current status moved.
+    notification's current status only ever moves forward. A report that cannot move it
+    (``failed`` after ``delivered``, a late ``sent``) is kept with its detail saying so
+    (``ignored: already delivered``), so the timeline never shows it as if it applied.
+    Returns whether the current status moved.
     """
     row = conn.execute(
         select(notifications.c.status).where(notifications.c.id == change.notification_id)
     ).first()
     if row is None:
         raise MalformedMessage(f"status report for unknown notification {change.notification_id}")
-    conn.execute(
-        insert_ignore(conn, status_changes).values(
-            notification_id=change.notification_id,
-            status=change.status,
-            provider_id=change.provider_id,
-            error_code=change.error_code,
-            detail=(change.detail or "")[:500] or None,
-            source=change.source,
-            occurred_at=change.occurred_at,
-            recorded_at=datetime.now(UTC),
-        )
-    )
     values: dict[str, Any] = {"status": change.status, "updated_at": datetime.now(UTC)}
     if change.provider_id:
         values["provider_id"] = change.provider_id
     if change.error_code is not None:
         values["error_code"] = change.error_code
     current = Status(row.status)
+    moved = False
     while can_move(current, change.status):
-        moved = conn.execute(
+        result = conn.execute(
             update(notifications)
             .where(and_(notifications.c.id == change.notification_id, notifications.c.status == current))
             .values(**values)
         )
-        if moved.rowcount == 1:
-            return True
+        if result.rowcount == 1:
+            moved = True
+            break
         # Another report moved it since we read it (PostgreSQL, READ COMMITTED: ``sent`` and
         # ``delivered`` of one SMS recorded at once): judge again from where it is now, or a
         # ``delivered`` would be lost behind a ``sent``. Statuses only move forward, so this ends.
@@ -264,7 +267,24 @@ def apply_status(conn: Connection, change: StatusChange) -> bool:
                 select(notifications.c.status).where(notifications.c.id == change.notification_id)
             ).scalar_one()
         )
-    return False
+    # Recorded after the move, so the row can say whether it applied. The same status again is
+    # not "ignored": it is the one applied (a duplicate, which the unique key drops anyway).
+    detail = change.detail
+    if not moved and current != change.status:
+        detail = ignored_detail(current, change.detail)
+    conn.execute(
+        insert_ignore(conn, status_changes).values(
+            notification_id=change.notification_id,
+            status=change.status,
+            provider_id=change.provider_id,
+            error_code=change.error_code,
+            detail=(detail or "")[:500] or None,
+            source=change.source,
+            occurred_at=change.occurred_at,
+            recorded_at=datetime.now(UTC),
+        )
+    )
+    return moved
 
 
 class SweepWindow(Protocol):

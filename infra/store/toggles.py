@@ -9,6 +9,7 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.engine import Connection
 
 from infra.store.tables import contact_emails, contacts, customer_contacts, customers, notifications
+from schemas.directory import is_directory_id
 from schemas.toggles import EMAIL_CATEGORIES, Change, ContactToggles
 
 
@@ -18,6 +19,8 @@ def select_contacts(
     """Contact ids of an organisation: the listed ones as given, a customer's, or all."""
     if ids is not None:
         return ids
+    if customer_id is not None and not is_directory_id(customer_id):
+        return []  # no customer has such an id (and PostgreSQL would refuse a NUL in it)
     query = select(contacts.c.contact_id).where(contacts.c.org_id == org_id)
     if customer_id is not None:
         query = query.join(
@@ -32,6 +35,8 @@ def select_contacts(
 
 def load_toggles(conn: Connection, org_id: str, contact_id: str) -> ContactToggles | None:
     """A contact's toggles, or ``None`` when there is no such contact."""
+    if not is_directory_id(contact_id):
+        return None  # no contact has such an id (and PostgreSQL would refuse a NUL in it)
     row = conn.execute(
         select(contacts.c.sms_enabled).where(contacts.c.org_id == org_id, contacts.c.contact_id == contact_id)
     ).first()
@@ -93,6 +98,8 @@ def contact_details(
     conn: Connection, org_id: str, contact_id: str, activity: int = 20
 ) -> dict[str, Any] | None:
     """A contact with its customers, addresses, toggles and most recent notifications."""
+    if not is_directory_id(contact_id):
+        return None  # as load_toggles
     row = (
         conn.execute(select(contacts).where(contacts.c.org_id == org_id, contacts.c.contact_id == contact_id))
         .mappings()

@@ -2,11 +2,16 @@
 
 A missing or unknown key is 401; a key without the level an endpoint needs is 403; ids of
 another organisation answer 404 in the handlers (never 403), so ids do not leak across tenants.
-The key itself is never logged: only its ``key_id``.
+The key itself is never logged: only its ``key_id``, or the first characters of a herald key.
+
+Each failed authentication is a WARNING line (reason, client address); past
+``HERALD_API_AUTH_FAILURES_PER_MINUTE`` from one address, that address is answered 429 with
+``Retry-After`` (producers/api/throttle.py says why valid keys wait too).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import Depends, Request
@@ -15,20 +20,31 @@ from sqlalchemy import select
 
 from infra.bootstrap import Services, bootstrap
 from infra.settings import Settings
-from infra.store.api_keys import ApiKey, authenticate
+from infra.store.api_keys import KEY_PREFIX, ApiKey, authenticate, hash_key
+from infra.store.tables_api import api_keys
 from infra.store.tables_gocardless import gc_payments
 from producers.api.errors import ApiError
+from producers.api.throttle import FailureThrottle
 from schemas.access import Capability, allows
+
+logger = logging.getLogger("herald.api.auth")
 
 _bearer = HTTPBearer(auto_error=False, description="An API key made with `herald keys create`.")
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
+#: How much of a presented herald key a log line may show: ``hk_`` and 4 characters (24 of its
+#: 256 bits), enough for its owner to tell which of their keys it was.
+_SHOWN = len(KEY_PREFIX) + 4
+#: Shorter "keys" are not herald keys at all; nothing of them is shown.
+_KEY_LENGTH = 40
 
 
 class ApiContext:
-    """What the handlers share: settings, and the services booted on first use (not at import)."""
+    """What the handlers share: settings, the failed-authentication throttle, and the services
+    booted on first use (not at import)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.throttle = FailureThrottle(settings.api_auth_failures_per_minute)
 
     @property
     def services(self) -> Services:
@@ -42,20 +58,68 @@ def context(request: Request) -> ApiContext:
     return ctx
 
 
+def client_address(request: Request) -> str:
+    """The caller's address (uvicorn takes it from ``X-Forwarded-For`` only from trusted proxies)."""
+    return request.client.host if request.client else "unknown"
+
+
 def caller(
+    request: Request,
     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
     ctx: ApiContext = Depends(context),
 ) -> ApiKey:
-    """The calling key; 401 when missing, malformed, unknown or revoked."""
+    """The calling key; 401 when missing, malformed, unknown or revoked; 429 while the caller's
+    address has failed too often (its key is then not looked at)."""
+    client = client_address(request)
+    wait = ctx.throttle.retry_after(client)
+    if wait is not None:
+        raise ApiError(
+            429,
+            "too_many_requests",
+            f"too many failed authentications from this address; try again in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
     if credentials is None:
+        reason = "missing" if not request.headers.get("Authorization") else "malformed"
+        _failed(ctx, client, reason)
         raise ApiError(
             401, "unauthorized", "missing API key: send Authorization: Bearer <key>", headers=_CHALLENGE
         )
+    presented = credentials.credentials
     with ctx.services.reading() as conn:
-        key = authenticate(conn, credentials.credentials)
+        key = authenticate(conn, presented)
+        revoked = _revoked_key_id(conn, presented) if key is None else None
     if key is None:
+        if not _herald_shaped(presented):
+            _failed(ctx, client, "malformed")
+        else:
+            shown = {"key_prefix": presented[:_SHOWN], **({"key_id": revoked} if revoked else {})}
+            _failed(ctx, client, "revoked" if revoked else "unknown", **shown)
         raise ApiError(401, "unauthorized", "invalid or revoked API key", headers=_CHALLENGE)
     return key
+
+
+def _herald_shaped(presented: str) -> bool:
+    return presented.startswith(KEY_PREFIX) and len(presented) >= _KEY_LENGTH
+
+
+def _revoked_key_id(conn: Any, presented: str) -> str | None:
+    """The ``key_id`` of a revoked key the caller presented (an unknown key has none)."""
+    if not _herald_shaped(presented):
+        return None
+    found = conn.execute(select(api_keys.c.key_id).where(api_keys.c.key_hash == hash_key(presented))).scalar()
+    return str(found) if found else None
+
+
+def _failed(ctx: ApiContext, client: str, reason: str, **shown: str) -> None:
+    """Log a failed authentication (never the key) and count it against the client's address."""
+    logger.warning("authentication failed: %s", reason, extra={"reason": reason, "client": client, **shown})
+    if ctx.throttle.failed(client):
+        logger.warning(
+            "authentication throttled: %d failures within a minute",
+            ctx.throttle.limit,
+            extra={"reason": "throttled", "client": client},
+        )
 
 
 def needs(capability: Capability) -> Any:

@@ -1,19 +1,39 @@
-"""Provider callbacks: Twilio status callbacks, verified, become status reports for ``history``."""
+"""Provider callbacks: Twilio status callbacks, verified, become status reports for ``history``.
+
+What a correctly signed callback may still hold, and the answer (Twilio reads only the status
+code, shows a non-2xx as error 11200 in its console, and never retries a callback):
+
+- a notification id we do not have (malformed, or no such row): 204, logged, nothing published.
+  It names nothing of ours, and no answer of ours could make Twilio send a better one;
+- no ``MessageStatus``, or one that moves nothing (``queued``, ``read``, anything unknown): 204;
+- an ``ErrorCode`` or ``MessageSid`` that cannot be used (not digits, too long): the status is
+  still reported, without that field, and the report's ``detail`` names what was dropped.
+
+A body that is not a form is a 400, an unsigned one 403, an oversize one 413: the one error shape.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from dramatiq.errors import BrokerConnectionError
 from fastapi import APIRouter, HTTPException, Request, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 from twilio.request_validator import RequestValidator
 
+from infra.bootstrap import bootstrap
 from infra.settings import Settings
-from schemas.messages import DeliveryStatusReported
+from infra.store.lookups import channel_of
+from producers.api.errors import ApiError
+from schemas.messages import DeliveryStatusReported, is_notification_id
 from schemas.notifications import Status
 
 logger = logging.getLogger("herald.api.callbacks")
@@ -26,6 +46,62 @@ TWILIO_STATUS: dict[str, Status] = {
     "undelivered": Status.UNDELIVERED,
     "failed": Status.FAILED,
 }
+#: A message SID as ``DeliveryStatusReported.provider_id`` takes it (Twilio's are ``SM`` + 32 hex).
+_SID = re.compile(r"[A-Za-z0-9]{2,64}")
+#: A Twilio error code (five digits today); ASCII digits only, as ``str.isdigit`` takes ``²``,
+#: and at most nine, so it fits the store's integer column.
+_ERROR_CODE = re.compile(r"[0-9]{1,9}")
+
+
+def _shown(value: str, limit: int = 24) -> str:
+    """A value from the request, short and escaped, fit for a log line or a detail."""
+    return repr(value[:limit]) + ("…" if len(value) > limit else "")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one signed callback comes to: a report to publish, or why there is none."""
+
+    report: DeliveryStatusReported | None
+    ignored: str | None = None
+
+
+def read_status_callback(notification_id: str, form: Mapping[str, str], now: datetime) -> Reading:
+    """The status report a (verified) Twilio callback makes, or the reason it makes none (pure).
+
+    Fields that cannot be used are left out of the report and named in its ``detail``, so the
+    status, which is what matters, is never lost to a malformed extra.
+    """
+    if not is_notification_id(notification_id):
+        return Reading(None, f"unknown notification {_shown(notification_id, 60)}")
+    raw_status = form.get("MessageStatus", "")
+    status = TWILIO_STATUS.get(raw_status)
+    if status is None:
+        return Reading(None, f"MessageStatus {_shown(raw_status)} moves nothing")
+    dropped: list[str] = []
+    sid = form.get("MessageSid") or None
+    if sid is not None and not _SID.fullmatch(sid):
+        dropped.append(f"MessageSid {_shown(sid)} is not a Twilio SID")
+        sid = None
+    code = form.get("ErrorCode") or None
+    error_code = None
+    if code is not None:
+        if _ERROR_CODE.fullmatch(code):
+            error_code = int(code)
+        else:
+            dropped.append(f"ErrorCode {_shown(code)} is not a Twilio error code")
+    detail = ("dropped: " + "; ".join(dropped)) if dropped else None
+    report = DeliveryStatusReported(
+        notification_id=notification_id,
+        status=status,
+        source="twilio_callback",
+        occurred_at=now,
+        provider_id=sid,
+        error_code=error_code,
+        detail=detail,
+    )
+    return Reading(report)
+
 
 #: How long a status callback keeps trying to hand its report to RabbitMQ (restarting, connection
 #: lost) before answering 503. Twilio waits 15 s for the answer and never retries a callback that
@@ -63,27 +139,39 @@ def twilio_router(settings: Settings) -> APIRouter:
     token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else ""
     validator = RequestValidator(token)
 
+    def known(notification_id: str) -> bool | None:
+        """Whether we have the notification; ``None`` when the store cannot say (it is away)."""
+        try:
+            with bootstrap(settings).reading() as conn:
+                return channel_of(conn, notification_id) is not None
+        except Exception:  # the store away must not cost the report: history records it later
+            logger.warning("status callback: notification not looked up", exc_info=True)
+            return None
+
     @router.post("/callbacks/twilio/{notification_id}", status_code=204)
     async def twilio_status(notification_id: str, request: Request) -> Response:
-        form = {k: str(v) for k, v in (await request.form()).items()}
+        parsed = await request.form()
+        if any(isinstance(v, UploadFile) for v in parsed.values()):
+            raise ApiError(400, "bad_request", "a status callback is a form of fields, not of files")
+        form = {k: str(v) for k, v in parsed.items()}
         # Twilio signs the URL it was given: our public URL, not whatever host we are reached on.
         base = settings.public_url or str(request.base_url).rstrip("/")
         url = f"{base}{request.url.path}"
         signature = request.headers.get("X-Twilio-Signature", "")
         if not token or not signature or not validator.validate(url, form, signature):
             raise HTTPException(status_code=403, detail="invalid or missing X-Twilio-Signature")
-        status = TWILIO_STATUS.get(form.get("MessageStatus", ""))
-        if status is None:
+        reading = read_status_callback(notification_id, form, datetime.now(UTC))
+        report = reading.report
+        if report is None:
+            logger.info("status callback ignored: %s", reading.ignored)
             return Response(status_code=204)
-        code = form.get("ErrorCode")
-        report = DeliveryStatusReported(
-            notification_id=notification_id,
-            status=status,
-            source="twilio_callback",
-            occurred_at=datetime.now(UTC),
-            provider_id=form.get("MessageSid") or None,
-            error_code=int(code) if code and code.isdigit() else None,
-        )
+        if await run_in_threadpool(known, notification_id) is False:
+            logger.warning("status callback ignored: unknown notification %s", _shown(notification_id, 60))
+            return Response(status_code=204)
+        if report.detail:
+            logger.warning(
+                "status callback: %s", report.detail, extra={"notification_id": report.notification_id}
+            )
         published = await asyncio.get_running_loop().run_in_executor(_publishers, publish_patiently, report)
         if not published:
             raise HTTPException(

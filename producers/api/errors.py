@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from producers.operations import Refused
+
+logger = logging.getLogger("herald.api")
 
 #: Codes for statuses raised by FastAPI itself (unknown route, wrong method, ...).
 STATUS_CODES = {
@@ -22,6 +26,8 @@ STATUS_CODES = {
     409: "conflict",
     413: "payload_too_large",
     422: "invalid_request",
+    429: "too_many_requests",
+    500: "internal_error",
     503: "unavailable",
 }
 
@@ -96,3 +102,37 @@ def install_error_handlers(app: FastAPI) -> None:
         details = validation_details(list(exc.errors()))
         summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
         return error_response(422, "invalid_request", f"invalid request: {summary}", details)
+
+
+class UnhandledErrors:
+    """ASGI middleware: an exception nothing else answered is logged here, once, with its
+    traceback (masked by the log formatter), and answered 500 in the one shape, saying nothing
+    of what went wrong.
+
+    It does not re-raise: Starlette's outer error middleware would answer in its own shape and
+    uvicorn would log the same traceback a second time.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception:
+            method, path = scope.get("method", ""), scope.get("path", "")
+            logger.exception(
+                "unhandled error answering %s %s", method, path, extra={"method": method, "path": path}
+            )
+            if not started:  # else the client sees the answer cut short; nothing more can be said
+                await error_response(500, "internal_error", "internal error")(scope, receive, send)

@@ -13,6 +13,7 @@ from infra.store.api_keys import ApiKey
 from producers.api.auth import ApiContext, context, needs, revealed
 from producers.operations.notify import prepare, send_prepared
 from schemas.access import Capability
+from schemas.events import Id
 
 router = APIRouter(tags=["notify"])
 
@@ -22,8 +23,10 @@ class NotifyRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    invoice_id: str = Field(..., min_length=1, max_length=200)
-    event_id: str | None = None
+    # The contract's id shape: an id no event can have (NUL, controls, spaces) is a 422 naming the
+    # field, never a database round trip (PostgreSQL refuses NUL in text with an error).
+    invoice_id: Id
+    event_id: Id | None = None
     kind: Literal["invoice", "payment_reminder", "payment_thank_you"] | None = None
     channel: Literal["sms", "email"] | None = None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
@@ -22,6 +23,8 @@ logger = logging.getLogger("herald.api.pages")
 
 #: Where GoCardless sends the payer once the mandate is set up (``workers.collect`` builds the URL).
 MANDATE_COMPLETE_PATH = "/mandates/complete"
+#: An organisation id as the event contract has it (``schemas.messages.ExternalId``).
+_ORG_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,200}")
 
 _PAGE = """<!doctype html>
 <html lang="en">
@@ -49,12 +52,14 @@ def pages_router(settings: Settings) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     def org_name(org_id: str | None) -> str | None:
-        if not org_id:
+        # Only an id of the contract's shape is looked up, exactly as given: a longer one is not
+        # cut down to a prefix that might be someone's, and odd bytes never reach the database.
+        if not org_id or not _ORG_ID.fullmatch(org_id):
             return None
         try:
             with bootstrap(settings).reading() as conn:
                 name = conn.execute(
-                    select(organisations.c.name).where(organisations.c.org_id == org_id[:200])
+                    select(organisations.c.name).where(organisations.c.org_id == org_id)
                 ).scalar()
         except Exception:  # the database away must not cost the payer their thank-you
             logger.warning("mandate landing page: organisation name not looked up", exc_info=True)

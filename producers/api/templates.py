@@ -51,7 +51,9 @@ def put_template(
     ctx: ApiContext = Depends(context),
 ) -> dict[str, Any]:
     """Check and save one part (``body`` for SMS; ``subject``, ``text``, ``html`` for email) as
-    the organisation's own; 422 listing each problem (line and variable), nothing saved."""
+    the organisation's own; 422 listing each problem with its line, nothing saved: a variable the
+    kind lacks, a sandbox escape or alias of the context, a source over the size limit, or what
+    its trial render meets (a value or part over its limit, a link that is not http(s))."""
     name = save_template(ctx.services, key.org_id, kind, channel, locale, part, body.source)
     return {"saved": name}
 

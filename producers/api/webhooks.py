@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from infra.adapters.gocardless_account import GoCardlessUnavailable
 from infra.settings import Settings
 from infra.store.integrations import integration_active
-from producers.gocardless.webhooks import handle_events, signature_ok
+from producers.api.errors import error_response
+from producers.gocardless.webhooks import WebhookRejected, handle_events, read_events, signature_ok
 from producers.gocardless.wiring import GoCardlessWiring, LazyPublisher
 
 logger = logging.getLogger("herald.api.webhooks")
@@ -23,8 +22,10 @@ INVALID_SIGNATURE = 498
 
 
 def gocardless_router(settings: Settings, wiring: GoCardlessWiring) -> APIRouter:
-    """The webhook receiver: 498 unless ``Webhook-Signature`` is right; 204 once handled; 503 when
-    GoCardless could not be read (it resends, and events handled already are skipped)."""
+    """The webhook receiver: 498 unless ``Webhook-Signature`` is right; 204 once handled; 400 for a
+    body with no list of events; 422 naming each malformed event (the others are handled, and
+    GoCardless's resend of the batch changes nothing more); 503 when GoCardless could not be
+    read (it resends, and events handled already are skipped)."""
     router = APIRouter()
     secret = (
         settings.gocardless_webhook_secret.get_secret_value() if settings.gocardless_webhook_secret else None
@@ -34,19 +35,18 @@ def gocardless_router(settings: Settings, wiring: GoCardlessWiring) -> APIRouter
     async def gocardless_webhook(request: Request) -> Response:
         body = await request.body()  # the raw bytes: the signature covers them exactly
         if not signature_ok(body, secret, request.headers.get("Webhook-Signature")):
-            return JSONResponse(
-                {"error": {"code": "invalid_signature", "message": "invalid or missing Webhook-Signature"}},
-                status_code=INVALID_SIGNATURE,
+            return error_response(
+                INVALID_SIGNATURE, "invalid_signature", "invalid or missing Webhook-Signature"
             )
         try:
-            events = json.loads(body)["events"]
-            assert isinstance(events, list)
-        except (ValueError, KeyError, TypeError, AssertionError):
-            return JSONResponse({"error": {"code": "bad_request", "message": "no events"}}, status_code=400)
+            events = read_events(body, settings.max_json_depth)
+        except WebhookRejected as rejected:
+            logger.warning("webhook refused: %s", rejected.message)
+            return error_response(400, "bad_request", rejected.message)
         # The handlers block on the database and GoCardless: off the event loop.
         return await run_in_threadpool(_handle, events)
 
-    def _handle(events: list[dict[str, Any]]) -> Response:
+    def _handle(events: list[Any]) -> Response:
         services = wiring.services
         with services.reading() as conn:
             active = integration_active(conn, "gocardless", settings)
@@ -58,16 +58,21 @@ def gocardless_router(settings: Settings, wiring: GoCardlessWiring) -> APIRouter
             result = handle_events(services, wiring.reader, events, publish)
         except GoCardlessUnavailable as exc:
             logger.warning("webhook not handled, GoCardless will resend: %s", exc)
-            error = {"error": {"code": "provider_unavailable", "message": str(exc)}}
-            return JSONResponse(error, status_code=503)
+            return error_response(503, "provider_unavailable", str(exc))
         finally:
             publish.close()
         logger.info(
-            "webhook handled=%d duplicates=%d published=%d",
+            "webhook handled=%d duplicates=%d rejected=%d published=%d",
             result.handled,
             result.duplicates,
+            len(result.rejected),
             len(result.published),
         )
+        if result.rejected:
+            said = "; ".join(f"{d['field']}: {d['message']}" for d in result.rejected[:5])
+            more = f" (and {len(result.rejected) - 5} more)" if len(result.rejected) > 5 else ""
+            message = f"{len(result.rejected)} of {len(events)} events not handled: {said}{more}"
+            return error_response(422, "invalid_events", message, result.rejected)
         return Response(status_code=204)
 
     return router

@@ -12,11 +12,20 @@ def api(
     """Serve the HTTP app until SIGTERM (Twilio status callbacks at /callbacks/twilio/{notification_id})."""
     import uvicorn
 
+    from infra.logs import configure_logging, uvicorn_log_config
     from infra.settings import get_settings
     from producers.api.app import create_app
 
+    settings = get_settings()
+    # JSON lines like every other process; uvicorn's own lines (startup, access, a traceback that
+    # escaped the app) go through the same handler, so they are masked and redacted too.
+    configure_logging(settings.log_level, settings.log_format)
     # SIGTERM: uvicorn stops accepting, lets requests in hand finish, and gives up after this long.
-    timeout = int(get_settings().shutdown_timeout_seconds)
+    timeout = int(settings.shutdown_timeout_seconds)
     uvicorn.run(
-        create_app(), host=host, port=port, log_level="warning", timeout_graceful_shutdown=max(timeout, 1)
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=uvicorn_log_config(settings.log_level),
+        timeout_graceful_shutdown=max(timeout, 1),
     )

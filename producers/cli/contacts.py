@@ -31,12 +31,14 @@ def import_(file: Path = typer.Argument(..., exists=True, dir_okay=False, readab
 
     Idempotent: importing the same file twice changes nothing the second time.
     Each row is reported (created, updated, unchanged, failed with the reason);
-    a bad row never stops the others; exit status 1 when any row failed.
+    a bad row (not UTF-8, too deep, too long, a bad field) never stops the others;
+    exit status 1 when any row failed.
     """
     svc = open_store()
     counts: Counter[str] = Counter()
+    limits = {"max_line_bytes": svc.settings.api_max_body_bytes, "max_depth": svc.settings.max_json_depth}
     try:
-        rows = list(read_directory(file))
+        rows = list(read_directory(file, **limits))
     except HeaderError as exc:
         err.print(f"line 1: failed: {exc}", markup=False)
         out.print("0 created, 0 updated, 0 unchanged, 1 failed (nothing imported)")
@@ -65,6 +67,23 @@ def import_(file: Path = typer.Argument(..., exists=True, dir_okay=False, readab
         raise typer.Exit(1)
 
 
+def _contact_ids(path: Path) -> list[str]:
+    """The ids of a ``--contacts-file``, one a line; a line that is not UTF-8 refuses the file
+    (naming the line) before anything changes."""
+    ids: list[str] = []
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8").strip()
+        except UnicodeDecodeError as exc:
+            raise typer.BadParameter(
+                f"line {number}: not valid UTF-8: byte 0x{raw[exc.start]:02x} at byte {exc.start + 1}",
+                param_hint="--contacts-file",
+            ) from None
+        if line:
+            ids.append(line)
+    return ids
+
+
 def _action(value: str) -> Action:
     try:
         return Action(value)
@@ -77,7 +96,7 @@ def toggles(
     org: str = typer.Option(..., "--org", help="Organisation."),
     contacts: str | None = typer.Option(None, "--contacts", help="Comma-separated contact ids."),
     contacts_file: Path | None = typer.Option(
-        None, "--contacts-file", help="A file of contact ids, one a line."
+        None, "--contacts-file", help="A file of contact ids, one a line.", exists=True, dir_okay=False
     ),
     customer: str | None = typer.Option(None, "--customer", help="Every contact of this customer."),
     all_contacts: bool = typer.Option(False, "--all", help="Every contact of the organisation."),
@@ -108,7 +127,7 @@ def toggles(
     if contacts is not None:
         ids = [c.strip() for c in contacts.split(",") if c.strip()]
     elif contacts_file is not None:
-        ids = [line.strip() for line in contacts_file.read_text().splitlines() if line.strip()]
+        ids = _contact_ids(contacts_file)
     report = change_toggles(open_store(), org, request, ids=ids, customer_id=customer, dry_run=dry_run)
     failed = sum(r["result"] == "failed" for r in report)
     if as_json:

@@ -97,4 +97,7 @@ def send(
     except Refused as exc:
         err.print(f"error: {exc.message}", markup=False)
         raise typer.Exit(1) from None
-    out.print(f"sent {len(pending)} SMS as {event_id}; see: herald history --invoice {invoice}", markup=False)
+    out.print(
+        f"sent {len(pending)} notification(s) as {event_id}; see: herald history --invoice {invoice}",
+        markup=False,
+    )

@@ -12,21 +12,48 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from infra.errors import PublishError
+from infra.errors import InvalidEvent, PublishError
 from infra.settings import get_settings
 from producers.cli.console import err, interactive, out
 from producers.publisher import Publisher
-from schemas.events import Event
 from schemas.validation import EventRejected, parse_event
 
 EXIT_REJECTED = 1
 EXIT_PUBLISH_FAILED = 2
 
 
-def _lines(source: IO[str]) -> Iterator[tuple[int, str]]:
-    for number, line in enumerate(source, start=1):
+_BOM = b"\xef\xbb\xbf"
+
+
+def _lines(source: IO[bytes], max_bytes: int) -> Iterator[tuple[int, bytes | None, int]]:
+    """``(number, line, size)`` for each non-blank line, without its line ending.
+
+    Bytes, not text: each line is decoded on its own, so one that is not UTF-8 is rejected
+    alone. A line over ``max_bytes`` is never held whole: it is skipped as it is read and comes
+    as ``(number, None, size)``.
+    """
+    number = 0
+    while True:
+        chunk = source.readline(max_bytes + 2)  # room for a line at the limit and its "\r\n"
+        if not chunk:
+            return
+        number += 1
+        size = len(chunk)
+        if len(chunk) == max_bytes + 2:  # perhaps longer still: skip the rest, counting it
+            while chunk and not chunk.endswith(b"\n"):
+                chunk = source.readline(64 * 1024)
+                size += len(chunk)
+        ending = 2 if chunk.endswith(b"\r\n") else 1 if chunk.endswith(b"\n") else 0
+        size -= ending
+        if size > max_bytes:
+            yield number, None, size
+            continue
+        line = chunk[: len(chunk) - ending]
+        if number == 1 and line.startswith(_BOM):  # a byte order mark, as some editors write
+            line = line[len(_BOM) :]
+            size -= len(_BOM)
         if line.strip():
-            yield number, line
+            yield number, line, size
 
 
 def publish(
@@ -42,7 +69,7 @@ def publish(
     if file != "-" and not Path(file).is_file():
         err.print(f"[red]error:[/] {file}: no such file")
         raise typer.Exit(EXIT_PUBLISH_FAILED)
-    source: IO[str] = sys.stdin if file == "-" else open(file, encoding="utf-8")  # noqa: SIM115
+    source: IO[bytes] = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
     rejected = 0
     published = 0
     progress = (
@@ -65,19 +92,27 @@ def publish(
 
     try:
         with source, Publisher(settings) as publisher, progress or nullcontext():
-            batch: list[Event] = []
-            for number, line in _lines(source):
+            batch: list[tuple[str, bytes]] = []
+            for number, line, size in _lines(source, settings.max_event_bytes):
                 try:
-                    batch.append(parse_event(line, max_bytes=settings.max_event_bytes))
-                except EventRejected as exc:
+                    if line is None:
+                        raise EventRejected(
+                            f"event is {size} bytes, over the limit of {settings.max_event_bytes} bytes"
+                        )
+                    event = parse_event(
+                        line, max_bytes=settings.max_event_bytes, max_depth=settings.max_json_depth
+                    )
+                    batch.append(publisher.encode(event))  # the limit on the message as sent
+                except (EventRejected, InvalidEvent) as exc:
                     rejected += 1
-                    err.print(f"line {number}: {exc.reason}", markup=False)
+                    reason = exc.reason if isinstance(exc, EventRejected) else str(exc)
+                    err.print(f"line {number}: {reason}", markup=False)
                     continue
                 if len(batch) >= batch_size:
-                    published += publisher.publish_many(batch, on_confirmed=confirmed)
+                    published += publisher.publish_encoded(batch, on_confirmed=confirmed)
                     batch = []
             if batch:
-                published += publisher.publish_many(batch, on_confirmed=confirmed)
+                published += publisher.publish_encoded(batch, on_confirmed=confirmed)
     except PublishError as exc:
         published += len(exc.confirmed)
         err.print(f"[red]error:[/] {escape(str(exc))}")

@@ -14,7 +14,7 @@ from producers.operations import Invalid, NotFound
 from producers.operations.templates import list_templates, save_template, switch_template, template_parts
 from workers.rules.render import base_kind
 from workers.rules.template_defaults import DEFAULTS, LOCALES
-from workers.rules.templates import check, template_name
+from workers.rules.templates import TemplateLimits, check_for_save, template_name
 
 app = typer.Typer(help="Message templates per kind, channel and locale.", no_args_is_help=True)
 
@@ -64,9 +64,10 @@ def set_(
     part: str = typer.Option("body", help="body (SMS); subject, text or html (email)."),
 ) -> None:
     """Check a template and save it as the organisation's own; a problem is refused with its line."""
-    source = file.read_text(encoding="utf-8")
+    services = open_store()
+    source = _read_source(file, services.settings.template_max_source_chars)
     try:
-        name = save_template(open_store(), org, kind, channel, locale, part, source)
+        name = save_template(services, org, kind, channel, locale, part, source)
     except Invalid as exc:
         if not exc.details:  # the kind, channel or part is wrong, not the template
             raise typer.BadParameter(exc.message) from None
@@ -76,17 +77,40 @@ def set_(
     out.print(f"saved {name} for {org}", markup=False)
 
 
+def _read_source(file: Path, max_chars: int) -> str:
+    """The file's text; a file that is not UTF-8, or is certainly over the limit, exits 1 saying so."""
+    max_bytes = max_chars * 4  # UTF-8 takes at most 4 bytes a character
+    with file.open("rb") as handle:
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        err.print(
+            f"error: {file}: over the limit of {max_chars} characters a template may have", markup=False
+        )
+        raise typer.Exit(1)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        byte = data[exc.start : exc.start + 1].hex()
+        err.print(f"error: {file} line {line}: not UTF-8 text (byte 0x{byte} cannot be read)", markup=False)
+        raise typer.Exit(1) from None
+
+
 @app.command("check")
 def check_all(org: str | None = typer.Option(None, "--org")) -> None:
-    """Check every shipped template and the organisation's own; exit 1 when any has a problem."""
+    """Check every shipped template and the organisation's own as a save would (a trial render
+    included); exit 1 when any has a problem."""
     sources = {(k, c, loc, p): s for (k, c, loc), parts in DEFAULTS.items() for p, s in parts.items()}
+    limits = TemplateLimits()
     if org:
-        with open_store().transaction() as conn:
+        services = open_store()
+        limits = TemplateLimits.from_settings(services.settings)
+        with services.transaction() as conn:
             sources.update(load_overrides(conn, org))
     problems = [
         str(p)
         for (k, c, loc, part), s in sorted(sources.items())
-        for p in check(s, base_kind(k), template_name(k, c, loc, part))
+        for p in check_for_save(s, base_kind(k), template_name(k, c, loc, part), part, limits=limits)
     ]
     for problem in problems:
         err.print(f"error: {problem}", markup=False)

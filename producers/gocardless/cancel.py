@@ -21,8 +21,8 @@ class CancelRefused(Exception):
         self.code, self.message, self.http_status = code, message, http_status
 
     def as_json(self) -> dict[str, Any]:
-        """``{"error": {"code": …, "message": …}}``."""
-        return {"error": {"code": self.code, "message": self.message}}
+        """``{"error": {"code": …, "message": …, "details": []}}``: the API's one error shape."""
+        return {"error": {"code": self.code, "message": self.message, "details": []}}
 
 
 def refusal(payment_id: str, status: str) -> CancelRefused:

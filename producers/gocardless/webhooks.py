@@ -7,6 +7,12 @@ tied to the event itself: a ``payments.confirmed`` event publishes ``payment.rec
 keyed on the event id in ``gc_webhook_events`` (insert-ignore) and, should a crash come between
 publish and commit, on the published ``event_id`` (``gocardless-EV…``), which the pipeline keeps
 idempotent.
+
+Input: the signature says GoCardless sent the body, not that it is well formed. A body that holds
+no list of events is refused whole (``WebhookRejected``); within the list, each event is checked
+on its own (``event_problem``): one that is not an object, lacks its ``id``, ``resource_type``,
+``action`` or ``links``, or nests past the depth limit is rejected with its index and field,
+and the others are handled all the same (``BatchResult.rejected``).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,18 +29,105 @@ from typing import Any
 
 from sqlalchemy import select
 
-from infra.adapters.gocardless_account import JSON, GoCardlessReader, GoCardlessRefused
+from infra.adapters.gocardless_account import JSON, KINDS, GoCardlessReader, GoCardlessRefused
 from infra.bootstrap import Services
 from infra.store import gocardless as store
 from infra.store.db import insert_ignore
 from infra.store.sync_history import SyncCounts, purge_sync_history, record_sync
 from infra.store.tables_gocardless import gc_webhook_events
+from schemas.bounded_json import loads_bounded, too_deep
 
 logger = logging.getLogger("herald.gocardless.webhooks")
 
 Publish = Callable[[dict[str, Any]], None]
 #: Minor units per major unit; every currency GoCardless collects has two decimals.
 MINOR_UNITS = 100
+#: Shapes of what an event names, as GoCardless makes them and ``gc_webhook_events`` stores them.
+_EVENT_FIELDS = {
+    "id": re.compile(r"[A-Za-z0-9_]{1,40}"),
+    "resource_type": re.compile(r"[a-z_]{1,40}"),
+    "action": re.compile(r"[a-z0-9_]{1,60}"),
+}
+_RESOURCE_ID = re.compile(r"[A-Za-z0-9_]{1,40}")
+#: Levels of a webhook body above each event: the body object and its ``events`` list.
+_ABOVE_AN_EVENT = 2
+
+
+class WebhookRejected(Exception):
+    """A webhook body that holds no list of events; ``message`` says what is wrong with it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _where(path: tuple[str | int, ...]) -> str:
+    """``events[3].details`` from ``("events", 3, "details")``."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "the body"
+
+
+def read_events(body: bytes, max_depth: int) -> list[Any]:
+    """The ``events`` list of a (verified) webhook body; ``WebhookRejected`` when there is none.
+    The items are not checked here: ``event_problem`` does, one by one (pure). An event nested
+    past any depth still parses (``loads_bounded``), so it alone is rejected, not its batch."""
+    try:
+        payload = loads_bounded(body.decode("utf-8"), max_depth)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both
+        raise WebhookRejected(f"the body is not JSON: {exc}") from None
+    deep = too_deep(payload, max_depth)
+    if deep is not None and not (len(deep) >= 2 and deep[0] == "events" and isinstance(deep[1], int)):
+        raise WebhookRejected(
+            f"the body nests deeper than {max_depth} levels (HERALD_MAX_JSON_DEPTH) at {_where(deep)}"
+        )
+    if not isinstance(payload, dict):
+        raise WebhookRejected(f"the body is not a JSON object ({_kind(payload)})")
+    if "events" not in payload:
+        raise WebhookRejected("events: missing")
+    events = payload["events"]
+    if not isinstance(events, list):
+        raise WebhookRejected(f"events: not a list ({_kind(events)})")
+    return events
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+def event_problem(event: Any, index: int, max_depth: int) -> dict[str, str] | None:
+    """What is wrong with the ``index``-th event of a webhook, as ``{"field", "message", "type"}``
+    (the API's error details), or ``None`` when herald can handle it (pure)."""
+    where = f"events[{index}]"
+    if not isinstance(event, dict):
+        return {"field": where, "message": f"not an object ({_kind(event)})", "type": "not_an_object"}
+    # The limit is the body's: the body and its ``events`` list are the two levels above an event.
+    if too_deep(event, max_depth - _ABOVE_AN_EVENT) is not None:
+        message = f"nests deeper than the body's {max_depth} levels (HERALD_MAX_JSON_DEPTH)"
+        return {"field": where, "message": message, "type": "too_deep"}
+    for name, shape in _EVENT_FIELDS.items():
+        value = event.get(name)
+        if value is None:
+            return {"field": f"{where}.{name}", "message": "missing", "type": "missing"}
+        if not isinstance(value, str) or not shape.fullmatch(value):
+            message = f"not a GoCardless {name.replace('_', ' ')}"
+            return {"field": f"{where}.{name}", "message": message, "type": "invalid"}
+    links = event.get("links")
+    if links is None:
+        return {"field": f"{where}.links", "message": "missing", "type": "missing"}
+    if not isinstance(links, dict):
+        return {"field": f"{where}.links", "message": f"not an object ({_kind(links)})", "type": "invalid"}
+    kind = event["resource_type"]
+    if kind in KINDS:
+        name = kind[:-1]
+        value = links.get(name)
+        if value is None:
+            return {"field": f"{where}.links.{name}", "message": "missing", "type": "missing"}
+        if not isinstance(value, str) or not _RESOURCE_ID.fullmatch(value):
+            return {"field": f"{where}.links.{name}", "message": "not a GoCardless id", "type": "invalid"}
+    return None
 
 
 def signature_ok(body: bytes, secret: str | None, signature: str | None) -> bool:
@@ -81,6 +175,8 @@ class BatchResult:
     duplicates: int = 0
     published: list[str] = field(default_factory=list)
     counts: dict[str, SyncCounts] = field(default_factory=dict)
+    #: Events refused, each ``{"field", "message", "type"}`` naming its index (``event_problem``).
+    rejected: list[dict[str, str]] = field(default_factory=list)
 
     def of(self, kind: str) -> SyncCounts:
         return self.counts.setdefault(kind, SyncCounts())
@@ -97,15 +193,17 @@ class _Fetched:
 
 
 def _resource_id(event: JSON) -> str | None:
+    """The id the event's ``links`` give its resource, when it has the shape of one."""
     links = event.get("links") or {}
-    return links.get(str(event.get("resource_type", ""))[:-1])
+    value = links.get(str(event.get("resource_type", ""))[:-1]) if isinstance(links, dict) else None
+    return value if isinstance(value, str) and _RESOURCE_ID.fullmatch(value) else None
 
 
 def _fetch(services: Services, reader: GoCardlessReader, event: JSON) -> _Fetched:
     """The current state of the event's resource, and of its parents herald has not stored yet.
     API calls happen here, outside any database transaction."""
     kind, resource_id, got = event.get("resource_type"), _resource_id(event), _Fetched()
-    if kind not in ("customers", "mandates", "payments", "billing_requests") or not resource_id:
+    if kind not in KINDS or not resource_id:
         return got  # other resource types (payouts, refunds…) are recorded as seen, nothing more
     try:
         resource = reader.get(kind, resource_id)
@@ -146,16 +244,23 @@ def _add_parents(
 def handle_events(
     services: Services,
     reader: GoCardlessReader,
-    events: list[JSON],
+    events: list[Any],
     publish: Publish,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> BatchResult:
     """Handle one webhook's events; write one sync-history row (trigger ``webhook``) per data type
-    touched. A transient failure raises (the webhook is answered 5xx and GoCardless resends; the
-    events handled before it are skipped then)."""
+    touched. A malformed event is rejected (``result.rejected``) and the others handled still. A
+    transient failure raises (the webhook is answered 5xx and GoCardless resends; the events
+    handled before it are skipped then)."""
     result = BatchResult()
+    max_depth = services.settings.max_json_depth
     try:
-        for event in events:
+        for index, event in enumerate(events):
+            problem = event_problem(event, index, max_depth)
+            if problem is not None:
+                result.rejected.append(problem)
+                logger.warning("webhook event rejected: %s: %s", problem["field"], problem["message"])
+                continue
             _handle_one(services, reader, event, publish, now(), result)
     finally:
         with services.transaction() as conn:

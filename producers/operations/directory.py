@@ -13,7 +13,7 @@ from infra.store.organisations import load_org
 from infra.store.tables import customers
 from infra.store.toggles import apply_changes, load_toggles, select_contacts
 from schemas.directory import CustomerRecord
-from schemas.phones import to_e164
+from schemas.phones import extension, to_e164
 from schemas.toggles import ToggleRequest, plan
 
 
@@ -24,6 +24,22 @@ class ImportResult:
     outcome: UpsertOutcome | None
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    #: A refusal's problems as (field path in the record, message), when they are fields'.
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+
+def phone_problems(record: CustomerRecord, region: str) -> list[tuple[str, str]]:
+    """(field path, message) for each mobile with an extension: SMS cannot dial one, and
+    storing the number without it would store another number than the one given."""
+    return [
+        (
+            f"contacts[{i}].mobile",
+            f"{c.mobile!r} has an extension ({ext}); SMS cannot dial an extension:"
+            " give the mobile number alone",
+        )
+        for i, c in enumerate(record.contacts)
+        if (ext := extension(c.mobile, region))
+    ]
 
 
 def phone_warnings(record: CustomerRecord, region: str) -> list[str]:
@@ -55,6 +71,11 @@ def import_customer(svc: Services, record: CustomerRecord, *, named: bool = True
                 " (a new customer needs customer_name)",
             )
         region = load_org(conn, record.org_id, svc.settings.default_region).region
+        problems = phone_problems(record, region)
+        if problems:
+            return ImportResult(
+                None, error="; ".join(f"{path}: {message}" for path, message in problems), problems=problems
+            )
         outcome = upsert_customer(conn, record, region=region)
     return ImportResult(outcome, warnings=phone_warnings(record, region))
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from infra.bootstrap import Services
+from infra.retry_policy import is_permanent_render_error
 from infra.store.directory import load_customer
 from infra.store.notifications import (
     NewNotification,
@@ -24,6 +25,8 @@ from schemas.events import EVENT_TYPES, Event, event_adapter
 from schemas.notifications import Kind
 from schemas.validation import event_to_json
 from workers.rules.preview import PreviewLine, build_preview, fingerprint
+from workers.rules.render import TemplateInvalid, render_failure
+from workers.rules.templates import TemplateLimits, TemplateRenderError
 
 KIND_OF = {
     "invoice.created": Kind.INVOICE,
@@ -59,7 +62,8 @@ def prepare(
     """Build the preview from the invoice's latest (or the named) stored upstream event.
 
     Raises ``NotFound`` when no such event is stored (in ``org_id``, when given) and
-    ``Invalid`` for an unknown kind or channel.
+    ``Invalid`` for an unknown kind or channel, or when the message does not render (naming the
+    template and the line, or the value that cannot be shown).
     """
     try:
         chosen_kind = Kind(kind) if kind else None
@@ -81,26 +85,52 @@ def prepare(
         if not stored:
             which = f" ({event_id})" if event_id else ""
             raise NotFound(f"no stored event for invoice {invoice_id}{which}")
-        event: Event = event_adapter.validate_python(stored[-1]["payload"])
+        payload = stored[-1]["payload"]
+        org_id = str(stored[-1]["org_id"])
+        org = load_org(conn, org_id, svc.settings.default_region)
+        customer = load_customer(conn, org_id, str(stored[-1]["customer_id"]))
+        names = greeting_names(conn, org_id, str(stored[-1]["customer_id"]), "")
+        overrides = load_overrides(conn, org_id)
+    try:  # pure from here: whatever fails, fails the same way again
+        event: Event = event_adapter.validate_python(payload)
         chosen = chosen_kind or KIND_OF[event.type]
         lines = build_preview(
             chosen,
             event,
-            load_org(conn, event.org_id, svc.settings.default_region),
-            load_customer(conn, event.org_id, event.customer_id),
-            names=greeting_names(conn, event.org_id, event.customer_id, ""),
-            overrides=load_overrides(conn, event.org_id),
+            org,
+            customer,
+            names=names,
+            overrides=overrides,
             default_from=svc.settings.twilio_from,
             channel=channel,
+            limits=TemplateLimits.from_settings(svc.settings),
         )
+    except Exception as exc:
+        if not is_permanent_render_error(exc):
+            raise
+        raise Invalid(
+            f"invoice {invoice_id} cannot be previewed: {render_failure(exc)}", _problems(exc)
+        ) from None
     return Prepared(event, chosen, lines)
+
+
+def _problems(exc: BaseException) -> list[str]:
+    if isinstance(exc, TemplateInvalid):
+        return [str(p) for p in exc.problems]
+    if isinstance(exc, TemplateRenderError):
+        return [str(exc.problem)]
+    return [render_failure(exc)]
 
 
 def send_prepared(svc: Services, prepared: Prepared, preview_id: str) -> tuple[str, list[str]]:
     """Send exactly what the preview showed, recorded as a manual event; (its event id, the
-    notification ids handed to sending). ``Conflict`` when the preview no longer matches."""
+    notification ids handed to sending). ``Conflict`` when the preview no longer matches.
+
+    An SMS keeps the previewed text; an email (whose preview shows its subject) is rendered by
+    the render stage from the manual event, with the templates the preview was just checked on.
+    """
     from infra.broker import emit  # the broker is built only when something is sent
-    from schemas.messages import NotificationRendered
+    from schemas.messages import NotificationDecided, NotificationRendered
 
     digest = prepared.fingerprint
     if digest != preview_id:
@@ -123,13 +153,23 @@ def send_prepared(svc: Services, prepared: Prepared, preview_id: str) -> tuple[s
     bodies = {
         (line.contact_id, line.recipient): line.text for line in prepared.lines if line.channel == "sms"
     }
+    emails: set[str] = set()
     with svc.transaction() as conn:
         record_event(conn, manual, event_to_json(manual), "manual")
         pending = record_notifications(conn, manual, items)
         for nid in pending:
             row = load_notification(conn, nid)
-            if row is not None:  # the previewed text, not a fresh rendering
-                store_rendered(conn, nid, bodies[(row["contact_id"], row["recipient"])])
+            if row is None:
+                continue
+            key = (row["contact_id"], row["recipient"])
+            if row["channel"] == "sms" and key in bodies:  # the previewed text, not a fresh rendering
+                store_rendered(conn, nid, bodies[key])
+            else:
+                emails.add(nid)
     for nid in pending:
-        emit(NotificationRendered(notification_id=nid))
+        emit(
+            NotificationDecided(notification_id=nid)
+            if nid in emails
+            else NotificationRendered(notification_id=nid)
+        )
     return manual.event_id, pending

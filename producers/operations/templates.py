@@ -11,10 +11,12 @@ from infra.store.templates import load_overrides, save_override
 from producers.operations import Invalid, NotFound
 from workers.rules.render import base_kind
 from workers.rules.template_defaults import DEFAULTS, PARTS
-from workers.rules.templates import CONTEXT, check, template_name
+from workers.rules.templates import CONTEXT, TemplateLimits, check_for_save, template_name
 
 # A reminder offset's own templates: payment_reminder.KEY (see ``herald orgs reminders set``).
 _VARIANT = re.compile(r"^payment_reminder\.[a-z0-9_-]{1,20}$")
+# Templates are chosen by the language of a contact's locale (fi-FI → fi): a language code.
+_LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 
 
 def validate_kind(kind: str, channel: str, part: str | None = None) -> None:
@@ -71,10 +73,17 @@ def save_template(
     svc: Services, org_id: str, kind: str, channel: str, locale: str, part: str, source: str
 ) -> str:
     """Check a template and save it as the organisation's own; its name. ``Invalid`` lists each
-    problem (line and variable) and saves nothing."""
+    problem (line and what) and saves nothing: what render would refuse (its size, a variable
+    the kind lacks, a sandbox escape or alias, a limit its trial render meets) is refused here."""
     validate_kind(kind, channel, part)
+    if not _LANGUAGE.fullmatch(locale):
+        raise Invalid(
+            f"locale {locale[:20]!r}: a template's locale is a language code of 2-3 lower-case "
+            "letters (fi, en, ja); contacts in fi-FI get the fi template"
+        )
     name = template_name(kind, channel, locale, part)
-    problems = check(source, base_kind(kind), name)
+    limits = TemplateLimits.from_settings(svc.settings)
+    problems = check_for_save(source, base_kind(kind), name, part, limits=limits)
     if problems:
         raise Invalid(f"template {name} has {len(problems)} problem(s)", [str(p) for p in problems])
     with svc.transaction() as conn:

@@ -180,3 +180,103 @@ def test_credits_are_added_and_shown(deployment: Deployment) -> None:
     assert "acme: balance 12 segment(s)" in added.stdout
     shown = json.loads(deployment.herald("credits", "show", "acme", "--json").stdout)
     assert (shown["balance"], shown["buys_credit"], shown["low_balance_threshold"]) == (12, True, 5)
+
+
+# --- hostile and careless files (issue 13) ------------------------------------------------------
+
+
+def _jsonl(*lines: bytes) -> bytes:
+    return b"".join(line + b"\n" for line in lines)
+
+
+def test_a_json_lines_import_refuses_each_bad_line_by_number_and_imports_the_rest(
+    deployment: Deployment,
+) -> None:
+    deployment.env["HERALD_API_MAX_BODY_BYTES"] = "4096"  # one customer's line: small here
+    aino = {"contact_id": "P1", "primary": True, "name": "Aino", "mobile": "040 1234567"}
+    good = {"org_id": "acme", "customer_id": "C1", "name": "Acme Oy", "contacts": [aino]}
+    path = deployment.workdir / "contacts.jsonl"
+    path.write_bytes(
+        _jsonl(
+            json.dumps(good).encode(),
+            b'{"org_id": "acme", "customer_id": "C2", "name": "Beta \xff"}',
+            b"\x89PNG\r\x1a\x00\x00\x00\rIHDR\x00\x00\x01",
+            b'{"org_id": "acme", "customer_id": "C3", "contacts": ' + b"[" * 300 + b"]" * 300 + b"}",
+            b'{"org_id": "acme", "customer_id": "C4", "name": "' + b"x" * 5000 + b'"}',
+            json.dumps({**good, "customer_id": "C5", "name": "Acme\u202e Oy"}).encode(),
+            json.dumps({**good, "customer_id": "C6", "sms_enabled": "yes"}).encode(),
+            json.dumps(
+                {
+                    **good,
+                    "customer_id": "C7",
+                    "contacts": [{"contact_id": "P7", "mobile": "+358 40 1234567 ext 9"}],
+                }
+            ).encode(),
+            json.dumps({**good, "customer_id": "C9"}).encode(),
+        )
+    )
+    result = deployment.herald("contacts", "import", str(path))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    for expected in (
+        "line 2: failed: not valid UTF-8: byte 0xff at byte 55",
+        "line 3: failed: not valid UTF-8: byte 0x89 at byte 1",
+        "line 4: failed: contacts[0][0][0]…: nested deeper than 32 levels",
+        "line 5: failed: line is 5051 bytes; the limit is 4096 bytes (HERALD_API_MAX_BODY_BYTES)",
+        "line 6: failed: name: contains U+202E RIGHT-TO-LEFT OVERRIDE at character 5",
+        "line 7: failed: sms_enabled: Input should be a valid boolean",
+        "line 8: failed: contacts[0].mobile: '+358 40 1234567 ext 9' has an extension (9);"
+        " SMS cannot dial an extension: give the mobile number alone",
+    ):
+        assert expected in result.stderr, expected
+    assert "line 1: acme/C1: created" in result.stdout
+    assert "line 9: acme/C9: created" in result.stdout
+    assert "2 created, 0 updated, 0 unchanged, 7 failed" in result.stdout
+    assert deployment.query("SELECT customer_id FROM customers ORDER BY customer_id") == [("C1",), ("C9",)]
+
+
+def test_a_blank_name_on_import_keeps_the_stored_names(deployment: Deployment) -> None:
+    line = {"org_id": "acme", "customer_id": "C1", "name": "Acme Oy",
+            "contacts": [{"contact_id": "P1", "primary": True, "name": "Aino Virtanen"}]}  # fmt: skip
+    path = deployment.workdir / "contacts.jsonl"
+    path.write_text(json.dumps(line) + "\n")
+    assert deployment.herald("contacts", "import", str(path)).returncode == 0
+    blank = {**line, "name": "  ", "contacts": [{"contact_id": "P1", "primary": True, "name": ""}]}
+    path.write_text(json.dumps(blank) + "\n")
+    again = deployment.herald("contacts", "import", str(path))
+    assert "line 1: acme/C1: unchanged" in again.stdout
+    csv_path = deployment.workdir / "contacts.csv"
+    csv_path.write_text("org_id,customer_id,customer_name,contact_id,primary,name\nacme,C1,,P1,true,\n")
+    from_csv = deployment.herald("contacts", "import", str(csv_path))
+    assert "line 2: acme/C1: unchanged" in from_csv.stdout
+    assert deployment.query("SELECT name FROM customers") == [("Acme Oy",)]
+    shown = json.loads(deployment.herald("contacts", "show", "P1", "--org", "acme", "--json").stdout)
+    assert shown["name"] == "Aino Virtanen"
+
+
+def test_a_csv_import_refuses_bad_bytes_and_words_by_line_and_column_and_imports_the_rest(
+    deployment: Deployment,
+) -> None:
+    path = deployment.workdir / "contacts.csv"
+    path.write_bytes(
+        b"\xef\xbb\xbforg_id,customer_id,customer_name,customer_sms_enabled,contact_id,primary,name,email\n"
+        b"acme,C1,Acme Oy,,P1,true,Aino,a@x.fi\n"
+        b"acme,C1,Acme Oy,,P1,true,Aino,b@x.fi\n"
+        b"acme,C2,Beta \xe4,,P2,true,B,\n"
+        b"acme,C3,Gamma,on,P3,true,C,c@x.fi\n"
+        b"acme,C3,Gamma,perhaps,P3,true,C,c2@x.fi\n"
+        b"acme,C4,Delta,,P4,true,D\x00,\n"
+        b"acme,C5,Eps,,P5,true,E,\n"
+    )
+    result = deployment.herald("contacts", "import", str(path))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "lines 2, 3: acme/C1: created" in result.stdout
+    assert "line 4: failed: line 4: customer_name: not valid UTF-8 (byte 0xe4)" in result.stderr
+    assert (
+        "lines 5, 6: failed: customer_sms_enabled: 'perhaps' is not true or false on line 6"
+        " (use true/false, yes/no, 1/0 or on/off)" in result.stderr
+    )
+    assert "line 7: failed: line 7: name: contains U+0000 NUL at character 2" in result.stderr
+    assert "line 8: acme/C5: created" in result.stdout
+    assert "2 created, 0 updated, 0 unchanged, 3 failed" in result.stdout

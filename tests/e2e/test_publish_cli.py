@@ -73,3 +73,59 @@ def test_schema_prints_a_json_schema_for_the_three_events(deployment: Deployment
     assert result.returncode == 0
     schema = json.loads(result.stdout)
     assert set(schema["discriminator"]["mapping"]) == {"invoice.created", "reminder.due", "payment.received"}
+
+
+def test_each_hostile_line_of_a_file_is_rejected_by_number_and_every_good_line_published(
+    deployment: Deployment,
+) -> None:
+    limit = 64 * 1024  # HERALD_MAX_EVENT_BYTES' default
+    template = json.dumps(invoice_created("evt_deep", extra="HOLE"))
+    # Under the limit as a line, over it once wrapped as the message that is sent.
+    padded = invoice_created("evt_padded")
+    compact = json.dumps(padded, separators=(",", ":"))
+    padded["data"]["invoice"]["note"] = "x" * (limit - len(compact) - 40)
+    lines = [
+        json.dumps(invoice_created("evt_g1")).encode(),
+        b"\xff\xfe binary \x00\x01 garbage",  # 2: not UTF-8
+        json.dumps(invoice_created("evt_latin", number="caf\u00e9"), ensure_ascii=False).encode(
+            "latin-1"
+        ),  # 3: Latin-1
+        b'{"type": "invoice.created",\x00 "event_id": "evt_nul"}',  # 4: a NUL byte
+        json.dumps(invoice_created("evt_g2")).encode(),
+        json.dumps(invoice_created("evt_huge", note="y" * (3 * limit))).encode(),  # 6: a huge line
+        template.replace('"HOLE"', "[" * 5000 + "]" * 5000).encode(),  # 7: thousands of levels
+        template.replace('"HOLE"', '{"a": ' * 260 + "1" + "}" * 260).encode(),  # 8: hundreds
+        json.dumps(padded, separators=(",", ":")).encode(),  # 9: over the limit once encoded
+        json.dumps(invoice_created("evt_crlf", number="1001\r\nBcc: x")).encode(),  # 10
+        b"",
+        json.dumps(invoice_created("evt_g3")).encode(),
+    ]
+    path = deployment.workdir / "events.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    try:
+        result = deployment.herald("publish", str(path))
+        assert "Traceback" not in result.stderr, result.stderr
+        assert result.returncode == 1, result.stderr
+        assert "line 2: not UTF-8 text" in result.stderr
+        assert "line 3: not UTF-8 text" in result.stderr
+        assert "line 4: not valid JSON" in result.stderr
+        assert f"line 6: event is {len(lines[5])} bytes, over the limit of {limit} bytes" in result.stderr
+        assert "line 7: data.invoice.extra: nested deeper than 32 levels" in result.stderr
+        assert "line 8: data.invoice.extra: nested deeper than 32 levels" in result.stderr
+        assert "line 9: event evt_padded is" in result.stderr
+        assert "line 10: data.invoice.number: contains a control character U+000D" in result.stderr
+        assert "published 3 events; rejected 8 lines" in result.stdout
+        assert _depth(deployment) == 3
+    finally:
+        _cleanup(deployment)
+
+
+def test_a_byte_order_mark_at_the_start_of_a_file_is_not_an_error(deployment: Deployment) -> None:
+    path = deployment.workdir / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(invoice_created("evt_bom")).encode() + b"\r\n")
+    try:
+        result = deployment.herald("publish", str(path))
+        assert result.returncode == 0, result.stderr
+        assert "published 1 events; rejected 0 lines" in result.stdout
+    finally:
+        _cleanup(deployment)

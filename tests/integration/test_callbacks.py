@@ -97,6 +97,13 @@ def test_signed_callbacks_move_the_notification_to_delivered_and_a_late_sent_cha
 
     wait_for(reported, timeout=30, what="the late reports recorded")
     assert _status(pipeline) == "delivered"  # and the notification never moved back
+    with pipeline.transaction() as conn:
+        late_detail = conn.execute(
+            select(status_changes.c.detail).where(
+                status_changes.c.notification_id == nid, status_changes.c.status == "undelivered"
+            )
+        ).scalar()
+    assert late_detail == "ignored: already delivered"  # the timeline says it changed nothing
 
 
 def test_a_status_report_waits_out_a_broker_that_is_away_for_a_bounded_time(

@@ -181,9 +181,13 @@ def test_without_a_mandate_the_customer_gets_one_setup_link_by_email(
     wait_for(lambda: processed.done["collect_invoice"] >= 2, what="both collections handled")
     wait_for(lambda: processed.done["route_mandate_setup"] >= 2, what="both hand-offs routed")
     (request,) = gocardless_sandbox.records("billing_requests")
-    (flow,) = gocardless_sandbox.records("billing_request_flows")
+    # Both collections may run at once: the second finds the request by its key and, flows having
+    # no key to find them by (nor a GET), may make a second flow for it, which nobody is sent.
+    flows = gocardless_sandbox.records("billing_request_flows")
     assert request["mandate_request"]["currency"] == "EUR"
-    assert flow["links"]["billing_request"] == request["id"]
+    assert {f["links"]["billing_request"] for f in flows} == {request["id"]}
+    (recorded,) = _timeline(pipeline, "mandate_setup_requested")
+    (flow,) = [f for f in flows if f["authorisation_url"] == recorded["authorisation_url"]]
     (message,) = smtp_sandbox.messages
     assert message["To"] == "aino@example.fi"
     text = message.get_body(preferencelist=("plain",))
@@ -235,3 +239,37 @@ def test_nothing_is_collected_for_a_paid_balance_or_a_disconnected_integration(
     reasons = [w["detail"] for w in _timeline(pipeline, "warning") if w["kind"] == "collection_skipped"]
     assert reasons == ["nothing_to_collect", "gocardless_not_connected"]
     assert gocardless_sandbox.records("payments") == []
+
+
+def test_a_mandate_setup_made_before_a_crash_is_finished_and_the_payer_gets_a_link(
+    pipeline: Services, gocardless_sandbox: Any, smtp_sandbox: Any, processed: Processed
+) -> None:
+    """The worker made the Billing Request and its Flow, then died before recording them. The
+    retry's creates carry the same keys; the sandbox answers 409 idempotent_creation_conflict to
+    each, as GoCardless does. The request is fetched; a flow cannot be (the API has no GET for
+    flows), so a new flow is made for the same request, and that link reaches the payer."""
+    from infra.adapters.gocardless import GoCardlessDirectDebit, PayerDetails
+    from infra.adapters.gocardless_client import build_gocardless_client
+
+    _directory(pipeline)
+    earlier = GoCardlessDirectDebit(build_gocardless_client(pipeline.settings)).create_mandate_setup(
+        payer=PayerDetails(email="aino@example.fi"),
+        currency="EUR",
+        redirect_uri=None,
+        metadata={"herald_org_id": "acme", "herald_customer_id": "C1", "herald_invoice_id": "INV-1"},
+        idempotency_key="acme:INV-1:mandate_setup",  # the key collect uses for this invoice
+    )
+    with Publisher() as publisher:
+        publisher.publish(_dd("evt_dd1"))
+
+    (message,) = wait_for(lambda: smtp_sandbox.messages, what="the mandate-setup email")
+    (request,) = gocardless_sandbox.records("billing_requests")  # the crashed try's, not a second
+    assert request["id"] == earlier.billing_request_id
+    (asked,) = _timeline(pipeline, "mandate_setup_requested")
+    assert asked["billing_request_id"] == earlier.billing_request_id
+    flows = {f["authorisation_url"]: f for f in gocardless_sandbox.records("billing_request_flows")}
+    assert flows[asked["authorisation_url"]]["links"]["billing_request"] == request["id"]
+    text = message.get_body(preferencelist=("plain",))
+    assert text is not None
+    assert asked["authorisation_url"] in text.get_content()
+    assert processed.failed["collect_invoice"] == 0

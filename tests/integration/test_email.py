@@ -209,3 +209,56 @@ def test_an_smtp_server_that_does_not_answer_is_transient(smtp_sandbox: Any) -> 
     with pytest.raises(TransientProviderError) as refused:
         gateway.send(OutgoingEmail("ntf_" + "ef" * 16, "aino@example.fi", "s", "t", "<p>h</p>"))
     assert not refused.value.accepted_unknown
+
+
+def test_a_line_break_in_a_header_is_failed_for_good_with_its_reason_and_never_sent(
+    pipeline: Services, smtp_sandbox: Any
+) -> None:
+    from infra.broker import emit
+    from infra.store.notifications import store_rendered_email
+    from schemas.messages import EmailRendered
+    from tests.integration.stored import routed_notification
+
+    _import_email_contact(pipeline, "aino@example.fi")
+    nid = routed_notification(pipeline, "email", "aino@example.fi")
+    with pipeline.transaction() as conn:
+        # As if rendered before subjects were made one line: the email stage must end it on its own.
+        store_rendered_email(conn, nid, "Lasku 1001\r\nBcc: victim@example.com", "Hei", "<p>Hei</p>")
+    emit(EmailRendered(notification_id=nid))
+
+    row = wait_for(lambda: _email_row(pipeline, (Status.FAILED,)), timeout=30, what="the refusal recorded")
+    assert (row["id"], row["attempts"], row["provider_id"]) == (nid, 1, None)
+    assert _attempts(pipeline, nid) == ["refused"]
+    with pipeline.transaction() as conn:
+        timeline = invoice_history(conn, "INV-1", "acme")["timeline"]
+    (failed,) = [e for e in timeline if e["what"] == "failed"]
+    assert "subject" in failed["detail"]
+    assert "line break" in failed["detail"]
+    assert smtp_sandbox.messages == []
+    url = pipeline.settings.amqp_url.get_secret_value()
+    wait_for(lambda: queue_depths(url, "email") == (0, 0, 0), timeout=10, what="nothing left to retry")
+
+
+def test_a_line_break_in_a_stored_invoice_number_never_reaches_a_header_and_is_not_retried(
+    pipeline: Services, smtp_sandbox: Any
+) -> None:
+    """Stored before the producer refused control characters: the render stage ends it for good
+    (the event no longer validates), and nothing is sent. A subject is made one line as well
+    (``tests/unit/test_templates.py``), so no path puts a line break in a header."""
+    from infra.broker import emit
+    from schemas.messages import NotificationDecided
+    from tests.integration.stored import routed_notification
+
+    _import_email_contact(pipeline, "aino@example.fi")
+    nid = routed_notification(pipeline, "email", "aino@example.fi", number="1001\r\nBcc: victim@example.com")
+    emit(NotificationDecided(notification_id=nid))
+
+    row = wait_for(lambda: _email_row(pipeline, (Status.FAILED,)), timeout=30, what="the failure recorded")
+    assert (row["id"], row["provider_id"]) == (nid, None)
+    with pipeline.transaction() as conn:
+        timeline = invoice_history(conn, "INV-1", "acme")["timeline"]
+    (failed,) = [e for e in timeline if e["what"] == "failed"]
+    assert "number" in failed["detail"]
+    assert smtp_sandbox.messages == []
+    url = pipeline.settings.amqp_url.get_secret_value()
+    wait_for(lambda: queue_depths(url, "render") == (0, 0, 0), timeout=10, what="nothing left to retry")

@@ -479,3 +479,30 @@ def test_the_cli_reads_its_settings_and_sends_webhooks_under_the_public_url(
         finally:
             if process.poll() is None:
                 process.kill()
+
+
+def test_a_flow_key_used_twice_answers_409_and_a_flow_cannot_be_fetched(
+    sandbox: GoCardlessSandbox,
+) -> None:
+    """As at GoCardless: a repeated Idempotency-Key on a flow is a 409 idempotent_creation_conflict
+    naming the first flow, and there is no GET for a flow (the client has none either)."""
+    strict = gocardless_pro.Client(
+        access_token=TOKEN, base_url=sandbox.url, raise_on_idempotency_conflict=True
+    )
+    request = strict.billing_requests.create(params={"mandate_request": {"currency": "EUR"}})
+    params = {"links": {"billing_request": request.id}}
+    flow = strict.billing_request_flows.create(params=params, headers={"Idempotency-Key": "k1"})
+    with pytest.raises(errors.IdempotentCreationConflictError) as conflict:
+        strict.billing_request_flows.create(params=params, headers={"Idempotency-Key": "k1"})
+    assert conflict.value.conflicting_resource_id == flow.id
+    assert not hasattr(strict.billing_request_flows, "get")
+    fetch = urllib.request.Request(  # noqa: S310 - the sandbox's local URL
+        f"{sandbox.url}/billing_request_flows/{flow.id}",
+        headers={"Authorization": f"Bearer {TOKEN}", "GoCardless-Version": "2015-07-06"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(fetch, timeout=5)  # noqa: S310
+    assert missing.value.code == 404
+    assert json.loads(missing.value.read())["error"]["errors"][0]["reason"] == "path_not_found"
+    another = strict.billing_request_flows.create(params=params)  # a second flow for it: allowed
+    assert another.id != flow.id

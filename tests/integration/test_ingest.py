@@ -122,3 +122,38 @@ def test_bad_messages_are_dead_lettered_with_their_reasons_and_the_good_ones_flo
     assert reasons[1] == "data.invoice.balance: Field required"
     assert reasons[2].startswith("type: unknown event type 'invoice.voided'")
     assert dead[0][1] == b"\xff\xfe garbage"  # kept as it came, for whoever replays it
+
+
+def test_hostile_messages_are_dead_lettered_with_reasons_and_the_consumer_keeps_going(
+    pipeline: Services, twilio_sandbox: Any, ingest: None
+) -> None:
+    with pipeline.transaction() as conn:
+        upsert_customer(conn, CustomerRecord.model_validate(customer()), region="FI")
+    url = pipeline.settings.amqp_url.get_secret_value()
+    template = json.dumps(invoice_created("evt_deep", extra="HOLE"))
+    thousands = template.replace('"HOLE"', "[" * 5000 + "]" * 5000).encode()
+    hundreds = template.replace('"HOLE"', '{"a": ' * 260 + "1" + "}" * 260).encode()
+    _raw_publish(
+        url,
+        [
+            ("invoice.created", thousands),  # past what json.loads recurses through
+            ("invoice.created", hundreds),  # past what pydantic serialises
+            ("invoice.created", json.dumps(invoice_created("evt_crlf", number="1\r\nBcc: x")).encode()),
+            ("invoice.created", json.dumps(invoice_created("evt_exp", total="1E+3")).encode()),
+            ("invoice.created", json.dumps(invoice_created("evt_fine")).encode()),
+        ],
+    )
+    wait_for(lambda: len(_sent(pipeline)) == 1, timeout=30, what="the good event sent after the hostile ones")
+
+    def four() -> list[tuple[str, bytes]] | None:
+        found.extend(_dead_letters(url))
+        return found if len(found) == 4 else None
+
+    found: list[tuple[str, bytes]] = []
+    dead = wait_for(four, timeout=30, what="four dead letters")
+    reasons = [reason for reason, _ in dead]
+    assert reasons[0] == "data.invoice.extra: nested deeper than 32 levels"
+    assert reasons[1] == "data.invoice.extra: nested deeper than 32 levels"
+    assert reasons[2] == "data.invoice.number: contains a control character U+000D"
+    assert reasons[3].startswith("data.invoice.total: ")
+    assert dead[0][1] == thousands  # kept as it came

@@ -80,3 +80,58 @@ def test_preview_then_send_sends_exactly_what_the_preview_showed_recorded_as_man
     assert bodies == {"+358401000001": by_contact["P1"]["text"], "+358401000002": by_contact["Q1"]["text"]}
     history = json.loads(_cli("history", "--invoice", "INV-1", "--json").output)
     assert [e["outcome"] for e in history["events"]] == ["manual_only", "manual"]
+
+
+def test_a_preview_that_cannot_render_says_which_template_and_line_and_exits_1(store: Services) -> None:
+    from infra.store.notifications import record_event
+    from infra.store.templates import save_override
+    from schemas.events import event_adapter
+    from schemas.validation import event_to_json
+
+    event = event_adapter.validate_python(invoice_created("evt_draft", send=False))
+    with store.transaction() as conn:
+        upsert_customer(conn, CustomerRecord.model_validate(customer(contacts=CONTACTS)), region="FI")
+        record_event(conn, event, event_to_json(event), "manual_only")
+        # As if saved before the save-time check knew better.
+        save_override(conn, "acme", ("invoice", "sms", "fi", "body"), "Lasku\n{{ amount + 1 }}")
+    shown = _cli("notify", "preview", "--invoice", "INV-1", "--org", "acme", "--channel", "sms")
+    assert shown.exit_code == 1, shown.output
+    assert "error: " in shown.output
+    assert "invoice.sms.fi line 2: " in shown.output
+    assert "Traceback" not in shown.output
+
+
+def test_a_manual_send_on_both_channels_sends_the_email_too_not_a_crash(
+    pipeline: Services, twilio_sandbox: Any, smtp_sandbox: Any
+) -> None:
+    aino = {**CONTACTS[0], "emails": [{"address": "aino@example.fi"}]}
+    with pipeline.transaction() as conn:
+        upsert_customer(conn, CustomerRecord.model_validate(customer(contacts=[aino])), region="FI")
+    with Publisher() as publisher:
+        publisher.publish(invoice_created("evt_draft", send=False))
+    wait_for(
+        lambda: _cli("history", "--invoice", "INV-1", "--json").exit_code == 0,
+        timeout=30,
+        what="the draft invoice stored",
+    )
+    shown = _cli("notify", "preview", "--invoice", "INV-1", "--json")
+    assert shown.exit_code == 0, shown.output
+    preview = json.loads(shown.output)
+    assert sorted(r["channel"] for r in preview["recipients"]) == ["email", "sms"]
+    sent = _cli("notify", "send", "--invoice", "INV-1", "--preview", preview["preview"])
+    assert sent.exit_code == 0, sent.output
+
+    def both_sent() -> list[Any] | None:
+        with pipeline.transaction() as conn:
+            rows = conn.execute(
+                select(notifications.c.channel, notifications.c.subject).where(
+                    notifications.c.status == "sent"
+                )
+            ).all()
+        return rows if len(rows) == 2 else None
+
+    rows = wait_for(both_sent, timeout=30, what="the SMS and the email sent")
+    (subject,) = [r.subject for r in rows if r.channel == "email"]
+    assert subject == next(r["text"] for r in preview["recipients"] if r["channel"] == "email")
+    assert [m["Subject"] for m in smtp_sandbox.messages] == [subject]
+    assert len(twilio_sandbox.messages()) == 1

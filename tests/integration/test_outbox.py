@@ -66,3 +66,76 @@ def test_a_rolled_back_transaction_publishes_nothing_and_the_relay_keeps_order(
     finally:
         connection.close()
     assert ids == [f"evt_{i}" for i in range(5)]
+
+
+def _route_ids(amqp_url: str, prefix: str) -> list[str]:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        ids = []
+        while True:
+            method, _props, body = channel.basic_get(f"{prefix}.route", auto_ack=True)
+            if method is None:
+                break
+            ids.append(json.loads(body)["args"][0]["event_id"])
+        for name in (f"{prefix}.route", f"{prefix}.route.DQ", f"{prefix}.route.XQ"):
+            channel.queue_delete(name)
+    finally:
+        connection.close()
+    return ids
+
+
+def test_a_row_the_contract_refuses_is_set_aside_with_its_reason_and_the_rest_still_go(
+    amqp_url: str, database_url: str
+) -> None:
+    """A row stored before a stricter rule (here an exponent amount, and one nested too deep)
+    never stops the relay: it is marked rejected with the reason, the others are published."""
+    engine = create_engine(database_url)
+    create_outbox_table(engine)
+    old = invoice_created("evt_old")
+    old["data"]["invoice"]["total"] = "1E+3"
+    deep: dict[str, object] = {}
+    node = deep
+    for _ in range(60):
+        node["x"] = {}
+        node = node["x"]  # type: ignore[assignment]
+    nested = invoice_created("evt_deep")
+    nested["data"]["invoice"]["extra"] = deep
+    from datetime import UTC, datetime
+
+    with engine.begin() as conn:
+        for event in (invoice_created("evt_a"), old, nested, invoice_created("evt_b")):
+            conn.execute(
+                outbox.insert().values(
+                    event_id=event["event_id"], payload=event, created_at=datetime.now(UTC)
+                )
+            )
+    prefix = f"outbox-{uuid.uuid4().hex[:6]}"
+    settings = Settings(amqp_url=amqp_url, queue_prefix=prefix)  # type: ignore[arg-type]
+    with Publisher(settings) as publisher:
+        assert relay(database_url, publisher, once=True) == 2
+        assert relay(database_url, publisher, once=True) == 0
+    assert _route_ids(amqp_url, prefix) == ["evt_a", "evt_b"]
+    with engine.connect() as conn:
+        rows = {r.event_id: r for r in conn.execute(select(outbox)).all()}
+    assert rows["evt_old"].sent_at is None
+    assert "data.invoice.total" in rows["evt_old"].rejected
+    assert "nested deeper than" in rows["evt_deep"].rejected
+    assert rows["evt_a"].rejected is None
+    assert rows["evt_a"].sent_at is not None
+
+
+def test_an_outbox_table_of_an_older_herald_gains_the_rejected_column(tmp_path: object) -> None:
+    from sqlalchemy import inspect, text
+
+    engine = create_engine(f"sqlite:///{tmp_path}/old.db")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE TABLE herald_outbox (id INTEGER PRIMARY KEY, event_id VARCHAR(200) NOT NULL,"
+                " payload JSON NOT NULL, created_at DATETIME NOT NULL, sent_at DATETIME)"
+            )
+        )
+    create_outbox_table(engine)
+    create_outbox_table(engine)  # idempotent
+    assert "rejected" in {c["name"] for c in inspect(engine).get_columns("herald_outbox")}

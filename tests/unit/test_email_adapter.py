@@ -11,6 +11,7 @@ import pytest
 from infra.adapters.email import (
     FakeEmail,
     OutgoingEmail,
+    UnsendableEmail,
     build_message,
     classify_smtp_error,
     message_id,
@@ -141,3 +142,27 @@ def test_the_sandbox_magic_addresses() -> None:
     assert magic_reply("flaky@example.fi", seen_before=False).startswith("451")  # type: ignore[union-attr]
     assert magic_reply("flaky@example.fi", seen_before=True) is None
     assert magic_reply("aino@example.fi", seen_before=False) is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("subject", "Invoice 1001\r\nBcc: victim@example.com"),
+        ("subject", "Invoice 1001\nBcc: victim@example.com"),
+        ("subject", "Invoice 1001\rBcc: victim@example.com"),
+        ("to", "aino@example.fi\r\nBcc: victim@example.com"),
+    ],
+)
+def test_a_line_break_in_a_header_value_is_a_permanent_refusal_and_never_a_header(
+    field: str, value: str
+) -> None:
+    email = OutgoingEmail(**{**EMAIL.__dict__, field: value})
+    with pytest.raises(UnsendableEmail, match=f"^{field}: .*line break") as refused:
+        build_message(email, SENDER)
+    assert isinstance(refused.value, PermanentProviderError)
+    assert refused.value.code is None
+    assert is_permanent(refused.value)
+    fake = FakeEmail(sender=SENDER)
+    with pytest.raises(UnsendableEmail):
+        fake.send(email)
+    assert fake.sent == []

@@ -179,3 +179,92 @@ def test_the_fake_raises_classified_failures_and_refuses_inactive_mandates() -> 
         fake.create_payment(mandate_id="MD1", description="", **kwargs)
     with pytest.raises(PermanentProviderError):
         fake.create_payment(mandate_id="MD0", description="", **kwargs)
+
+
+def _conflict(resource_id: str) -> errors.IdempotentCreationConflictError:
+    return errors.IdempotentCreationConflictError(
+        {
+            "type": "invalid_state",
+            "code": 409,
+            "message": "A resource has already been created with this idempotency key",
+            "errors": [
+                {
+                    "reason": "idempotent_creation_conflict",
+                    "message": "conflict",
+                    "links": {"conflicting_resource_id": resource_id},
+                }
+            ],
+        }
+    )
+
+
+class _Keyed:
+    """A GoCardless create endpoint: a key seen before answers 409 naming what it made."""
+
+    def __init__(self, prefix: str, conflicts: int = 0) -> None:
+        self.prefix = prefix
+        self.made: list[SimpleNamespace] = []
+        self.keys: dict[str, str] = {}
+        self.conflicts = conflicts  # the next creates answer 409 whatever their key
+
+    def create(self, params: dict[str, Any], headers: dict[str, str] | None = None) -> SimpleNamespace:
+        key = (headers or {}).get("Idempotency-Key")
+        if self.conflicts or key in self.keys:
+            self.conflicts = max(0, self.conflicts - 1)
+            raise _conflict(self.keys.get(key or "", f"{self.prefix}_EARLIER"))
+        made = SimpleNamespace(
+            id=f"{self.prefix}{len(self.made) + 1}",
+            authorisation_url=f"https://pay.example/flow/{len(self.made) + 1}",
+            params=params,
+        )
+        self.made.append(made)
+        if key:
+            self.keys[key] = made.id
+        return made
+
+
+class _BillingRequests(_Keyed):
+    def get(self, identity: str) -> SimpleNamespace:
+        return next(m for m in self.made if m.id == identity)
+
+
+class _Flows(_Keyed):
+    """Like the official client's ``billing_request_flows``: create and initialise, no get."""
+
+    def initialise(self, identity: str, params: Any = None, headers: Any = None) -> None:
+        raise AssertionError("not used")
+
+
+def _setup(adapter: GoCardlessDirectDebit) -> Any:
+    return adapter.create_mandate_setup(
+        payer=PayerDetails(email="aino@example.fi"),
+        currency="EUR",
+        redirect_uri="https://herald.example/mandates/complete?org=acme",
+        metadata={"herald_invoice_id": "INV-1"},
+        idempotency_key="acme:INV-1:mandate_setup",
+    )
+
+
+def test_a_retried_mandate_setup_reuses_the_billing_request_and_makes_a_new_flow() -> None:
+    """A crash between the flow's create and its record: the retry must not need a GET of the
+    flow (the API has none) and must give the payer a working link."""
+    requests_, flows = _BillingRequests("BRQ"), _Flows("BRF")
+    adapter = GoCardlessDirectDebit(SimpleNamespace(billing_requests=requests_, billing_request_flows=flows))  # type: ignore[arg-type]
+    first = _setup(adapter)
+    again = _setup(adapter)
+    assert first.billing_request_id == again.billing_request_id == "BRQ1"
+    assert len(requests_.made) == 1  # the request, found again by its key
+    assert (first.flow_id, again.flow_id) == ("BRF1", "BRF2")  # a second flow for it is harmless
+    assert [f.params["links"] for f in flows.made] == [{"billing_request": "BRQ1"}] * 2
+    assert again.authorisation_url == flows.made[1].authorisation_url
+
+
+def test_a_flow_conflict_from_the_clients_own_resend_makes_a_new_flow() -> None:
+    """The client resends a create that timed out with its own key; a 409 for a flow is answered
+    by creating one anew, never by a permanent refusal or an AttributeError."""
+    flows = _Flows("BRF", conflicts=1)
+    adapter = GoCardlessDirectDebit(
+        SimpleNamespace(billing_requests=_BillingRequests("BRQ"), billing_request_flows=flows)  # type: ignore[arg-type]
+    )
+    setup = _setup(adapter)
+    assert (setup.billing_request_id, setup.flow_id) == ("BRQ1", "BRF1")

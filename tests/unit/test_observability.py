@@ -6,8 +6,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import logging.config
 import os
 import threading
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,7 +17,7 @@ import dramatiq
 import pytest
 from prometheus_client import REGISTRY
 
-from infra import log_context, metrics
+from infra import log_context, logs, metrics
 from infra.errors import MalformedMessage, TransientProviderError
 from infra.logs import JsonFormatter, register_secrets
 from infra.middleware.metrics import Metrics, outcome
@@ -228,3 +230,87 @@ def test_herald_worker_sets_up_multiprocess_metrics_unless_port_is_0(monkeypatch
     assert os.listdir(path) == []
     assert os.environ["HERALD_METRICS_STAGE"] == "sms"
     os.rmdir(path)
+
+
+# --- The api process's logs: uvicorn's lines through herald's formatter (issue 13, defect 9a) ---
+
+
+@pytest.fixture
+def root_logging() -> Iterator[None]:
+    """Whatever a test does to the root logger and uvicorn's loggers is undone after it."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level, logs._handler)
+    names = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+    loggers = {n: logging.getLogger(n) for n in names}
+    saved_loggers = {
+        n: (list(lg.handlers), lg.level, lg.propagate, list(lg.filters)) for n, lg in loggers.items()
+    }
+    yield
+    root.handlers[:], root.level, logs._handler = saved[0], saved[1], saved[2]
+    for name, (handlers, level, propagate, filters) in saved_loggers.items():
+        lg = loggers[name]
+        lg.handlers[:], lg.level, lg.propagate, lg.filters[:] = handlers, level, propagate, filters
+
+
+def test_uvicorns_tracebacks_and_access_lines_are_herald_json_masked_and_redacted(
+    root_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(twilio_auth_token="tw-auth-0123456789abcdef")  # type: ignore[arg-type]
+    logs.configure_logging("INFO", "json")
+    register_secrets(settings)
+    try:
+        logging.config.dictConfig(logs.uvicorn_log_config("INFO"))
+        try:
+            raise RuntimeError("no route to +358401234567 for aino@example.fi with tw-auth-0123456789abcdef")
+        except RuntimeError as exc:
+            # What uvicorn does with an exception an app lets through (protocols/http/h11_impl.py).
+            logging.getLogger("uvicorn.error").error("Exception in ASGI application\n", exc_info=exc)
+        logging.getLogger("uvicorn.access").info(
+            '%s - "%s %s HTTP/%s" %d',
+            "203.0.113.7:50412",
+            "GET",
+            "/x?to=%2B358401234567&at=2024-12-01",
+            "1.1",
+            404,
+        )
+        logging.getLogger("uvicorn.access").info(
+            '%s - "%s %s HTTP/%s" %d', "203.0.113.7:50412", "GET", "/healthz", "1.1", 200
+        )
+        logging.getLogger("uvicorn.error").info("Uvicorn running on http://127.0.0.1:8080")
+    finally:
+        register_secrets(get_settings())
+    raw = capsys.readouterr().err
+    assert "401234567" not in raw
+    assert "aino@" not in raw
+    assert "tw-auth-0123456789abcdef" not in raw
+    lines = [json.loads(line) for line in raw.splitlines() if line.strip()]
+    crash, access, running = lines  # the successful probe is not logged
+    assert (crash["logger"], crash["level"]) == ("uvicorn.error", "error")
+    assert "RuntimeError: no route to +358*******67 for a***@example.fi with ***" in crash["exc"]
+    assert (access["logger"], access["level"]) == ("uvicorn.access", "info")
+    assert {k: access[k] for k in ("client", "method", "path", "status")} == {
+        "client": "203.0.113.7:50412",
+        "method": "GET",
+        "path": "/x?to=%2B358*******67&at=2024-12-01",
+        "status": 404,
+    }
+    assert running["msg"] == "Uvicorn running on http://127.0.0.1:8080"
+
+
+def test_herald_api_logs_json_at_the_configured_level_and_hands_uvicorn_that_config(
+    root_logging: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    from producers.cli import api_cmd
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs, app=app))
+    api_cmd.api(host="127.0.0.1", port=8099)
+    settings = get_settings()
+    assert seen["log_config"] == logs.uvicorn_log_config(settings.log_level)
+    assert seen.get("log_level") is None  # the config sets the levels; uvicorn must not reset them
+    assert seen.get("access_log", True) is True
+    assert logs._handler is not None
+    assert isinstance(logs._handler.formatter, JsonFormatter) == (settings.log_format == "json")
+    assert logging.getLogger().level == logging.getLevelName(settings.log_level)

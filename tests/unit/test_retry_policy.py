@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import decimal
 from datetime import UTC, datetime, timedelta
 
 import dramatiq
 import pytest
+from jinja2.exceptions import SecurityError, UndefinedError
 from twilio.base.exceptions import TwilioRestException
 
 from infra.adapters.sms import PERMANENT_CODES, classify_twilio_error, parse_retry_after
 from infra.errors import MalformedMessage, PermanentProviderError, TransientProviderError
-from infra.retry_policy import in_call_retrying, is_permanent, retry_in_call, retry_when
+from infra.retry_policy import (
+    in_call_retrying,
+    is_permanent,
+    is_permanent_render_error,
+    retry_in_call,
+    retry_when,
+)
 
 
 def _twilio(status: int, code: int | None) -> TwilioRestException:
@@ -129,3 +137,30 @@ def test_retry_after_never_outlives_the_deadline() -> None:
         retry_after=30,
     )
     assert plan == 10
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        decimal.InvalidOperation([decimal.InvalidOperation]),
+        UndefinedError("'x' is undefined"),
+        SecurityError("unsafe"),
+        TypeError("unsupported operand type(s) for +: 'str' and 'int'"),
+        ValueError("Exceeds the limit (4300 digits) for integer string conversion"),
+        ZeroDivisionError("division by zero"),
+        MalformedMessage("bad"),
+    ],
+)
+def test_a_rendering_error_is_permanent_retrying_renders_the_same_again(exc: BaseException) -> None:
+    """Rendering is pure: the same event and templates fail the same way on every try."""
+    assert is_permanent_render_error(exc)
+
+
+def test_a_database_or_broker_failure_while_rendering_is_still_transient() -> None:
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+
+    down = OperationalError("SELECT 1", {}, psycopg.OperationalError("server closed the connection"))
+    assert not is_permanent_render_error(down)
+    assert not is_permanent_render_error(ConnectionResetError())
+    assert not is_permanent_render_error(MemoryError())

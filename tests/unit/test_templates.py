@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
 import pytest
 from jinja2.exceptions import SecurityError, UndefinedError
 
+from infra.errors import PermanentError
 from schemas.validation import parse_event
 from tests.factories import invoice_created, payment_received, reminder_due
 from workers.rules.render import render_notification
 from workers.rules.template_defaults import DEFAULTS, LOCALES, PARTS
-from workers.rules.templates import check, render, template_name
+from workers.rules.templates import TemplateRenderError, check, render, template_name
 
 NAMES = {"org": "Acme Oy", "customer": "Kuluttaja Oy", "contact": "Aino", "org_locale": "en"}
 
@@ -126,3 +130,60 @@ def test_sms_text_uses_plain_spaces_so_finnish_amounts_stay_gsm7() -> None:
         "invoice", "email", parse_event(invoice_created()), locales=["fi"], names=NAMES
     )
     assert "1\u00a0234,50\u00a0€" in email.parts["text"]  # email keeps the typographic spaces
+
+
+def _with_invoice(event: Any, **fields: Any) -> Any:
+    # Values the producer refuses (issue 13) can still be stored from before: build them directly.
+    invoice = event.data.invoice.model_copy(update=fields)
+    return event.model_copy(update={"data": event.data.model_copy(update={"invoice": invoice})})
+
+
+@pytest.mark.parametrize("total", ["1E+400", "123456789012345678901234567.00"])
+def test_an_amount_that_cannot_be_formatted_is_a_permanent_error_naming_the_field(total: str) -> None:
+    event = _with_invoice(parse_event(invoice_created()), total=Decimal(total))
+    with pytest.raises(PermanentError, match=r"^invoice\.total: .* cannot be formatted in EUR"):
+        render_notification("invoice", "sms", event, locales=["en"], names=NAMES)
+
+
+@pytest.mark.parametrize(
+    "url", ["javascript:alert(1)", " JavaScript:alert(1)", "java\tscript:alert(1)", "data:text/html,x", "//x"]
+)
+def test_only_an_http_or_https_invoice_url_is_put_in_an_email(url: str) -> None:
+    event = _with_invoice(parse_event(invoice_created()), url=url)
+    email = render_notification("invoice", "email", event, locales=["en"], names=NAMES)
+    assert 'href=""' in email.parts["html"]
+    assert "script" not in email.parts["html"] + email.parts["text"]
+    assert "data:" not in email.parts["html"] + email.parts["text"]
+
+
+@pytest.mark.parametrize(
+    "html", ['<a href="javascript:alert(1)">x</a>', "<a href='jav&#x61;script:x'>x</a>", '<img src="data:x">']
+)
+def test_an_organisations_html_linking_to_anything_but_http_is_refused(html: str) -> None:
+    overrides = {("invoice", "email", "en", "html"): html}
+    with pytest.raises(
+        TemplateRenderError, match=r"^invoice\.email\.en\.html line 1: .*not an http\(s\) URL"
+    ):
+        render_notification(
+            "invoice",
+            "email",
+            parse_event(invoice_created()),
+            locales=["en"],
+            names=NAMES,
+            overrides=overrides,
+        )
+
+
+def test_a_subject_is_one_line_whatever_the_values_hold() -> None:
+    event = _with_invoice(parse_event(invoice_created()), number="1001\r\nBcc: victim@example.com")
+    email = render_notification("invoice", "email", event, locales=["en"], names=NAMES)
+    assert email.parts["subject"] == "Invoice 1001 Bcc: victim@example.com from Acme Oy"
+
+
+def test_a_render_error_names_the_template_and_the_line() -> None:
+    overrides = {("invoice", "sms", "en", "body"): "Hello\n{{ amount ~ '' }}\n{{ amount + 1 }}"}
+    with pytest.raises(TemplateRenderError, match=r"^invoice\.sms\.en line 3: ") as refused:
+        render_notification(
+            "invoice", "sms", parse_event(invoice_created()), locales=["en"], names=NAMES, overrides=overrides
+        )
+    assert isinstance(refused.value, PermanentError)

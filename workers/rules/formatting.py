@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, DecimalException
 
 from babel.core import Locale, UnknownLocaleError
 from babel.dates import format_date
 from babel.numbers import format_currency, get_currency_precision
 
+from infra.errors import PermanentError
+
 FALLBACK = "en"
+
+
+class UnformattableAmount(PermanentError, ValueError):
+    """An amount that cannot be shown in its currency (``1E+400``, more digits than a decimal
+    holds). Permanent: the same amount fails the same way on every try."""
+
+    reason = "unformattable_amount"
 
 
 def babel_locale(locale: str) -> str:
@@ -21,10 +30,17 @@ def babel_locale(locale: str) -> str:
 
 
 def money(amount: Decimal, currency: str, locale: str) -> str:
-    """The amount in the currency's minor units, rounded half up as people expect on a bill."""
+    """The amount in the currency's minor units, rounded half up as people expect on a bill;
+    ``UnformattableAmount`` when it cannot be (a decimal's 28 digits do not hold it)."""
     digits = get_currency_precision(currency)
-    rounded = amount.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
-    text = format_currency(rounded, currency, locale=babel_locale(locale))
+    try:
+        rounded = amount.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+        text = format_currency(rounded, currency, locale=babel_locale(locale))
+    except (DecimalException, OverflowError, ValueError) as exc:
+        shown = str(amount) if len(str(amount)) <= 40 else f"{str(amount)[:40]}…"
+        raise UnformattableAmount(
+            f"{shown} cannot be formatted in {currency} ({type(exc).__name__})"
+        ) from None
     # CLDR's Japanese yen is the full-width sign; the half-width one is what bills and SMS show.
     return text.replace("\uffe5", "\u00a5")
 

@@ -12,6 +12,7 @@ from schemas.notifications import Channel, Kind
 from workers.rules.recipients import SEND, decide
 from workers.rules.render import render_notification
 from workers.rules.segments import count_segments
+from workers.rules.templates import DEFAULT_LIMITS, TemplateLimits
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,13 @@ def build_preview(
     overrides: dict[tuple[str, str, str, str], str],
     default_from: str | None,
     channel: str | None = None,
+    limits: TemplateLimits = DEFAULT_LIMITS,
 ) -> list[PreviewLine]:
-    """Each recipient with its rendered message, encoding, segments and cost, or why it is skipped."""
+    """Each recipient with its rendered message, encoding, segments and cost, or why it is skipped.
+
+    A template that does not render raises as rendering does (a ``PermanentError`` naming the
+    template and the line); the caller says so to whoever asked for the preview.
+    """
     routing = decide(kind, "manual", org, customer, default_from=default_from)
     contacts = {c.contact_id: c for c in customer.contacts} if customer else {}
     lines = []
@@ -59,6 +65,7 @@ def build_preview(
             locales=[d.locale, names.get("org_locale", "en")],
             names={**names, "contact": contacts[d.contact_id].name},
             overrides=overrides,
+            limits=limits,
         )
         if d.channel == Channel.SMS:
             body = rendered.parts["body"]

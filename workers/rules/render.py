@@ -6,16 +6,36 @@ to English; money and dates are formatted for the locale the template is in.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
+from pydantic import ValidationError
+
+from infra.errors import PermanentError
 from schemas.events import Event, InvoiceCreated, PaymentReceived, ReminderDue
-from workers.rules.formatting import day, money
-from workers.rules.templates import check, choose, render, template_name
+from workers.rules.formatting import UnformattableAmount, day, money
+from workers.rules.links import safe_url
+from workers.rules.templates import (
+    DEFAULT_LIMITS,
+    TemplateLimits,
+    TemplateProblem,
+    check,
+    choose,
+    render_part,
+    template_name,
+)
 
 
-class TemplateInvalid(ValueError):
+class TemplateInvalid(PermanentError, ValueError):
     """A template failed its check when loaded; the message names template, line and variable."""
+
+    reason = "template_invalid"
+
+    def __init__(self, problems: list[TemplateProblem]) -> None:
+        super().__init__("; ".join(str(p) for p in problems))
+        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -36,7 +56,9 @@ def context(
 ) -> dict[str, Any]:
     """The variables a template may use (see ``workers.rules.templates.CONTEXT``).
 
-    ``event`` is ``None`` for what herald says on its own account (the mandate-setup link).
+    ``event`` is ``None`` for what herald says on its own account (the mandate-setup link). URLs
+    are given only when they are http(s) (else ``""``), so no template can link to ``javascript:``;
+    an amount that cannot be formatted raises ``UnformattableAmount`` naming its field.
     """
     values: dict[str, Any] = {
         "org": {"name": names.get("org", "")},
@@ -48,10 +70,10 @@ def context(
         values["invoice"] = {
             "id": invoice.id,
             "number": invoice.number,
-            "url": invoice.url,
+            "url": safe_url(invoice.url),
             "currency": invoice.currency,
-            "total": money(invoice.total, invoice.currency, locale),
-            "balance": money(invoice.balance, invoice.currency, locale),
+            "total": _money("invoice.total", invoice.total, invoice.currency, locale),
+            "balance": _money("invoice.balance", invoice.balance, invoice.currency, locale),
             "due_date": day(invoice.due_date, locale),
         }
         values["amount"] = values["invoice"]["balance"]
@@ -63,14 +85,58 @@ def context(
         values["payment"] = {
             "id": payment.id,
             "invoice_id": payment.invoice_id,
-            "amount": money(payment.amount, payment.currency, locale),
+            "amount": _money("payment.amount", payment.amount, payment.currency, locale),
             "currency": payment.currency,
             "method": payment.method,
         }
         values["amount"] = values["payment"]["amount"]
     if mandate_url is not None:
-        values["mandate_url"] = mandate_url
+        values["mandate_url"] = safe_url(mandate_url)
     return values
+
+
+def render_failure(exc: BaseException) -> str:
+    """Why a notification did not render, in one line (for a preview, or the history)."""
+    if isinstance(exc, ValidationError):
+        said = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+        return f"the stored event no longer matches the contract: {said}"
+    return " ".join(str(exc).split())[:500]
+
+
+def _money(field: str, amount: Decimal, currency: str, locale: str) -> str:
+    try:
+        return money(amount, currency, locale)
+    except UnformattableAmount as exc:
+        raise UnformattableAmount(f"{field}: {exc}") from None
+
+
+def _render_all(
+    kind: str,
+    channel: str,
+    chosen: str,
+    parts: dict[str, str],
+    values_of: Callable[[], dict[str, Any]],
+    limits: TemplateLimits,
+) -> dict[str, str]:
+    problems = [
+        p
+        for part, source in parts.items()
+        for p in check(source, kind, template_name(kind, channel, chosen, part), limits=limits)
+    ]
+    if problems:
+        # Saved templates were checked; this catches one saved before the context changed.
+        raise TemplateInvalid(problems)
+    values = values_of()  # after the check: a broken template is named before a bad amount
+    rendered = {
+        part: render_part(
+            source, values, name=template_name(kind, channel, chosen, part), part=part, limits=limits
+        )
+        for part, source in parts.items()
+    }
+    if channel == "sms":
+        # CLDR puts (narrow) no-break spaces in numbers; they are not GSM-7 and would double the cost.
+        rendered = {part: text.translate(_SMS_SPACES) for part, text in rendered.items()}
+    return rendered
 
 
 def render_notification(
@@ -81,24 +147,18 @@ def render_notification(
     locales: list[str],
     names: dict[str, str],
     overrides: dict[tuple[str, str, str, str], str] | None = None,
+    limits: TemplateLimits = DEFAULT_LIMITS,
 ) -> Rendered:
-    """Render every part of the (kind, channel) template in the first of ``locales`` that has one."""
+    """Render every part of the (kind, channel) template in the first of ``locales`` that has one.
+
+    Every failure is a ``PermanentError`` (rendering is pure): ``TemplateInvalid`` (the load
+    check), ``TemplateRenderError`` (a limit or a refusal while rendering, with its line) or
+    ``UnformattableAmount``.
+    """
     overrides = with_variant(kind, event, overrides or {})
     chosen, parts = choose(kind, channel, [language(x) for x in locales], overrides)
-    problems = [
-        p
-        for part, source in parts.items()
-        for p in check(source, kind, template_name(kind, channel, chosen, part))
-    ]
-    if problems:
-        # Saved templates were checked; this catches one saved before the context changed.
-        raise TemplateInvalid("; ".join(str(p) for p in problems))
-    values = context(event, chosen, names)
-    rendered = {part: render(source, values, html=part == "html") for part, source in parts.items()}
-    if channel == "sms":
-        # CLDR puts (narrow) no-break spaces in numbers; they are not GSM-7 and would double the cost.
-        rendered = {part: text.translate(_SMS_SPACES) for part, text in rendered.items()}
-    return Rendered(chosen, rendered)
+    values = lambda: context(event, chosen, names)  # noqa: E731
+    return Rendered(chosen, _render_all(kind, channel, chosen, parts, values, limits))
 
 
 def base_kind(kind: str) -> str:
@@ -130,24 +190,15 @@ def render_mandate_setup(
     locales: list[str],
     names: dict[str, str],
     overrides: dict[tuple[str, str, str, str], str] | None = None,
+    limits: TemplateLimits = DEFAULT_LIMITS,
 ) -> Rendered:
     """The mandate-setup link (the Billing Request Flow's authorisation URL) in the first of
     ``locales`` that has the template. No upstream event stands behind it, so its context is the
     names and the link (``workers.rules.templates.CONTEXT["mandate_setup"]``)."""
     kind = "mandate_setup"
     chosen, parts = choose(kind, channel, [language(x) for x in locales], overrides or {})
-    problems = [
-        p
-        for part, source in parts.items()
-        for p in check(source, kind, template_name(kind, channel, chosen, part))
-    ]
-    if problems:
-        raise TemplateInvalid("; ".join(str(p) for p in problems))
-    values = context(None, chosen, names, mandate_url)
-    rendered = {part: render(source, values, html=part == "html") for part, source in parts.items()}
-    if channel == "sms":
-        rendered = {part: text.translate(_SMS_SPACES) for part, text in rendered.items()}
-    return Rendered(chosen, rendered)
+    values = lambda: context(None, chosen, names, mandate_url)  # noqa: E731
+    return Rendered(chosen, _render_all(kind, channel, chosen, parts, values, limits))
 
 
 _SMS_SPACES = str.maketrans({"\u00a0": " ", "\u202f": " "})

@@ -196,6 +196,7 @@ def test_payments_cancel_over_http_answers_409_with_the_json_error_shape(
             "code": "not_cancellable",
             "message": f"cannot cancel {submitted}: it is submitted; "
             "only pending_submission payments can be cancelled",
+            "details": [],
         }
     }
     missing = client.post("/payments/PM000000000000/cancel")

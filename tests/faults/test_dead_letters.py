@@ -53,6 +53,19 @@ def _depth(deployment: Deployment, queue: str) -> int:
         connection.close()
 
 
+def _declared(deployment: Deployment, queue: str) -> bool:
+    """Whether the stage's worker has declared its queue yet (a slow start under load)."""
+    connection = pika.BlockingConnection(pika.URLParameters(deployment.env["HERALD_AMQP_URL"]))
+    try:
+        connection.channel().queue_declare(queue, passive=True)
+    except pika.exceptions.ChannelClosedByBroker:
+        return False
+    finally:
+        if connection.is_open:
+            connection.close()
+    return True
+
+
 def _dlq(deployment: Deployment, *args: str) -> object:
     result = deployment.herald("dlq", *args, "--json")
     assert result.returncode == 0, result.stderr
@@ -67,6 +80,8 @@ def test_a_poison_message_is_dead_lettered_with_its_reason_and_a_replay_never_re
     queue = topology.queue_name(deployment.env["HERALD_QUEUE_PREFIX"], "sms")
     publish(deployment, EVENTS // 2, run="poison-a")
     wait_for(lambda: count(deployment, "SELECT count(*) FROM notifications") > 0, timeout=60, what="a run")
+    # The poison goes straight to the queue: it must exist first (sms may still be starting).
+    wait_for(lambda: _declared(deployment, queue), timeout=60, what="the sms queue declared")
     poison = _sms_message(queue, "ntf_0000dead")  # a notification nobody ever made
     _put(deployment, queue, poison)
     publish(deployment, EVENTS // 2, run="poison-b", start=EVENTS // 2 + 1)  # and the rest flow on

@@ -52,19 +52,7 @@ def test_a_rolled_back_transaction_publishes_nothing_and_the_relay_keeps_order(
     with Publisher(settings) as publisher:
         assert relay(database, publisher, once=True) == 5
         assert relay(database, publisher, once=True) == 0  # everything is marked sent
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    try:
-        channel = connection.channel()
-        ids = []
-        while True:
-            method, _props, body = channel.basic_get(f"{prefix}.route", auto_ack=True)
-            if method is None:
-                break
-            ids.append(json.loads(body)["args"][0]["event_id"])
-        for name in (f"{prefix}.route", f"{prefix}.route.DQ", f"{prefix}.route.XQ"):
-            channel.queue_delete(name)
-    finally:
-        connection.close()
+    ids = _route_ids(amqp_url, prefix)
     assert ids == [f"evt_{i}" for i in range(5)]
 
 

@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 # RabbitMQ for the local node, PostgreSQL's server for the tests' throwaway cluster (installed on
-# demand by infra/rabbitmq_local.py and infra/postgres_local.py too, when root); one apt-get update.
+# demand by tooling/local/rabbitmq.py and tooling/local/postgres.py too, when root); one apt-get update.
 system:
 	@missing=""; \
 	  { command -v rabbitmq-server >/dev/null 2>&1 || test -x /usr/sbin/rabbitmq-server; } || missing=" rabbitmq-server"; \

@@ -68,7 +68,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 def _sandbox_main(pipe: Connection, accepted: Any) -> None:
     """Serve a Twilio sandbox that notes when it accepts each message; obey ``pipe``."""
-    from infra.sandboxes.twilio import SandboxConfig, TwilioSandbox
+    from tooling.sandboxes.twilio import SandboxConfig, TwilioSandbox
 
     arrivals: dict[str, float] = {}
     lock = threading.Lock()
@@ -247,7 +247,7 @@ def _customers(count: int) -> list[dict[str, Any]]:
 
 
 def _events(first: int, count: int, run: str) -> list[dict[str, Any]]:
-    from producers.demo_data import invoice_events
+    from tooling.demo.data import invoice_events
 
     batch = invoice_events(count, start=first, run=run)
     for event in batch:
@@ -275,8 +275,8 @@ class Benchmark:
     # -- set-up ----------------------------------------------------------------------------------
 
     def configure(self) -> None:
-        from infra import rabbitmq_local
         from infra.settings import DEFAULT_AMQP_URL
+        from tooling.local import rabbitmq as rabbitmq_local
 
         self.url = os.environ.get("HERALD_AMQP_URL", DEFAULT_AMQP_URL)
         rabbitmq_local.ensure_broker(self.url, REPO / ".herald" / "rabbitmq")

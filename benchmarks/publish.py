@@ -25,11 +25,11 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from infra import rabbitmq_local  # noqa: E402
 from infra.settings import DEFAULT_AMQP_URL, Settings  # noqa: E402
-from producers.demo_data import invoice_events  # noqa: E402
 from producers.publisher import Publisher  # noqa: E402
 from schemas.validation import event_to_json, parse_event  # noqa: E402
+from tooling.demo.data import invoice_events  # noqa: E402
+from tooling.local import rabbitmq as rabbitmq_local  # noqa: E402
 
 
 def _delete_queues(url: str, *queues: str) -> None:

@@ -27,8 +27,8 @@ SIZES = ((1, 2000), (10, 600), (100, 100))  # (contacts per customer, events)
 
 
 def _configure(tmp: Path) -> str:
-    from infra import rabbitmq_local
     from infra.settings import DEFAULT_AMQP_URL
+    from tooling.local import rabbitmq as rabbitmq_local
 
     url = os.environ.get("HERALD_AMQP_URL", DEFAULT_AMQP_URL)
     rabbitmq_local.ensure_broker(url, REPO / ".herald" / "rabbitmq")
@@ -96,9 +96,9 @@ def main() -> int:
         from infra.store.directory import upsert_customer
         from infra.store.tables import events
         from producers.confirming import ConfirmingChannel
-        from producers.demo_data import invoice_events
         from producers.publisher import Publisher
         from schemas.directory import CustomerRecord
+        from tooling.demo.data import invoice_events
         from workers import route as _route  # noqa: F401  (declares the route actor)
 
         svc = bootstrap()

@@ -1,7 +1,7 @@
 """The reminder scheduler: publishes ``reminder.due`` once per (invoice, offset) while unpaid.
 
 Each tick: re-publish claims a dead scheduler left unconfirmed, then, per organisation with
-reminder offsets, plan each open invoice (``producers.scheduling.plan``, pure) and for a reminder
+reminder offsets, plan each open invoice (``workers.rules.scheduling.plan``, pure) and for a reminder
 to send: re-check payment, claim the (invoice, offset) row (insert-ignore: of any number of
 schedulers one wins), publish with a deterministic event id (confirmed), mark it published.
 A crash between claim and confirm leaves a ``claimed`` row that the next tick after
@@ -33,7 +33,7 @@ from infra.store.reminders import (
     supersede,
 )
 from producers.publisher import Publisher
-from producers.scheduling import Plan, plan, reminder_event, reminder_event_id
+from workers.rules.scheduling import Plan, plan, reminder_event, reminder_event_id
 
 log = logging.getLogger("herald.scheduler")
 

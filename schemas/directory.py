@@ -233,3 +233,11 @@ class OrgView:
     def template_enabled(self, kind: str, channel: str) -> bool:
         """Every (kind, channel) template is on unless switched off organisation-wide."""
         return f"{kind}:{channel}" not in self.disabled_templates
+
+
+@dataclass(frozen=True)
+class PayerDetails:
+    """What we know of the payer, prefilled on the mandate-setup page."""
+
+    email: str | None = None
+    company_name: str | None = None

@@ -2,11 +2,11 @@
 
 RabbitMQ comes from ``HERALD_TEST_AMQP_URL`` when set; otherwise from
 testcontainers when a Docker engine answers; otherwise from the local-node
-script (``infra.rabbitmq_local``), which starts a node on 127.0.0.1.
+script (``tooling.local.rabbitmq``), which starts a node on 127.0.0.1.
 
 PostgreSQL, the same way: ``HERALD_TEST_DATABASE_URL`` (a role that may create
 databases), else testcontainers, else a throwaway cluster from
-``infra.postgres_local``. Only tests that ask for it start one.
+``tooling.local.postgres``. Only tests that ask for it start one.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def amqp_url() -> Iterator[str]:
                 sys.modules["infra.broker"].broker.parameters = pika.URLParameters(url)
             yield url
         return
-    from infra.rabbitmq_local import ensure_broker
+    from tooling.local.rabbitmq import ensure_broker
 
     yield ensure_broker(LOCAL_AMQP_URL, REPO / ".herald" / "rabbitmq")
 
@@ -116,7 +116,7 @@ def postgres_url() -> Iterator[str]:
         with PostgresContainer("postgres:16", driver="psycopg") as container:
             yield container.get_connection_url()
         return
-    from infra.postgres_local import LocalPostgres
+    from tooling.local.postgres import LocalPostgres
 
     with LocalPostgres() as url:
         yield url

@@ -14,7 +14,6 @@ import contextlib
 import re
 import smtplib
 import ssl
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -204,27 +203,4 @@ class SmtpEmail:
                     smtp.quit()  # accepted already; a rude goodbye changes nothing
         except (smtplib.SMTPException, OSError) as exc:
             raise classify_smtp_error(exc, after_data=after_data) from None
-        return SentEmail(message_id=str(message["Message-ID"]))
-
-
-@dataclass
-class FakeEmail:
-    """An in-memory gateway for unit tests: records the messages it built.
-
-    ``refuse`` maps an address to the SMTP code it answers with (4xx transient, 5xx permanent).
-    """
-
-    sender: str = "herald@example.com"
-    refuse: dict[str, int] = field(default_factory=dict)
-    sent: list[EmailMessage] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def send(self, email: OutgoingEmail) -> SentEmail:
-        if email.to in self.refuse:
-            code = self.refuse[email.to]
-            reply = b"refused by fake"
-            raise classify_smtp_error(smtplib.SMTPRecipientsRefused({email.to: (code, reply)}))
-        message = build_message(email, self.sender)
-        with self._lock:
-            self.sent.append(message)
         return SentEmail(message_id=str(message["Message-ID"]))

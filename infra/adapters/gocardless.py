@@ -15,8 +15,7 @@ payer never saw is simply never opened). So herald sends no key of its own for a
 
 from __future__ import annotations
 
-import itertools
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import gocardless_pro
@@ -24,6 +23,7 @@ import requests
 from gocardless_pro import errors as gc_errors
 
 from infra.errors import PermanentProviderError, ProviderError, TransientProviderError
+from schemas.directory import PayerDetails
 
 
 @dataclass(frozen=True)
@@ -38,14 +38,6 @@ class PaymentRef:
     charge_date: str | None = None
     created_at: str | None = None
     existing: bool = False
-
-
-@dataclass(frozen=True)
-class PayerDetails:
-    """What we know of the payer, prefilled on the mandate-setup page."""
-
-    email: str | None = None
-    company_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -235,74 +227,3 @@ class GoCardlessDirectDebit:
             return _payment_ref(self._client.payments.get(payment_id))
         except Exception as exc:
             raise classify(exc) from exc
-
-
-@dataclass
-class FakeDirectDebit:
-    """An in-memory ``DirectDebit`` for unit tests: keeps idempotency keys like GoCardless does.
-
-    ``inactive_mandates`` are refused (permanent); ``failures`` are raised, in order, by the next
-    calls (give it real ``gocardless_pro`` errors to exercise ``classify``).
-    """
-
-    inactive_mandates: set[str] = field(default_factory=set)
-    failures: list[BaseException] = field(default_factory=list)
-    payments: dict[str, PaymentRef] = field(default_factory=dict)
-    setups: dict[str, MandateSetup] = field(default_factory=dict)
-    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    _keys: dict[str, str] = field(default_factory=dict)  # payment idempotency key → id
-    _ids: Any = field(default_factory=lambda: itertools.count(1))
-
-    def _fail_maybe(self) -> None:
-        if self.failures:
-            raise classify(self.failures.pop(0))
-
-    def create_payment(
-        self,
-        *,
-        amount_minor: int,
-        currency: str,
-        mandate_id: str,
-        idempotency_key: str,
-        metadata: dict[str, str],
-        description: str,
-    ) -> PaymentRef:
-        """See ``DirectDebit.create_payment``."""
-        self.calls.append(("create_payment", {"key": idempotency_key, "amount": amount_minor}))
-        self._fail_maybe()
-        if idempotency_key in self._keys:
-            return replace(self.payments[self._keys[idempotency_key]], existing=True)
-        if mandate_id in self.inactive_mandates:
-            raise PermanentProviderError("gocardless invalid_state: mandate_is_inactive", status=422)
-        ref = PaymentRef(
-            f"PM{next(self._ids):012d}", amount_minor, currency, "pending_submission", mandate_id
-        )
-        self.payments[ref.id] = ref
-        self._keys[idempotency_key] = ref.id
-        return ref
-
-    def create_mandate_setup(
-        self,
-        *,
-        payer: PayerDetails,
-        currency: str,
-        redirect_uri: str | None,
-        metadata: dict[str, str],
-        idempotency_key: str,
-    ) -> MandateSetup:
-        """See ``DirectDebit.create_mandate_setup``."""
-        self.calls.append(("create_mandate_setup", {"key": idempotency_key, "currency": currency}))
-        self._fail_maybe()
-        if idempotency_key in self.setups:
-            return self.setups[idempotency_key]
-        n = next(self._ids)
-        setup = MandateSetup(f"BRQ{n:011d}", f"BRF{n:011d}", f"https://pay.example/flow/BRF{n:011d}")
-        self.setups[idempotency_key] = setup
-        return setup
-
-    def get_payment(self, payment_id: str) -> PaymentRef:
-        """See ``DirectDebit.get_payment``."""
-        self._fail_maybe()
-        if payment_id not in self.payments:
-            raise PermanentProviderError(f"gocardless invalid_api_usage: {payment_id} not found", status=404)
-        return self.payments[payment_id]

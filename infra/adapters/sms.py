@@ -7,7 +7,7 @@ and transient failures (see ``infra.errors``).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
@@ -181,44 +181,3 @@ class TwilioSms:
             raise TransientProviderError(f"could not fetch the twilio message: {exc}") from None
         code = message.error_code
         return str(message.status), int(code) if code is not None else None
-
-
-@dataclass
-class FakeSms:
-    """An in-memory gateway for unit tests: records what it sent.
-
-    ``refuse`` maps a number to the Twilio error code it answers with; ``statuses`` maps a sent
-    message's id to what ``fetch_status`` answers (``("sent", None)`` when not set).
-    """
-
-    refuse: dict[str, int] = field(default_factory=dict)
-    sent: list[dict[str, str | None]] = field(default_factory=list)
-    statuses: dict[str, tuple[str, int | None]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def send(self, *, to: str, sender: str, body: str, status_callback: str | None) -> SentSms:
-        if to in self.refuse:
-            code = self.refuse[to]
-            exc = TwilioRestException(400, "/Messages.json", msg="refused by fake", code=code)
-            raise classify_twilio_error(exc)
-        with self._lock:
-            sid = f"SM{len(self.sent) + 1:032x}"
-            self.sent.append(
-                {"sid": sid, "to": to, "from": sender, "body": body, "callback": status_callback}
-            )
-        return SentSms(provider_id=sid, status="queued")
-
-    def find_sent(self, *, to: str, body: str, since: datetime) -> str | None:
-        with self._lock:
-            for item in self.sent:
-                if item["to"] == to and item["body"] == body:
-                    return item["sid"]
-        return None
-
-    def fetch_status(self, provider_id: str) -> tuple[str, int | None]:
-        with self._lock:
-            known = any(item["sid"] == provider_id for item in self.sent) or provider_id in self.statuses
-        if not known:
-            exc = TwilioRestException(404, f"/Messages/{provider_id}.json", msg="not found", code=20404)
-            raise classify_twilio_error(exc)
-        return self.statuses.get(provider_id, ("sent", None))

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from infra.store.tables_api import api_keys
+from infra.store.tables import api_keys
 from schemas.access import Level
 
 #: Every key starts with this, so a leaked one is recognisable (secret scanners, logs).

@@ -16,8 +16,7 @@ from sqlalchemy.engine import Connection
 
 from infra.store.db import insert_ignore
 from infra.store.gocardless import linked_customer, payments_for_invoice
-from infra.store.tables import events, org_warnings
-from infra.store.tables_gocardless import gc_billing_requests, gc_mandates
+from infra.store.tables import events, gc_billing_requests, gc_mandates, org_warnings
 
 #: ``org_warnings`` kinds of a collection that did not happen (shown in the invoice's history).
 COLLECTION_SKIPPED, COLLECTION_FAILED = "collection_skipped", "collection_failed"

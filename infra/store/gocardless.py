@@ -1,7 +1,7 @@
 """GoCardless records as last seen and their links to our directory (sync history is in
 ``infra.store.sync_history``).
 
-Pure SQLAlchemy Core over ``tables_gocardless``: every function takes a connection inside the
+Pure SQLAlchemy Core over ``tables``: every function takes a connection inside the
 caller's transaction. Records come in GoCardless's JSON shape (``resource.attributes`` of the
 official client, or a webhook's fetched resource).
 
@@ -19,8 +19,9 @@ from typing import Any, Literal
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from infra.store.tables import contact_emails, customer_contacts
-from infra.store.tables_gocardless import (
+from infra.store.tables import (
+    contact_emails,
+    customer_contacts,
     gc_billing_requests,
     gc_customers,
     gc_mandates,

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from infra.settings import Settings
 from infra.store.db import insert_ignore
-from infra.store.tables_gocardless import integrations
+from infra.store.tables import integrations
 
 PROVIDERS = ("gocardless", "twilio")
 

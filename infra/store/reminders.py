@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from infra.store.db import insert_ignore
 from infra.store.organisations import invoice_paid
-from infra.store.tables_scheduler import invoices, reminder_offsets, reminders_sent
+from infra.store.tables import invoices, reminder_offsets, reminders_sent
 from schemas.events import Event, InvoiceCreated, PaymentReceived
 
 CLAIMED, PUBLISHED, SUPERSEDED = "claimed", "published", "superseded"

@@ -10,7 +10,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
 
 from infra.store.gocardless import Outcome
-from infra.store.tables_gocardless import sync_history
+from infra.store.tables import sync_history
 
 #: Sync history rows older than this are purged at every sync.
 SYNC_HISTORY_KEPT = timedelta(days=7)

@@ -61,7 +61,7 @@ def load_toggles(conn: Connection, org_id: str, contact_id: str) -> ContactToggl
 
 
 def apply_changes(conn: Connection, org_id: str, contact_id: str, changes: list[Change]) -> None:
-    """Write planned changes (from ``schemas.toggles.plan``)."""
+    """Write planned changes (from ``workers.rules.toggles.plan``)."""
     now = datetime.now(UTC)
     current = load_toggles(conn, org_id, contact_id)
     if current is None:

@@ -21,11 +21,11 @@ from sqlalchemy import select
 from infra.bootstrap import Services, bootstrap
 from infra.settings import Settings
 from infra.store.api_keys import KEY_PREFIX, ApiKey, authenticate, hash_key
-from infra.store.tables_api import api_keys
-from infra.store.tables_gocardless import gc_payments
+from infra.store.tables import api_keys, gc_payments
 from producers.api.errors import ApiError
 from producers.api.throttle import FailureThrottle
-from schemas.access import Capability, allows
+from schemas.access import Capability
+from workers.rules.access import allows
 
 logger = logging.getLogger("herald.api.auth")
 

@@ -34,7 +34,7 @@ class Toggles(BaseModel):
     refunds: Action = Action.KEEP
 
     def request(self) -> ToggleRequest:
-        """As the rule (``schemas.toggles.plan``) takes it."""
+        """As the rule (``workers.rules.toggles.plan``) takes it."""
         categories = {
             c: getattr(self, c)
             for c in ("new_invoice", "pending_reminders", "payment_confirmation", "refunds")

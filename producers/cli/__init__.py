@@ -8,10 +8,8 @@ from infra.logs import configure_logging
 from infra.settings import get_settings
 from producers.cli import (
     api_cmd,
-    broker_cmd,
     contacts,
     credits,
-    demo,
     dlq,
     gocardless_cmd,
     history,
@@ -21,7 +19,6 @@ from producers.cli import (
     orgs,
     outbox_cmd,
     publish,
-    sandbox,
     scheduler_cmd,
     schema,
     status,
@@ -29,6 +26,7 @@ from producers.cli import (
     templates_cmd,
     worker,
 )
+from producers.cli.tooling import add_tooling_commands
 
 app = typer.Typer(
     name="herald",
@@ -49,7 +47,6 @@ app.command("schema")(schema.schema)
 app.command("publish")(publish.publish)
 app.command("history")(history.history)
 app.command("worker")(worker.worker)
-app.command("demo")(demo.demo)
 app.command("api")(api_cmd.api)
 app.command("scheduler")(scheduler_cmd.scheduler)
 app.command("status")(status.status)
@@ -61,13 +58,14 @@ app.add_typer(outbox_cmd.app, name="outbox")
 app.add_typer(templates_cmd.app, name="templates")
 app.add_typer(credits.app, name="credits")
 app.add_typer(notify.app, name="notify")
-app.add_typer(sandbox.app, name="sandbox")
-app.add_typer(broker_cmd.app, name="broker")
 app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(integrations.app, name="integrations")
 app.add_typer(gocardless_cmd.gocardless_app, name="gocardless")
 app.add_typer(gocardless_cmd.sync_app, name="sync")
 app.add_typer(gocardless_cmd.payments_app, name="payments")
+
+
+add_tooling_commands(app)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from infra.store.reminders import load_offsets, set_offsets
 from infra.store.templates import load_overrides
 from producers.cli.console import err, out
 from producers.cli.store import open_store
-from producers.scheduling import MAX_OFFSET_DAYS
+from workers.rules.scheduling import MAX_OFFSET_DAYS
 
 # "-3" must reach us as an argument, not be taken for an unknown option.
 app = typer.Typer(

@@ -34,7 +34,7 @@ from infra.bootstrap import Services
 from infra.store import gocardless as store
 from infra.store.db import insert_ignore
 from infra.store.sync_history import SyncCounts, purge_sync_history, record_sync
-from infra.store.tables_gocardless import gc_webhook_events
+from infra.store.tables import gc_webhook_events
 from schemas.bounded_json import loads_bounded, too_deep
 
 logger = logging.getLogger("herald.gocardless.webhooks")

@@ -14,7 +14,8 @@ from infra.store.tables import customers
 from infra.store.toggles import apply_changes, load_toggles, select_contacts
 from schemas.directory import CustomerRecord
 from schemas.phones import extension, to_e164
-from schemas.toggles import ToggleRequest, plan
+from schemas.toggles import ToggleRequest
+from workers.rules.toggles import plan
 
 
 @dataclass

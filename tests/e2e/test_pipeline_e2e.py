@@ -7,9 +7,9 @@ import json
 import pika
 from twilio.rest import Client
 
-from producers.demo_data import demo_customers, invoice_events
 from tests.conftest import REPO, wait_for
 from tests.e2e.conftest import BIN, Deployment, start_sandbox, write_jsonl
+from tooling.demo.data import demo_customers, invoice_events
 
 
 def _sent(deployment: Deployment) -> list[tuple[str, str]] | None:

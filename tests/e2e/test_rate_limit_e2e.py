@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pika
 
-from producers.demo_data import demo_customers, invoice_events
 from tests.conftest import wait_for
 from tests.e2e.conftest import BIN, Deployment, start_sandbox, write_jsonl
+from tooling.demo.data import demo_customers, invoice_events
 
 MESSAGES = 10
 

@@ -19,9 +19,9 @@ import pika
 from twilio.rest import Client
 
 from infra import topology
-from producers.demo_data import demo_customers, invoice_events
 from tests.conftest import wait_for
 from tests.e2e.conftest import BIN, Deployment, start_sandbox, write_jsonl
+from tooling.demo.data import demo_customers, invoice_events
 
 HERALD = str(BIN / "herald")
 #: The dramatiq stages a run of invoices goes through (email: demo contacts have no address).

@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from infra.rabbitmq_local import ensure_broker, stop_broker
-from producers.demo_data import invoice_events
 from tests.conftest import wait_for
 from tests.e2e.conftest import Deployment, free_port
 from tests.faults.helpers import (
@@ -27,6 +25,8 @@ from tests.faults.helpers import (
     start_all,
     wait_delivered,
 )
+from tooling.demo.data import invoice_events
+from tooling.local.rabbitmq import ensure_broker, stop_broker
 
 EVENTS = 200
 #: Published after the restart, through ingest: every stage must have reconnected to carry them.

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from infra.postgres_local import LocalPostgres
 from tests.conftest import wait_for
 from tests.e2e.conftest import Deployment
 from tests.faults.helpers import (
@@ -29,6 +28,7 @@ from tests.faults.helpers import (
     start_all,
     wait_delivered,
 )
+from tooling.local.postgres import LocalPostgres
 
 EVENTS = 200
 #: Published while the database is down.

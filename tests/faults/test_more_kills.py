@@ -12,15 +12,15 @@ from typing import Any
 from sqlalchemy import create_engine, select, update
 from twilio.rest import Client
 
-from infra.sandboxes.gocardless import GoCardlessSandbox
-from infra.sandboxes.smtp import SmtpSandbox
 from infra.store.gocardless import upsert_customer as upsert_gc_customer
 from infra.store.gocardless import upsert_mandate
-from infra.store.tables_scheduler import reminders_sent
-from producers.demo_data import DEMO_ORG, invoice_events
+from infra.store.tables import reminders_sent
 from tests.conftest import wait_for
 from tests.e2e.conftest import Deployment, write_jsonl
 from tests.faults.helpers import count, kill, prepare, publish_events, start, start_all
+from tooling.demo.data import DEMO_ORG, invoice_events
+from tooling.sandboxes.gocardless import GoCardlessSandbox
+from tooling.sandboxes.smtp import SmtpSandbox
 
 SMTP_FROM = "Acme Billing <billing@acme.example>"
 

@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 from infra.bootstrap import Services
 from infra.store.directory import upsert_customer
 from infra.store.tables import notifications
-from producers.demo_data import demo_customers, invoice_events
 from producers.outbox import add_event, create_outbox_table, outbox
 from schemas.directory import CustomerRecord
 from tests.conftest import wait_for
+from tooling.demo.data import demo_customers, invoice_events
 
 BIN = Path(sys.executable).parent
 EVENTS = 1000

@@ -7,7 +7,6 @@ import re
 
 import pytest
 
-from producers.demo_data import invoice_events
 from tests.conftest import wait_for
 from tests.e2e.conftest import Deployment
 from tests.faults.helpers import (
@@ -25,6 +24,7 @@ from tests.faults.helpers import (
     start_all,
     wait_delivered,
 )
+from tooling.demo.data import invoice_events
 
 EVENTS = 200
 

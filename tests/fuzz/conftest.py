@@ -29,13 +29,11 @@ from sqlalchemy import select
 
 from infra import topology
 from infra.bootstrap import Services, bootstrap, shutdown
-from infra.sandboxes.gocardless import GoCardlessConfig, GoCardlessSandbox
 from infra.settings import Settings, get_settings
 from infra.store.api_keys import create_key
 from infra.store.directory import upsert_customer
 from infra.store.notifications import NewNotification, record_event, record_notifications
-from infra.store.tables import metadata
-from infra.store.tables_gocardless import gc_payments
+from infra.store.tables import gc_payments, metadata
 from producers.api.app import create_app
 from producers.publisher import Publisher
 from schemas.access import Level
@@ -44,6 +42,7 @@ from schemas.events import event_adapter
 from schemas.validation import event_to_json
 from tests.conftest import RUN_PREFIX, wait_for
 from tests.factories import customer, invoice_created
+from tooling.sandboxes.gocardless import GoCardlessConfig, GoCardlessSandbox
 
 #: The hypothesis settings of every property here: bounded, reproducible, no example database
 #: (a database would make a run depend on the runs before it), no deadline (a request may wait

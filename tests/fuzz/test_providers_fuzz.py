@@ -11,9 +11,9 @@ from hypothesis import given, note, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
-from infra.sandboxes.gocardless import sign
 from tests.fuzz import strategies as hostile
 from tests.fuzz.conftest import FUZZ, GC_SECRET, OTHER, TWILIO_TOKEN, World, assert_answered_well
+from tooling.sandboxes.gocardless import sign
 
 pytestmark = pytest.mark.integration
 

@@ -69,7 +69,7 @@ def queue_depths(url: str, stage: str) -> tuple[int, int, int]:
 @pytest.fixture
 def twilio_sandbox(herald_env: dict[str, str]) -> Iterator[Any]:
     """The Twilio-compatible sandbox, on a free port, accepting the test credentials."""
-    from infra.sandboxes.twilio import SandboxConfig, TwilioSandbox
+    from tooling.sandboxes.twilio import SandboxConfig, TwilioSandbox
 
     with TwilioSandbox(
         SandboxConfig(herald_env["HERALD_TWILIO_ACCOUNT_SID"], herald_env["HERALD_TWILIO_AUTH_TOKEN"])
@@ -84,7 +84,7 @@ SMTP_FROM = "Acme Billing <billing@acme.example>"
 @pytest.fixture
 def smtp_sandbox() -> Iterator[Any]:
     """The SMTP capture server, on a free port."""
-    from infra.sandboxes.smtp import SmtpSandbox
+    from tooling.sandboxes.smtp import SmtpSandbox
 
     with SmtpSandbox() as sandbox:
         yield sandbox
@@ -97,7 +97,7 @@ GOCARDLESS_TOKEN = "sandbox_test_token"
 @pytest.fixture
 def gocardless_sandbox() -> Iterator[Any]:
     """The GoCardless-compatible sandbox, on a free port (webhooks are recorded, not sent)."""
-    from infra.sandboxes.gocardless import GoCardlessConfig, GoCardlessSandbox
+    from tooling.sandboxes.gocardless import GoCardlessConfig, GoCardlessSandbox
 
     with GoCardlessSandbox(GoCardlessConfig(GOCARDLESS_TOKEN)) as sandbox:
         yield sandbox

@@ -248,8 +248,9 @@ def test_a_mandate_setup_made_before_a_crash_is_finished_and_the_payer_gets_a_li
     retry's creates carry the same keys; the sandbox answers 409 idempotent_creation_conflict to
     each, as GoCardless does. The request is fetched; a flow cannot be (the API has no GET for
     flows), so a new flow is made for the same request, and that link reaches the payer."""
-    from infra.adapters.gocardless import GoCardlessDirectDebit, PayerDetails
+    from infra.adapters.gocardless import GoCardlessDirectDebit
     from infra.adapters.gocardless_client import build_gocardless_client
+    from schemas.directory import PayerDetails
 
     _directory(pipeline)
     earlier = GoCardlessDirectDebit(build_gocardless_client(pipeline.settings)).create_mandate_setup(

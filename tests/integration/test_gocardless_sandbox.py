@@ -20,8 +20,8 @@ import gocardless_pro
 import pytest
 from gocardless_pro import errors, webhooks
 
-from infra.sandboxes.gocardless import GoCardlessConfig, GoCardlessSandbox
 from tests.conftest import wait_for
+from tooling.sandboxes.gocardless import GoCardlessConfig, GoCardlessSandbox
 
 TOKEN = "sandbox_test_token"
 SECRET = "sandbox-webhook-secret"
@@ -423,7 +423,7 @@ def test_the_api_wants_the_version_header_and_known_paths(sandbox: GoCardlessSan
 @pytest.mark.timeout(60)
 def test_serve_prints_its_url_answers_and_stops_on_sigterm() -> None:
     code = (
-        "from infra.sandboxes.gocardless import GoCardlessConfig, serve\n"
+        "from tooling.sandboxes.gocardless import GoCardlessConfig, serve\n"
         f"serve(GoCardlessConfig({TOKEN!r}, {SECRET!r}), '127.0.0.1', 0)\n"
     )
     with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) as process:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pika
 import pytest
 
-from infra import rabbitmq_local
-from infra.rabbitmq_local import BrokerStartError, broker_answers, ensure_broker, stop_broker
 from tests.conftest import wait_for
+from tooling.local import rabbitmq as rabbitmq_local
+from tooling.local.rabbitmq import BrokerStartError, broker_answers, ensure_broker, stop_broker
 
 
 def _free_port_pair() -> int:

@@ -18,8 +18,7 @@ from infra.bootstrap import Services
 from infra.errors import BrokerUnavailable
 from infra.store.directory import upsert_customer
 from infra.store.reminders import reminder_rows, set_offsets
-from infra.store.tables import events, notifications
-from infra.store.tables_scheduler import invoices
+from infra.store.tables import events, invoices, notifications
 from infra.store.templates import save_override
 from producers.publisher import Publisher
 from producers.scheduler import Scheduler

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select, update
 
-from infra.adapters.sms import FakeSms
 from infra.bootstrap import Services
 from infra.errors import TransientProviderError
 from infra.settings import get_settings
@@ -26,6 +25,7 @@ from schemas.messages import DeliveryStatusReported
 from schemas.notifications import Status
 from tests.conftest import wait_for
 from tests.factories import customer, invoice_created
+from tests.fakes import FakeSms
 from workers.rules.sweep import due_for_sweep
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

@@ -23,8 +23,8 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from infra.sandboxes.twilio import SandboxConfig, TwilioSandbox, num_segments
 from tests.conftest import wait_for as wait_until
+from tooling.sandboxes.twilio import SandboxConfig, TwilioSandbox, num_segments
 
 SID = "AC" + "0123456789abcdef" * 2
 TOKEN = "sandbox-test-token"
@@ -368,7 +368,7 @@ def test_num_segments(body: str, parts: int) -> None:
 @pytest.mark.timeout(60)
 def test_serve_prints_its_url_answers_and_stops_on_sigterm() -> None:
     code = (
-        "from infra.sandboxes.twilio import SandboxConfig, serve\n"
+        "from tooling.sandboxes.twilio import SandboxConfig, serve\n"
         f"serve(SandboxConfig({SID!r}, {TOKEN!r}), '127.0.0.1', 0)\n"
     )
     with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) as process:

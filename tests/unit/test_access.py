@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from schemas.access import Capability, Level, allows
+from schemas.access import Capability, Level
+from workers.rules.access import allows
 
 
 def test_view_only_reads() -> None:

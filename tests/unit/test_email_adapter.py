@@ -9,7 +9,6 @@ from email.utils import parsedate_to_datetime
 import pytest
 
 from infra.adapters.email import (
-    FakeEmail,
     OutgoingEmail,
     UnsendableEmail,
     build_message,
@@ -18,7 +17,8 @@ from infra.adapters.email import (
 )
 from infra.errors import PermanentProviderError, TransientProviderError
 from infra.retry_policy import is_permanent
-from infra.sandboxes.smtp import magic_reply
+from tests.fakes import FakeEmail
+from tooling.sandboxes.smtp import magic_reply
 
 NID = "ntf_" + "ab" * 16
 EMAIL = OutgoingEmail(

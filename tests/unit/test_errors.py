@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from twilio.base.exceptions import TwilioRestException
 
-from infra.adapters.sms import FakeSms, classify_twilio_error
+from infra.adapters.sms import classify_twilio_error
 from infra.errors import MalformedMessage, PermanentProviderError, TransientProviderError
 from infra.retry_policy import is_permanent, retry_when
+from tests.fakes import FakeSms
 
 
 @pytest.mark.parametrize("code", [21211, 21408, 21610, 21612, 21614, 21635, 30004, 30005, 30006, 30007])

@@ -10,9 +10,11 @@ import pytest
 import requests
 from gocardless_pro import errors
 
-from infra.adapters.gocardless import FakeDirectDebit, GoCardlessDirectDebit, PayerDetails, classify
+from infra.adapters.gocardless import GoCardlessDirectDebit, classify
 from infra.errors import PermanentProviderError, TransientProviderError
 from infra.retry_policy import is_permanent
+from schemas.directory import PayerDetails
+from tests.fakes import FakeDirectDebit
 
 
 def _api(cls: type[errors.ApiError], code: int, type_: str, reason: str, **extra: Any) -> errors.ApiError:

@@ -1,4 +1,4 @@
-"""The reminder rules, one test per sentence (``producers.scheduling``), and the CLI's offsets."""
+"""The reminder rules, one test per sentence (``workers.rules.scheduling``), and the CLI's offsets."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import pytest
 import typer
 
 from producers.cli.reminders_cmd import parse_offsets
-from producers.scheduling import Plan, fire_time, plan, reminder_event, reminder_event_id
 from schemas.validation import parse_event
 from tests.factories import INVOICE, reminder_due
 from workers.rules.render import render_notification
+from workers.rules.scheduling import Plan, fire_time, plan, reminder_event, reminder_event_id
 
 DUE = date(2026, 12, 1)
 OFFSETS = (-3, 1, 7)

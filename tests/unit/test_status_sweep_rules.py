@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from infra.adapters.sms import FakeSms
 from infra.errors import PermanentProviderError
 from schemas.notifications import Status
+from tests.fakes import FakeSms
 from workers.rules.sweep import SweepWindow, due_for_sweep, sweep_verdict
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

@@ -14,8 +14,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from infra.adapters.gocardless import PayerDetails
-from schemas.directory import CustomerView
+from schemas.directory import CustomerView, PayerDetails
 from schemas.events import Event, Invoice, InvoiceCreated
 
 #: The type of the event herald records when it asks a customer to set up a mandate.

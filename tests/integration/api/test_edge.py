@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from infra.bootstrap import Services
 from infra.logs import JsonFormatter
 from infra.store.api_keys import revoke_key
-from infra.store.tables_api import api_keys
+from infra.store.tables import api_keys
 from producers.api.app import create_app
 from producers.api.pages import MANDATE_COMPLETE_PATH
 from tests.integration.api.conftest import MAX_BODY, Api

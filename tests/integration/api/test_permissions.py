@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from infra.store.api_keys import revoke_key
-from infra.store.tables_api import api_keys
+from infra.store.tables import api_keys
 from tests.integration.api.conftest import Api
 
 SOURCE = {"source": "Lasku {{ invoice.number }}"}

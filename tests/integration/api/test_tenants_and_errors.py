@@ -12,9 +12,7 @@ from sqlalchemy import String, Text, inspect, select
 from typer.testing import CliRunner
 
 from infra.bootstrap import Services
-from infra.store.tables import metadata
-from infra.store.tables_api import api_keys
-from infra.store.tables_gocardless import gc_payments
+from infra.store.tables import api_keys, gc_payments, metadata
 from infra.store.toggles import load_toggles
 from producers.cli import app as cli
 from tests.integration.api.conftest import MAX_BODY, Api

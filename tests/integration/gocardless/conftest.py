@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from infra.bootstrap import Services, bootstrap, shutdown
-from infra.sandboxes.gocardless import GoCardlessConfig, GoCardlessSandbox
 from infra.settings import get_settings
+from tooling.sandboxes.gocardless import GoCardlessConfig, GoCardlessSandbox
 
 TOKEN = "gc_sandbox_token"
 SECRET = "gc-webhook-secret"

@@ -11,7 +11,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from infra.bootstrap import Services
-from infra.sandboxes.gocardless import GoCardlessSandbox
 from infra.settings import get_settings
 from infra.store.api_keys import create_key
 from infra.store.directory import upsert_customer
@@ -24,6 +23,7 @@ from producers.gocardless.wiring import GoCardlessWiring
 from schemas.access import Level
 from schemas.directory import CustomerRecord
 from tests.factories import customer
+from tooling.sandboxes.gocardless import GoCardlessSandbox
 
 ACME = {"herald_org_id": "acme", "herald_customer_id": "C1"}
 

@@ -12,15 +12,15 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from infra.bootstrap import Services
-from infra.sandboxes.gocardless import GoCardlessSandbox
 from infra.settings import get_settings
 from infra.store.api_keys import create_key
 from infra.store.gocardless import count_rows, linked_customer
 from infra.store.integrations import load_integration
-from infra.store.tables_gocardless import gc_customers, gc_mandates, gc_payments, sync_history
+from infra.store.tables import gc_customers, gc_mandates, gc_payments, sync_history
 from producers.api.app import create_app
 from producers.cli import app
 from schemas.access import Level
+from tooling.sandboxes.gocardless import GoCardlessSandbox
 
 runner = CliRunner()
 

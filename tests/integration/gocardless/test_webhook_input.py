@@ -12,12 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from infra.bootstrap import Services
-from infra.sandboxes.gocardless import GoCardlessSandbox, sign
 from infra.settings import get_settings
 from infra.store.gocardless import count_rows, load_payment
-from infra.store.tables_gocardless import gc_webhook_events
+from infra.store.tables import gc_webhook_events
 from producers.api.app import create_app
 from tests.integration.gocardless.conftest import SECRET
+from tooling.sandboxes.gocardless import GoCardlessSandbox, sign
 
 LINK = {"herald_org_id": "acme", "herald_customer_id": "C1"}
 

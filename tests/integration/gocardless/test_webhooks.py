@@ -16,13 +16,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from infra.bootstrap import Services
-from infra.sandboxes.gocardless import GoCardlessSandbox, sign
 from infra.settings import get_settings
 from infra.store.directory import upsert_customer
 from infra.store.gocardless import active_mandate_for, count_rows, load_payment
 from infra.store.history import invoice_history
-from infra.store.tables import notifications
-from infra.store.tables_gocardless import gc_payments, gc_webhook_events, sync_history
+from infra.store.tables import gc_payments, gc_webhook_events, notifications, sync_history
 from producers.api.app import create_app
 from producers.gocardless.webhooks import handle_events
 from producers.gocardless.wiring import GoCardlessWiring
@@ -30,6 +28,7 @@ from schemas.directory import CustomerRecord
 from tests.conftest import wait_for
 from tests.factories import customer
 from tests.integration.gocardless.conftest import SECRET
+from tooling.sandboxes.gocardless import GoCardlessSandbox, sign
 
 LINK = {"herald_org_id": "acme", "herald_customer_id": "C1"}
 

@@ -5,7 +5,7 @@ for a local url, it starts a node as the current user: listening on 127.0.0.1
 only, data, logs and Erlang cookie under ``data_dir``, no plugins. Where
 ``rabbitmq-server`` is missing and we are root it installs Debian's package.
 
-    python -m infra.rabbitmq_local up|down|status [--url URL] [--data-dir DIR]
+    python -m tooling.local.rabbitmq up|down|status [--url URL] [--data-dir DIR]
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ def stop_broker(data_dir: Path, timeout: float = 30.0) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """``up`` | ``down`` | ``status`` for a local node."""
-    parser = argparse.ArgumentParser(prog="python -m infra.rabbitmq_local", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tooling.local.rabbitmq", description=__doc__)
     parser.add_argument("command", choices=["up", "down", "status"])
     parser.add_argument("--url", default=os.environ.get("HERALD_AMQP_URL", DEFAULT_URL))
     parser.add_argument("--data-dir", type=Path, default=Path(".herald/rabbitmq"))

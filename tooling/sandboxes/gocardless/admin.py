@@ -11,7 +11,7 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
-from infra.sandboxes.gocardless_state import (
+from tooling.sandboxes.gocardless.state import (
     JSON,
     MANDATE_MOVES,
     PAYMENT_MOVES,

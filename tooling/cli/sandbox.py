@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from infra.sandboxes import gocardless as gocardless_sandbox
-from infra.sandboxes import smtp as smtp_sandbox
-from infra.sandboxes.twilio import SandboxConfig, serve
 from infra.settings import get_settings
 from producers.cli.console import err
+from tooling.sandboxes import gocardless as gocardless_sandbox
+from tooling.sandboxes import smtp as smtp_sandbox
+from tooling.sandboxes.twilio import SandboxConfig, serve
 
 app = typer.Typer(help="Local provider-compatible sandboxes.", no_args_is_help=True)
 

@@ -17,7 +17,7 @@ DATA_DIR = Path(".herald/rabbitmq")
 @app.command("up")
 def up(data_dir: Path = typer.Option(DATA_DIR, help="Where the node keeps its data.")) -> None:
     """Use HERALD_AMQP_URL when it answers; otherwise start a node on 127.0.0.1."""
-    from infra import rabbitmq_local
+    from tooling.local import rabbitmq as rabbitmq_local
 
     url = get_settings().amqp_url.get_secret_value()
     try:
@@ -31,7 +31,7 @@ def up(data_dir: Path = typer.Option(DATA_DIR, help="Where the node keeps its da
 @app.command("down")
 def down(data_dir: Path = typer.Option(DATA_DIR)) -> None:
     """Stop a node that ``herald broker up`` started."""
-    from infra import rabbitmq_local
+    from tooling.local import rabbitmq as rabbitmq_local
 
     stopped = rabbitmq_local.stop_broker(data_dir)
     out.print("stopped" if stopped else "no local node was running")
@@ -40,7 +40,7 @@ def down(data_dir: Path = typer.Option(DATA_DIR)) -> None:
 @app.command("status")
 def status() -> None:
     """Exit 0 when the broker answers, 1 when it does not."""
-    from infra import rabbitmq_local
+    from tooling.local import rabbitmq as rabbitmq_local
 
     url = get_settings().amqp_url.get_secret_value()
     if rabbitmq_local.broker_answers(url):

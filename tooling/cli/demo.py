@@ -25,18 +25,18 @@ from sqlalchemy import func, select
 from infra import topology
 from infra.bootstrap import bootstrap, shutdown
 from infra.masking import redact_url
-from infra.sandboxes.gocardless import GoCardlessConfig, GoCardlessSandbox
-from infra.sandboxes.smtp import SmtpSandbox
-from infra.sandboxes.twilio import SandboxConfig, TwilioSandbox
 from infra.settings import get_settings
 from infra.store.directory import upsert_customer
 from infra.store.tables import notifications
-from producers import demo_data
 from producers.cli.console import err, out
 from producers.cli.history import history
 from producers.publisher import Publisher
 from schemas.directory import CustomerRecord
 from schemas.notifications import Status
+from tooling.demo import data as demo_data
+from tooling.sandboxes.gocardless import GoCardlessConfig, GoCardlessSandbox
+from tooling.sandboxes.smtp import SmtpSandbox
+from tooling.sandboxes.twilio import SandboxConfig, TwilioSandbox
 
 WORK = Path(".herald")
 DEMO_SID = "AC" + "d" * 32
@@ -118,7 +118,7 @@ def demo(
     settings = get_settings()
     url = settings.amqp_url.get_secret_value()
 
-    from infra import rabbitmq_local
+    from tooling.local import rabbitmq as rabbitmq_local
 
     out.print(f"[bold]1. broker[/]: {redact_url(url)}")
     rabbitmq_local.ensure_broker(url, WORK / "rabbitmq")

@@ -29,7 +29,7 @@ from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 from infra.masking import mask_email
-from infra.sandboxes.running import serve_until_stopped
+from tooling.sandboxes.running import serve_until_stopped
 
 log = logging.getLogger("herald.sandbox.smtp")
 # aiosmtpd logs every command line (``RCPT TO:<address>``) at INFO: keep addresses out of the logs.

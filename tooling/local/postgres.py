@@ -10,7 +10,7 @@ root, so as root the cluster belongs to the ``postgres`` system user the package
 Durability is switched off (``fsync``, ``synchronous_commit``, ``full_page_writes``): the data is
 thrown away at the end, and tests want speed.
 
-    python -m infra.postgres_local      # start one, print its URL, remove it on Ctrl-C
+    python -m tooling.local.postgres      # start one, print its URL, remove it on Ctrl-C
 """
 
 from __future__ import annotations

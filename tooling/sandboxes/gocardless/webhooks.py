@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from infra.sandboxes.gocardless_state import new_id
+from tooling.sandboxes.gocardless.state import new_id
 
 log = logging.getLogger("herald.sandbox.gocardless")
 

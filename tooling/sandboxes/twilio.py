@@ -28,8 +28,8 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 from twilio.request_validator import RequestValidator
 
 from infra.masking import mask_phone
-from infra.sandboxes.faults import FaultPlan
-from infra.sandboxes.running import serve_until_stopped
+from tooling.sandboxes.faults import FaultPlan
+from tooling.sandboxes.running import serve_until_stopped
 
 log = logging.getLogger("herald.sandbox.twilio")
 

@@ -28,10 +28,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
-from infra.sandboxes.gocardless_admin import SandboxAdmin
-from infra.sandboxes.gocardless_state import JSON, ApiFailure, usage_error
-from infra.sandboxes.gocardless_webhooks import WebhookSender, sign
-from infra.sandboxes.running import serve_until_stopped
+from tooling.sandboxes.gocardless.admin import SandboxAdmin
+from tooling.sandboxes.gocardless.state import JSON, ApiFailure, usage_error
+from tooling.sandboxes.gocardless.webhooks import WebhookSender, sign
+from tooling.sandboxes.running import serve_until_stopped
 
 __all__ = ["ApiFailure", "GoCardlessConfig", "GoCardlessSandbox", "serve", "sign"]
 

@@ -15,7 +15,6 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from infra import metrics
 from infra.bootstrap import Services
@@ -33,6 +32,7 @@ from infra.store.reminders import (
     supersede,
 )
 from producers.publisher import Publisher
+from schemas.rows import InvoiceRow
 from workers.rules.scheduling import Plan, plan, reminder_event, reminder_event_id
 
 log = logging.getLogger("herald.scheduler")
@@ -124,13 +124,13 @@ class Scheduler:
         due_by = now.date() - timedelta(days=min(offsets))
         with self.services.reading() as conn:
             rows = open_invoices(conn, org_id, due_by)
-            decided = decided_offsets(conn, org_id, [r["invoice_id"] for r in rows])
+            decided = decided_offsets(conn, org_id, [r.invoice_id for r in rows])
         for row in rows:
             todo = plan(
-                row["due_date"],
+                row.due_date,
                 paid=False,
                 offsets=offsets,
-                decided=decided[row["invoice_id"]],
+                decided=decided[row.invoice_id],
                 now=now,
                 hour=self.hour,
             )
@@ -140,13 +140,13 @@ class Scheduler:
     def _carry_out(
         self,
         org_id: str,
-        row: Mapping[str, Any],
+        row: InvoiceRow,
         todo: Plan,
         offsets: Mapping[int, str | None],
         now: datetime,
         report: TickReport,
     ) -> None:
-        invoice_id = row["invoice_id"]
+        invoice_id = row.invoice_id
         with self.services.transaction() as conn:
             # Events of one invoice are routed concurrently: ask the payments themselves, not only
             # the paid mark route may not have written yet.
@@ -159,7 +159,7 @@ class Scheduler:
             )
         if not won or todo.publish is None:
             return
-        event_id = self._publish(org_id, row["invoice"], todo.publish, offsets, now)
+        event_id = self._publish(row, todo.publish, offsets, now)
         report.published.append(event_id)
         metrics.REMINDERS.labels(kind="due").inc()
 
@@ -177,27 +177,22 @@ class Scheduler:
                     continue
                 if not retake_claim(conn, row, now):
                     continue  # another scheduler took it over
-            event_id = self._publish(org_id, invoice["invoice"], offset, offsets.get(org_id, {}), now)
+            event_id = self._publish(invoice, offset, offsets.get(org_id, {}), now)
             report.republished.append(event_id)
             metrics.REMINDERS.labels(kind="republished").inc()
 
     def _publish(
-        self,
-        org_id: str,
-        invoice: Mapping[str, Any],
-        offset: int,
-        offsets: Mapping[int, str | None],
-        now: datetime,
+        self, invoice: InvoiceRow, offset: int, offsets: Mapping[int, str | None], now: datetime
     ) -> str:
-        event = reminder_event(org_id, invoice, offset, hour=self.hour, template=offsets.get(offset))
+        event = reminder_event(invoice, offset, hour=self.hour, template=offsets.get(offset))
         self.publisher.publish(event)  # returns once RabbitMQ confirmed it
         with self.services.transaction() as conn:
-            mark_published(conn, org_id, str(invoice["id"]), offset, now)
+            mark_published(conn, invoice.org_id, invoice.invoice_id, offset, now)
         log.info(
             "reminder published",
             extra={
-                "org_id": org_id,
-                "invoice_id": invoice["id"],
+                "org_id": invoice.org_id,
+                "invoice_id": invoice.invoice_id,
                 "offset_days": offset,
                 "event_id": event["event_id"],
             },

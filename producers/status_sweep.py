@@ -104,7 +104,7 @@ class StatusSweep:
         with self.services.reading() as conn:
             rows = sweep_candidates(conn, window, limit)
         for row in rows:
-            nid, provider_id = row["id"], str(row["provider_id"])
+            nid, provider_id = row.id, str(row.provider_id)
             with self.services.transaction() as conn:
                 if not claim_for_sweep(conn, nid, window, now):
                     continue  # another sweep asked, or it moved on meanwhile

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, date, datetime
 from typing import Any
+
+from schemas.rows import InvoiceRow, NotificationRow
 
 INVOICE: dict[str, Any] = {
     "id": "INV-1",
@@ -18,6 +21,55 @@ INVOICE: dict[str, Any] = {
     "recurring": False,
     "collection": None,
 }
+
+
+def invoice_row(org_id: str = "acme", **invoice: Any) -> InvoiceRow:
+    """The ``invoices`` row route keeps for INV-1 (open); keyword arguments override invoice fields."""
+    data = {**copy.deepcopy(INVOICE), **invoice}
+    return InvoiceRow(
+        org_id=org_id,
+        invoice_id=data["id"],
+        customer_id=data["customer_id"],
+        currency=data["currency"],
+        total=data["total"],
+        balance=data["balance"],
+        due_date=date.fromisoformat(data["due_date"]),
+        invoice=data,
+        paid_at=None,
+        updated_at=datetime(2026, 11, 23, 10, 0, tzinfo=UTC),
+    )
+
+
+def notification_row(**columns: Any) -> NotificationRow:
+    """A ``notifications`` row: a pending SMS of INV-1 to P1; keyword arguments override columns."""
+    at = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    defaults: dict[str, Any] = {
+        "id": "ntf_1",
+        "org_id": "acme",
+        "event_id": "evt_1",
+        "invoice_id": "INV-1",
+        "customer_id": "C1",
+        "contact_id": "P1",
+        "kind": "invoice",
+        "channel": "sms",
+        "recipient": "+358401234567",
+        "locale": "fi",
+        "reason": "send",
+        "status": "pending",
+        "sender": None,
+        "body": None,
+        "subject": None,
+        "html": None,
+        "provider_id": None,
+        "error_code": None,
+        "segments": None,
+        "attempts": 0,
+        "attempted_at": None,
+        "created_at": at,
+        "updated_at": at,
+        "swept_at": None,
+    }
+    return NotificationRow(**{**defaults, **columns})
 
 
 def invoice_created(event_id: str = "evt_1", **invoice: Any) -> dict[str, Any]:

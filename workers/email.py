@@ -36,6 +36,7 @@ from infra.store.notifications import (
 )
 from schemas.messages import EmailRendered
 from schemas.notifications import Status
+from schemas.rows import NotificationRow
 from workers.decode import decode
 from workers.rules.delivery import Step, next_step, wait_out
 from workers.sending import after_transient, call_provider, count_provider_error, report
@@ -77,7 +78,8 @@ def send_email(body: Any) -> None:
     step = next_step(row, datetime.now(UTC), in_flight)
     if step == Step.WAIT:
         # Not a failure: wait the live attempt out without spending the retry budget.
-        left = wait_out(row["attempted_at"], datetime.now(UTC), in_flight)
+        assert row.attempted_at is not None  # WAIT: an attempt is under way
+        left = wait_out(row.attempted_at, datetime.now(UTC), in_flight)
         raise dramatiq.Retry(f"{nid}: another attempt is in flight", delay=int(left * 1000) + 100)
     if step == Step.RECONCILE:
         # SMTP cannot be asked; resend with the same Message-ID (see the module docstring).
@@ -89,7 +91,7 @@ def send_email(body: Any) -> None:
                 Outcome.AMBIGUOUS,
                 detail="cut short (worker stopped before the server's answer was recorded); "
                 "resending with the same Message-ID",
-                at=row["attempted_at"],
+                at=row.attempted_at,
             )
             release_claim(conn, nid)
         logger.warning("email attempt was cut short; resending", extra={"notification_id": nid})
@@ -97,24 +99,24 @@ def send_email(body: Any) -> None:
     if step == Step.NOTHING:
         return
     if step == Step.REPORT_SENT:
-        _report(nid, Status.SENT, provider_id=row["provider_id"])
+        _report(nid, Status.SENT, provider_id=row.provider_id)
         return
     if step == Step.REPORT_FAILED:
-        _report(nid, Status.FAILED, code=row["error_code"])
+        _report(nid, Status.FAILED, code=row.error_code)
         return
     _send(svc, nid, row)
 
 
-def _send(svc: Services, nid: str, row: dict[str, Any]) -> None:
-    if row["body"] is None or row["subject"] is None or row["html"] is None:
+def _send(svc: Services, nid: str, row: NotificationRow) -> None:
+    if row.body is None or row.subject is None or row.html is None:
         raise MalformedMessage(f"{nid}: not rendered as an email")
     with svc.transaction() as conn:
         if not claim_for_sending(conn, nid):
             return  # another worker claimed it first; it reports the outcome
     email = OutgoingEmail(
-        notification_id=nid, to=row["recipient"], subject=row["subject"], text=row["body"], html=row["html"]
+        notification_id=nid, to=row.recipient, subject=row.subject, text=row.body, html=row.html
     )
-    log_extra = {"notification_id": nid, "to": mask_email(row["recipient"])}
+    log_extra = {"notification_id": nid, "to": mask_email(row.recipient)}
     try:
         sent, started = call_provider(svc, nid, lambda: svc.email.send(email), source=SOURCE)
     except PermanentProviderError as exc:

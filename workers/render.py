@@ -52,19 +52,19 @@ def render_notification(body: Any) -> None:
         row = load_notification(conn, nid)
         if row is None:
             raise MalformedMessage(f"unknown notification {nid}")
-        if row["status"] != Status.PENDING:
+        if row.status != Status.PENDING:
             return
-        channel = row["channel"]
+        channel = row.channel
         if channel not in (Channel.SMS, Channel.EMAIL):
             raise MalformedMessage(f"{nid}: render has no sender for channel {channel!r}")
-        if row["body"] is None:
-            payload = load_event_payload(conn, row["org_id"], row["event_id"])
-            names = greeting_names(conn, row["org_id"], row["customer_id"], row["contact_id"])
-            locales = [row["locale"], names["org_locale"]]
-            overrides = load_overrides(conn, row["org_id"])
+        if row.body is None:
+            payload = load_event_payload(conn, row.org_id, row.event_id)
+            names = greeting_names(conn, row.org_id, row.customer_id, row.contact_id)
+            locales = [row.locale, names.org_locale]
+            overrides = load_overrides(conn, row.org_id)
             try:
                 rendered: Rendered
-                if row["kind"] == Kind.MANDATE_SETUP:
+                if row.kind == Kind.MANDATE_SETUP:
                     # herald's own event (collect asked for a mandate): the link is in its payload.
                     url = authorisation_url_of(payload or {})
                     rendered = render_mandate_setup(
@@ -73,7 +73,7 @@ def render_notification(body: Any) -> None:
                 else:
                     event = event_adapter.validate_python(payload)
                     rendered = render_parts(
-                        row["kind"],
+                        row.kind,
                         channel,
                         event,
                         locales=locales,

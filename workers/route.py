@@ -79,10 +79,10 @@ def route_mandate_setup(body: Any) -> None:
     settings = services().settings
     with services().transaction() as conn:
         request = load_billing_request(conn, message.billing_request_id)
-        if request is None or request["org_id"] != message.org_id:
+        if request is None or request.org_id != message.org_id:
             raise MalformedMessage(f"unknown billing request {message.billing_request_id}")
         org = load_org(conn, message.org_id, settings.default_region)
-        customer = load_customer(conn, message.org_id, request["customer_id"])
+        customer = load_customer(conn, message.org_id, request.customer_id)
         routing = mandate_setup_routing(org, customer)
         payload = mandate_setup_payload(request)
         recorded = record_synthetic_event(conn, payload, routing.outcome)

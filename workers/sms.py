@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,6 +35,7 @@ from infra.store.organisations import load_org, mark_opted_out, refund_credit, r
 from infra.store.rate_limit import take_slot
 from schemas.messages import NotificationRendered
 from schemas.notifications import Status
+from schemas.rows import NotificationRow
 from workers.decode import decode
 from workers.rules.delivery import Step, next_step, wait_out
 from workers.rules.segments import count_segments
@@ -69,22 +71,24 @@ def send_sms(body: Any) -> None:
     if step == Step.WAIT:
         # Come back once the attempt can no longer be alive (then it is reconciled); this is not a
         # failure, so it spends no retry budget: a crash mid-send must never dead-letter the message.
-        left = wait_out(row["attempted_at"], datetime.now(UTC), _in_flight(svc))
+        assert row.attempted_at is not None  # WAIT: an attempt is under way
+        left = wait_out(row.attempted_at, datetime.now(UTC), _in_flight(svc))
         raise dramatiq.Retry(f"{nid}: another attempt is in flight", delay=int(left * 1000) + 100)
     if step == Step.RECONCILE:
-        step = _reconcile(svc, nid, row)
+        step, row = _reconcile(svc, nid, row)
     if step == Step.REPORT_SENT:
-        report(nid, Status.SENT, SOURCE, provider_id=row["provider_id"])
+        report(nid, Status.SENT, SOURCE, provider_id=row.provider_id)
     elif step == Step.REPORT_FAILED:
-        report(nid, Status.FAILED, SOURCE, code=row["error_code"])
+        report(nid, Status.FAILED, SOURCE, code=row.error_code)
     elif step == Step.SEND:
         _send(svc, nid, row)
 
 
-def _reconcile(svc: Services, nid: str, row: dict[str, Any]) -> Step:
+def _reconcile(svc: Services, nid: str, row: NotificationRow) -> tuple[Step, NotificationRow]:
     """An attempt was cut short: ask Twilio whether it has the message before resending."""
-    since = row["attempted_at"] or datetime.now(UTC) - timedelta(days=1)
-    found = svc.sms.find_sent(to=row["recipient"], body=row["body"], since=since)
+    assert row.body is not None  # rendered before it was handed to sms
+    since = row.attempted_at or datetime.now(UTC) - timedelta(days=1)
+    found = svc.sms.find_sent(to=row.recipient, body=row.body, since=since)
     with svc.transaction() as conn:
         if found:
             record_provider_id(conn, nid, found)
@@ -96,9 +100,8 @@ def _reconcile(svc: Services, nid: str, row: dict[str, Any]) -> Step:
             )
             release_claim(conn, nid)
     if found:
-        row["provider_id"] = found
-        return Step.REPORT_SENT
-    return Step.SEND
+        return Step.REPORT_SENT, replace(row, provider_id=found)
+    return Step.SEND, row
 
 
 def _sender_rate(svc: Services, sender: str) -> float:
@@ -120,9 +123,11 @@ def _pace(svc: Services, sender: str, parts: int) -> None:
         time.sleep(wait)  # the rate limit itself: this message's slot on the sender's timeline
 
 
-def _send(svc: Services, nid: str, row: dict[str, Any]) -> None:
+def _send(svc: Services, nid: str, row: NotificationRow) -> None:
+    body = row.body
+    assert body is not None  # rendered before it was handed to sms
     try:
-        parts = count_segments(row["body"]).parts
+        parts = count_segments(body).parts
     except ValueError as exc:  # over 1,600 characters: permanent, recorded, never sent
         with svc.transaction() as conn:
             if claim_for_sending(conn, nid):
@@ -143,17 +148,17 @@ def _send(svc: Services, nid: str, row: dict[str, Any]) -> None:
                 detail="sms_not_connected: the twilio integration is disconnected",
             )
         return
-    sender = str(row["sender"] or svc.settings.twilio_from)
+    sender = str(row.sender or svc.settings.twilio_from)
     _pace(svc, sender, parts)
     with svc.transaction() as conn:
-        org = load_org(conn, row["org_id"], svc.settings.default_region)
+        org = load_org(conn, row.org_id, svc.settings.default_region)
         # Rule 7: reserved atomically, once per notification, before anything is sent.
-        short = org.buys_credit and not reserve_credit(conn, nid, row["org_id"], parts)
+        short = org.buys_credit and not reserve_credit(conn, nid, row.org_id, parts)
         # Skipped or claimed, of two workers holding the same message only one wins.
         won = skip_pending(conn, nid) if short else claim_for_sending(conn, nid)
     if not won:
         return  # another worker got there first; it reports the outcome
-    if org.buys_credit and not short and row["segments"] is None:
+    if org.buys_credit and not short and row.segments is None:
         metrics.SMS_CREDIT.labels(operation="reserved").inc(parts)
     if short:
         detail = f"insufficient_credit: needs {parts}, balance {org.credit_balance}"
@@ -164,7 +169,7 @@ def _send(svc: Services, nid: str, row: dict[str, Any]) -> None:
             svc,
             nid,
             lambda: svc.sms.send(
-                to=row["recipient"], sender=sender, body=row["body"], status_callback=_callback_url(svc, nid)
+                to=row.recipient, sender=sender, body=body, status_callback=_callback_url(svc, nid)
             ),
             source=SOURCE,
         )
@@ -175,9 +180,9 @@ def _send(svc: Services, nid: str, row: dict[str, Any]) -> None:
             log_attempt(
                 conn, nid, Outcome.REFUSED, http_status=exc.status, error_code=exc.code, detail=str(exc)
             )
-            refunded = refund_credit(conn, nid, row["org_id"])
+            refunded = refund_credit(conn, nid, row.org_id)
             if exc.code == OPTED_OUT:
-                mark_opted_out(conn, row["org_id"], row["contact_id"])
+                mark_opted_out(conn, row.org_id, row.contact_id)
         metrics.SMS_CREDIT.labels(operation="refunded").inc(refunded)
         logger.warning("sms refused", extra={"notification_id": nid, "code": exc.code})
         report(nid, Status.FAILED, SOURCE, code=exc.code)
@@ -189,7 +194,7 @@ def _send(svc: Services, nid: str, row: dict[str, Any]) -> None:
             exc,
             source=SOURCE,
             in_flight=_in_flight(svc),
-            on_give_up=lambda conn: _refund(conn, nid, row["org_id"]),
+            on_give_up=lambda conn: _refund(conn, nid, row.org_id),
         )
         return
     with svc.transaction() as conn:

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 from infra.store.db import insert_ignore
 from infra.store.gocardless import linked_customer, payments_for_invoice
 from infra.store.tables import events, gc_billing_requests, gc_mandates, org_warnings
+from schemas.rows import BillingRequestRow
 
 #: ``org_warnings`` kinds of a collection that did not happen (shown in the invoice's history).
 COLLECTION_SKIPPED, COLLECTION_FAILED = "collection_skipped", "collection_failed"
@@ -73,25 +74,25 @@ def record_billing_request(
     return bool(result.rowcount)
 
 
-def load_billing_request(conn: Connection, billing_request_id: str) -> dict[str, Any] | None:
+def load_billing_request(conn: Connection, billing_request_id: str) -> BillingRequestRow | None:
     """One stored billing request, or ``None``."""
     row = (
         conn.execute(select(gc_billing_requests).where(gc_billing_requests.c.gc_id == billing_request_id))
         .mappings()
         .first()
     )
-    return dict(row) if row is not None else None
+    return BillingRequestRow(**row) if row is not None else None
 
 
 def billing_requests_for_invoice(
     conn: Connection, org_id: str | None, invoice_id: str
-) -> list[dict[str, Any]]:
+) -> list[BillingRequestRow]:
     """Every mandate-setup request made for an invoice, oldest first."""
     query = select(gc_billing_requests).where(gc_billing_requests.c.invoice_id == invoice_id)
     if org_id is not None:
         query = query.where(gc_billing_requests.c.org_id == org_id)
     rows = conn.execute(query.order_by(gc_billing_requests.c.created_at)).mappings()
-    return [dict(r) for r in rows]
+    return [BillingRequestRow(**r) for r in rows]
 
 
 def record_synthetic_event(conn: Connection, payload: dict[str, Any], outcome: str) -> bool:
@@ -155,12 +156,12 @@ def collection_timeline(conn: Connection, invoice_id: str, org_id: str | None = 
     ]
     entries += [
         {
-            "at": r["created_at"],
+            "at": r.created_at,
             "what": "mandate_setup_requested",
-            "billing_request_id": r["gc_id"],
-            "customer_id": r["customer_id"],
-            "status": r["status"],
-            "authorisation_url": r["authorisation_url"],
+            "billing_request_id": r.gc_id,
+            "customer_id": r.customer_id,
+            "status": r.status,
+            "authorisation_url": r.authorisation_url,
         }
         for r in billing_requests_for_invoice(conn, org_id, invoice_id)
     ]

@@ -15,6 +15,7 @@ from infra.store.db import insert_ignore
 from infra.store.tables import events, notifications, status_changes
 from schemas.events import Event
 from schemas.notifications import Status, can_move
+from schemas.rows import NotificationRow
 
 _NS = uuid.UUID("5b1f6f0e-4d0c-4d52-9a55-6865726c6421")
 
@@ -112,10 +113,10 @@ def record_notifications(conn: Connection, event: EventKeys, items: list[NewNoti
     return [r.id for r in rows]
 
 
-def load_notification(conn: Connection, nid: str) -> dict[str, Any] | None:
-    """One notification row as a dict, or ``None``."""
+def load_notification(conn: Connection, nid: str) -> NotificationRow | None:
+    """One notification row, or ``None``."""
     row = conn.execute(select(notifications).where(notifications.c.id == nid)).mappings().first()
-    return dict(row) if row else None
+    return NotificationRow(**row) if row else None
 
 
 def load_event_payload(conn: Connection, org_id: str, event_id: str) -> dict[str, Any] | None:
@@ -311,16 +312,16 @@ def _due_for_sweep(window: SweepWindow) -> Any:
     )
 
 
-def sweep_candidates(conn: Connection, window: SweepWindow, limit: int) -> list[dict[str, Any]]:
+def sweep_candidates(conn: Connection, window: SweepWindow, limit: int) -> list[NotificationRow]:
     """Up to ``limit`` SMS due for a status sweep, longest unasked first (never asked: by age)."""
     c = notifications.c
     rows = conn.execute(
-        select(c.id, c.provider_id, c.updated_at, c.swept_at)
+        select(notifications)
         .where(_due_for_sweep(window))
         .order_by(func.coalesce(c.swept_at, c.updated_at), c.id)
         .limit(limit)
     ).mappings()
-    return [dict(r) for r in rows]
+    return [NotificationRow(**r) for r in rows]
 
 
 def claim_for_sweep(conn: Connection, nid: str, window: SweepWindow, now: datetime) -> bool:

@@ -16,6 +16,7 @@ from infra.store.db import insert_ignore
 from infra.store.organisations import invoice_paid
 from infra.store.tables import invoices, reminder_offsets, reminders_sent
 from schemas.events import Event, InvoiceCreated, PaymentReceived
+from schemas.rows import InvoiceRow
 
 CLAIMED, PUBLISHED, SUPERSEDED = "claimed", "published", "superseded"
 
@@ -104,23 +105,23 @@ def load_offsets(conn: Connection, org_id: str | None = None) -> dict[str, dict[
     return found
 
 
-def open_invoices(conn: Connection, org_id: str, due_by: date) -> list[dict[str, Any]]:
+def open_invoices(conn: Connection, org_id: str, due_by: date) -> list[InvoiceRow]:
     """The organisation's unpaid invoices due on or before ``due_by``."""
     rows = conn.execute(
-        select(invoices.c.invoice_id, invoices.c.due_date, invoices.c.invoice).where(
+        select(invoices).where(
             invoices.c.org_id == org_id, invoices.c.paid_at.is_(None), invoices.c.due_date <= due_by
         )
     ).mappings()
-    return [dict(r) for r in rows]
+    return [InvoiceRow(**r) for r in rows]
 
 
-def load_invoice(conn: Connection, org_id: str, invoice_id: str) -> dict[str, Any] | None:
+def load_invoice(conn: Connection, org_id: str, invoice_id: str) -> InvoiceRow | None:
     """One stored invoice row, or None."""
     row = conn.execute(
         select(invoices).where(invoices.c.org_id == org_id, invoices.c.invoice_id == invoice_id)
     ).mappings()
     first = row.first()
-    return dict(first) if first else None
+    return InvoiceRow(**first) if first else None
 
 
 def decided_offsets(conn: Connection, org_id: str, invoice_ids: Iterable[str]) -> dict[str, set[int]]:
@@ -167,11 +168,7 @@ def claim(
 
 def mark_published(conn: Connection, org_id: str, invoice_id: str, offset_days: int, now: datetime) -> None:
     """RabbitMQ confirmed the reminder: it is published for good."""
-    conn.execute(
-        update(reminders_sent)
-        .where(*_key(org_id, invoice_id, offset_days), reminders_sent.c.status == CLAIMED)
-        .values(status=PUBLISHED, at=now)
-    )
+    _settle_claim(conn, (org_id, invoice_id, offset_days), PUBLISHED, now)
 
 
 def stale_claims(conn: Connection, before: datetime) -> list[dict[str, Any]]:
@@ -198,10 +195,15 @@ def retake_claim(conn: Connection, claim_row: Mapping[str, Any], now: datetime) 
 
 def drop_claim(conn: Connection, org_id: str, invoice_id: str, offset_days: int, now: datetime) -> None:
     """A claimed reminder whose invoice was paid meanwhile: superseded, not sent."""
+    _settle_claim(conn, (org_id, invoice_id, offset_days), SUPERSEDED, now)
+
+
+def _settle_claim(conn: Connection, key: tuple[str, str, int], status: str, now: datetime) -> None:
+    """A claim (still ``claimed``) ends as ``status``."""
     conn.execute(
         update(reminders_sent)
-        .where(*_key(org_id, invoice_id, offset_days), reminders_sent.c.status == CLAIMED)
-        .values(status=SUPERSEDED, at=now)
+        .where(*_key(*key), reminders_sent.c.status == CLAIMED)
+        .values(status=status, at=now)
     )
 
 

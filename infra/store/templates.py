@@ -8,6 +8,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.engine import Connection
 
 from infra.store.tables import contacts, customers, organisations, templates
+from schemas.rows import GreetingNames
 
 Key = tuple[str, str, str, str]  # kind, channel, locale, part
 
@@ -42,7 +43,7 @@ def save_override(conn: Connection, org_id: str, key: Key, source: str) -> None:
     )
 
 
-def greeting_names(conn: Connection, org_id: str, customer_id: str, contact_id: str) -> dict[str, str]:
+def greeting_names(conn: Connection, org_id: str, customer_id: str, contact_id: str) -> GreetingNames:
     """The organisation's, customer's and contact's names (empty when unknown), and the org's locale."""
     org = conn.execute(
         select(organisations.c.name, organisations.c.default_locale).where(organisations.c.org_id == org_id)
@@ -53,9 +54,9 @@ def greeting_names(conn: Connection, org_id: str, customer_id: str, contact_id: 
     contact = conn.execute(
         select(contacts.c.name).where(contacts.c.org_id == org_id, contacts.c.contact_id == contact_id)
     ).first()
-    return {
-        "org": (org.name if org and org.name else org_id),
-        "org_locale": (org.default_locale if org and org.default_locale else "en"),
-        "customer": customer.name if customer else "",
-        "contact": contact.name if contact else "",
-    }
+    return GreetingNames(
+        org=org.name if org and org.name else org_id,
+        org_locale=org.default_locale if org and org.default_locale else "en",
+        customer=customer.name if customer else "",
+        contact=contact.name if contact else "",
+    )

@@ -161,8 +161,8 @@ def send_prepared(svc: Services, prepared: Prepared, preview_id: str) -> tuple[s
             row = load_notification(conn, nid)
             if row is None:
                 continue
-            key = (row["contact_id"], row["recipient"])
-            if row["channel"] == "sms" and key in bodies:  # the previewed text, not a fresh rendering
+            key = (row.contact_id, row.recipient)
+            if row.channel == "sms" and key in bodies:  # the previewed text, not a fresh rendering
                 store_rendered(conn, nid, bodies[key])
             else:
                 emails.add(nid)

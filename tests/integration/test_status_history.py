@@ -58,7 +58,7 @@ def test_a_failed_or_undelivered_after_delivered_is_shown_as_ignored_and_changes
     with store.reading() as conn:
         row = load_notification(conn, nid)
     assert row is not None
-    assert row["status"] == Status.DELIVERED  # forward only
+    assert row.status == Status.DELIVERED  # forward only
     steps = _statuses(store)
     assert steps["failed"]["ignored"] is True
     assert steps["failed"]["detail"] == "ignored: already delivered; 30003 unreachable"
@@ -80,4 +80,4 @@ def test_a_late_sent_after_failed_says_it_was_ignored(store: Services) -> None:
     with store.reading() as conn:
         row = load_notification(conn, nid)
     assert row is not None
-    assert row["status"] == Status.FAILED
+    assert row.status == Status.FAILED

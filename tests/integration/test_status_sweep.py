@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,8 +24,9 @@ from producers.status_sweep import StatusSweep
 from schemas.directory import CustomerRecord
 from schemas.messages import DeliveryStatusReported
 from schemas.notifications import Status
+from schemas.rows import NotificationRow
 from tests.conftest import wait_for
-from tests.factories import customer, invoice_created
+from tests.factories import customer, invoice_created, notification_row
 from tests.fakes import FakeSms
 from workers.rules.sweep import due_for_sweep
 
@@ -38,30 +40,21 @@ def _id(name: str) -> str:
 def _add(services: Services, name: str, **over: Any) -> None:
     """Notification ``_id(name)`` (and its event) as the pipeline leaves it, sent as ``SM{name}``;
     ``over`` sets any column."""
-    row: dict[str, Any] = {
+    sent: dict[str, Any] = {
         "id": _id(name),
-        "org_id": "acme",
         "event_id": f"evt_{name}",
-        "invoice_id": "INV-1",
-        "customer_id": "C1",
-        "contact_id": "P1",
-        "kind": "invoice",
-        "channel": "sms",
-        "recipient": "+358401234567",
-        "locale": "fi",
-        "reason": "send",
         "status": Status.SENT,
         "provider_id": f"SM{name}",
         "attempts": 1,
         "created_at": NOW - timedelta(hours=1),
         "updated_at": NOW - timedelta(minutes=20),
-        **over,
     }
+    row = notification_row(**{**sent, **over})
     with services.transaction() as conn:
         conn.execute(
             insert(events).values(
                 org_id="acme",
-                event_id=row["event_id"],
+                event_id=row.event_id,
                 type="invoice.created",
                 invoice_id="INV-1",
                 customer_id="C1",
@@ -70,7 +63,7 @@ def _add(services: Services, name: str, **over: Any) -> None:
                 payload={},
             )
         )
-        conn.execute(insert(notifications).values(**row))
+        conn.execute(insert(notifications).values(**asdict(row)))
 
 
 class Recorder:
@@ -107,9 +100,9 @@ def test_the_query_selects_exactly_what_the_rule_says(store: Services) -> None:
     sweep, _ = _sweep(store, FakeSms())
     window = sweep.window(NOW)
     with store.reading() as conn:
-        picked = {r["id"] for r in sweep_candidates(conn, window, 100)}
-        rows = [dict(r) for r in conn.execute(select(notifications)).mappings()]
-    assert picked == {r["id"] for r in rows if due_for_sweep(r, window)}
+        picked = {r.id for r in sweep_candidates(conn, window, 100)}
+        rows = [NotificationRow(**r) for r in conn.execute(select(notifications)).mappings()]
+    assert picked == {r.id for r in rows if due_for_sweep(r, window)}
     assert picked == {_id("due"), _id("asked_long_ago")}
 
 

@@ -111,7 +111,7 @@ def test_of_many_workers_claiming_one_notification_exactly_one_wins(store: Servi
     with store.transaction() as conn:
         row = load_notification(conn, nid)
     assert row is not None
-    assert (row["status"], row["attempts"]) == (Status.SENDING, 1)
+    assert (row.status, row.attempts) == (Status.SENDING, 1)
 
 
 def test_statuses_move_forward_only_and_every_report_is_kept_once(store: Services) -> None:
@@ -135,7 +135,7 @@ def test_statuses_move_forward_only_and_every_report_is_kept_once(store: Service
         row = load_notification(conn, nid)
         history = invoice_history(conn, "INV-1")
     assert row is not None
-    assert row["status"] == Status.DELIVERED
+    assert row.status == Status.DELIVERED
     steps = [entry["what"] for entry in history["timeline"]]
     assert steps == ["event_received", "decided", "attempt", "sent", "delivered"]
     assert history["notifications"][0]["provider_id"] == "SM1"
@@ -173,7 +173,7 @@ def test_a_delivered_recorded_while_a_sent_commits_is_not_lost(store: Services) 
     with store.reading() as conn:
         row = load_notification(conn, nid)
     assert row is not None
-    assert row["status"] == Status.DELIVERED
+    assert row.status == Status.DELIVERED
 
 
 def test_the_migrations_build_exactly_the_tables_the_code_uses(store: Services) -> None:

@@ -11,6 +11,7 @@ import pytest
 from schemas.directory import ContactView, CustomerView, EmailView, OrgView
 from schemas.events import Invoice, InvoiceCreated
 from schemas.notifications import Channel, Kind
+from schemas.rows import BillingRequestRow
 from schemas.validation import parse_event
 from tests.factories import invoice_created, payment_received
 from workers.rules.collection import (
@@ -189,15 +190,16 @@ def test_the_payer_page_is_prefilled_with_the_primary_contacts_address() -> None
 
 
 def test_the_setup_event_is_keyed_on_the_billing_request_and_carries_the_link() -> None:
-    row = {
-        "gc_id": "BRQ123",
-        "org_id": "acme",
-        "customer_id": "C1",
-        "invoice_id": "INV-1",
-        "flow_id": "BRF1",
-        "authorisation_url": "https://pay.example/flow/BRF1",
-        "created_at": datetime(2026, 11, 23, 10, 0),  # naive, as SQLite hands it back
-    }
+    row = BillingRequestRow(
+        gc_id="BRQ123",
+        org_id="acme",
+        customer_id="C1",
+        invoice_id="INV-1",
+        flow_id="BRF1",
+        authorisation_url="https://pay.example/flow/BRF1",
+        status="pending",
+        created_at=datetime(2026, 11, 23, 10, 0),  # naive, as SQLite hands it back
+    )
     payload = mandate_setup_payload(row)
     assert payload["type"] == "mandate.setup_requested"
     assert payload["event_id"] == "mandate_setup.BRQ123"

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from schemas.notifications import Status, can_move
+from schemas.rows import NotificationRow
+from tests.factories import notification_row
 from workers.rules.delivery import Step, next_step
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 IN_FLIGHT = timedelta(seconds=25)
 
 
-def row(status: Status, **kw):  # type: ignore[no-untyped-def]
-    return {"status": status, "provider_id": None, "error_code": None, "attempted_at": None, **kw}
+def row(status: Status, **kw: Any) -> NotificationRow:
+    return notification_row(status=status, **kw)
 
 
 def test_a_pending_notification_is_sent() -> None:

@@ -8,8 +8,9 @@ import pytest
 import typer
 
 from producers.cli.reminders_cmd import parse_offsets
+from schemas.rows import GreetingNames
 from schemas.validation import parse_event
-from tests.factories import INVOICE, reminder_due
+from tests.factories import INVOICE, invoice_row, reminder_due
 from workers.rules.render import render_notification
 from workers.rules.scheduling import Plan, fire_time, plan, reminder_event, reminder_event_id
 
@@ -72,18 +73,19 @@ def test_the_event_id_is_the_same_for_the_same_invoice_and_offset_and_differs_ot
 
 
 def test_the_reminder_event_is_a_valid_reminder_due_identical_every_time() -> None:
-    first = reminder_event("acme", INVOICE, -3, hour=9, template="gentle")
-    assert first == reminder_event("acme", INVOICE, -3, hour=9, template="gentle")
+    first = reminder_event(invoice_row(), -3, hour=9, template="gentle")
+    assert first == reminder_event(invoice_row(), -3, hour=9, template="gentle")
     event = parse_event(first)
     assert event.type == "reminder.due"
     assert event.occurred_at == datetime(2026, 11, 28, 9, tzinfo=UTC)
     assert event.data.reminder.offset_days == -3
     assert first["data"]["reminder"]["template"] == "gentle"
-    assert "template" not in reminder_event("acme", INVOICE, 1, hour=9)["data"]["reminder"]
+    assert first["data"]["invoice"] == INVOICE  # word for word as the invoice.created carried it
+    assert "template" not in reminder_event(invoice_row(), 1, hour=9)["data"]["reminder"]
 
 
 def test_a_reminder_naming_a_template_key_renders_the_organisations_variant() -> None:
-    names = {"org": "Acme", "customer": "C", "contact": "Aino"}
+    names = GreetingNames(org="Acme", customer="C", contact="Aino")
     payload = reminder_due(offset_days=7)
     payload["data"]["reminder"]["template"] = "final"
     overrides = {("payment_reminder.final", "sms", "en", "body"): "FINAL {{ invoice.number }}"}
@@ -97,7 +99,7 @@ def test_a_reminder_naming_a_template_key_renders_the_organisations_variant() ->
 
 
 def test_a_contact_whose_locale_has_no_variant_gets_the_standard_reminder_in_their_language() -> None:
-    names = {"org": "Acme", "customer": "C", "contact": "Aino"}
+    names = GreetingNames(org="Acme", customer="C", contact="Aino")
     payload = reminder_due(offset_days=7)
     payload["data"]["reminder"]["template"] = "final"
     overrides = {("payment_reminder.final", "sms", "en", "body"): "FINAL {{ invoice.number }}"}

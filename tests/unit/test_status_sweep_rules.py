@@ -9,6 +9,8 @@ import pytest
 
 from infra.errors import PermanentProviderError
 from schemas.notifications import Status
+from schemas.rows import NotificationRow
+from tests.factories import notification_row
 from tests.fakes import FakeSms
 from workers.rules.sweep import SweepWindow, due_for_sweep, sweep_verdict
 
@@ -18,7 +20,7 @@ WINDOW = SweepWindow.at(
 )
 
 
-def _row(**over: Any) -> dict[str, Any]:
+def _row(**over: Any) -> NotificationRow:
     row: dict[str, Any] = {
         "channel": "sms",
         "status": "sent",
@@ -26,7 +28,7 @@ def _row(**over: Any) -> dict[str, Any]:
         "updated_at": NOW - timedelta(minutes=11),
         "swept_at": None,
     }
-    return {**row, **over}
+    return notification_row(**{**row, **over})
 
 
 def test_an_sms_sent_longer_than_the_threshold_and_never_asked_is_due() -> None:

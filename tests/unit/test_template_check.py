@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from schemas.rows import GreetingNames
 from schemas.validation import parse_event
 from tests.factories import invoice_created
 from workers.rules.render import TemplateInvalid, context, render_notification
@@ -12,7 +13,7 @@ from workers.rules.template_defaults import DEFAULTS
 from workers.rules.templates import check, check_for_save, render, template_name
 
 NAME = "invoice.sms.en"
-NAMES = {"org": "Acme Oy", "customer": "Kuluttaja Oy", "contact": "Aino", "org_locale": "en"}
+NAMES = GreetingNames(org="Acme Oy", customer="Kuluttaja Oy", contact="Aino", org_locale="en")
 
 #: Each reaches past what the context offers: an escape from the sandbox, or a way to read a
 #: context object's attributes under another name than ``name.attr``.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -9,13 +10,14 @@ import pytest
 from jinja2.exceptions import SecurityError, UndefinedError
 
 from infra.errors import PermanentError
+from schemas.rows import GreetingNames
 from schemas.validation import parse_event
 from tests.factories import invoice_created, payment_received, reminder_due
 from workers.rules.render import render_notification
 from workers.rules.template_defaults import DEFAULTS, LOCALES, PARTS
 from workers.rules.templates import TemplateRenderError, check, render, template_name
 
-NAMES = {"org": "Acme Oy", "customer": "Kuluttaja Oy", "contact": "Aino", "org_locale": "en"}
+NAMES = GreetingNames(org="Acme Oy", customer="Kuluttaja Oy", contact="Aino", org_locale="en")
 
 
 def test_herald_ships_every_kind_for_sms_and_email_in_english_finnish_and_japanese() -> None:
@@ -56,7 +58,7 @@ def test_an_invoice_sms_renders_money_and_dates_for_each_shipped_locale(
 
 
 def test_an_email_has_subject_text_and_html_and_the_html_escapes_what_it_is_given() -> None:
-    names = {**NAMES, "contact": "<b>Aino</b>"}
+    names = replace(NAMES, contact="<b>Aino</b>")
     rendered = render_notification(
         "invoice", "email", parse_event(invoice_created()), locales=["en"], names=names
     )

@@ -30,6 +30,7 @@ from pathlib import Path
 from types import TracebackType
 
 from infra.masking import redact_url
+from tooling.local.debian import apt_install
 
 _DEBIAN_ROOT = Path("/usr/lib/postgresql")
 _SERVICE_USER = "postgres"
@@ -63,19 +64,12 @@ def server_bin_dir() -> Path | None:
 
 
 def _install() -> Path:
-    if os.geteuid() != 0:
-        raise PostgresStartError(
+    apt_install(
+        "postgresql",
+        not_root=PostgresStartError(
             "PostgreSQL server binaries are not installed: install them (apt-get install postgresql) "
             "or set HERALD_TEST_DATABASE_URL to a PostgreSQL that answers"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    policy = subprocess.run(
-        ["apt-cache", "policy", "postgresql"], capture_output=True, text=True, check=False
-    )
-    if "Candidate: (none)" in policy.stdout or "Candidate" not in policy.stdout:
-        subprocess.run(["apt-get", "update", "-qq"], env=env, check=True)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "postgresql"], env=env, check=True, stdout=subprocess.DEVNULL
+        ),
     )
     bin_dir = server_bin_dir()
     if bin_dir is None:

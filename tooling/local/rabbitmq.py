@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import pika
 
 from infra.masking import redact_url
+from tooling.local.debian import apt_install
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -58,19 +59,12 @@ def _server_binary() -> str | None:
 
 
 def _install() -> str:
-    if os.geteuid() != 0:
-        raise BrokerStartError(
+    apt_install(
+        "rabbitmq-server",
+        not_root=BrokerStartError(
             "rabbitmq-server is not installed: install it (apt-get install rabbitmq-server) "
             "or set HERALD_AMQP_URL to a broker that answers"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    policy = subprocess.run(
-        ["apt-cache", "policy", "rabbitmq-server"], capture_output=True, text=True, check=False
-    )
-    if "Candidate: (none)" in policy.stdout or "Candidate" not in policy.stdout:
-        subprocess.run(["apt-get", "update", "-qq"], env=env, check=True)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "rabbitmq-server"], env=env, check=True, stdout=subprocess.DEVNULL
+        ),
     )
     binary = _server_binary()
     if binary is None:

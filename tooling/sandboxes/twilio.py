@@ -21,14 +21,14 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from twilio.request_validator import RequestValidator
 
 from infra.masking import mask_phone
 from tooling.sandboxes.faults import FaultPlan
+from tooling.sandboxes.http import HttpSandbox, SandboxHandler, SandboxServer
 from tooling.sandboxes.running import serve_until_stopped
 
 log = logging.getLogger("herald.sandbox.twilio")
@@ -100,21 +100,15 @@ def _date_matches(message: dict[str, Any], key: str, raw: str, bound: datetime) 
     return have >= limit if key == "DateSent>" else have <= limit
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(SandboxServer):
+    name, logger = "twilio sandbox", log
     sandbox: TwilioSandbox
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.exception("twilio sandbox failed to answer %s", client_address)
 
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(SandboxHandler):
     server: _Server
     # Keep-alive, as Twilio's API does: a client reuses its connection instead of one per message.
     protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # Request lines carry phone numbers in query strings: keep them out of INFO.
-        log.debug("%s %s", self.address_string(), format % args)
 
     def _dispatch(self) -> None:
         sandbox, method = self.server.sandbox, self.command
@@ -177,7 +171,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class TwilioSandbox:
+class TwilioSandbox(HttpSandbox):
     """The sandbox server; ``start()`` serves in a daemon thread, ``stop()`` ends it."""
 
     def __init__(self, config: SandboxConfig, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -195,16 +189,6 @@ class TwilioSandbox:
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._threads: list[threading.Thread] = []
-
-    @property
-    def port(self) -> int:
-        """The bound port once started (the requested one before)."""
-        return self._server.server_address[1] if self._server else self._port
-
-    @property
-    def url(self) -> str:
-        """Base URL to give the twilio client as ``client.api.base_url``."""
-        return f"http://{self._host}:{self.port}"
 
     def start(self) -> None:
         """Bind and serve in daemon threads; returns once the port accepts connections."""
@@ -228,13 +212,6 @@ class TwilioSandbox:
         for thread in self._threads:
             thread.join(timeout=5)  # a callback in flight is bounded by its 2 s timeout
         self._threads = []
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def messages(self) -> list[dict[str, Any]]:
         """A copy of every captured message, oldest first, in Twilio's JSON shape."""

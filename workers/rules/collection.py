@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
 from schemas.directory import CustomerView, PayerDetails
 from schemas.events import Event, Invoice, InvoiceCreated
+from schemas.rows import BillingRequestRow
 
 #: The type of the event herald records when it asks a customer to set up a mandate.
 MANDATE_SETUP_REQUESTED = "mandate.setup_requested"
@@ -162,23 +162,20 @@ def payer_details(customer: CustomerView | None) -> PayerDetails:
     return PayerDetails(email=emails[0] if emails else None, company_name=customer.name or None)
 
 
-def mandate_setup_payload(request: Mapping[str, Any]) -> dict[str, Any]:
-    """The stored ``mandate.setup_requested`` event of a billing request row (``gc_billing_requests``):
-    its invoice and customer, and the link render puts in the email."""
-    created = request.get("created_at") or datetime.now(UTC)
-    if created.tzinfo is None:  # SQLite hands back naive UTC
-        created = created.replace(tzinfo=UTC)
+def mandate_setup_payload(request: BillingRequestRow) -> dict[str, Any]:
+    """The stored ``mandate.setup_requested`` event (JSON) of a billing request: its invoice and
+    customer, and the link render puts in the email."""
     return {
         "type": MANDATE_SETUP_REQUESTED,
-        "event_id": mandate_setup_event_id(request["gc_id"]),
-        "org_id": request["org_id"],
-        "occurred_at": created.isoformat(),
+        "event_id": mandate_setup_event_id(request.gc_id),
+        "org_id": request.org_id,
+        "occurred_at": request.created_at.isoformat(),
         "data": {
-            "invoice": {"id": request["invoice_id"] or "", "customer_id": request["customer_id"]},
+            "invoice": {"id": request.invoice_id or "", "customer_id": request.customer_id},
             "billing_request": {
-                "id": request["gc_id"],
-                "flow_id": request["flow_id"],
-                "authorisation_url": request["authorisation_url"],
+                "id": request.gc_id,
+                "flow_id": request.flow_id,
+                "authorisation_url": request.authorisation_url,
             },
         },
     }

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
 from schemas.notifications import Status
+from schemas.rows import NotificationRow
 
 
 class Step(StrEnum):
@@ -25,23 +25,19 @@ class Step(StrEnum):
     RECONCILE = "reconcile"  # an attempt was cut short: ask the provider first
 
 
-def next_step(row: dict[str, Any], now: datetime, in_flight: timedelta) -> Step:
+def next_step(row: NotificationRow, now: datetime, in_flight: timedelta) -> Step:
     """Decide from the notification row (status, provider_id, error_code, attempted_at)."""
-    status = Status(row["status"])
+    status = Status(row.status)
     if status == Status.PENDING:
         return Step.SEND
     if status != Status.SENDING:
         return Step.NOTHING
-    if row.get("provider_id"):
+    if row.provider_id:
         return Step.REPORT_SENT
-    if row.get("error_code") is not None:
+    if row.error_code is not None:
         return Step.REPORT_FAILED
-    attempted = row.get("attempted_at")
-    if attempted is not None:
-        if attempted.tzinfo is None:  # SQLite hands back naive UTC
-            attempted = attempted.replace(tzinfo=UTC)
-        if now - attempted <= in_flight:
-            return Step.WAIT
+    if row.attempted_at is not None and now - row.attempted_at <= in_flight:
+        return Step.WAIT
     return Step.RECONCILE
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from schemas.directory import CustomerView, OrgView
 from schemas.events import Event
 from schemas.notifications import Channel, Kind
+from schemas.rows import GreetingNames
 from workers.rules.recipients import SEND, decide
 from workers.rules.render import render_notification
 from workers.rules.segments import count_segments
@@ -38,7 +39,7 @@ def build_preview(
     org: OrgView,
     customer: CustomerView | None,
     *,
-    names: dict[str, str],
+    names: GreetingNames,
     overrides: dict[tuple[str, str, str, str], str],
     default_from: str | None,
     channel: str | None = None,
@@ -62,8 +63,8 @@ def build_preview(
             kind,
             d.channel,
             event,
-            locales=[d.locale, names.get("org_locale", "en")],
-            names={**names, "contact": contacts[d.contact_id].name},
+            locales=[d.locale, names.org_locale],
+            names=replace(names, contact=contacts[d.contact_id].name),
             overrides=overrides,
             limits=limits,
         )

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from infra.errors import PermanentError
 from schemas.events import Event, InvoiceCreated, PaymentReceived, ReminderDue
+from schemas.rows import GreetingNames
 from workers.rules.formatting import UnformattableAmount, day, money
 from workers.rules.links import safe_url
 from workers.rules.templates import (
@@ -52,7 +53,7 @@ def language(locale: str) -> str:
 
 
 def context(
-    event: Event | None, locale: str, names: dict[str, str], mandate_url: str | None = None
+    event: Event | None, locale: str, names: GreetingNames, mandate_url: str | None = None
 ) -> dict[str, Any]:
     """The variables a template may use (see ``workers.rules.templates.CONTEXT``).
 
@@ -61,9 +62,9 @@ def context(
     an amount that cannot be formatted raises ``UnformattableAmount`` naming its field.
     """
     values: dict[str, Any] = {
-        "org": {"name": names.get("org", "")},
-        "customer": {"name": names.get("customer", "")},
-        "contact": {"name": names.get("contact", "")},
+        "org": {"name": names.org},
+        "customer": {"name": names.customer},
+        "contact": {"name": names.contact},
     }
     if isinstance(event, InvoiceCreated | ReminderDue):
         invoice = event.data.invoice
@@ -145,7 +146,7 @@ def render_notification(
     event: Event,
     *,
     locales: list[str],
-    names: dict[str, str],
+    names: GreetingNames,
     overrides: dict[tuple[str, str, str, str], str] | None = None,
     limits: TemplateLimits = DEFAULT_LIMITS,
 ) -> Rendered:
@@ -156,9 +157,7 @@ def render_notification(
     ``UnformattableAmount``.
     """
     overrides = with_variant(kind, event, overrides or {})
-    chosen, parts = choose(kind, channel, [language(x) for x in locales], overrides)
-    values = lambda: context(event, chosen, names)  # noqa: E731
-    return Rendered(chosen, _render_all(kind, channel, chosen, parts, values, limits))
+    return _render(kind, channel, locales, overrides, limits, lambda chosen: context(event, chosen, names))
 
 
 def base_kind(kind: str) -> str:
@@ -188,17 +187,32 @@ def render_mandate_setup(
     mandate_url: str,
     *,
     locales: list[str],
-    names: dict[str, str],
+    names: GreetingNames,
     overrides: dict[tuple[str, str, str, str], str] | None = None,
     limits: TemplateLimits = DEFAULT_LIMITS,
 ) -> Rendered:
     """The mandate-setup link (the Billing Request Flow's authorisation URL) in the first of
     ``locales`` that has the template. No upstream event stands behind it, so its context is the
     names and the link (``workers.rules.templates.CONTEXT["mandate_setup"]``)."""
-    kind = "mandate_setup"
-    chosen, parts = choose(kind, channel, [language(x) for x in locales], overrides or {})
-    values = lambda: context(None, chosen, names, mandate_url)  # noqa: E731
-    return Rendered(chosen, _render_all(kind, channel, chosen, parts, values, limits))
+
+    def values_of(chosen: str) -> dict[str, Any]:
+        return context(None, chosen, names, mandate_url)
+
+    return _render("mandate_setup", channel, locales, overrides or {}, limits, values_of)
+
+
+def _render(
+    kind: str,
+    channel: str,
+    locales: list[str],
+    overrides: dict[tuple[str, str, str, str], str],
+    limits: TemplateLimits,
+    values_of: Callable[[str], dict[str, Any]],
+) -> Rendered:
+    """The (kind, channel) template in the first of ``locales`` that has one, every part rendered
+    with ``values_of(the locale chosen)``."""
+    chosen, parts = choose(kind, channel, [language(x) for x in locales], overrides)
+    return Rendered(chosen, _render_all(kind, channel, chosen, parts, lambda: values_of(chosen), limits))
 
 
 _SMS_SPACES = str.maketrans({"\u00a0": " ", "\u202f": " "})

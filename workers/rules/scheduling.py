@@ -9,10 +9,12 @@ never sent, so downtime gives one catch-up reminder and never a burst. A paid in
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+
+from schemas.rows import InvoiceRow
 
 #: Offsets an organisation may set, in days from the due date (the contract's bound).
 MAX_OFFSET_DAYS = 365
@@ -67,27 +69,26 @@ def reminder_event_id(invoice_id: str, offset_days: int) -> str:
 
 
 def reminder_event(
-    org_id: str,
-    invoice: Mapping[str, Any],
+    invoice: InvoiceRow,
     offset_days: int,
     *,
     hour: int,
     template: str | None = None,
 ) -> dict[str, Any]:
-    """The ``reminder.due`` event for one (invoice, offset), identical every time it is built.
+    """The ``reminder.due`` event (JSON) for one (invoice, offset), identical every time it is built.
 
-    ``occurred_at`` is the fire time, not the clock, so a re-publish is the same event. The
-    organisation's template key for the offset, when it has one, travels as
-    ``data.reminder.template`` (an added field) for render to pick the variant.
+    It repeats the invoice word for word as its ``invoice.created`` carried it. ``occurred_at`` is
+    the fire time, not the clock, so a re-publish is the same event. The organisation's template
+    key for the offset, when it has one, travels as ``data.reminder.template`` (an added field) for
+    render to pick the variant.
     """
     reminder: dict[str, Any] = {"offset_days": offset_days}
     if template:
         reminder["template"] = template
-    due = date.fromisoformat(str(invoice["due_date"]))
     return {
         "type": "reminder.due",
-        "event_id": reminder_event_id(str(invoice["id"]), offset_days),
-        "org_id": org_id,
-        "occurred_at": fire_time(due, offset_days, hour).isoformat().replace("+00:00", "Z"),
-        "data": {"invoice": dict(invoice), "reminder": reminder},
+        "event_id": reminder_event_id(invoice.invoice_id, offset_days),
+        "org_id": invoice.org_id,
+        "occurred_at": fire_time(invoice.due_date, offset_days, hour).isoformat().replace("+00:00", "Z"),
+        "data": {"invoice": dict(invoice.invoice), "reminder": reminder},
     }

@@ -10,10 +10,10 @@ The store's query (``infra.store.notifications.sweep_candidates``) says the same
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 from schemas.notifications import Status
+from schemas.rows import NotificationRow
 
 #: Twilio's final message statuses and the notification status each one reports.
 FINAL: dict[str, Status] = {
@@ -36,21 +36,16 @@ class SweepWindow:
         return cls(sent_before=now - after, sent_after=now - max_age, swept_before=now - every)
 
 
-def due_for_sweep(row: dict[str, Any], window: SweepWindow) -> bool:
+def due_for_sweep(row: NotificationRow, window: SweepWindow) -> bool:
     """Whether the notification should be looked up at the provider now.
 
     ``updated_at`` is when it became ``sent`` (nothing else changes a ``sent`` notification).
     """
-    if row["channel"] != "sms" or row["status"] != Status.SENT or not row["provider_id"]:
+    if row.channel != "sms" or row.status != Status.SENT or not row.provider_id:
         return False
-    if not window.sent_after <= _aware(row["updated_at"]) <= window.sent_before:
+    if not window.sent_after <= row.updated_at <= window.sent_before:
         return False
-    swept = row.get("swept_at")
-    return swept is None or _aware(swept) < window.swept_before
-
-
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value  # SQLite hands back naive UTC
+    return row.swept_at is None or row.swept_at < window.swept_before
 
 
 def sweep_verdict(provider_status: str) -> Status | None:

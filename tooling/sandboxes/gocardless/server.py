@@ -24,13 +24,13 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from tooling.sandboxes.gocardless.admin import SandboxAdmin
 from tooling.sandboxes.gocardless.state import JSON, ApiFailure, usage_error
 from tooling.sandboxes.gocardless.webhooks import WebhookSender, sign
+from tooling.sandboxes.http import HttpSandbox, SandboxHandler, SandboxServer
 from tooling.sandboxes.running import serve_until_stopped
 
 __all__ = ["ApiFailure", "GoCardlessConfig", "GoCardlessSandbox", "serve", "sign"]
@@ -67,18 +67,13 @@ class GoCardlessConfig:
     webhook_timeout_seconds: float = 2.0
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(SandboxServer):
+    name, logger = "gocardless sandbox", log
     sandbox: GoCardlessSandbox
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.exception("gocardless sandbox failed to answer %s", client_address)
 
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(SandboxHandler):
     server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
 
     def _dispatch(self) -> None:
         parts = urlsplit(self.path)
@@ -208,7 +203,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class GoCardlessSandbox(SandboxAdmin):
+class GoCardlessSandbox(SandboxAdmin, HttpSandbox):
     """The served sandbox; ``start()`` serves in daemon threads, ``stop()`` ends it.
 
     Every helper of ``SandboxAdmin`` (seeding, ``complete_flow``, ``set_payment_status``,
@@ -232,16 +227,6 @@ class GoCardlessSandbox(SandboxAdmin):
         self.delay_seconds = 0.0
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
-
-    @property
-    def port(self) -> int:
-        """The bound port once started (the requested one before)."""
-        return self._server.server_address[1] if self._server else self._port
-
-    @property
-    def url(self) -> str:
-        """Base URL to give the client as ``base_url``."""
-        return f"http://{self._host}:{self.port}"
 
     @property
     def webhook_url(self) -> str | None:
@@ -288,13 +273,6 @@ class GoCardlessSandbox(SandboxAdmin):
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def webhook_deliveries(self) -> list[dict[str, Any]]:
         """Every webhook POST so far (``webhook_id``, ``url``, ``event_ids``, ``attempt``,

@@ -21,7 +21,7 @@ from dramatiq.middleware import (
 )
 
 from infra import topology
-from infra.dead_lettering import DeadLetteringConsumer
+from infra.dead_letters import DeadLetteringConsumer
 from infra.middleware.dead_letters import DeadLetterLog
 from infra.middleware.lifecycle import Lifecycle
 from infra.middleware.log_context import LogContext
@@ -52,7 +52,7 @@ class HeraldBroker(RabbitmqBroker):
 
     @property
     def consumer_class(self) -> type[DeadLetteringConsumer]:
-        # Dead letters carry their reason, stage and tries in headers (see infra.dead_lettering).
+        # Dead letters carry their reason, stage and tries in headers (see infra.dead_letters).
         return DeadLetteringConsumer
 
     def _build_queue_arguments(self, queue_name: str) -> dict[str, Any]:

@@ -26,9 +26,6 @@ def events_exchange(prefix: str) -> str:
     return f"{prefix}.events"
 
 
-#: Header that says why a message was dead-lettered.
-REASON_HEADER = "x-herald-reason"
-
 #: The actor that receives published events.
 ROUTE_ACTOR = "route_event"
 

@@ -24,6 +24,7 @@ from typing import IO, Any
 
 from pydantic import ValidationError
 
+from infra.errors import InvalidInput
 from schemas.bounded_json import find_string, loads_bounded, too_deep
 from schemas.directory import CustomerRecord, forbidden_character
 
@@ -78,18 +79,19 @@ class Row:
             self.error = printable(self.error)
 
 
-class HeaderError(ValueError):
+class HeaderError(InvalidInput):
     """The CSV header cannot be read; nothing in the file can be imported."""
 
 
-class JsonRejected(ValueError):
-    """A JSON document (an import line, a request body) that is refused: ``reason``, the
+class JsonRejected(InvalidInput):
+    """A JSON document (an import line, a request body) that is refused: ``reason`` (what), the
     ``field`` path where it is (empty when it is the document as a whole), and its ``kind``
     (``not_utf8``, ``json_invalid``, ``too_deep``, ``not_unicode``)."""
 
     def __init__(self, reason: str, field: str = "", *, kind: str) -> None:
-        self.reason, self.field, self.kind = reason, printable(field), kind
+        self.field, self.kind = printable(field), kind
         super().__init__(f"{self.field}: {reason}" if self.field else reason)
+        self.reason = reason
 
 
 def _path(parts: list[str | int]) -> str:

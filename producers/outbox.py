@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session
 from infra.errors import InvalidEvent, PublishError
 from producers.publisher import Publisher
 from schemas.events import Event
-from schemas.validation import EventRejected, event_to_json, parse_event
+from schemas.validation import event_to_json, parse_event
 
 outbox_metadata = MetaData()
 
@@ -80,10 +80,7 @@ def add_event(session: Session, event: Event | Mapping[str, Any]) -> None:
     transaction (``InvalidEvent``) instead of surfacing later in the relay.
     """
     if isinstance(event, Mapping):
-        try:
-            event = parse_event(dict(event))
-        except EventRejected as exc:
-            raise InvalidEvent(exc.reason) from None
+        event = parse_event(dict(event))
     session.execute(
         outbox.insert().values(
             event_id=event.event_id, payload=event_to_json(event), created_at=datetime.now(UTC)

@@ -23,7 +23,7 @@ from infra.settings import Settings, get_settings
 from producers.confirming import ConfirmingChannel
 from schemas.events import Event
 from schemas.messages import EventPublished
-from schemas.validation import EventRejected, check_json, event_to_json, parse_event
+from schemas.validation import check_json, event_to_json, parse_event
 
 
 class Publisher:
@@ -80,13 +80,7 @@ class Publisher:
         caller is held to the same nesting limit as a decoded event.
         """
         depth = self.settings.max_json_depth
-        if not isinstance(event, Mapping):
-            model = event
-        else:
-            try:
-                model = parse_event(dict(event), max_depth=depth)
-            except EventRejected as exc:
-                raise InvalidEvent(exc.reason) from None
+        model = event if not isinstance(event, Mapping) else parse_event(dict(event), max_depth=depth)
         try:
             payload = event_to_json(model)
         except ValueError as exc:  # pydantic stops serialising near 255 levels
@@ -94,7 +88,7 @@ class Publisher:
         if not isinstance(event, Mapping):
             try:
                 check_json(payload, depth)
-            except EventRejected as exc:
+            except InvalidEvent as exc:
                 raise InvalidEvent(f"event {model.event_id}: {exc.reason}") from None
         message: dramatiq.Message[Any] = dramatiq.Message(
             queue_name=self.queue,

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from infra.errors import InvalidEvent
 from schemas.bounded_json import Path, find_string, loads_bounded, too_deep
 from schemas.events import (
     EVENT_TYPES,
@@ -32,14 +33,6 @@ _UTF8 = json.JSONEncoder(ensure_ascii=False, skipkeys=True, default=str)
 #: Problems of one event listed in its reason; the rest are counted.
 MAX_PROBLEMS = 10
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_\-]{1,60}")
-
-
-class EventRejected(ValueError):
-    """One event failed validation; ``reason`` is a one-line human explanation."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:
@@ -110,12 +103,12 @@ def check_json(obj: Any, max_depth: int) -> None:
     ``max_depth`` levels, and lone surrogates (not text; nothing downstream can encode them)."""
     deep = too_deep(obj, max_depth)
     if deep is not None:
-        raise EventRejected(f"{_loc(_field_of(deep))}: nested deeper than {max_depth} levels")
+        raise InvalidEvent(f"{_loc(_field_of(deep))}: nested deeper than {max_depth} levels")
     found = find_string(obj, lambda s: first_lone_surrogate(s) is not None) if _unencodable(obj) else None
     if found is not None:
         path, text = found
         surrogate = first_lone_surrogate(text) or ""
-        raise EventRejected(f"{_loc(path)}: contains {describe_character(surrogate)}")
+        raise InvalidEvent(f"{_loc(path)}: contains {describe_character(surrogate)}")
 
 
 def parse_event(
@@ -126,21 +119,21 @@ def parse_event(
 ) -> Event:
     """Validate one event from JSON text (UTF-8 when bytes) or a decoded object.
 
-    Raises ``EventRejected`` naming the problem: not UTF-8, not JSON, too large, nested deeper
+    Raises ``InvalidEvent`` naming the problem: not UTF-8, not JSON, too large, nested deeper
     than ``max_depth`` levels, unknown ``type``, or each missing/invalid field with its path.
     """
     if isinstance(raw, str | bytes):
         size = len(raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw)
         if max_bytes is not None and size > max_bytes:
-            raise EventRejected(f"event is {size} bytes, over the limit of {max_bytes} bytes")
+            raise InvalidEvent(f"event is {size} bytes, over the limit of {max_bytes} bytes")
         try:
             text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         except UnicodeDecodeError as exc:
-            raise EventRejected(f"not UTF-8 text: {exc}") from None
+            raise InvalidEvent(f"not UTF-8 text: {exc}") from None
         try:
             obj = loads_bounded(text, max_depth)
         except json.JSONDecodeError as exc:
-            raise EventRejected(f"not valid JSON: {exc}") from None
+            raise InvalidEvent(f"not valid JSON: {exc}") from None
         check_json(obj, max_depth)
     else:
         obj = raw
@@ -148,20 +141,20 @@ def parse_event(
         if max_bytes is not None:
             size = len(json.dumps(obj, default=str).encode())
             if size > max_bytes:
-                raise EventRejected(f"event is {size} bytes, over the limit of {max_bytes} bytes")
+                raise InvalidEvent(f"event is {size} bytes, over the limit of {max_bytes} bytes")
     if not isinstance(obj, dict):
-        raise EventRejected(f"an event must be a JSON object, got {type(obj).__name__}")
+        raise InvalidEvent(f"an event must be a JSON object, got {type(obj).__name__}")
     kind = obj.get("type")
     if kind is None:
-        raise EventRejected("type: Field required")
+        raise InvalidEvent("type: Field required")
     if kind not in EVENT_TYPES:
-        raise EventRejected(
+        raise InvalidEvent(
             f"type: unknown event type {_shown(kind)}; expected one of {', '.join(EVENT_TYPES)}"
         )
     try:
         return event_adapter.validate_python(obj)
     except ValidationError as exc:
-        raise EventRejected(describe_validation_error(exc)) from None
+        raise InvalidEvent(describe_validation_error(exc)) from None
 
 
 def event_to_json(event: Event) -> dict[str, Any]:

@@ -6,10 +6,10 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from infra.errors import MalformedMessage
+from infra.errors import InvalidEvent, MalformedMessage
 from schemas.events import Event
 from schemas.messages import StageMessage
-from schemas.validation import DEPTH_CEILING, EventRejected, parse_event
+from schemas.validation import DEPTH_CEILING, parse_event
 
 M = TypeVar("M", bound=StageMessage)
 
@@ -30,5 +30,5 @@ def decode_event(body: Any) -> Event:
     """
     try:
         return parse_event(body if isinstance(body, dict) else str(body), max_depth=DEPTH_CEILING)
-    except EventRejected as exc:
+    except InvalidEvent as exc:
         raise MalformedMessage(f"event: {exc.reason}") from None

@@ -26,9 +26,11 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from infra import metrics, metrics_http, topology
 from infra.broker import emit_event
+from infra.dead_letters import dead_letter_rejected
+from infra.errors import InvalidEvent
 from infra.settings import Settings, get_settings
 from infra.shutdown import exit_after
-from schemas.validation import DEPTH_CEILING, EventRejected, parse_event
+from schemas.validation import DEPTH_CEILING, parse_event
 
 logger = logging.getLogger("herald.ingest")
 
@@ -63,7 +65,7 @@ def check(
         return None, f"body is not UTF-8 text: {exc}"
     try:
         event = parse_event(text, max_bytes=max_bytes, max_depth=max_depth)
-    except EventRejected as exc:
+    except InvalidEvent as exc:
         return None, exc.reason
     if routing_key != event.type:
         return None, f"routing key {routing_key!r} does not match the event type {event.type!r}"
@@ -105,24 +107,15 @@ class Ingest:
 
         def handle(ch: BlockingChannel, method: Any, properties: Any, body: bytes) -> None:
             event, reason = check(body, method.routing_key, settings.max_event_bytes, settings.max_json_depth)
-            if event is not None:
-                emit_event(event)  # returns once RabbitMQ confirmed it on the route queue
-                metrics.INGESTED.labels(outcome="ingested").inc()
-            else:
-                headers = dict(properties.headers or {})
-                headers[topology.REASON_HEADER] = reason
-                headers["x-herald-routing-key"] = method.routing_key
-                ch.basic_publish(
-                    "",
-                    dead,
-                    body,
-                    pika.BasicProperties(
-                        delivery_mode=2, content_type=properties.content_type, headers=headers
-                    ),
-                    mandatory=True,
+            if reason is not None:
+                dead_letter_rejected(
+                    ch, dead, body, properties, reason=reason, routing_key=method.routing_key
                 )
                 logger.warning("event dead-lettered", extra={"queue": dead, "reason": reason})
                 metrics.INGESTED.labels(outcome="dead_lettered").inc()
+            else:
+                emit_event(event)  # returns once RabbitMQ confirmed it on the route queue
+                metrics.INGESTED.labels(outcome="ingested").inc()
             ch.basic_ack(method.delivery_tag)
 
         channel.basic_consume(queue, handle)

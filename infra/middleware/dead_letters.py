@@ -1,4 +1,5 @@
-"""Says why a message was dead-lettered, in the log, when it is."""
+"""Says why a message was dead-lettered, in the log, when it is (the dead letters themselves:
+``infra.dead_letters``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import logging
 from typing import Any
 
 from dramatiq.middleware import Middleware
+
+from infra.dead_letters import describe
 
 logger = logging.getLogger("herald.dead_letters")
 
@@ -24,6 +27,6 @@ class DeadLetterLog(Middleware):
                     "actor": message.actor_name,
                     "message_id": message.message_id,
                     "retries": message.options.get("retries", 0),
-                    "reason": f"{type(exception).__name__}: {exception}",
+                    "reason": describe(exception),
                 },
             )

@@ -12,9 +12,37 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from producers.operations import Refused
+from infra.errors import (
+    ConfigurationError,
+    Conflict,
+    HeraldError,
+    IntegrationInactive,
+    Invalid,
+    NotCancellable,
+    NotFound,
+    Refused,
+    TransientProviderError,
+    WebhookRejected,
+)
 
 logger = logging.getLogger("herald.api")
+
+#: herald's errors answered at the edge, by class: (status, code). The most specific class listed
+#: wins (handlers are looked up along the exception's classes); one not listed is a 500.
+ANSWERS: dict[type[HeraldError], tuple[int, str]] = {
+    # Refused operations.
+    Refused: (422, "refused"),
+    NotFound: (404, "not_found"),
+    Invalid: (422, "invalid"),
+    Conflict: (409, "conflict"),
+    IntegrationInactive: (409, "integration_disconnected"),
+    NotCancellable: (409, "not_cancellable"),
+    # Input refused whole.
+    WebhookRejected: (400, "bad_request"),
+    # What herald needs is away or not set up: 503, so a provider resends later.
+    TransientProviderError: (503, "provider_unavailable"),
+    ConfigurationError: (503, "not_configured"),
+}
 
 #: Codes for statuses raised by FastAPI itself (unknown route, wrong method, ...).
 STATUS_CODES = {
@@ -32,8 +60,10 @@ STATUS_CODES = {
 }
 
 
-class ApiError(Exception):
-    """An error answer: raise it from a handler or a dependency."""
+class ApiError(HeraldError):
+    """An answer of the API's own (authentication, a malformed request, …) with its status and
+    code: raise it from a handler or a dependency. Errors of the operations are answered by
+    ``ANSWERS`` instead."""
 
     def __init__(
         self,
@@ -44,7 +74,7 @@ class ApiError(Exception):
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code = status, code
         self.details = details or []
         self.headers = headers
 
@@ -81,16 +111,30 @@ def validation_details(errors: list[Any]) -> list[dict[str, str]]:
     return details
 
 
+def answer(exc: HeraldError) -> tuple[int, str]:
+    """The status and code of ``exc`` in ``ANSWERS`` (its most specific class listed)."""
+    for cls in type(exc).__mro__:
+        if cls in ANSWERS:
+            return ANSWERS[cls]
+    raise LookupError(f"{type(exc).__name__} has no answer at the edge")
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Answer ``ApiError``, refused operations, HTTP errors and request validation in the one shape."""
+    """Answer ``ApiError``, herald's errors in ``ANSWERS``, HTTP errors and request validation in
+    the one shape."""
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
-    @app.exception_handler(Refused)
-    async def _refused(_request: Request, exc: Refused) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, list(exc.details))
+    async def _answered(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HeraldError)
+        status, code = answer(exc)
+        details = exc.details if isinstance(exc, Refused) else []
+        return error_response(status, code, exc.message, list(details))
+
+    for error in ANSWERS:
+        app.add_exception_handler(error, _answered)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

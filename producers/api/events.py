@@ -15,7 +15,7 @@ from producers.api.errors import ApiError
 from producers.publisher import Publisher
 from schemas.access import Capability
 from schemas.bounded_json import loads_bounded
-from schemas.validation import EventRejected, parse_event
+from schemas.validation import parse_event
 
 router = APIRouter(tags=["events"])
 
@@ -113,16 +113,13 @@ def _check(item: Any, org_id: str, publisher: Publisher, max_bytes: int, max_dep
     string holding one)."""
     # An object naming another organisation is refused before anything else is said about it.
     if isinstance(item, dict) and "org_id" in item and item["org_id"] != org_id:
-        raise EventRejected(
+        raise InvalidEvent(
             f"org_id: {_shown(item['org_id'])} is not this API key's organisation ({org_id!r})"
         )
     event = parse_event(item, max_bytes=max_bytes, max_depth=max_depth)
     if event.org_id != org_id:  # whatever shape the event came in: the parsed one is what is sent
-        raise EventRejected(f"org_id: {event.org_id!r} is not this API key's organisation ({org_id!r})")
-    try:
-        return publisher.encode(event)  # the size limit on the message as it will be sent
-    except InvalidEvent as exc:
-        raise EventRejected(str(exc)) from None
+        raise InvalidEvent(f"org_id: {event.org_id!r} is not this API key's organisation ({org_id!r})")
+    return publisher.encode(event)  # the size limit on the message as it will be sent
 
 
 @router.post(
@@ -158,7 +155,7 @@ def publish_events(
             good.append(
                 _check(item, key.org_id, publisher, settings.max_event_bytes, settings.max_json_depth)
             )
-        except EventRejected as exc:
+        except InvalidEvent as exc:
             rejected.append({"index": index, "reason": exc.reason})
     if not good:
         what = "the event was" if len(items) == 1 else f"all {len(items)} events were"

@@ -7,16 +7,18 @@ import json
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from infra.errors import HeraldError
+
 
 def _message(max_bytes: int, size: int | None) -> str:
     said = f"{size} bytes" if size is not None else "over the limit"
     return f"request body is {said}; the limit is {max_bytes} bytes (HERALD_API_MAX_BODY_BYTES)"
 
 
-class _TooLarge(HTTPException):
-    """Raised while the body is read: an HTTP error, so FastAPI passes it on as it is (any other
-    exception raised there becomes a 400 "error parsing the body") and the error handlers
-    answer it in the one shape."""
+class _TooLarge(HeraldError, HTTPException):
+    """Raised while the body is read: a framework-edge error, so also an ``HTTPException``, which
+    FastAPI passes on as it is (any other exception raised there becomes a 400 "error parsing the
+    body") and the error handlers answer in the one shape."""
 
     def __init__(self, max_bytes: int) -> None:
         super().__init__(413, _message(max_bytes, None))

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from infra.adapters.gocardless_account import GoCardlessUnavailable
+from infra.errors import WebhookRejected
 from infra.settings import Settings
 from infra.store.integrations import integration_active
 from producers.api.errors import error_response
-from producers.gocardless.webhooks import WebhookRejected, handle_events, read_events, signature_ok
+from producers.gocardless.webhooks import handle_events, read_events, signature_ok
 from producers.gocardless.wiring import GoCardlessWiring, LazyPublisher
 
 logger = logging.getLogger("herald.api.webhooks")
@@ -42,7 +43,7 @@ def gocardless_router(settings: Settings, wiring: GoCardlessWiring) -> APIRouter
             events = read_events(body, settings.max_json_depth)
         except WebhookRejected as rejected:
             logger.warning("webhook refused: %s", rejected.message)
-            return error_response(400, "bad_request", rejected.message)
+            raise  # answered 400 by the edge's table
         # The handlers block on the database and GoCardless: off the event loop.
         return await run_in_threadpool(_handle, events)
 
@@ -58,7 +59,7 @@ def gocardless_router(settings: Settings, wiring: GoCardlessWiring) -> APIRouter
             result = handle_events(services, wiring.reader, events, publish)
         except GoCardlessUnavailable as exc:
             logger.warning("webhook not handled, GoCardless will resend: %s", exc)
-            return error_response(503, "provider_unavailable", str(exc))
+            raise  # answered 503 by the edge's table
         finally:
             publish.close()
         logger.info(

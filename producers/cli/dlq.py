@@ -4,50 +4,39 @@ herald dlq list                       # dead letters waiting, per stage
 herald dlq show sms [ID]              # id, tries and reason of each; one in full with its ID
 herald dlq replay sms ID | --all      # back to the stage's queue (idempotent stages: never twice)
 herald dlq purge sms [--yes]          # delete them
+
+The dead letters themselves, and each of these operations: ``infra.dead_letters``.
 """
 
 from __future__ import annotations
 
 import json
 
-import pika
 import typer
 from rich.table import Table
 
-from infra import topology
-from infra.masking import mask_text
+from infra import dead_letters, topology
+from infra.errors import PublishError
 from infra.settings import get_settings
-from producers.cli.console import err, out
-from producers.cli.dead_letters import DeadLetter, dead_letters
+from producers.cli.console import err, out, refusals
 
 app = typer.Typer(help="Dead-lettered messages: list, show, replay, purge.", no_args_is_help=True)
 
-ALL_STAGES = topology.PLAIN_STAGES + topology.STAGES
-
 
 def _stage(stage: str) -> str:
-    if stage not in ALL_STAGES:
-        err.print(f"error: unknown stage {stage!r}; expected one of {', '.join(ALL_STAGES)}", markup=False)
+    if stage not in dead_letters.STAGES:
+        err.print(
+            f"error: unknown stage {stage!r}; expected one of {', '.join(dead_letters.STAGES)}", markup=False
+        )
         raise typer.Exit(2)
     return stage
-
-
-def _missing(stage: str) -> typer.Exit:
-    err.print(f"no dead-letter queue for stage {stage} (nothing has failed there)", markup=False)
-    return typer.Exit(1)
 
 
 @app.command("list")
 def list_(as_json: bool = typer.Option(False, "--json")) -> None:
     """Dead letters waiting per stage."""
     settings = get_settings()
-    counts: dict[str, int] = {}
-    for stage in ALL_STAGES:
-        try:
-            with dead_letters(settings, stage) as letters:
-                counts[stage] = letters.count()
-        except pika.exceptions.ChannelClosedByBroker:
-            counts[stage] = 0  # not declared yet: nothing ever failed there
+    counts = dead_letters.waiting(settings)
     if as_json:
         typer.echo(json.dumps(counts))
         return
@@ -61,17 +50,6 @@ def list_(as_json: bool = typer.Option(False, "--json")) -> None:
     out.print(table)
 
 
-def _detail(letter: DeadLetter) -> dict[str, object]:
-    item: dict[str, object] = {
-        **letter.summary(),
-        "reason": mask_text(letter.reason),
-        "body": mask_text(letter.body.decode("utf-8", "replace")[:2000]),
-    }
-    if letter.traceback:
-        item["traceback"] = mask_text(letter.traceback)
-    return item
-
-
 @app.command("show")
 def show(
     stage: str = typer.Argument(..., help="The stage whose dead letters to show."),
@@ -81,24 +59,19 @@ def show(
 ) -> None:
     """Peek at dead letters (they stay in the queue): id, tries, reason; masked."""
     _stage(stage)
-    try:
-        with dead_letters(get_settings(), stage) as letters:
-            if message_id is None:
-                fetched = letters.fetch(limit)
-                items = [{**letter.summary(), "reason": mask_text(letter.reason)} for letter in fetched]
-            else:
-                items = [_detail(letter) for letter in letters.fetch() if letter.id == message_id]
-    except pika.exceptions.ChannelClosedByBroker:
-        raise _missing(stage) from None
-    if message_id is not None and not items:
-        err.print(f"no dead letter {message_id} in stage {stage}", markup=False)
-        raise typer.Exit(1)
-    if as_json:
-        typer.echo(json.dumps(items if message_id is None else items[0], indent=2))
-        return
     if message_id is not None:
-        for key, value in items[0].items():
+        with refusals():
+            item = dead_letters.detail(get_settings(), stage, message_id)
+        if as_json:
+            typer.echo(json.dumps(item, indent=2))
+            return
+        for key, value in item.items():
             out.print(f"{key}: {value}", markup=False)
+        return
+    with refusals():
+        items = dead_letters.peek(get_settings(), stage, limit)
+    if as_json:
+        typer.echo(json.dumps(items, indent=2))
         return
     table = Table(title=f"dead letters of {stage}")
     for column in ("id", "attempts", "reason"):
@@ -123,21 +96,12 @@ def replay(
     if (message_id is None) == (not replay_all):
         err.print("error: give one dead letter's ID or --all", markup=False)
         raise typer.Exit(2)
-    replayed = 0
     try:
-        with dead_letters(get_settings(), stage) as letters:
-            for letter in letters.fetch():
-                if replay_all or letter.id == message_id:
-                    letters.replay(letter)
-                    replayed += 1
-    except pika.exceptions.ChannelClosedByBroker:
-        raise _missing(stage) from None
-    except pika.exceptions.UnroutableError:
-        err.print(f"error: RabbitMQ could not route a replayed message of stage {stage}", markup=False)
+        with refusals():
+            replayed = dead_letters.replay(get_settings(), stage, message_id)
+    except PublishError as exc:
+        err.print(f"error: {exc}", markup=False)
         raise typer.Exit(1) from None
-    if message_id is not None and replayed == 0:
-        err.print(f"no dead letter {message_id} in stage {stage}", markup=False)
-        raise typer.Exit(1)
     out.print(f"replayed {replayed} to {stage}", markup=False)
 
 
@@ -150,9 +114,6 @@ def purge(
     _stage(stage)
     if not yes and not typer.confirm(f"delete every dead letter of stage {stage}?"):
         raise typer.Exit(1)
-    try:
-        with dead_letters(get_settings(), stage) as letters:
-            count = letters.purge()
-    except pika.exceptions.ChannelClosedByBroker:
-        raise _missing(stage) from None
+    with refusals():
+        count = dead_letters.purge(get_settings(), stage)
     out.print(f"purged {count} from {stage}", markup=False)

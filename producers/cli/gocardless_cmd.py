@@ -10,11 +10,11 @@ import typer
 from rich.table import Table
 
 from infra.adapters.gocardless_account import GoCardlessUnavailable
-from infra.errors import ConfigurationError
+from infra.errors import ConfigurationError, IntegrationInactive
 from infra.settings import get_settings
-from producers.cli.console import err, out
-from producers.gocardless.cancel import CancelRefused, cancel_payment
-from producers.gocardless.sync import IntegrationInactive, full_sync, history_rows
+from producers.cli.console import err, out, refusals
+from producers.gocardless.cancel import cancel_payment
+from producers.gocardless.sync import full_sync, history_rows
 from producers.gocardless.wiring import GoCardlessWiring
 
 gocardless_app = typer.Typer(help="GoCardless: the full import of customers, mandates and payments.")
@@ -93,11 +93,9 @@ def cancel(payment_id: str) -> None:
     """Cancel a payment at GoCardless; only while it is pending_submission (exit 1 otherwise)."""
     wiring = _wiring()
     try:
-        payment = cancel_payment(wiring.services, wiring.reader, payment_id)
-    except CancelRefused as refused:
-        err.print(refused.message)
-        raise typer.Exit(1) from refused
-    except ConfigurationError as exc:
-        err.print(str(exc))
+        with refusals():
+            payment = cancel_payment(wiring.services, wiring.reader, payment_id)
+    except (GoCardlessUnavailable, ConfigurationError) as exc:
+        err.print(f"error: {exc}", markup=False)
         raise typer.Exit(1) from exc
     out.print(f"{payment['id']} {payment['status']}")

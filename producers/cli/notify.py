@@ -9,9 +9,8 @@ import typer
 from rich.table import Table
 
 from infra.masking import mask_recipient
-from producers.cli.console import err, out
+from producers.cli.console import out, refusals
 from producers.cli.store import open_store
-from producers.operations import Refused
 from producers.operations.notify import Prepared, prepare, send_prepared
 from workers.rules.preview import PreviewLine
 
@@ -23,11 +22,8 @@ app = typer.Typer(
 def _prepare(
     invoice: str, org: str | None, event_id: str | None, kind: str | None, channel: str | None
 ) -> Prepared:
-    try:
+    with refusals():
         return prepare(open_store(), invoice, org_id=org, event_id=event_id, kind=kind, channel=channel)
-    except Refused as exc:
-        err.print(f"error: {exc.message}", markup=False)
-        raise typer.Exit(1) from None
 
 
 def _show(lines: list[PreviewLine], digest: str, reveal: bool, as_json: bool) -> None:
@@ -92,11 +88,8 @@ def send(
 ) -> None:
     """Send exactly what the preview showed, recorded in history as a manual send."""
     prepared = _prepare(invoice, org, event, kind, channel)
-    try:
+    with refusals():
         event_id, pending = send_prepared(open_store(), prepared, preview_id)
-    except Refused as exc:
-        err.print(f"error: {exc.message}", markup=False)
-        raise typer.Exit(1) from None
     out.print(
         f"sent {len(pending)} notification(s) as {event_id}; see: herald history --invoice {invoice}",
         markup=False,

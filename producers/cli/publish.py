@@ -16,7 +16,7 @@ from infra.errors import InvalidEvent, PublishError
 from infra.settings import get_settings
 from producers.cli.console import err, interactive, out
 from producers.publisher import Publisher
-from schemas.validation import EventRejected, parse_event
+from schemas.validation import parse_event
 
 EXIT_REJECTED = 1
 EXIT_PUBLISH_FAILED = 2
@@ -96,17 +96,16 @@ def publish(
             for number, line, size in _lines(source, settings.max_event_bytes):
                 try:
                     if line is None:
-                        raise EventRejected(
+                        raise InvalidEvent(
                             f"event is {size} bytes, over the limit of {settings.max_event_bytes} bytes"
                         )
                     event = parse_event(
                         line, max_bytes=settings.max_event_bytes, max_depth=settings.max_json_depth
                     )
                     batch.append(publisher.encode(event))  # the limit on the message as sent
-                except (EventRejected, InvalidEvent) as exc:
+                except InvalidEvent as exc:
                     rejected += 1
-                    reason = exc.reason if isinstance(exc, EventRejected) else str(exc)
-                    err.print(f"line {number}: {reason}", markup=False)
+                    err.print(f"line {number}: {exc.reason}", markup=False)
                     continue
                 if len(batch) >= batch_size:
                     published += publisher.publish_encoded(batch, on_confirmed=confirmed)

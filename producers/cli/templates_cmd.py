@@ -8,9 +8,8 @@ import typer
 from rich.table import Table
 
 from infra.store.templates import load_overrides
-from producers.cli.console import err, out
+from producers.cli.console import err, out, refusals
 from producers.cli.store import open_store
-from producers.operations import Invalid, NotFound
 from producers.operations.templates import list_templates, save_template, switch_template, template_parts
 from workers.rules.render import base_kind
 from workers.rules.template_defaults import DEFAULTS, LOCALES
@@ -42,13 +41,8 @@ def show(
     org: str | None = typer.Option(None, "--org"),
 ) -> None:
     """The template's parts as they will be used (the organisation's own, else the shipped one)."""
-    try:
+    with refusals(usage=True):
         parts = template_parts(open_store(), org, kind, channel, locale)
-    except Invalid as exc:
-        raise typer.BadParameter(exc.message) from None
-    except NotFound as exc:
-        err.print(f"error: {exc.message}", markup=False)
-        raise typer.Exit(1) from None
     for part, source in parts.items():
         out.print(f"--- {template_name(kind, channel, locale, part)}", markup=False)
         out.print(source, markup=False)
@@ -66,14 +60,8 @@ def set_(
     """Check a template and save it as the organisation's own; a problem is refused with its line."""
     services = open_store()
     source = _read_source(file, services.settings.template_max_source_chars)
-    try:
+    with refusals(usage=True):  # a wrong kind, channel or part: usage; the template's problems: 1
         name = save_template(services, org, kind, channel, locale, part, source)
-    except Invalid as exc:
-        if not exc.details:  # the kind, channel or part is wrong, not the template
-            raise typer.BadParameter(exc.message) from None
-        for problem in exc.details:
-            err.print(f"error: {problem}", markup=False)
-        raise typer.Exit(1) from None
     out.print(f"saved {name} for {org}", markup=False)
 
 
@@ -120,10 +108,8 @@ def check_all(org: str | None = typer.Option(None, "--org")) -> None:
 
 
 def _switch(kind: str, channel: str, org: str, on: bool) -> None:
-    try:
+    with refusals(usage=True):
         switch_template(open_store(), org, kind, channel, on)
-    except Invalid as exc:
-        raise typer.BadParameter(exc.message) from None
     out.print(f"{kind}:{channel} {'enabled' if on else 'disabled'} for {org}", markup=False)
 
 

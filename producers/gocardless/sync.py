@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from infra.adapters.gocardless_account import JSON, GoCardlessReader, GoCardlessUnavailable
 from infra.bootstrap import Services
+from infra.errors import IntegrationInactive
 from infra.store import gocardless as store
 from infra.store import sync_history
 from infra.store.integrations import integration_active
@@ -28,10 +29,6 @@ logger = logging.getLogger("herald.gocardless.sync")
 DATA_TYPES = ("customers", "mandates", "payments")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _BATCH = 500
-
-
-class IntegrationInactive(Exception):
-    """The integration is disconnected: herald does nothing for it."""
 
 
 def check_customer(customer: JSON) -> str | None:

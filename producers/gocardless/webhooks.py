@@ -31,6 +31,7 @@ from sqlalchemy import select
 
 from infra.adapters.gocardless_account import JSON, KINDS, GoCardlessReader, GoCardlessRefused
 from infra.bootstrap import Services
+from infra.errors import WebhookRejected
 from infra.store import gocardless as store
 from infra.store.db import insert_ignore
 from infra.store.sync_history import SyncCounts, purge_sync_history, record_sync
@@ -51,14 +52,6 @@ _EVENT_FIELDS = {
 _RESOURCE_ID = re.compile(r"[A-Za-z0-9_]{1,40}")
 #: Levels of a webhook body above each event: the body object and its ``events`` list.
 _ABOVE_AN_EVENT = 2
-
-
-class WebhookRejected(Exception):
-    """A webhook body that holds no list of events; ``message`` says what is wrong with it."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 def _where(path: tuple[str | int, ...]) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from infra.bootstrap import Services
+from infra.errors import Conflict, Invalid, NotFound
 from infra.retry_policy import is_permanent_render_error
 from infra.store.directory import load_customer
 from infra.store.notifications import (
@@ -20,7 +21,6 @@ from infra.store.notifications import (
 from infra.store.organisations import load_org
 from infra.store.tables import events
 from infra.store.templates import greeting_names, load_overrides
-from producers.operations import Conflict, Invalid, NotFound
 from schemas.events import EVENT_TYPES, Event, event_adapter
 from schemas.notifications import Kind
 from schemas.validation import event_to_json

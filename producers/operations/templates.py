@@ -6,9 +6,9 @@ import re
 from typing import Any
 
 from infra.bootstrap import Services
+from infra.errors import Invalid, NotFound
 from infra.store.organisations import org_settings, update_org
 from infra.store.templates import load_overrides, save_override
-from producers.operations import Invalid, NotFound
 from workers.rules.render import base_kind
 from workers.rules.template_defaults import DEFAULTS, PARTS
 from workers.rules.templates import CONTEXT, TemplateLimits, check_for_save, template_name

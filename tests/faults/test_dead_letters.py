@@ -10,6 +10,7 @@ import dramatiq
 import pika
 
 from infra import topology
+from infra.dead_letters import REASON_HEADER
 from schemas.messages import NotificationRendered
 from tests.conftest import wait_for
 from tests.e2e.conftest import Deployment
@@ -106,7 +107,7 @@ def test_a_poison_message_is_dead_lettered_with_its_reason_and_a_replay_never_re
     kill(processes["sms"], signal.SIGTERM)
     sent_id = deployment.query("SELECT id FROM notifications WHERE channel = 'sms' LIMIT 1")[0][0]
     late = _sms_message(queue, sent_id)
-    _put(deployment, topology.dead_letter_queue(queue), late, **{topology.REASON_HEADER: "test: late"})
+    _put(deployment, topology.dead_letter_queue(queue), late, **{REASON_HEADER: "test: late"})
     wait_for(lambda: _dlq(deployment, "list")["sms"] == 2, timeout=30, what="two dead letters")  # type: ignore[index]
     replay = deployment.herald("dlq", "replay", "sms", late.message_id)
     assert replay.returncode == 0, replay.stderr

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
-from schemas.validation import EventRejected, parse_event
+from infra.errors import InvalidEvent
+from schemas.validation import parse_event
 from tests.fuzz import strategies as hostile
 from tests.fuzz.conftest import ACME, FUZZ, World, assert_answered_well
 
@@ -90,10 +91,10 @@ if "max_depth" in inspect.signature(parse_event).parameters:
 
 @settings(FUZZ, max_examples=400)
 @given(raw=hostile.raw_event_input, bounded=st.booleans())
-def test_parse_event_on_hostile_input_raises_nothing_but_event_rejected(raw: Any, bounded: bool) -> None:
+def test_parse_event_on_hostile_input_raises_nothing_but_invalid_event(raw: Any, bounded: bool) -> None:
     try:
         parse_event(raw, **(_BOUNDS if bounded else {}))
-    except EventRejected as exc:
+    except InvalidEvent as exc:
         reason = exc.reason
     except Exception as exc:  # the property: any other exception is the failure
         pytest.fail(f"parse_event raised {type(exc).__name__}: {str(exc)[:200]}")

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from infra import topology
 from infra.bootstrap import Services
+from infra.dead_letters import REASON_HEADER
 from infra.store.directory import upsert_customer
 from infra.store.tables import notifications
 from producers.cli import app
@@ -63,7 +64,7 @@ def _dead_letters(url: str) -> list[tuple[str, bytes]]:
             method, properties, body = channel.basic_get(f"{RUN_PREFIX}.ingest.XQ", auto_ack=True)
             if method is None:
                 return found
-            found.append((properties.headers[topology.REASON_HEADER], body))
+            found.append((properties.headers[REASON_HEADER], body))
     finally:
         connection.close()
 

@@ -15,13 +15,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from infra.errors import InvalidEvent
 from schemas.events import event_json_schema
-from schemas.validation import EventRejected, event_to_json, parse_event
+from schemas.validation import event_to_json, parse_event
 from tests.factories import invoice_created, payment_received, reminder_due
 
 
 def _refused(raw: Any, **limits: Any) -> str:
-    with pytest.raises(EventRejected) as info:
+    with pytest.raises(InvalidEvent) as info:
         parse_event(raw, **limits)
     return info.value.reason
 
@@ -119,7 +120,7 @@ def _validator_accepts(definition: str, field: str, amount: str) -> bool:
         event = invoice_created(**{field: amount})
     try:
         parse_event(event)
-    except EventRejected:
+    except InvalidEvent:
         return False
     return True
 
@@ -368,7 +369,6 @@ def test_an_odd_field_name_is_shown_escaped_in_the_path() -> None:
 
 
 def test_the_publisher_refuses_a_deep_event_as_invalid_whether_a_mapping_or_a_model() -> None:
-    from infra.errors import InvalidEvent
     from infra.settings import Settings
     from producers.publisher import Publisher
     from schemas.events import event_adapter

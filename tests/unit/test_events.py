@@ -7,8 +7,9 @@ from decimal import Decimal
 
 import pytest
 
+from infra.errors import InvalidEvent
 from schemas.events import InvoiceCreated, PaymentReceived, ReminderDue, event_json_schema
-from schemas.validation import EventRejected, event_to_json, parse_event
+from schemas.validation import event_to_json, parse_event
 from tests.factories import invoice_created, payment_received, reminder_due
 
 
@@ -57,24 +58,24 @@ def test_the_invoice_and_customer_an_event_concerns() -> None:
 def test_a_bad_event_is_refused_naming_the_field_and_the_problem(mutate, expected) -> None:  # type: ignore[no-untyped-def]
     event = invoice_created()
     mutate(event)
-    with pytest.raises(EventRejected) as info:
+    with pytest.raises(InvalidEvent) as info:
         parse_event(event)
     assert expected in info.value.reason
 
 
 def test_text_that_is_not_json_is_refused_with_the_parser_position() -> None:
-    with pytest.raises(EventRejected, match=r"not valid JSON: .*line 1 column 10"):
+    with pytest.raises(InvalidEvent, match=r"not valid JSON: .*line 1 column 10"):
         parse_event('{"type": ')
 
 
 def test_json_that_is_not_an_object_is_refused() -> None:
-    with pytest.raises(EventRejected, match="must be a JSON object, got list"):
+    with pytest.raises(InvalidEvent, match="must be a JSON object, got list"):
         parse_event("[1, 2]")
 
 
 def test_an_event_over_the_size_limit_is_refused_with_both_sizes() -> None:
     big = json.dumps(invoice_created(note="x" * 5000))
-    with pytest.raises(EventRejected, match=rf"event is {len(big)} bytes, over the limit of 4096 bytes"):
+    with pytest.raises(InvalidEvent, match=rf"event is {len(big)} bytes, over the limit of 4096 bytes"):
         parse_event(big, max_bytes=4096)
 
 

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from infra.errors import WebhookRejected
 from infra.store.notifications import ignored_detail
 from producers.api.callbacks import read_status_callback
-from producers.gocardless.webhooks import WebhookRejected, event_problem, read_events
+from producers.gocardless.webhooks import event_problem, read_events
 from schemas.messages import is_notification_id
 from schemas.notifications import Status
 

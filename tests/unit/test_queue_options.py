@@ -6,8 +6,8 @@ import json
 from types import SimpleNamespace
 
 from infra import topology
+from infra.dead_letters import decode
 from infra.settings import Settings
-from producers.cli.dead_letters import decode
 
 
 def test_quorum_queues_carry_their_type_and_delivery_limit_and_classic_ones_do_not() -> None:

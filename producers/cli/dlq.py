@@ -16,8 +16,8 @@ from rich.table import Table
 
 from infra import topology
 from infra.masking import mask_text
-from infra.settings import get_settings
 from producers.cli.console import err, out
+from producers.cli.context import settings as cli_settings
 from producers.cli.dead_letters import DeadLetter, dead_letters
 
 app = typer.Typer(help="Dead-lettered messages: list, show, replay, purge.", no_args_is_help=True)
@@ -40,7 +40,7 @@ def _missing(stage: str) -> typer.Exit:
 @app.command("list")
 def list_(as_json: bool = typer.Option(False, "--json")) -> None:
     """Dead letters waiting per stage."""
-    settings = get_settings()
+    settings = cli_settings()
     counts: dict[str, int] = {}
     for stage in ALL_STAGES:
         try:
@@ -82,7 +82,7 @@ def show(
     """Peek at dead letters (they stay in the queue): id, tries, reason; masked."""
     _stage(stage)
     try:
-        with dead_letters(get_settings(), stage) as letters:
+        with dead_letters(cli_settings(), stage) as letters:
             if message_id is None:
                 fetched = letters.fetch(limit)
                 items = [{**letter.summary(), "reason": mask_text(letter.reason)} for letter in fetched]
@@ -125,7 +125,7 @@ def replay(
         raise typer.Exit(2)
     replayed = 0
     try:
-        with dead_letters(get_settings(), stage) as letters:
+        with dead_letters(cli_settings(), stage) as letters:
             for letter in letters.fetch():
                 if replay_all or letter.id == message_id:
                     letters.replay(letter)
@@ -151,7 +151,7 @@ def purge(
     if not yes and not typer.confirm(f"delete every dead letter of stage {stage}?"):
         raise typer.Exit(1)
     try:
-        with dead_letters(get_settings(), stage) as letters:
+        with dead_letters(cli_settings(), stage) as letters:
             count = letters.purge()
     except pika.exceptions.ChannelClosedByBroker:
         raise _missing(stage) from None

@@ -72,7 +72,9 @@ def test_each_runtime_module_imports_only_what_its_layer_may(module: str) -> Non
 
 def test_no_runtime_module_imports_the_tooling_or_the_tests() -> None:
     wrong = {
-        module: sorted(n for n in _imports(path, top_level_only=False) if n.split(".")[0] in ("tooling", "tests"))
+        module: sorted(
+            n for n in _imports(path, top_level_only=False) if n.split(".")[0] in ("tooling", "tests")
+        )
         for module, path in _runtime_modules().items()
     }
     assert {m: names for m, names in wrong.items() if names} == {}

@@ -271,6 +271,23 @@ class Benchmark:
         self.url = ""
         self.env: dict[str, str] = {}
         self.depth_samples: dict[str, int] = {}
+        self._services: Any = None
+
+    @property
+    def settings(self) -> Any:
+        """The settings the stages read from the environment ``configure`` set, for this process."""
+        from infra.settings import Settings
+
+        return Settings()
+
+    @property
+    def services(self) -> Any:
+        """This process's services on the stages' store, booted once (``close`` shuts them down)."""
+        if self._services is None:
+            from infra.bootstrap import bootstrap
+
+            self._services = bootstrap(self.settings)  # also migrates the new database
+        return self._services
 
     # -- set-up ----------------------------------------------------------------------------------
 
@@ -304,11 +321,10 @@ class Benchmark:
         }
 
     def import_directory(self, count: int) -> float:
-        from infra.bootstrap import bootstrap
         from infra.store.directory import upsert_customer
         from schemas.directory import CustomerRecord
 
-        svc = bootstrap()  # also migrates the new database, before any worker starts
+        svc = self.services  # also migrates the new database, before any worker starts
         started = time.monotonic()
         with svc.transaction() as conn:
             for record in _customers(count):
@@ -369,8 +385,10 @@ class Benchmark:
         """Messages/s of a no-op actor drained by one dramatiq worker with the same threads."""
         import dramatiq
 
-        from infra.broker import broker
+        from infra.broker import build_broker
         from producers.confirming import ConfirmingChannel
+
+        broker = build_broker(self.settings)
 
         logging.getLogger("dramatiq").setLevel(logging.ERROR)
         queue = f"{self.prefix}.noop"
@@ -441,7 +459,7 @@ class Benchmark:
         profilers = self._start_profilers()
         cpu_before = {s.name: s.cpu() for s in self.stages}
         others_before = self._other_cpu()
-        with Publisher() as publisher:
+        with Publisher(self.settings) as publisher:
             publisher.connect()
             sampler.start()
             started = time.monotonic()
@@ -530,13 +548,12 @@ class Benchmark:
         """Until history has recorded ``count`` SMS as sent."""
         from sqlalchemy import func, select
 
-        from infra.bootstrap import bootstrap
         from infra.store.tables import notifications
 
         query = select(func.count()).where(notifications.c.channel == "sms", notifications.c.status == "sent")
 
         def recorded() -> bool:
-            with bootstrap().engine.connect() as conn:
+            with self.services.engine.connect() as conn:
                 return int(conn.execute(query).scalar_one()) >= count
 
         _wait(recorded, timeout, f"history to record {count} SMS as sent", every=0.1)
@@ -549,7 +566,7 @@ class Benchmark:
         before = self.sandbox.count()
         published_at: dict[str, float] = {}
         late = 0
-        with Publisher() as publisher:
+        with Publisher(self.settings) as publisher:
             publisher.connect()
             started = time.monotonic()
             for i, event in enumerate(events):
@@ -612,7 +629,8 @@ class Benchmark:
             self._delete_queues()
         from infra.bootstrap import shutdown
 
-        shutdown()
+        if self._services is not None:
+            shutdown(self._services)
 
     def _delete_queues(self) -> None:
         import pika

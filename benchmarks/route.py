@@ -92,21 +92,27 @@ def main() -> int:
         from sqlalchemy import func, select
 
         from infra.bootstrap import bootstrap
-        from infra.broker import broker, queue
+        from infra.broker import Emitter, build_broker
+        from infra.settings import get_settings
         from infra.store.directory import upsert_customer
         from infra.store.tables import events
         from producers.confirming import ConfirmingChannel
         from producers.publisher import Publisher
         from schemas.directory import CustomerRecord
         from tooling.demo.data import invoice_events
-        from workers import route as _route  # noqa: F401  (declares the route actor)
+        from workers.registry import declare
 
-        svc = bootstrap()
+        # The benchmark's composition root: what workers.start does for a route process.
+        settings = get_settings()
+        broker = build_broker(settings)
+        svc = bootstrap(settings, emitter=Emitter(broker, settings.queue_prefix))
+        declare(broker, lambda: svc, ["route"], queue_prefix=settings.queue_prefix)
+        queue = svc.emitter.queue
         # Each size starts a fresh Worker on the one broker; dramatiq warns about that, harmlessly.
         logging.getLogger("dramatiq.broker").setLevel(logging.ERROR)
         counter = {"n": 0}
 
-        @dramatiq.actor(queue_name=queue("noop"), actor_name="noop")
+        @dramatiq.actor(broker=broker, queue_name=queue("noop"), actor_name="noop")
         def noop(body: Any) -> None:
             counter["n"] += 1
 
@@ -124,7 +130,7 @@ def main() -> int:
                 for i, event in enumerate(batch):
                     event["org_id"] = org
                     event["data"]["invoice"]["customer_id"] = f"C{i % min(count, 200)}"
-                with Publisher() as publisher:
+                with Publisher(settings) as publisher:
                     publisher.publish_many(batch)
 
                 def routed(org: str = org, count: int = count) -> bool:

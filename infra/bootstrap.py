@@ -1,13 +1,18 @@
-"""The composition root: builds the store and provider clients once, at start-up.
+"""The composition root: builds the store, the emitter and the provider clients, at start-up.
 
-Workers boot it from the ``Lifecycle`` middleware; the CLI boots it per
-command; tests boot it with fakes. Nothing else constructs clients.
+``bootstrap(settings)`` is the explicit start-up and ``shutdown(services)`` the shut-down (arq
+style). Each call builds what it is given, never anything else: there is no process-wide instance
+that a second call could silently return with other settings or other clients. A worker process
+boots its services from its ``Lifecycle`` middleware (``workers.start``) after dramatiq forked it;
+each CLI command boots its own with the settings its root callback read (``BootOnce``); the api
+on its first request; tests boot theirs with fakes and the broker of their choice. Nothing else
+constructs clients, and nothing here reads the environment: settings are always given.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,8 +24,9 @@ from infra.adapters.email import EmailGateway, SmtpConfig, SmtpEmail
 from infra.adapters.gocardless import DirectDebit, GoCardlessDirectDebit
 from infra.adapters.gocardless_client import build_gocardless_client
 from infra.adapters.sms import SmsGateway, TwilioSms
+from infra.broker import Emitter, build_broker
 from infra.errors import ConfigurationError
-from infra.settings import Settings, get_settings
+from infra.settings import Settings
 from infra.store.db import READ_ONLY, make_engine
 from infra.store.migrate import upgrade
 
@@ -34,7 +40,20 @@ class Services:
     _sms: SmsGateway | None = None
     _email: EmailGateway | None = None
     _direct_debit: DirectDebit | None = None
+    _emitter: Emitter | None = None
+    #: Whether the emitter's broker was built here (then ``shutdown`` closes it).
+    _owns_broker: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def emitter(self) -> Emitter:
+        """Sends stage messages and events; a broker of its own is built on first use (no
+        connection until something is sent) unless the composition root gave one."""
+        with self._lock:
+            if self._emitter is None:
+                self._emitter = Emitter(build_broker(self.settings), self.settings.queue_prefix)
+                self._owns_broker = True
+            return self._emitter
 
     @property
     def sms(self) -> SmsGateway:
@@ -111,46 +130,61 @@ def build_smtp(settings: Settings) -> SmtpEmail:
     )
 
 
-_services: Services | None = None
-_boot_lock = threading.Lock()
-
-
 def bootstrap(
-    settings: Settings | None = None,
+    settings: Settings,
     *,
+    emitter: Emitter | None = None,
     sms: SmsGateway | None = None,
     email: EmailGateway | None = None,
     direct_debit: DirectDebit | None = None,
     migrate: bool = True,
 ) -> Services:
-    """Build (or return the already built) services of this process."""
-    global _services
-    with _boot_lock:
-        if _services is None:
-            settings = settings or get_settings()
-            engine = make_engine(settings.database_url.get_secret_value())
-            if migrate:
-                upgrade(engine)
-            _services = Services(
-                settings=settings, engine=engine, _sms=sms, _email=email, _direct_debit=direct_debit
-            )
-        return _services
+    """New services from ``settings`` (migrating the store unless told not to), with the clients
+    given (fakes, or the emitter of the broker the caller declared its actors on); the others are
+    built from the settings on first use. ``shutdown`` them when done."""
+    engine = make_engine(settings.database_url.get_secret_value())
+    if migrate:
+        upgrade(engine)
+    return Services(
+        settings=settings, engine=engine, _sms=sms, _email=email, _direct_debit=direct_debit, _emitter=emitter
+    )
 
 
-def services() -> Services:
-    """The booted services; an actor running before boot is a wiring bug."""
-    if _services is None:
-        raise ConfigurationError("herald services were not booted; call infra.bootstrap.bootstrap() first")
-    return _services
+def shutdown(services: Services) -> None:
+    """Release the services' connections (explicit shut-down, the mirror of ``bootstrap``): the
+    database's, and the broker's when the services built it (a given emitter's broker is its
+    builder's to close)."""
+    services.engine.dispose()
+    with services._lock:
+        emitter, owned = services._emitter, services._owns_broker
+    if owned and emitter is not None:
+        emitter.close()
 
 
-def shutdown() -> None:
-    """Release connections (explicit shut-down, the mirror of ``bootstrap``)."""
-    global _services
-    with _boot_lock:
-        if _services is not None:
-            _services.engine.dispose()
-            _services = None
+class BootOnce:
+    """Services booted from ``settings`` on first use, once (thread-safe): a process that may
+    never need them (an api that has served no request yet, a CLI command) boots nothing before.
+    ``emitter`` gives them the process's emitter (else they build their own on first use). Call it
+    for the services; ``shutdown()`` releases them if they were booted."""
+
+    def __init__(self, settings: Settings, emitter: Callable[[], Emitter] | None = None) -> None:
+        self.settings = settings
+        self._emitter = emitter
+        self._services: Services | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Services:
+        with self._lock:
+            if self._services is None:
+                emitter = self._emitter() if self._emitter is not None else None
+                self._services = bootstrap(self.settings, emitter=emitter)
+            return self._services
+
+    def shutdown(self) -> None:
+        with self._lock:
+            booted, self._services = self._services, None
+        if booted is not None:
+            shutdown(booted)
 
 
 def describe(services_: Services) -> dict[str, Any]:

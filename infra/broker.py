@@ -1,12 +1,17 @@
-"""The broker, configured once. Every worker module imports this first.
+"""The broker and the emitter, built by a composition root at start-up (never at import).
 
-Building the broker opens no connection: dramatiq connects lazily, per
-thread, on first publish or consume.
+``build_broker(settings)`` makes herald's RabbitMQ broker; an ``Emitter`` sends stage messages
+and events on it. Building either opens no connection: dramatiq connects lazily, per thread, on
+first publish or consume. The worker processes (``workers.start``) declare their actors on the
+broker they build; every other process gets its emitter from its services
+(``infra.bootstrap.Services.emitter``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
@@ -14,6 +19,7 @@ from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
     CurrentMessage,
+    Middleware,
     Pipelines,
     Retries,
     ShutdownNotifications,
@@ -23,15 +29,17 @@ from dramatiq.middleware import (
 from infra import topology
 from infra.dead_letters import DeadLetteringConsumer
 from infra.middleware.dead_letters import DeadLetterLog
-from infra.middleware.lifecycle import Lifecycle
 from infra.middleware.log_context import LogContext
 from infra.middleware.metrics import Metrics
 from infra.middleware.single_sigterm import SingleSigterm
 from infra.retry_policy import retry_when
-from infra.settings import Settings, get_settings
+from infra.settings import Settings
 from schemas.events import Event
 from schemas.messages import EventPublished, StageMessage
 from schemas.validation import event_to_json
+
+if TYPE_CHECKING:
+    from infra.bootstrap import Services
 
 
 class HeraldBroker(RabbitmqBroker):
@@ -68,12 +76,35 @@ class HeraldBroker(RabbitmqBroker):
         )
 
 
-def build_broker(settings: Settings) -> HeraldBroker:
-    """A broker with publisher confirms on and herald's middleware."""
-    middleware = [
+def build_broker(settings: Settings, *, services: Callable[[], Services] | None = None) -> HeraldBroker:
+    """A broker with publisher confirms on and herald's middleware (``herald_middleware``).
+
+    A worker process adds its ``Lifecycle`` (``workers.start``): it is not part of every broker,
+    so that a process that only emits, or a test that boots its own services, never boots twice.
+    """
+    middleware = herald_middleware(settings, services=services)
+    return HeraldBroker(
+        url=settings.amqp_url.get_secret_value(),
+        confirm_delivery=True,
+        middleware=middleware,
+        dead_message_ttl_ms=settings.dead_message_ttl_ms,
+        queue_type=settings.queue_type,
+        delivery_limit=settings.delivery_limit,
+    )
+
+
+def herald_middleware(
+    settings: Settings, *, services: Callable[[], Services] | None = None
+) -> list[Middleware]:
+    """herald's middleware, in order: what every herald broker runs (and a test's ``StubBroker``).
+
+    ``services`` gives the process's booted services to the log context, which reads a message's
+    event id from the store (without it, log lines name the ids the message carries).
+    """
+    return [
         # First, so their after-hooks run last (dramatiq runs after-hooks in reverse): the log
         # context spans every line of the message, and Metrics sees Retries' verdict.
-        LogContext(settings.queue_prefix),
+        LogContext(settings.queue_prefix, services),
         Metrics(settings.queue_prefix),
         AgeLimit(),
         TimeLimit(time_limit=120_000),
@@ -88,50 +119,68 @@ def build_broker(settings: Settings) -> HeraldBroker:
         ),
         CurrentMessage(),
         DeadLetterLog(),
-        Lifecycle(),
         SingleSigterm(),
     ]
-    return HeraldBroker(
-        url=settings.amqp_url.get_secret_value(),
-        confirm_delivery=True,
-        middleware=middleware,
-        dead_message_ttl_ms=settings.dead_message_ttl_ms,
-        queue_type=settings.queue_type,
-        delivery_limit=settings.delivery_limit,
-    )
 
 
-settings = get_settings()
-broker = build_broker(settings)
-dramatiq.set_broker(broker)
+class Emitter:
+    """Sends registry messages and events to the queues that consume them, on a given broker.
 
+    Built by the composition root (``infra.bootstrap``, ``workers.start``, a test's fixture) and
+    handed to whoever emits through ``Services.emitter``. On herald's broker every send returns
+    once RabbitMQ confirmed it; on dramatiq's ``StubBroker`` it lands in the stub's queue.
+    """
 
-def queue(stage: str) -> str:
-    """The queue of a stage under this deployment's prefix."""
-    return topology.queue_name(settings.queue_prefix, stage)
+    def __init__(self, broker: dramatiq.Broker, queue_prefix: str) -> None:
+        self.broker = broker
+        self.queue_prefix = queue_prefix
 
+    def queue(self, stage: str) -> str:
+        """The queue of a stage under this deployment's prefix."""
+        return topology.queue_name(self.queue_prefix, stage)
 
-def emit(message: StageMessage) -> None:
-    """Send a registry message to the stage that consumes it (confirmed by RabbitMQ)."""
-    broker.enqueue(
-        dramatiq.Message(
-            queue_name=queue(message.stage),
-            actor_name=message.actor,
-            args=(message.body(),),
-            kwargs={},
-            options={},
+    def emit(self, message: StageMessage) -> None:
+        """Send a registry message to the stage that consumes it (confirmed by RabbitMQ)."""
+        self._send(message.stage, message.actor, message.body())
+
+    def emit_event(self, event: Event) -> None:
+        """Hand a validated event to the route stage (confirmed by RabbitMQ)."""
+        self._send(EventPublished.stage, EventPublished.actor, event_to_json(event))
+
+    def _send(self, stage: str, actor: str, body: Any) -> None:
+        self.broker.enqueue(
+            dramatiq.Message(
+                queue_name=self.queue(stage),
+                actor_name=actor,
+                args=(body,),
+                kwargs={},
+                options={},
+            )
         )
-    )
+
+    def close(self) -> None:
+        """Close the broker's connections (the composition root that built it calls this)."""
+        self.broker.close()
 
 
-def emit_event(event: Event) -> None:
-    """Hand a validated event to the route stage (confirmed by RabbitMQ)."""
-    broker.enqueue(
-        dramatiq.Message(
-            queue_name=queue(EventPublished.stage),
-            actor_name=EventPublished.actor,
-            args=(event_to_json(event),),
-            kwargs={},
-            options={},
-        )
-    )
+class EmitterOnce:
+    """A process's emitter on a broker built from ``settings`` on first use, once (thread-safe): a
+    process that may never emit builds nothing, and emitting needs no store (the api's status
+    callbacks go on while the database is away). ``close()`` closes its broker if built."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._emitter: Emitter | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Emitter:
+        with self._lock:
+            if self._emitter is None:
+                self._emitter = Emitter(build_broker(self.settings), self.settings.queue_prefix)
+            return self._emitter
+
+    def close(self) -> None:
+        with self._lock:
+            built, self._emitter = self._emitter, None
+        if built is not None:
+            built.close()

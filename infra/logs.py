@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from infra import log_context
 from infra.masking import mask_text
-from infra.settings import get_settings
+from infra.settings import Settings
 
 # Attributes every LogRecord has; anything else was passed with ``extra=``.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
@@ -125,9 +125,12 @@ class _CurrentStderr(logging.StreamHandler):
         pass
 
 
-def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
-    """Route every logger to stderr in the chosen format (idempotent); secrets are redacted."""
-    register_secrets(get_settings())
+def configure_logging(settings: Settings, level: str | None = None, fmt: str | None = None) -> None:
+    """Route every logger to stderr (idempotent), at ``level`` in ``fmt`` (by default the settings'
+    ``HERALD_LOG_LEVEL`` and ``HERALD_LOG_FORMAT``); the settings' secrets are redacted."""
+    level = level or settings.log_level
+    fmt = fmt or settings.log_format
+    register_secrets(settings)
     handler = _CurrentStderr()
     if fmt == "json":
         handler.setFormatter(JsonFormatter())

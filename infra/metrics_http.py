@@ -1,11 +1,12 @@
 """Serving ``/metrics``: one exposition server per stage, beside dramatiq's worker processes.
 
 ``herald worker STAGE`` makes a fresh, empty ``PROMETHEUS_MULTIPROC_DIR`` for the
-stage and asks dramatiq to ``--fork`` :func:`serve_worker_metrics`: dramatiq's
-supervisor runs it as one more child next to the worker processes and stops it
-with them. It adds up every worker process's files, so one scrape covers the
-stage however many ``--processes`` it runs, and it survives a worker process
-being replaced. Plain processes (ingest, scheduler) call :func:`serve` in-process.
+stage and asks dramatiq to ``--fork`` ``workers.start:metrics``, which reads the
+settings and runs :func:`serve_worker_metrics`: dramatiq's supervisor runs it as
+one more child next to the worker processes and stops it with them. It adds up
+every worker process's files, so one scrape covers the stage however many
+``--processes`` it runs, and it survives a worker process being replaced. Plain
+processes (ingest, scheduler) call :func:`serve` in-process.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from infra.logs import configure_logging
 from infra.metrics import metrics_port
-from infra.settings import Settings, get_settings
+from infra.settings import Settings
 
 logger = logging.getLogger("herald.metrics")
 
@@ -34,12 +35,11 @@ def exposition_registry(settings: Settings) -> CollectorRegistry:
     return REGISTRY
 
 
-def serve(process_type: str, settings: Settings | None = None) -> Any | None:
+def serve(process_type: str, settings: Settings) -> Any | None:
     """Start a ``/metrics`` server for ``process_type`` in a daemon thread; None when off or taken.
 
     A port that is already taken is logged and skipped: metrics must never stop a worker.
     """
-    settings = settings or get_settings()
     port = metrics_port(settings.metrics_port, process_type)
     if port is None:
         return None
@@ -54,10 +54,9 @@ def serve(process_type: str, settings: Settings | None = None) -> Any | None:
     return server
 
 
-def serve_worker_metrics() -> int:
-    """dramatiq ``--fork`` target: serve the stage's ``/metrics`` until dramatiq stops us (SIGTERM)."""
-    settings = get_settings()
-    configure_logging(settings.log_level, settings.log_format)
+def serve_worker_metrics(settings: Settings) -> int:
+    """The dramatiq ``--fork`` process: serve the stage's ``/metrics`` until dramatiq stops us (SIGTERM)."""
+    configure_logging(settings)
     if not settings.metrics_stage or serve(settings.metrics_stage, settings) is None:
         return 0
     stop = threading.Event()

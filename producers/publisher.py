@@ -1,6 +1,6 @@
 """The publishing API: confirmed, batched, many in flight.
 
-    with Publisher() as publisher:
+    with Publisher(settings) as publisher:
         publisher.publish(event)
         publisher.publish_many(events)
 
@@ -19,7 +19,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 
 from infra import topology
 from infra.errors import BrokerUnavailable, InvalidEvent
-from infra.settings import Settings, get_settings
+from infra.settings import Settings
 from producers.confirming import ConfirmingChannel
 from schemas.events import Event
 from schemas.messages import EventPublished
@@ -29,8 +29,8 @@ from schemas.validation import check_json, event_to_json, parse_event
 class Publisher:
     """Publishes events to herald's ``route`` queue with publisher confirms."""
 
-    def __init__(self, settings: Settings | None = None, *, window: int | None = None) -> None:
-        self.settings = settings or get_settings()
+    def __init__(self, settings: Settings, *, window: int | None = None) -> None:
+        self.settings = settings
         self.window = window or self.settings.publish_window
         self.queue = topology.queue_name(self.settings.queue_prefix, EventPublished.stage)
         timeout = self.settings.publish_timeout_seconds

@@ -33,13 +33,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def emit_report(message: DeliveryStatusReported) -> None:
-    """Hand a report to ``history`` (confirmed); the broker is built on first use, not at import."""
-    from infra.broker import emit
-
-    emit(message)
-
-
 @dataclass
 class SweepReport:
     """What one sweep did: notifications asked about, and what came of it."""
@@ -73,7 +66,7 @@ class StatusSweep:
         batch: int | None = None,
         max_age_hours: float | None = None,
         clock: Callable[[], datetime] = utcnow,
-        emit: Callable[[DeliveryStatusReported], None] = emit_report,
+        emit: Callable[[DeliveryStatusReported], None] | None = None,
     ) -> None:
         s = services.settings
         self.services = services
@@ -84,7 +77,8 @@ class StatusSweep:
             hours=s.status_sweep_max_age_hours if max_age_hours is None else max_age_hours
         )
         self.clock = clock
-        self.emit = emit
+        # Reports go to history through the services' emitter unless the caller gives its own.
+        self.emit = emit if emit is not None else services.emitter.emit
 
     def window(self, now: datetime) -> SweepWindow:
         return SweepWindow.at(now, after=self.after, every=self.every, max_age=self.max_age)

@@ -14,12 +14,14 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+
+from infra.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 LOCAL_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -27,10 +29,6 @@ LOCAL_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 RUN_PREFIX = f"herald-test-{uuid.uuid4().hex[:8]}"
 
 TEST_AMQP_URL = os.environ.get("HERALD_TEST_AMQP_URL", LOCAL_AMQP_URL)
-# infra.broker reads the settings once, when a test module first imports it (even a unit test,
-# at collection): the broker URL and queue namespace of this run must be in place before that.
-os.environ["HERALD_AMQP_URL"] = TEST_AMQP_URL
-os.environ["HERALD_QUEUE_PREFIX"] = RUN_PREFIX
 
 T = TypeVar("T")
 
@@ -66,18 +64,11 @@ def amqp_url() -> Iterator[str]:
         yield TEST_AMQP_URL
         return
     if _docker_answers():
-        import sys
-
-        import pika
         from testcontainers.rabbitmq import RabbitMqContainer
 
         with RabbitMqContainer("rabbitmq:3.13") as container:
             host = container.get_container_host_ip()
-            url = f"amqp://guest:guest@{host}:{container.get_exposed_port(5672)}/%2F"
-            os.environ["HERALD_AMQP_URL"] = url
-            if "infra.broker" in sys.modules:  # built already, with the URL known before the container
-                sys.modules["infra.broker"].broker.parameters = pika.URLParameters(url)
-            yield url
+            yield f"amqp://guest:guest@{host}:{container.get_exposed_port(5672)}/%2F"
         return
     from tooling.local.rabbitmq import ensure_broker
 
@@ -102,6 +93,17 @@ def herald_env(amqp_url: str) -> dict[str, str]:
         "HERALD_SMS_SEGMENTS_PER_SECOND": "0",
         "HERALD_LOG_FORMAT": "json",
     }
+
+
+def settings_of(env: Mapping[str, str], **fields: Any) -> Settings:
+    """Settings built explicitly from ``HERALD_*`` variables (``herald_env``'s) and fields: what
+    the processes a test starts read from their environment, handed to in-process code."""
+    named = {
+        name.removeprefix("HERALD_").lower(): value
+        for name, value in env.items()
+        if name.startswith("HERALD_")
+    }
+    return Settings(**{**named, **fields})
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,6 @@
-"""herald's worker stages: one module per stage, each importing ``infra.broker`` first.
+"""herald's worker stages: one module per stage, each a plain function ``(services, body)``.
 
-The pure rules live in ``workers.rules`` and import no broker or store.
+``workers.registry`` declares them as dramatiq actors on a given broker, at start-up
+(``workers.start``); importing a stage module declares nothing. The pure rules live in
+``workers.rules`` and import no broker or store.
 """

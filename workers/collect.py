@@ -1,7 +1,7 @@
 """Stage ``collect``: collect an invoice by GoCardless Direct Debit, or ask for a mandate.
 
 Decode → read the facts → decide (``workers.rules.collection.plan_collection``, pure) → call
-GoCardless (``services().direct_debit``) → record. Idempotent on the invoice: the payment's
+GoCardless (``svc.direct_debit``) → record. Idempotent on the invoice: the payment's
 Idempotency-Key is the invoice id (qualified by the organisation), so a redelivered or
 re-published event finds the payment it made instead of making a second; a mandate-setup
 request (Billing Request) likewise. Its Flow, only the payer's link to that request, has no key
@@ -19,11 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-import dramatiq
-
 from infra.adapters.gocardless import PaymentRef
-from infra.bootstrap import Services, services
-from infra.broker import emit, queue
+from infra.bootstrap import Services
 from infra.errors import MalformedMessage, PermanentProviderError
 from infra.store.collection import (
     COLLECTION_FAILED,
@@ -60,11 +57,9 @@ logger = logging.getLogger("herald.collect")
 MANDATE_COMPLETE_PATH = "/mandates/complete"
 
 
-@dramatiq.actor(queue_name=queue(CollectionRequested.stage), actor_name=CollectionRequested.actor)
-def collect_invoice(body: Any) -> None:
+def collect_invoice(svc: Services, body: Any) -> None:
     """Decode → decide (pure) → create the payment or the mandate-setup request → record."""
     message = decode(CollectionRequested, body)
-    svc = services()
     event, customer, facts = _read(svc, message)
     invoice = event.data.invoice
     plan = plan_collection(event.org_id, invoice, facts)
@@ -83,7 +78,9 @@ def collect_invoice(body: Any) -> None:
         return
     if plan.action == Action.REDRIVE_MANDATE_SETUP:
         assert plan.billing_request_id is not None
-        emit(MandateSetupRequested(org_id=event.org_id, billing_request_id=plan.billing_request_id))
+        svc.emitter.emit(
+            MandateSetupRequested(org_id=event.org_id, billing_request_id=plan.billing_request_id)
+        )
         return
     try:
         if plan.action == Action.PAY:
@@ -189,4 +186,4 @@ def _request_mandate(svc: Services, event: InvoiceCreated, customer: CustomerVie
             "billing_request_id": setup.billing_request_id,
         },
     )
-    emit(MandateSetupRequested(org_id=event.org_id, billing_request_id=setup.billing_request_id))
+    svc.emitter.emit(MandateSetupRequested(org_id=event.org_id, billing_request_id=setup.billing_request_id))

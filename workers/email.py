@@ -22,8 +22,7 @@ from typing import Any
 import dramatiq
 
 from infra.adapters.email import OutgoingEmail, UnsendableEmail
-from infra.bootstrap import Services, services
-from infra.broker import queue
+from infra.bootstrap import Services
 from infra.errors import MalformedMessage, PermanentProviderError, TransientProviderError
 from infra.masking import mask_email
 from infra.store.attempts import Outcome, log_attempt
@@ -48,6 +47,7 @@ SOURCE = "email"
 
 
 def _report(
+    svc: Services,
     nid: str,
     status: Status,
     *,
@@ -55,7 +55,7 @@ def _report(
     code: int | None = None,
     detail: str | None = None,
 ) -> None:
-    report(nid, status, SOURCE, provider_id=provider_id, code=code, detail=detail)
+    report(svc, nid, status, SOURCE, provider_id=provider_id, code=code, detail=detail)
 
 
 def _in_flight(svc: Services) -> timedelta:
@@ -65,11 +65,9 @@ def _in_flight(svc: Services) -> timedelta:
     return timedelta(seconds=calls + 5)
 
 
-@dramatiq.actor(queue_name=queue(EmailRendered.stage), actor_name=EmailRendered.actor)
-def send_email(body: Any) -> None:
+def send_email(svc: Services, body: Any) -> None:
     """Decode → decide the step (pure) → claim, call SMTP, record → report to history."""
     nid = decode(EmailRendered, body).notification_id
-    svc = services()
     in_flight = _in_flight(svc)
     with svc.reading() as conn:
         row = load_notification(conn, nid)
@@ -99,10 +97,10 @@ def send_email(body: Any) -> None:
     if step == Step.NOTHING:
         return
     if step == Step.REPORT_SENT:
-        _report(nid, Status.SENT, provider_id=row.provider_id)
+        _report(svc, nid, Status.SENT, provider_id=row.provider_id)
         return
     if step == Step.REPORT_FAILED:
-        _report(nid, Status.FAILED, code=row.error_code)
+        _report(svc, nid, Status.FAILED, code=row.error_code)
         return
     _send(svc, nid, row)
 
@@ -128,7 +126,7 @@ def _send(svc: Services, nid: str, row: NotificationRow) -> None:
             record_refusal(conn, nid, exc.code)
             log_attempt(conn, nid, Outcome.REFUSED, error_code=exc.code, detail=str(exc))
         logger.warning("email refused", extra={**log_extra, "code": exc.code})
-        _report(nid, Status.FAILED, code=exc.code, detail=str(exc))
+        _report(svc, nid, Status.FAILED, code=exc.code, detail=str(exc))
         return
     except TransientProviderError as exc:
         logger.warning("email not sent yet", extra={**log_extra, "code": exc.code})
@@ -138,4 +136,4 @@ def _send(svc: Services, nid: str, row: NotificationRow) -> None:
         record_provider_id(conn, nid, sent.message_id)
         log_attempt(conn, nid, Outcome.ACCEPTED, at=started)
     logger.info("email accepted", extra={**log_extra, "provider_id": sent.message_id})
-    _report(nid, Status.SENT, provider_id=sent.message_id)
+    _report(svc, nid, Status.SENT, provider_id=sent.message_id)

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import dramatiq
-
 from infra import metrics
-from infra.bootstrap import services
-from infra.broker import queue
+from infra.bootstrap import Services
 from infra.store.lookups import channel_of
 from infra.store.notifications import StatusChange, apply_status
 from schemas.messages import DeliveryStatusReported
 from workers.decode import decode
 
 
-@dramatiq.actor(queue_name=queue(DeliveryStatusReported.stage), actor_name=DeliveryStatusReported.actor)
-def record_status(body: Any) -> None:
+def record_status(svc: Services, body: Any) -> None:
     """Decode → apply the forward-only transition → keep the report in the timeline."""
     report = decode(DeliveryStatusReported, body)
-    with services().transaction() as conn:
+    with svc.transaction() as conn:
         moved = apply_status(
             conn,
             StatusChange(

@@ -25,9 +25,10 @@ from dramatiq.errors import BrokerConnectionError
 from pika.adapters.blocking_connection import BlockingChannel
 
 from infra import metrics, metrics_http, topology
-from infra.broker import emit_event
+from infra.broker import Emitter, build_broker
 from infra.dead_letters import dead_letter_rejected
 from infra.errors import InvalidEvent
+from infra.logs import configure_logging
 from infra.settings import Settings, get_settings
 from infra.shutdown import exit_after
 from schemas.validation import DEPTH_CEILING, parse_event
@@ -73,10 +74,12 @@ def check(
 
 
 class Ingest:
-    """The consumer loop; ``stop()`` (or SIGTERM) ends it after the message in hand."""
+    """The consumer loop; ``stop()`` (or SIGTERM) ends it after the message in hand. Valid events
+    go on to route through ``emitter``."""
 
-    def __init__(self, settings: Settings | None = None, prefetch: int = 100) -> None:
-        self.settings = settings or get_settings()
+    def __init__(self, settings: Settings, emitter: Emitter, prefetch: int = 100) -> None:
+        self.settings = settings
+        self.emitter = emitter
         self.prefetch = prefetch
         self._stopping = threading.Event()
         self._channel: BlockingChannel | None = None
@@ -114,7 +117,7 @@ class Ingest:
                 logger.warning("event dead-lettered", extra={"queue": dead, "reason": reason})
                 metrics.INGESTED.labels(outcome="dead_lettered").inc()
             else:
-                emit_event(event)  # returns once RabbitMQ confirmed it on the route queue
+                self.emitter.emit_event(event)  # returns once RabbitMQ confirmed it on the route queue
                 metrics.INGESTED.labels(outcome="ingested").inc()
             ch.basic_ack(method.delivery_tag)
 
@@ -132,13 +135,12 @@ class Ingest:
                     connection.close()
 
 
-def main() -> None:
-    """Entry point of ``herald worker ingest``."""
-    from infra.logs import configure_logging
-
-    settings = get_settings()
-    configure_logging(settings.log_level, settings.log_format)
-    ingest = Ingest(settings)
+def main(settings: Settings) -> None:
+    """Run ingest until SIGTERM: the process's composition root builds the emitter's broker here
+    (no connection until the first event), from ``settings``."""
+    configure_logging(settings)
+    emitter = Emitter(build_broker(settings), settings.queue_prefix)
+    ingest = Ingest(settings, emitter)
 
     def on_term(_signum: int, _frame: FrameType | None) -> None:
         ingest.stop()
@@ -166,7 +168,8 @@ def main() -> None:
             )
             ingest.pause(delay)
             delay = min(delay * 2, 30.0)
+    emitter.close()
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # ``herald worker ingest``: the settings are read here, once
+    main(get_settings())

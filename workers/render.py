@@ -5,10 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import dramatiq
-
-from infra.bootstrap import services
-from infra.broker import emit, queue
+from infra.bootstrap import Services
 from infra.errors import MalformedMessage
 from infra.retry_policy import is_permanent_render_error
 from infra.store.notifications import (
@@ -33,8 +30,7 @@ from workers.rules.render import render_notification as render_parts
 from workers.rules.templates import TemplateLimits, TemplateRenderError
 
 
-@dramatiq.actor(queue_name=queue(NotificationDecided.stage), actor_name=NotificationDecided.actor)
-def render_notification(body: Any) -> None:
+def render_notification(svc: Services, body: Any) -> None:
     """Decode → render (pure) → store the text → emit it to the sender.
 
     Idempotent: a notification keeps the first text rendered for it, so a
@@ -46,7 +42,6 @@ def render_notification(body: Any) -> None:
     message = decode(NotificationDecided, body)
     nid = message.notification_id
     failure: str | None = None
-    svc = services()
     limits = TemplateLimits.from_settings(svc.settings)
     with svc.transaction() as conn:
         row = load_notification(conn, nid)
@@ -94,7 +89,7 @@ def render_notification(body: Any) -> None:
                     store_rendered(conn, nid, rendered.parts["body"])
     if failure is not None:
         # Permanent: recorded as failed with the reason; retrying would render the same problem.
-        emit(
+        svc.emitter.emit(
             DeliveryStatusReported(
                 notification_id=nid,
                 status=Status.FAILED,
@@ -104,7 +99,7 @@ def render_notification(body: Any) -> None:
             )
         )
         return
-    emit(
+    svc.emitter.emit(
         EmailRendered(notification_id=nid)
         if channel == Channel.EMAIL
         else NotificationRendered(notification_id=nid)

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import dramatiq
-
-from infra.bootstrap import services
-from infra.broker import emit, queue
+from infra.bootstrap import Services
 from infra.errors import MalformedMessage
 from infra.store.collection import load_billing_request, record_synthetic_event
 from infra.store.directory import load_customer
@@ -16,7 +13,7 @@ from infra.store.notifications import NewNotification, record_event, record_noti
 from infra.store.organisations import invoice_paid, load_org
 from infra.store.reminders import track_invoice
 from schemas.events import ReminderDue
-from schemas.messages import CollectionRequested, EventPublished, MandateSetupRequested, NotificationDecided
+from schemas.messages import CollectionRequested, MandateSetupRequested, NotificationDecided
 from schemas.validation import event_to_json
 from workers.decode import decode, decode_event
 from workers.rules.collection import EventRef, mandate_setup_payload, wants_collection
@@ -39,8 +36,7 @@ def _new_notifications(routing: Routing) -> list[NewNotification]:
     ]
 
 
-@dramatiq.actor(queue_name=queue(EventPublished.stage), actor_name=EventPublished.actor)
-def route_event(body: Any) -> None:
+def route_event(svc: Services, body: Any) -> None:
     """Decode → decide (pure) → record every decision → emit the ones that send.
 
     Idempotent on the event id: a redelivered or re-published event records
@@ -49,8 +45,8 @@ def route_event(body: Any) -> None:
     (collect is idempotent on the invoice).
     """
     event = decode_event(body)
-    settings = services().settings
-    with services().transaction() as conn:
+    settings = svc.settings
+    with svc.transaction() as conn:
         org = load_org(conn, event.org_id, settings.default_region)
         customer = load_customer(conn, event.org_id, event.customer_id)
         paid = isinstance(event, ReminderDue) and invoice_paid(
@@ -62,13 +58,14 @@ def route_event(body: Any) -> None:
         pending = record_notifications(conn, event, items)
         track_invoice(conn, event)  # the open invoices the reminder scheduler reads
     for nid in pending:
-        emit(NotificationDecided(notification_id=nid))
+        svc.emitter.emit(NotificationDecided(notification_id=nid))
     if wants_collection(event):
-        emit(CollectionRequested(org_id=event.org_id, event_id=event.event_id, invoice_id=event.invoice_id))
+        svc.emitter.emit(
+            CollectionRequested(org_id=event.org_id, event_id=event.event_id, invoice_id=event.invoice_id)
+        )
 
 
-@dramatiq.actor(queue_name=queue(MandateSetupRequested.stage), actor_name=MandateSetupRequested.actor)
-def route_mandate_setup(body: Any) -> None:
+def route_mandate_setup(svc: Services, body: Any) -> None:
     """Decode → decide who gets the link (pure) → record a ``mandate.setup_requested`` event and its
     email notifications → emit them to render, as for any event.
 
@@ -76,8 +73,8 @@ def route_mandate_setup(body: Any) -> None:
     records nothing new and only re-drives what is still pending.
     """
     message = decode(MandateSetupRequested, body)
-    settings = services().settings
-    with services().transaction() as conn:
+    settings = svc.settings
+    with svc.transaction() as conn:
         request = load_billing_request(conn, message.billing_request_id)
         if request is None or request.org_id != message.org_id:
             raise MalformedMessage(f"unknown billing request {message.billing_request_id}")
@@ -89,4 +86,4 @@ def route_mandate_setup(body: Any) -> None:
         items = _new_notifications(routing) if recorded else []
         pending = record_notifications(conn, EventRef.of(payload), items)
     for nid in pending:
-        emit(NotificationDecided(notification_id=nid))
+        svc.emitter.emit(NotificationDecided(notification_id=nid))

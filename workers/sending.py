@@ -20,7 +20,6 @@ from sqlalchemy.engine import Connection
 
 from infra import metrics
 from infra.bootstrap import Services
-from infra.broker import emit
 from infra.errors import TransientProviderError
 from infra.retry_policy import in_call_retrying
 from infra.store.attempts import Outcome, count_attempts, first_attempt_at, log_attempt
@@ -42,6 +41,7 @@ def count_provider_error(source: str, exc: BaseException) -> None:
 
 
 def report(
+    svc: Services,
     nid: str,
     status: Status,
     source: str,
@@ -51,7 +51,7 @@ def report(
     detail: str | None = None,
 ) -> None:
     """Tell the history stage what happened to a notification."""
-    emit(
+    svc.emitter.emit(
         DeliveryStatusReported(
             notification_id=nid,
             status=status,
@@ -152,6 +152,6 @@ def after_transient(
                 on_give_up(conn)
     if wait is None:
         logger.warning("gave up sending", extra={"notification_id": nid, "code": exc.code})
-        report(nid, Status.FAILED, source, code=exc.code, detail=f"gave_up: {exc}")
+        report(svc, nid, Status.FAILED, source, code=exc.code, detail=f"gave_up: {exc}")
         return
     raise dramatiq.Retry(str(exc), delay=max(1, int(wait * 1000)))

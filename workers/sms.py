@@ -18,8 +18,7 @@ import dramatiq
 
 from infra import metrics
 from infra.adapters.sms import OPTED_OUT
-from infra.bootstrap import Services, services
-from infra.broker import queue
+from infra.bootstrap import Services
 from infra.errors import MalformedMessage, PermanentProviderError, TransientProviderError
 from infra.store.attempts import Outcome, log_attempt
 from infra.store.integrations import integration_active
@@ -58,11 +57,9 @@ def _in_flight(svc: Services) -> timedelta:
     return timedelta(seconds=calls + 5)
 
 
-@dramatiq.actor(queue_name=queue(NotificationRendered.stage), actor_name=NotificationRendered.actor)
-def send_sms(body: Any) -> None:
+def send_sms(svc: Services, body: Any) -> None:
     """Decode → decide the step (pure) → claim, call Twilio, record → report to history."""
     nid = decode(NotificationRendered, body).notification_id
-    svc = services()
     with svc.reading() as conn:
         row = load_notification(conn, nid)
     if row is None:
@@ -77,9 +74,9 @@ def send_sms(body: Any) -> None:
     if step == Step.RECONCILE:
         step, row = _reconcile(svc, nid, row)
     if step == Step.REPORT_SENT:
-        report(nid, Status.SENT, SOURCE, provider_id=row.provider_id)
+        report(svc, nid, Status.SENT, SOURCE, provider_id=row.provider_id)
     elif step == Step.REPORT_FAILED:
-        report(nid, Status.FAILED, SOURCE, code=row.error_code)
+        report(svc, nid, Status.FAILED, SOURCE, code=row.error_code)
     elif step == Step.SEND:
         _send(svc, nid, row)
 
@@ -132,7 +129,7 @@ def _send(svc: Services, nid: str, row: NotificationRow) -> None:
         with svc.transaction() as conn:
             if claim_for_sending(conn, nid):
                 record_refusal(conn, nid, None)
-        report(nid, Status.FAILED, SOURCE, detail=str(exc))
+        report(svc, nid, Status.FAILED, SOURCE, detail=str(exc))
         return
     with svc.reading() as conn:
         connected = integration_active(conn, "twilio", svc.settings)
@@ -142,6 +139,7 @@ def _send(svc: Services, nid: str, row: NotificationRow) -> None:
             won = skip_pending(conn, nid)
         if won:
             report(
+                svc,
                 nid,
                 Status.SKIPPED,
                 SOURCE,
@@ -162,7 +160,7 @@ def _send(svc: Services, nid: str, row: NotificationRow) -> None:
         metrics.SMS_CREDIT.labels(operation="reserved").inc(parts)
     if short:
         detail = f"insufficient_credit: needs {parts}, balance {org.credit_balance}"
-        report(nid, Status.SKIPPED, SOURCE, detail=detail)
+        report(svc, nid, Status.SKIPPED, SOURCE, detail=detail)
         return
     try:
         sent, started = call_provider(
@@ -185,7 +183,7 @@ def _send(svc: Services, nid: str, row: NotificationRow) -> None:
                 mark_opted_out(conn, row.org_id, row.contact_id)
         metrics.SMS_CREDIT.labels(operation="refunded").inc(refunded)
         logger.warning("sms refused", extra={"notification_id": nid, "code": exc.code})
-        report(nid, Status.FAILED, SOURCE, code=exc.code)
+        report(svc, nid, Status.FAILED, SOURCE, code=exc.code)
         return
     except TransientProviderError as exc:
         after_transient(
@@ -203,7 +201,7 @@ def _send(svc: Services, nid: str, row: NotificationRow) -> None:
         log_attempt(conn, nid, Outcome.ACCEPTED, detail=sent.provider_id, at=started)
     metrics.SMS_SEGMENTS.inc(parts)
     logger.info("sms accepted", extra={"notification_id": nid, "provider_id": sent.provider_id})
-    report(nid, Status.SENT, SOURCE, provider_id=sent.provider_id)
+    report(svc, nid, Status.SENT, SOURCE, provider_id=sent.provider_id)
 
 
 def _refund(conn: Any, nid: str, org_id: str) -> None:

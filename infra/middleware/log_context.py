@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from dramatiq.middleware import Middleware
 
 from infra import log_context
-from infra.bootstrap import services
 from infra.metrics import stage_of
 from infra.store.lookups import event_id_of
+
+if TYPE_CHECKING:
+    from infra.bootstrap import Services
 
 logger = logging.getLogger("herald.log_context")
 
@@ -25,10 +28,12 @@ class LogContext(Middleware):
     Messages between stages carry only the notification id; its event id is read once from the
     store (a primary-key read, remembered) so every line names both. Must be first in the
     broker's list: its ``before`` runs first and its ``after`` last (after the dead-letter log).
+    ``services`` gives the process's booted services (none: no look-up).
     """
 
-    def __init__(self, queue_prefix: str) -> None:
+    def __init__(self, queue_prefix: str, services: Callable[[], Services] | None = None) -> None:
         self.queue_prefix = queue_prefix
+        self.services = services
         self._events: OrderedDict[str, str] = OrderedDict()
 
     def before_process_message(self, broker: Any, message: Any) -> None:
@@ -54,7 +59,7 @@ class LogContext(Middleware):
         if nid in self._events:
             self._events.move_to_end(nid)
             return self._events[nid]
-        event_id = lookup_event_id(nid)
+        event_id = lookup_event_id(self.services, nid) if self.services is not None else None
         if event_id:
             self._events[nid] = event_id
             if len(self._events) > _CACHE_SIZE:
@@ -62,7 +67,7 @@ class LogContext(Middleware):
         return event_id
 
 
-def lookup_event_id(nid: str) -> str | None:
+def lookup_event_id(services: Callable[[], Services], nid: str) -> str | None:
     """The event a notification came from, or None (store not booted, unknown id, store down)."""
     try:
         with services().reading() as conn:

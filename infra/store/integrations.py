@@ -28,21 +28,17 @@ def configured(settings: Settings, provider: str) -> bool:
     raise ValueError(f"unknown provider {provider!r}")
 
 
-def integration_active(conn: Connection, provider: str, settings: Settings | None = None) -> bool:
+def integration_active(conn: Connection, provider: str, settings: Settings) -> bool:
     """Whether herald may act for ``provider`` now.
 
     Connected → yes; disconnected → no (herald stops all activity for it, links are kept).
     An integration never connected (or deleted) has no row: it counts as active when its settings
-    are present (``settings``, by default the process's), so deployments from before
+    are present (``settings``, the process's), so deployments from before
     ``herald integrations connect`` existed keep working.
     """
     status = conn.execute(select(integrations.c.status).where(integrations.c.provider == provider)).scalar()
     if status is not None:
         return bool(status == "connected")
-    if settings is None:
-        from infra.settings import get_settings  # the process's settings, read once
-
-        settings = get_settings()
     return configured(settings, provider)
 
 

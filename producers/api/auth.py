@@ -12,13 +12,14 @@ Each failed authentication is a WARNING line (reason, client address); past
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 
-from infra.bootstrap import Services, bootstrap
+from infra.bootstrap import Services
 from infra.settings import Settings
 from infra.store.api_keys import KEY_PREFIX, ApiKey, authenticate, hash_key
 from infra.store.tables import api_keys, gc_payments
@@ -42,14 +43,15 @@ class ApiContext:
     """What the handlers share: settings, the failed-authentication throttle, and the services
     booted on first use (not at import)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, services: Callable[[], Services]) -> None:
         self.settings = settings
         self.throttle = FailureThrottle(settings.api_auth_failures_per_minute)
+        self._services = services
 
     @property
     def services(self) -> Services:
-        """The process's services (one composition root: ``bootstrap`` builds them once)."""
-        return bootstrap(self.settings)
+        """The app's services (``create_app`` says where they come from)."""
+        return self._services()
 
 
 def context(request: Request) -> ApiContext:

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,7 +29,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from twilio.request_validator import RequestValidator
 
-from infra.bootstrap import bootstrap
+from infra.bootstrap import Services
+from infra.broker import Emitter
 from infra.settings import Settings
 from infra.store.lookups import channel_of
 from producers.api.errors import ApiError
@@ -112,10 +113,13 @@ PUBLISH_PATIENCE_SECONDS = 10.0
 _publishers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="callback-publish")
 
 
-def publish_patiently(report: DeliveryStatusReported, patience: float = PUBLISH_PATIENCE_SECONDS) -> bool:
-    """Publish the report (confirmed), retrying a lost broker for up to ``patience`` seconds."""
-    from infra.broker import emit  # built on first callback, not at import
-
+def publish_patiently(
+    emit: Callable[[DeliveryStatusReported], None],
+    report: DeliveryStatusReported,
+    patience: float = PUBLISH_PATIENCE_SECONDS,
+) -> bool:
+    """Publish the report with ``emit`` (confirmed), retrying a lost broker for up to ``patience``
+    seconds."""
     deadline = time.monotonic() + patience
     delay = 0.1
     while True:
@@ -133,8 +137,12 @@ def publish_patiently(report: DeliveryStatusReported, patience: float = PUBLISH_
         delay = min(delay * 2, 1.0)
 
 
-def twilio_router(settings: Settings) -> APIRouter:
-    """``POST /callbacks/twilio/{notification_id}``: 403 unless ``X-Twilio-Signature`` is right."""
+def twilio_router(
+    settings: Settings, services: Callable[[], Services], emitter: Callable[[], Emitter]
+) -> APIRouter:
+    """``POST /callbacks/twilio/{notification_id}``: 403 unless ``X-Twilio-Signature`` is right.
+
+    ``services`` reads the store; ``emitter`` hands the report to history (without the store)."""
     router = APIRouter()
     token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else ""
     validator = RequestValidator(token)
@@ -142,7 +150,7 @@ def twilio_router(settings: Settings) -> APIRouter:
     def known(notification_id: str) -> bool | None:
         """Whether we have the notification; ``None`` when the store cannot say (it is away)."""
         try:
-            with bootstrap(settings).reading() as conn:
+            with services().reading() as conn:
                 return channel_of(conn, notification_id) is not None
         except Exception:  # the store away must not cost the report: history records it later
             logger.warning("status callback: notification not looked up", exc_info=True)
@@ -172,7 +180,9 @@ def twilio_router(settings: Settings) -> APIRouter:
             logger.warning(
                 "status callback: %s", report.detail, extra={"notification_id": report.notification_id}
             )
-        published = await asyncio.get_running_loop().run_in_executor(_publishers, publish_patiently, report)
+        published = await asyncio.get_running_loop().run_in_executor(
+            _publishers, publish_patiently, lambda message: emitter().emit(message), report
+        )
         if not published:
             raise HTTPException(
                 status_code=503, detail="the status report could not be queued; RabbitMQ is down"

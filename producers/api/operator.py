@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import FastAPI
 
+from infra.bootstrap import Services
 from infra.settings import Settings
 from producers.api import directory, events, history, notify, templates
 from producers.api.auth import ApiContext
@@ -11,13 +14,13 @@ from producers.api.errors import install_error_handlers
 from producers.api.limits import BodyLimit
 
 
-def install_operator_api(app: FastAPI, settings: Settings) -> None:
+def install_operator_api(app: FastAPI, settings: Settings, services: Callable[[], Services]) -> None:
     """Add the operator endpoints, the body size limit and the one error shape to ``app``.
 
     The limit and the error handlers cover the whole app (callbacks and webhooks too): one
     shape for every error the app answers.
     """
-    app.state.operator_api = ApiContext(settings)
+    app.state.operator_api = ApiContext(settings, services)
     for module in (events, directory, templates, notify, history):
         app.include_router(module.router)
     install_error_handlers(app)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import html
 import logging
 import re
+from collections.abc import Callable
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
-from infra.bootstrap import bootstrap
+from infra.bootstrap import Services
 from infra.settings import Settings
 from infra.store.tables import organisations
 
@@ -47,7 +48,7 @@ h1 {{ font-size: 1.5rem; }}
 """
 
 
-def pages_router(settings: Settings) -> APIRouter:
+def pages_router(settings: Settings, services: Callable[[], Services]) -> APIRouter:
     """``GET /mandates/complete``: a plain thank-you page, public, in English."""
     router = APIRouter(include_in_schema=False)
 
@@ -57,7 +58,7 @@ def pages_router(settings: Settings) -> APIRouter:
         if not org_id or not _ORG_ID.fullmatch(org_id):
             return None
         try:
-            with bootstrap(settings).reading() as conn:
+            with services().reading() as conn:
                 name = conn.execute(
                     select(organisations.c.name).where(organisations.c.org_id == org_id)
                 ).scalar()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import typer
 
 from infra.logs import configure_logging
-from infra.settings import get_settings
+from infra.settings import Settings, get_settings
 from producers.cli import (
     api_cmd,
     contacts,
+    context,
     credits,
     dlq,
     gocardless_cmd,
@@ -38,9 +39,14 @@ app = typer.Typer(
 
 
 @app.callback()
-def _configure() -> None:
-    settings = get_settings()
-    configure_logging("WARNING" if settings.log_level == "INFO" else settings.log_level, "console")
+def _configure(ctx: typer.Context) -> None:
+    # The one place the CLI reads its settings; every command takes them from the invocation
+    # (producers.cli.context). A caller running the CLI in-process may give its own as ``obj``.
+    settings = ctx.obj if isinstance(ctx.obj, Settings) else get_settings()
+    ctx.obj = settings
+    context.begin(settings)
+    ctx.call_on_close(context.end)
+    configure_logging(settings, "WARNING" if settings.log_level == "INFO" else settings.log_level, "console")
 
 
 app.command("schema")(schema.schema)

@@ -13,13 +13,13 @@ def api(
     import uvicorn
 
     from infra.logs import configure_logging, uvicorn_log_config
-    from infra.settings import get_settings
     from producers.api.app import create_app
+    from producers.cli.context import settings as cli_settings
 
-    settings = get_settings()
+    settings = cli_settings()
     # JSON lines like every other process; uvicorn's own lines (startup, access, a traceback that
     # escaped the app) go through the same handler, so they are masked and redacted too.
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings)
     # SIGTERM: uvicorn stops accepting, lets requests in hand finish, and gives up after this long.
     timeout = int(settings.shutdown_timeout_seconds)
     uvicorn.run(

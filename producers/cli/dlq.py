@@ -17,8 +17,8 @@ from rich.table import Table
 
 from infra import dead_letters, topology
 from infra.errors import PublishError
-from infra.settings import get_settings
 from producers.cli.console import err, out, refusals
+from producers.cli.context import settings as cli_settings
 
 app = typer.Typer(help="Dead-lettered messages: list, show, replay, purge.", no_args_is_help=True)
 
@@ -35,7 +35,7 @@ def _stage(stage: str) -> str:
 @app.command("list")
 def list_(as_json: bool = typer.Option(False, "--json")) -> None:
     """Dead letters waiting per stage."""
-    settings = get_settings()
+    settings = cli_settings()
     counts = dead_letters.waiting(settings)
     if as_json:
         typer.echo(json.dumps(counts))
@@ -61,7 +61,7 @@ def show(
     _stage(stage)
     if message_id is not None:
         with refusals():
-            item = dead_letters.detail(get_settings(), stage, message_id)
+            item = dead_letters.detail(cli_settings(), stage, message_id)
         if as_json:
             typer.echo(json.dumps(item, indent=2))
             return
@@ -69,7 +69,7 @@ def show(
             out.print(f"{key}: {value}", markup=False)
         return
     with refusals():
-        items = dead_letters.peek(get_settings(), stage, limit)
+        items = dead_letters.peek(cli_settings(), stage, limit)
     if as_json:
         typer.echo(json.dumps(items, indent=2))
         return
@@ -98,7 +98,7 @@ def replay(
         raise typer.Exit(2)
     try:
         with refusals():
-            replayed = dead_letters.replay(get_settings(), stage, message_id)
+            replayed = dead_letters.replay(cli_settings(), stage, message_id)
     except PublishError as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(1) from None
@@ -115,5 +115,5 @@ def purge(
     if not yes and not typer.confirm(f"delete every dead letter of stage {stage}?"):
         raise typer.Exit(1)
     with refusals():
-        count = dead_letters.purge(get_settings(), stage)
+        count = dead_letters.purge(cli_settings(), stage)
     out.print(f"purged {count} from {stage}", markup=False)

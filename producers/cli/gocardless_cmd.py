@@ -11,7 +11,7 @@ from rich.table import Table
 
 from infra.adapters.gocardless_account import GoCardlessUnavailable
 from infra.errors import ConfigurationError, IntegrationInactive
-from infra.settings import get_settings
+from producers.cli import context
 from producers.cli.console import err, out, refusals
 from producers.gocardless.cancel import cancel_payment
 from producers.gocardless.sync import full_sync, history_rows
@@ -23,7 +23,7 @@ payments_app = typer.Typer(help="GoCardless payments.")
 
 
 def _wiring() -> GoCardlessWiring:
-    return GoCardlessWiring(get_settings())
+    return GoCardlessWiring(context.settings(), context.services)  # the command's services
 
 
 @gocardless_app.command("sync")

@@ -9,10 +9,10 @@ import typer
 
 from infra.adapters.account_checks import CheckFailed, check_gocardless, check_twilio
 from infra.errors import ConfigurationError
-from infra.settings import get_settings
 from infra.store.gocardless import unlink_all
 from infra.store.integrations import delete_integration, mark_connected, mark_disconnected
 from producers.cli.console import err, out
+from producers.cli.context import settings as cli_settings
 from producers.cli.store import open_store
 
 app = typer.Typer(help="Connect, disconnect or delete the GoCardless and Twilio integrations.")
@@ -26,7 +26,7 @@ class Provider(StrEnum):
 @app.command("connect")
 def connect(provider: Provider) -> None:
     """Check the credentials at the provider, then record the integration connected."""
-    settings = get_settings()
+    settings = cli_settings()
     try:
         account = check_gocardless(settings) if provider is Provider.gocardless else check_twilio(settings)
     except (CheckFailed, ConfigurationError) as exc:

@@ -8,8 +8,8 @@ from types import FrameType
 import typer
 
 from infra.masking import redact_url
-from infra.settings import get_settings
 from producers.cli.console import err, out
+from producers.cli.context import settings as cli_settings
 from producers.outbox import relay
 from producers.publisher import Publisher
 
@@ -32,7 +32,7 @@ def relay_cmd(
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     err.print(f"relaying the outbox of {redact_url(database)}", markup=False)
-    with Publisher(get_settings()) as publisher:
+    with Publisher(cli_settings()) as publisher:
         sent = relay(
             database,
             publisher,

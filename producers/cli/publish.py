@@ -13,8 +13,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from infra.errors import InvalidEvent, PublishError
-from infra.settings import get_settings
 from producers.cli.console import err, interactive, out
+from producers.cli.context import settings as cli_settings
 from producers.publisher import Publisher
 from schemas.validation import parse_event
 
@@ -65,7 +65,7 @@ def publish(
     Exit status: 0 all published, 1 some lines rejected (the valid ones are
     published), 2 publishing failed (only confirmed events are counted).
     """
-    settings = get_settings()
+    settings = cli_settings()
     if file != "-" and not Path(file).is_file():
         err.print(f"[red]error:[/] {file}: no such file")
         raise typer.Exit(EXIT_PUBLISH_FAILED)

@@ -12,9 +12,9 @@ import typer
 from infra import metrics_http
 from infra.bootstrap import Services, bootstrap, describe, shutdown
 from infra.logs import configure_logging
-from infra.settings import get_settings
 from infra.shutdown import exit_after
 from producers.cli.console import err, out
+from producers.cli.context import settings as cli_settings
 from producers.publisher import Publisher
 from producers.scheduler import Scheduler
 from producers.status_sweep import StatusSweep
@@ -31,8 +31,8 @@ def scheduler(
     Safe to run in several processes: each (invoice, offset) is claimed in the database first.
     Stops cleanly on SIGTERM or SIGINT (the tick in progress finishes).
     """
-    settings = get_settings()
-    configure_logging(settings.log_level, settings.log_format)
+    settings = cli_settings()
+    configure_logging(settings)
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
@@ -64,7 +64,7 @@ def scheduler(
         err.print(f"error: scheduler: {exc}", markup=False)
         raise typer.Exit(2) from None
     finally:
-        shutdown()
+        shutdown(services)
 
 
 def status_sweep(services: Services) -> StatusSweep | None:

@@ -10,8 +10,8 @@ from rich.table import Table
 
 from infra.masking import redact_url
 from infra.queue_status import as_json, collect
-from infra.settings import get_settings
 from producers.cli.console import err, out
+from producers.cli.context import settings as cli_settings
 
 
 def _cell(value: float | int | None) -> str:
@@ -22,7 +22,7 @@ def status(
     as_json_: bool = typer.Option(False, "--json", help="One JSON object instead of a table."),
 ) -> None:
     """Per stage: messages ready, delayed (retries waiting) and dead-lettered, consumers, rates."""
-    settings = get_settings()
+    settings = cli_settings()
     try:
         report = collect(settings)
     except pika.exceptions.AMQPError as exc:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from infra.bootstrap import bootstrap, require, shutdown
+from infra.bootstrap import Services, bootstrap, require, shutdown
 from infra.logs import configure_logging
-from infra.settings import get_settings
 from producers.cli.console import err, out
+from producers.cli.context import settings as cli_settings
 from producers.status_sweep import StatusSweep
 
 
@@ -22,8 +22,9 @@ def status_sweep(
     """Ask Twilio about every SMS `sent` for longer than the threshold and report to history those
     Twilio has moved on (delivered, undelivered, failed). The scheduler does this each tick; run it
     by hand after the api was down. Exit 0, or 2 when the sweep could not run."""
-    settings = get_settings()
-    configure_logging(settings.log_level, settings.log_format)
+    settings = cli_settings()
+    configure_logging(settings)
+    services: Services | None = None
     try:
         require(settings, "twilio_account_sid", "twilio_auth_token")
         services = bootstrap(settings)
@@ -33,5 +34,6 @@ def status_sweep(
         err.print(f"error: status-sweep: {exc}", markup=False)
         raise typer.Exit(2) from None
     finally:
-        shutdown()
+        if services is not None:
+            shutdown(services)
     out.print(f"status sweep: {report.summary()}", markup=False)

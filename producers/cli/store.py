@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from infra.bootstrap import Services, bootstrap
-from infra.settings import get_settings
+from infra.bootstrap import Services
+from producers.cli import context
 
 
 def open_store() -> Services:
-    """The booted services of this CLI process."""
-    return bootstrap(get_settings())
+    """This command's services, booted on first use from the settings its root callback read, and
+    shut down when the command ends."""
+    return context.services()

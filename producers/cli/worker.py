@@ -11,8 +11,8 @@ import typer
 from infra import topology
 from infra.bootstrap import require
 from infra.errors import ConfigurationError
-from infra.settings import get_settings
 from producers.cli.console import err
+from producers.cli.context import settings as cli_settings
 
 #: Settings a stage cannot start without.
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -32,7 +32,7 @@ def worker(
     if stage not in stages:
         err.print(f"error: unknown stage {stage!r}; expected one of {', '.join(stages)}", markup=False)
         raise typer.Exit(2)
-    settings = get_settings()
+    settings = cli_settings()
     try:
         require(settings, *REQUIRED.get(stage, ()))
     except ConfigurationError as exc:
@@ -46,7 +46,9 @@ def worker(
         sys.executable,
         "-m",
         "dramatiq",
-        f"workers.{stage}",
+        # The worker processes' composition root: dramatiq calls it in each process it forks, and it
+        # builds the broker and declares the stage's actors there (nothing is built at import).
+        f"workers.start:{stage}",
         "--queues",
         topology.queue_name(settings.queue_prefix, stage),
         "--processes",
@@ -75,4 +77,4 @@ def _metrics_fork(stage: str, metrics_port: int) -> list[str]:
         return []
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=f"herald-metrics-{stage}-")
     os.environ["HERALD_METRICS_STAGE"] = stage
-    return ["--fork", "infra.metrics_http:serve_worker_metrics"]
+    return ["--fork", "workers.start:metrics"]

@@ -4,29 +4,30 @@ over the official client, and a publisher opened only when something is publishe
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from infra.adapters.gocardless_account import GoCardlessAccount
 from infra.adapters.gocardless_client import build_gocardless_client
-from infra.bootstrap import Services, bootstrap
+from infra.bootstrap import BootOnce, Services
 from infra.settings import Settings
 
 
 class GoCardlessWiring:
-    """Lazily built services and reader for one process (the HTTP app, or one CLI command)."""
+    """Lazily built services and reader for one process (the HTTP app, or one CLI command).
 
-    def __init__(self, settings: Settings) -> None:
+    ``services`` gives the process's services (by default, booted from ``settings`` on first use).
+    """
+
+    def __init__(self, settings: Settings, services: Callable[[], Services] | None = None) -> None:
         self.settings = settings
         self._lock = threading.Lock()
-        self._services: Services | None = None
+        self._services = services or BootOnce(settings)
         self._reader: GoCardlessAccount | None = None
 
     @property
     def services(self) -> Services:
-        with self._lock:
-            if self._services is None:
-                self._services = bootstrap(self.settings)
-            return self._services
+        return self._services()
 
     @property
     def reader(self) -> GoCardlessAccount:

@@ -129,7 +129,6 @@ def send_prepared(svc: Services, prepared: Prepared, preview_id: str) -> tuple[s
     An SMS keeps the previewed text; an email (whose preview shows its subject) is rendered by
     the render stage from the manual event, with the templates the preview was just checked on.
     """
-    from infra.broker import emit  # the broker is built only when something is sent
     from schemas.messages import NotificationDecided, NotificationRendered
 
     digest = prepared.fingerprint
@@ -167,7 +166,7 @@ def send_prepared(svc: Services, prepared: Prepared, preview_id: str) -> tuple[s
             else:
                 emails.add(nid)
     for nid in pending:
-        emit(
+        svc.emitter.emit(
             NotificationDecided(notification_id=nid)
             if nid in emails
             else NotificationRendered(notification_id=nid)

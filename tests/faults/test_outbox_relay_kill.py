@@ -65,7 +65,12 @@ def test_the_relay_killed_twice_mid_run_delivers_every_event_exactly_once(
                 "--poll",
                 "0.05",
             ],
-            env=os.environ.copy(),
+            env={
+                **os.environ,
+                # The relay publishes where the in-process pipeline consumes.
+                "HERALD_AMQP_URL": pipeline.settings.amqp_url.get_secret_value(),
+                "HERALD_QUEUE_PREFIX": pipeline.settings.queue_prefix,
+            },
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

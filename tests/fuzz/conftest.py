@@ -275,7 +275,6 @@ def world(
             api_auth_failures_per_minute=1_000_000,
             log_level="ERROR",
         )
-        shutdown()
         services = bootstrap(world_settings)
         other_notification = _seed(services, OTHER, "C9", "Q9", "INV-9")
         _seed(services, ACME, "C1", "P1", "INV-1")
@@ -297,7 +296,9 @@ def world(
         with Publisher(world_settings) as publisher:  # declares the events queue the drain reads
             publisher.connect()
         server = uvicorn.Server(
-            uvicorn.Config(create_app(world_settings), host="127.0.0.1", port=port, log_level="critical")
+            uvicorn.Config(
+                create_app(world_settings, services), host="127.0.0.1", port=port, log_level="critical"
+            )
         )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
@@ -315,7 +316,7 @@ def world(
             )
         server.should_exit = True
         thread.join(15)
-    shutdown()
+    shutdown(services)
     route = topology.queue_name(prefix, "route")
     _purge(amqp_url, [route, topology.delay_queue(route), topology.dead_letter_queue(route)])
     if schemas is not None:
@@ -324,12 +325,7 @@ def world(
 
 @pytest.fixture
 def live(world: World) -> Iterator[World]:
-    """The world, with this process's services booted on its store (another test may have booted
-    its own in between) and nothing left in the events queue before and after the test."""
-    booted = bootstrap(world.settings)
-    if booted.settings.database_url != world.settings.database_url:
-        shutdown()
-        world.services = bootstrap(world.settings)
+    """The world, with nothing left in the events queue before and after the test."""
     world.drain_events()
     yield world
     world.drain_events()

@@ -6,27 +6,32 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+import dramatiq
 import pika
 import pytest
 
 from infra import topology
 from infra.bootstrap import Services, bootstrap, shutdown
+from infra.broker import Emitter, build_broker
 from infra.settings import Settings, get_settings
-from tests.conftest import RUN_PREFIX
+from tests.conftest import RUN_PREFIX, TEST_AMQP_URL, settings_of
+from workers.registry import declare
 
 
 @pytest.fixture
 def store(database_url: str) -> Iterator[Services]:
-    """Booted services on a fresh database of each store (migrations applied), no broker needed."""
-    shutdown()
-    settings = Settings(database_url=database_url)  # type: ignore[arg-type]
-    yield bootstrap(settings)
-    shutdown()
+    """Booted services on a fresh database of each store (migrations applied), no broker needed
+    (what they would emit goes to this run's queues)."""
+    settings = Settings(database_url=database_url, amqp_url=TEST_AMQP_URL, queue_prefix=RUN_PREFIX)  # type: ignore[arg-type]
+    services = bootstrap(settings)
+    yield services
+    shutdown(services)
 
 
 @pytest.fixture(scope="session")
 def configured_env(herald_env: dict[str, str]) -> Iterator[dict[str, str]]:
-    """Point this process's settings (and so ``infra.broker``) at the test broker."""
+    """Point this process's environment (what ``get_settings()`` and an in-process ``herald``
+    command read) at the test broker."""
     saved = {k: os.environ.get(k) for k in herald_env}
     os.environ.update(herald_env)
     get_settings.cache_clear()
@@ -104,57 +109,44 @@ def gocardless_sandbox() -> Iterator[Any]:
 
 
 @pytest.fixture
+def pipeline_fields() -> dict[str, Any]:
+    """Settings a test gives its pipeline over the fixture's (override it: ``public_url``, a
+    GoCardless sandbox of its own…)."""
+    return {}
+
+
+@pytest.fixture
 def pipeline(
-    configured_env: dict[str, str],
+    herald_env: dict[str, str],
     database_url: str,
     twilio_sandbox: Any,
     smtp_sandbox: Any,
     gocardless_sandbox: Any,
+    pipeline_fields: dict[str, Any],
 ) -> Iterator[Services]:
-    """The four stages consuming from the real broker in this process, on a fresh store of each kind."""
-    import dramatiq
+    """The six stages consuming from the real broker in this process, on a fresh store of each kind.
 
-    os.environ["HERALD_DATABASE_URL"] = database_url
-    os.environ["HERALD_TWILIO_BASE_URL"] = twilio_sandbox.url
-    os.environ["HERALD_SMTP_HOST"] = smtp_sandbox.host
-    os.environ["HERALD_SMTP_PORT"] = str(smtp_sandbox.port)
-    os.environ["HERALD_SMTP_FROM"] = SMTP_FROM
-    # A test that pointed GoCardless at a sandbox of its own first (``gc_env``) keeps it.
-    gocardless = {
-        "HERALD_GOCARDLESS_ACCESS_TOKEN": GOCARDLESS_TOKEN,
-        "HERALD_GOCARDLESS_BASE_URL": gocardless_sandbox.url,
+    The composition of a worker process, done by hand: settings given explicitly, the broker built
+    with them, the services booted on it, every stage's actors declared on it, one worker.
+    """
+    fields: dict[str, Any] = {
+        "database_url": database_url,
+        "twilio_base_url": twilio_sandbox.url,
+        "smtp_host": smtp_sandbox.host,
+        "smtp_port": smtp_sandbox.port,
+        "smtp_from": SMTP_FROM,
+        "gocardless_access_token": GOCARDLESS_TOKEN,
+        "gocardless_base_url": gocardless_sandbox.url,
     }
-    gocardless_before = {key: os.environ.get(key) for key in gocardless}
-    if gocardless_before["HERALD_GOCARDLESS_BASE_URL"] is None:
-        os.environ.update(gocardless)
-    get_settings.cache_clear()
-    shutdown()
-    services = bootstrap(get_settings())
-
-    import workers.collect
-    import workers.email
-    import workers.history
-    import workers.render
-    import workers.route
-    import workers.sms  # noqa: F401  (declares the actors)
-    from infra.broker import broker
-
-    # This thread's connection may have sat idle since an earlier test, past RabbitMQ's heartbeat:
-    # drop it (dramatiq opens a fresh one on first use) rather than flush through a dead socket.
-    del broker.connection
+    settings = settings_of(herald_env, **{**fields, **pipeline_fields})
+    broker = build_broker(settings, services=lambda: services)
+    services = bootstrap(settings, emitter=Emitter(broker, settings.queue_prefix))
+    declare(broker, lambda: services, topology.STAGES, queue_prefix=settings.queue_prefix)
     broker.flush_all()
     worker = dramatiq.Worker(broker, worker_threads=4, worker_timeout=100)
     worker.start()
     yield services
     worker.stop()
     broker.flush_all()
-    shutdown()
-    smtp_keys = ("HERALD_SMTP_HOST", "HERALD_SMTP_PORT", "HERALD_SMTP_FROM")
-    for key in ("HERALD_DATABASE_URL", "HERALD_TWILIO_BASE_URL", *smtp_keys):
-        os.environ.pop(key, None)
-    for key, value in gocardless_before.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    get_settings.cache_clear()
+    broker.close()
+    shutdown(services)

@@ -58,7 +58,7 @@ def callbacks(store: Services, monkeypatch: pytest.MonkeyPatch) -> Callbacks:
         claim_for_sending(conn, nid)
     published: list[DeliveryStatusReported] = []
 
-    def publish(report: DeliveryStatusReported, patience: float = 0) -> bool:
+    def publish(emit: Any, report: DeliveryStatusReported, patience: float = 0) -> bool:
         published.append(report)
         return True
 
@@ -66,7 +66,7 @@ def callbacks(store: Services, monkeypatch: pytest.MonkeyPatch) -> Callbacks:
     settings_ = store.settings.model_copy(
         update={"twilio_auth_token": SecretStr(TOKEN), "public_url": PUBLIC, "api_max_body_bytes": MAX_BODY}
     )
-    return Callbacks(TestClient(create_app(settings_)), nid, published)
+    return Callbacks(TestClient(create_app(settings_, store)), nid, published)
 
 
 def _shaped(answer: Any) -> dict[str, Any]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -15,13 +15,12 @@ from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
 from infra.bootstrap import Services
-from infra.settings import get_settings
 from infra.store.directory import upsert_customer
 from infra.store.tables import notifications, status_changes
 from producers.api.app import create_app
 from producers.publisher import Publisher
 from schemas.directory import CustomerRecord
-from tests.conftest import wait_for
+from tests.conftest import settings_of, wait_for
 from tests.factories import customer, invoice_created
 
 
@@ -32,23 +31,34 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def api_url(configured_env: dict[str, str]) -> Iterator[str]:
-    """The HTTP app on a free port, as the public URL Twilio calls back to."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    os.environ["HERALD_PUBLIC_URL"] = url
-    get_settings.cache_clear()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(get_settings()), host="127.0.0.1", port=port, log_level="warning")
-    )
+def public_url() -> str:
+    """A free port's URL, the public URL Twilio calls back to."""
+    return f"http://127.0.0.1:{_free_port()}"
+
+
+@pytest.fixture
+def pipeline_fields(public_url: str) -> dict[str, Any]:
+    """The pipeline's SMS name the api's callback URL."""
+    return {"public_url": public_url}
+
+
+@pytest.fixture
+def api_url(public_url: str, herald_env: dict[str, str], request: pytest.FixtureRequest) -> Iterator[str]:
+    """The HTTP app at the public URL: on the pipeline's services when the test runs one."""
+    if "pipeline" in request.fixturenames:
+        services: Services = request.getfixturevalue("pipeline")
+        app = create_app(services.settings, services)
+    else:
+        app = create_app(settings_of(herald_env, public_url=public_url))
+    port = urlsplit(public_url).port
+    assert port is not None
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_for(lambda: server.started, timeout=10, what="the HTTP app")
-    yield url
+    yield public_url
     server.should_exit = True
     thread.join(10)
-    os.environ.pop("HERALD_PUBLIC_URL", None)
-    get_settings.cache_clear()
 
 
 def _status(services: Services) -> str | None:
@@ -70,7 +80,7 @@ def test_signed_callbacks_move_the_notification_to_delivered_and_a_late_sent_cha
 ) -> None:
     with pipeline.transaction() as conn:
         upsert_customer(conn, CustomerRecord.model_validate(customer()), region="FI")
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(invoice_created())
     wait_for(
         lambda: _status(pipeline) == "delivered", timeout=30, what="delivered via the sandbox's callbacks"
@@ -113,7 +123,6 @@ def test_a_status_report_waits_out_a_broker_that_is_away_for_a_bounded_time(
 
     from dramatiq.errors import ConnectionClosed
 
-    import infra.broker
     from producers.api.callbacks import publish_patiently
     from schemas.messages import DeliveryStatusReported
     from schemas.notifications import Status
@@ -132,12 +141,10 @@ def test_a_status_report_waits_out_a_broker_that_is_away_for_a_bounded_time(
             raise ConnectionClosed(OSError("connection refused"))
         published.append(message)
 
-    monkeypatch.setattr(infra.broker, "emit", emit)
-    assert publish_patiently(report, patience=5)  # back after two refusals
+    assert publish_patiently(emit, report, patience=5)  # back after two refusals
     assert published == [report]
 
     def down(message: DeliveryStatusReported) -> None:
         raise ConnectionClosed(OSError("connection refused"))
 
-    monkeypatch.setattr(infra.broker, "emit", down)
-    assert not publish_patiently(report, patience=0.5)  # the api answers 503 then
+    assert not publish_patiently(down, report, patience=0.5)  # the api answers 503 then

@@ -41,8 +41,7 @@ class Processed(dramatiq.Middleware):
 
 @pytest.fixture
 def processed(pipeline: Services) -> Iterator[Processed]:
-    from infra.broker import broker
-
+    broker = pipeline.emitter.broker
     counter = Processed()
     broker.middleware.append(counter)  # the running worker emits to every middleware in the list
     yield counter
@@ -98,7 +97,7 @@ def test_an_invoice_is_collected_once_with_the_active_mandate_however_often_it_a
 ) -> None:
     _directory(pipeline)
     mandate = _linked_mandate(pipeline, gocardless_sandbox)
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(_dd("evt_dd1", balance="1000.25"))
         publisher.publish(_dd("evt_dd1", balance="1000.25"))  # the same event again
         publisher.publish(_dd("evt_dd2", balance="1000.25"))  # re-published under a new event id
@@ -148,7 +147,7 @@ def test_a_payment_made_before_a_crash_is_found_by_its_key_not_made_again(
         params={"amount": 123450, "currency": "EUR", "links": {"mandate": mandate}},
         headers={"Idempotency-Key": "acme:INV-1"},
     )
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(_dd("evt_dd1"))
     (stored,) = wait_for(lambda: _payments(pipeline), what="the payment recorded")
     assert stored["gc_id"] == earlier.id
@@ -162,7 +161,7 @@ def test_the_mandate_the_event_names_is_used(
     gc_customer = gocardless_sandbox.add_customer(email="aino@example.fi")["id"]
     _linked_mandate(pipeline, gocardless_sandbox, gc_customer)
     named = gocardless_sandbox.add_mandate(gc_customer, "active")["id"]
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(_dd("evt_dd1", mandate_id=named))
     (stored,) = wait_for(lambda: _payments(pipeline), what="the payment recorded")
     assert stored["gc_mandate_id"] == named
@@ -173,7 +172,7 @@ def test_without_a_mandate_the_customer_gets_one_setup_link_by_email(
     pipeline: Services, gocardless_sandbox: Any, smtp_sandbox: Any, processed: Processed
 ) -> None:
     _directory(pipeline)
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(_dd("evt_dd1"))
         publisher.publish(_dd("evt_dd2"))  # the same invoice again: no second request, no second email
 
@@ -213,7 +212,7 @@ def test_a_refused_payment_is_recorded_and_not_retried(
     _directory(pipeline)
     gc_customer = gocardless_sandbox.add_customer(email="aino@example.fi")["id"]
     cancelled = gocardless_sandbox.add_mandate(gc_customer, "cancelled")["id"]
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(_dd("evt_dd1", mandate_id=cancelled))
     (failed,) = wait_for(lambda: _timeline(pipeline, "warning"), what="the refusal recorded")
     assert failed["kind"] == "collection_failed"
@@ -228,12 +227,12 @@ def test_nothing_is_collected_for_a_paid_balance_or_a_disconnected_integration(
 ) -> None:
     _directory(pipeline)
     _linked_mandate(pipeline, gocardless_sandbox)
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(_dd("evt_dd1", balance="0.00"))
     wait_for(lambda: processed.done["collect_invoice"] >= 1, what="the collection handled")
     with pipeline.transaction() as conn:
         mark_disconnected(conn, "gocardless", datetime.now(UTC))
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(_dd("evt_dd2"))
     wait_for(lambda: processed.done["collect_invoice"] >= 2, what="the second collection handled")
     reasons = [w["detail"] for w in _timeline(pipeline, "warning") if w["kind"] == "collection_skipped"]
@@ -260,7 +259,7 @@ def test_a_mandate_setup_made_before_a_crash_is_finished_and_the_payer_gets_a_li
         metadata={"herald_org_id": "acme", "herald_customer_id": "C1", "herald_invoice_id": "INV-1"},
         idempotency_key="acme:INV-1:mandate_setup",  # the key collect uses for this invoice
     )
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(_dd("evt_dd1"))
 
     (message,) = wait_for(lambda: smtp_sandbox.messages, what="the mandate-setup email")

@@ -59,7 +59,7 @@ def test_an_invoice_to_an_email_contact_arrives_as_text_and_html_and_history_say
     pipeline: Services, smtp_sandbox: Any
 ) -> None:
     _import_email_contact(pipeline, "aino@example.fi")
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(invoice_created())
 
     row = wait_for(lambda: _email_row(pipeline, (Status.SENT,)), timeout=30, what="the email sent")
@@ -94,7 +94,7 @@ def test_an_address_the_server_refuses_with_550_is_failed_with_the_code_and_not_
     pipeline: Services, smtp_sandbox: Any
 ) -> None:
     _import_email_contact(pipeline, "reject@example.fi")
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(invoice_created())
 
     row = wait_for(lambda: _email_row(pipeline, (Status.FAILED,)), timeout=30, what="the refusal recorded")
@@ -107,7 +107,7 @@ def test_an_address_the_server_refuses_with_550_is_failed_with_the_code_and_not_
 
 def test_a_451_is_retried_and_the_email_arrives_once(pipeline: Services, smtp_sandbox: Any) -> None:
     _import_email_contact(pipeline, "flaky@example.fi")  # the sandbox answers 451 once, then accepts
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(invoice_created())
 
     row = wait_for(lambda: _email_row(pipeline, (Status.SENT,)), timeout=30, what="the email sent on retry")
@@ -117,17 +117,16 @@ def test_a_451_is_retried_and_the_email_arrives_once(pipeline: Services, smtp_sa
 
 
 def test_a_redelivered_message_sends_nothing_twice(pipeline: Services, smtp_sandbox: Any) -> None:
-    from infra.broker import emit
     from schemas.messages import EmailRendered, NotificationDecided
 
     _import_email_contact(pipeline, "aino@example.fi")
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(invoice_created())
         publisher.publish(invoice_created())  # the same event again
     row = wait_for(lambda: _email_row(pipeline, (Status.SENT,)), timeout=30, what="the email sent")
     for _ in range(3):
-        emit(EmailRendered(notification_id=row["id"]))
-        emit(NotificationDecided(notification_id=row["id"]))
+        pipeline.emitter.emit(EmailRendered(notification_id=row["id"]))
+        pipeline.emitter.emit(NotificationDecided(notification_id=row["id"]))
     url = pipeline.settings.amqp_url.get_secret_value()
     wait_for(lambda: queue_depths(url, "email")[0] == 0, timeout=30, what="the email queue drained")
     wait_for(lambda: queue_depths(url, "render")[0] == 0, timeout=30, what="the render queue drained")
@@ -138,11 +137,10 @@ def test_a_redelivered_message_sends_nothing_twice(pipeline: Services, smtp_sand
 def test_an_attempt_cut_short_is_resent_with_the_same_message_id(
     pipeline: Services, smtp_sandbox: Any
 ) -> None:
-    from infra.broker import emit
     from schemas.messages import EmailRendered
 
     _import_email_contact(pipeline, "aino@example.fi")
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(invoice_created())
     row = wait_for(lambda: _email_row(pipeline, (Status.SENT,)), timeout=30, what="the first send")
     # As if the worker had crashed after DATA, before recording the server's 250.
@@ -156,7 +154,7 @@ def test_an_attempt_cut_short_is_resent_with_the_same_message_id(
                 attempted_at=datetime.now(UTC) - timedelta(minutes=10),
             )
         )
-    emit(EmailRendered(notification_id=row["id"]))
+    pipeline.emitter.emit(EmailRendered(notification_id=row["id"]))
     wait_for(lambda: len(smtp_sandbox.messages) == 2, timeout=30, what="the resend")
     again = wait_for(
         lambda: (r := _email_row(pipeline, (Status.SENT, Status.SENDING))) and r["provider_id"] and r,
@@ -214,7 +212,6 @@ def test_an_smtp_server_that_does_not_answer_is_transient(smtp_sandbox: Any) -> 
 def test_a_line_break_in_a_header_is_failed_for_good_with_its_reason_and_never_sent(
     pipeline: Services, smtp_sandbox: Any
 ) -> None:
-    from infra.broker import emit
     from infra.store.notifications import store_rendered_email
     from schemas.messages import EmailRendered
     from tests.integration.stored import routed_notification
@@ -224,7 +221,7 @@ def test_a_line_break_in_a_header_is_failed_for_good_with_its_reason_and_never_s
     with pipeline.transaction() as conn:
         # As if rendered before subjects were made one line: the email stage must end it on its own.
         store_rendered_email(conn, nid, "Lasku 1001\r\nBcc: victim@example.com", "Hei", "<p>Hei</p>")
-    emit(EmailRendered(notification_id=nid))
+    pipeline.emitter.emit(EmailRendered(notification_id=nid))
 
     row = wait_for(lambda: _email_row(pipeline, (Status.FAILED,)), timeout=30, what="the refusal recorded")
     assert (row["id"], row["attempts"], row["provider_id"]) == (nid, 1, None)
@@ -245,13 +242,12 @@ def test_a_line_break_in_a_stored_invoice_number_never_reaches_a_header_and_is_n
     """Stored before the producer refused control characters: the render stage ends it for good
     (the event no longer validates), and nothing is sent. A subject is made one line as well
     (``tests/unit/test_templates.py``), so no path puts a line break in a header."""
-    from infra.broker import emit
     from schemas.messages import NotificationDecided
     from tests.integration.stored import routed_notification
 
     _import_email_contact(pipeline, "aino@example.fi")
     nid = routed_notification(pipeline, "email", "aino@example.fi", number="1001\r\nBcc: victim@example.com")
-    emit(NotificationDecided(notification_id=nid))
+    pipeline.emitter.emit(NotificationDecided(notification_id=nid))
 
     row = wait_for(lambda: _email_row(pipeline, (Status.FAILED,)), timeout=30, what="the failure recorded")
     assert (row["id"], row["provider_id"]) == (nid, None)

@@ -28,7 +28,7 @@ def ingest(pipeline: Services) -> Iterator[None]:
     """The ingest consumer in a thread, beside the in-process pipeline."""
     from workers.ingest import Ingest
 
-    consumer = Ingest(pipeline.settings)
+    consumer = Ingest(pipeline.settings, pipeline.emitter)
     ready = threading.Event()
     thread = threading.Thread(target=consumer.run, kwargs={"on_ready": ready.set}, daemon=True)
     thread.start()
@@ -111,7 +111,7 @@ def test_bad_messages_are_dead_lettered_with_their_reasons_and_the_good_ones_flo
     wait_for(lambda: len(_sent(pipeline)) == 2, timeout=30, what="the two good events sent")
 
     def shown() -> list[dict[str, str]] | None:
-        result = CliRunner().invoke(app, ["dlq", "show", "ingest", "--json"])
+        result = CliRunner().invoke(app, ["dlq", "show", "ingest", "--json"], obj=pipeline.settings)
         items = json.loads(result.output) if result.exit_code == 0 else []
         return items if len(items) == 3 else None
 

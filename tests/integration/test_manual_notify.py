@@ -9,6 +9,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from infra.bootstrap import Services
+from infra.settings import Settings
 from infra.store.directory import upsert_customer
 from infra.store.organisations import update_org
 from infra.store.tables import notifications
@@ -25,8 +26,8 @@ CONTACTS = [
 ]
 
 
-def _cli(*args: str) -> Any:
-    result = CliRunner().invoke(app, list(args))
+def _cli(settings: Settings, *args: str) -> Any:
+    result = CliRunner().invoke(app, list(args), obj=settings)
     return result
 
 
@@ -36,16 +37,18 @@ def test_preview_then_send_sends_exactly_what_the_preview_showed_recorded_as_man
     with pipeline.transaction() as conn:
         upsert_customer(conn, CustomerRecord.model_validate(customer(contacts=CONTACTS)), region="FI")
         update_org(conn, "acme", {"buys_credit": True, "credit_balance": 10, "name": "Acme Oy"})
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(invoice_created("evt_draft", send=False))  # created, not sent automatically
 
     def stored() -> bool:
         # --json exits 1 until the event is stored.
-        shown = _cli("history", "--invoice", "INV-1", "--json")
+        shown = _cli(pipeline.settings, "history", "--invoice", "INV-1", "--json")
         return shown.exit_code == 0 and bool(json.loads(shown.output)["events"])
 
     wait_for(stored, timeout=30, what="the draft invoice stored")
-    shown = _cli("notify", "preview", "--invoice", "INV-1", "--channel", "sms", "--json", "--reveal")
+    shown = _cli(
+        pipeline.settings, "notify", "preview", "--invoice", "INV-1", "--channel", "sms", "--json", "--reveal"
+    )
     assert shown.exit_code == 0, shown.output
     preview = json.loads(shown.output)
     by_contact = {r["contact_id"]: r for r in preview["recipients"]}
@@ -59,11 +62,31 @@ def test_preview_then_send_sends_exactly_what_the_preview_showed_recorded_as_man
     assert (by_contact["Q1"]["encoding"], by_contact["Q1"]["cost"]) == ("UCS-2", by_contact["Q1"]["segments"])
     assert by_contact["Q2"]["reason"] == "contact_sms_off"
 
-    refused = _cli("notify", "send", "--invoice", "INV-1", "--channel", "sms", "--preview", "000000000000")
+    refused = _cli(
+        pipeline.settings,
+        "notify",
+        "send",
+        "--invoice",
+        "INV-1",
+        "--channel",
+        "sms",
+        "--preview",
+        "000000000000",
+    )
     assert refused.exit_code == 1
     assert "changed since preview 000000000000" in refused.output
 
-    sent = _cli("notify", "send", "--invoice", "INV-1", "--channel", "sms", "--preview", preview["preview"])
+    sent = _cli(
+        pipeline.settings,
+        "notify",
+        "send",
+        "--invoice",
+        "INV-1",
+        "--channel",
+        "sms",
+        "--preview",
+        preview["preview"],
+    )
     assert sent.exit_code == 0, sent.output
 
     def both_sent() -> list[Any] | None:
@@ -78,7 +101,7 @@ def test_preview_then_send_sends_exactly_what_the_preview_showed_recorded_as_man
     wait_for(both_sent, timeout=30, what="the two manual SMS sent")
     bodies = {m["to"]: m["body"] for m in twilio_sandbox.messages()}
     assert bodies == {"+358401000001": by_contact["P1"]["text"], "+358401000002": by_contact["Q1"]["text"]}
-    history = json.loads(_cli("history", "--invoice", "INV-1", "--json").output)
+    history = json.loads(_cli(pipeline.settings, "history", "--invoice", "INV-1", "--json").output)
     assert [e["outcome"] for e in history["events"]] == ["manual_only", "manual"]
 
 
@@ -94,7 +117,9 @@ def test_a_preview_that_cannot_render_says_which_template_and_line_and_exits_1(s
         record_event(conn, event, event_to_json(event), "manual_only")
         # As if saved before the save-time check knew better.
         save_override(conn, "acme", ("invoice", "sms", "fi", "body"), "Lasku\n{{ amount + 1 }}")
-    shown = _cli("notify", "preview", "--invoice", "INV-1", "--org", "acme", "--channel", "sms")
+    shown = _cli(
+        store.settings, "notify", "preview", "--invoice", "INV-1", "--org", "acme", "--channel", "sms"
+    )
     assert shown.exit_code == 1, shown.output
     assert "error: " in shown.output
     assert "invoice.sms.fi line 2: " in shown.output
@@ -107,18 +132,18 @@ def test_a_manual_send_on_both_channels_sends_the_email_too_not_a_crash(
     aino = {**CONTACTS[0], "emails": [{"address": "aino@example.fi"}]}
     with pipeline.transaction() as conn:
         upsert_customer(conn, CustomerRecord.model_validate(customer(contacts=[aino])), region="FI")
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(invoice_created("evt_draft", send=False))
     wait_for(
-        lambda: _cli("history", "--invoice", "INV-1", "--json").exit_code == 0,
+        lambda: _cli(pipeline.settings, "history", "--invoice", "INV-1", "--json").exit_code == 0,
         timeout=30,
         what="the draft invoice stored",
     )
-    shown = _cli("notify", "preview", "--invoice", "INV-1", "--json")
+    shown = _cli(pipeline.settings, "notify", "preview", "--invoice", "INV-1", "--json")
     assert shown.exit_code == 0, shown.output
     preview = json.loads(shown.output)
     assert sorted(r["channel"] for r in preview["recipients"]) == ["email", "sms"]
-    sent = _cli("notify", "send", "--invoice", "INV-1", "--preview", preview["preview"])
+    sent = _cli(pipeline.settings, "notify", "send", "--invoice", "INV-1", "--preview", preview["preview"])
     assert sent.exit_code == 0, sent.output
 
     def both_sent() -> list[Any] | None:

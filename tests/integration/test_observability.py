@@ -94,7 +94,7 @@ def test_the_pipeline_counts_sent_and_refused_sms_and_tags_every_line_with_its_i
         for n in (1, 2, 3):
             upsert_customer(conn, CustomerRecord.model_validate(customer(f"C{n}")), region="FI")
     twilio_sandbox.faults.fail_next(1, status=400, code=21211)  # the first SMS sent is refused
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         for n in (1, 2, 3):
             publisher.publish(invoice_created(f"evt_obs{n}", id=f"INV-{n}", customer_id=f"C{n}"))
 

@@ -53,7 +53,7 @@ def test_published_events_become_one_sms_each_recorded_with_the_providers_id(
 ) -> None:
     _import(pipeline, *_customers(20))
     events = [invoice_created(f"evt_{i}", id=f"INV-{i}", customer_id=f"C{i}") for i in range(20)]
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         assert publisher.publish_many(events) == 20
 
     rows = wait_for(lambda: _all_reported(pipeline, 20), timeout=60, what="20 notifications sent")
@@ -67,7 +67,7 @@ def test_published_events_become_one_sms_each_recorded_with_the_providers_id(
 def test_the_same_events_published_twice_send_one_sms_each(pipeline: Services, twilio_sandbox: Any) -> None:
     _import(pipeline, *_customers(10))
     events = [invoice_created(f"evt_{i}", id=f"INV-{i}", customer_id=f"C{i}") for i in range(10)]
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish_many(events)
         publisher.publish_many(events)
     wait_for(lambda: _all_reported(pipeline, 10), timeout=60, what="10 notifications sent")
@@ -80,7 +80,7 @@ def test_a_number_twilio_refuses_for_good_is_failed_with_its_code_and_not_retrie
     pipeline: Services, twilio_sandbox: Any
 ) -> None:
     _import(pipeline, customer(contacts=[{"contact_id": "P1", "primary": True, "mobile": "+15005550001"}]))
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(invoice_created())
     (row,) = wait_for(lambda: _all_reported(pipeline, 1), timeout=30, what="the refusal recorded")
     assert (row["status"], row["error_code"], row["attempts"]) == (Status.FAILED, 21211, 1)
@@ -92,19 +92,17 @@ def test_a_malformed_message_is_dead_lettered_and_good_ones_flow_on(
 ) -> None:
     import dramatiq
 
-    from infra.broker import broker, queue
-
     _import(pipeline, customer())
-    broker.enqueue(
+    pipeline.emitter.broker.enqueue(
         dramatiq.Message(
-            queue_name=queue("route"),
+            queue_name=pipeline.emitter.queue("route"),
             actor_name="route_event",
             args=({"type": "nope"},),
             kwargs={},
             options={},
         )
     )
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(invoice_created())
     wait_for(lambda: _all_reported(pipeline, 1), timeout=30, what="the good event sent")
     url = pipeline.settings.amqp_url.get_secret_value()
@@ -114,12 +112,11 @@ def test_a_malformed_message_is_dead_lettered_and_good_ones_flow_on(
 def test_an_attempt_cut_short_after_the_provider_accepted_is_reconciled_not_resent(
     pipeline: Services, twilio_sandbox: Any
 ) -> None:
-    from infra.broker import emit
     from schemas.messages import NotificationRendered
 
     _import(pipeline, customer(contacts=[{"contact_id": "P1", "primary": True, "mobile": "+15005550006"}]))
     # Let the pipeline send once, then wind the row back to 'sending' as if we crashed before recording.
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(invoice_created())
     (row,) = wait_for(lambda: _all_reported(pipeline, 1), timeout=30, what="the first send")
     with pipeline.transaction() as conn:
@@ -132,7 +129,7 @@ def test_an_attempt_cut_short_after_the_provider_accepted_is_reconciled_not_rese
                 attempted_at=datetime.now(UTC) - timedelta(minutes=10),
             )
         )
-    emit(NotificationRendered(notification_id=row["id"]))
+    pipeline.emitter.emit(NotificationRendered(notification_id=row["id"]))
 
     def reconciled() -> dict[str, Any] | None:
         (again,) = _rows(pipeline)
@@ -145,7 +142,7 @@ def test_an_attempt_cut_short_after_the_provider_accepted_is_reconciled_not_rese
 
 def test_the_official_client_sees_what_the_pipeline_sent(pipeline: Services, twilio_sandbox: Any) -> None:
     _import(pipeline, customer())
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(invoice_created())
     (row,) = wait_for(lambda: _all_reported(pipeline, 1), timeout=30, what="one sms")
     settings = pipeline.settings

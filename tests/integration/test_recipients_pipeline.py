@@ -9,6 +9,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from infra.bootstrap import Services
+from infra.settings import Settings
 from infra.store.directory import upsert_customer
 from infra.store.organisations import mark_opted_out, org_settings, update_org
 from infra.store.tables import notifications
@@ -38,18 +39,18 @@ SIX_CONTACTS = [
 ]
 
 
-def _history(invoice: str) -> dict[str, Any]:
-    result = CliRunner().invoke(app, ["history", "--invoice", invoice, "--json", "--reveal"])
+def _history(settings: Settings, invoice: str) -> dict[str, Any]:
+    result = CliRunner().invoke(app, ["history", "--invoice", invoice, "--json", "--reveal"], obj=settings)
     data = json.loads(result.output)
     # Exit 1 says nothing is known of the invoice yet (the callers poll until it is).
     assert result.exit_code == (0 if data["events"] else 1), result.output
     return dict(data)
 
 
-def _decisions(invoice: str, event_id: str) -> set[tuple[str, str, str, str]]:
+def _decisions(settings: Settings, invoice: str, event_id: str) -> set[tuple[str, str, str, str]]:
     return {
         (n["contact_id"], n["channel"], n["reason"], n["status"])
-        for n in _history(invoice)["notifications"]
+        for n in _history(settings, invoice)["notifications"]
         if n["event_id"] == event_id
     }
 
@@ -66,15 +67,24 @@ def test_one_event_for_six_contacts_in_six_states_records_exactly_the_expected_d
     with pipeline.transaction() as conn:
         upsert_customer(conn, CustomerRecord.model_validate(customer(contacts=SIX_CONTACTS)), region="FI")
         mark_opted_out(conn, "acme", "Q5")
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(invoice_created("evt_inv"))
     wait_for(lambda: _sms_settled(pipeline, 6), timeout=60, what="six SMS decisions settled")
-    wait_for(lambda: ("Q6", "sms", "send", "failed") in _decisions("INV-1", "evt_inv"), timeout=30)
+    wait_for(
+        lambda: ("Q6", "sms", "send", "failed") in _decisions(pipeline.settings, "INV-1", "evt_inv"),
+        timeout=30,
+    )
     wait_for(lambda: len(smtp_sandbox.messages) == 2, timeout=30, what="the two emails")
-    wait_for(lambda: ("Q4", "email", "send", "sent") in _decisions("INV-1", "evt_inv"), timeout=30)
-    wait_for(lambda: ("P1", "email", "send", "sent") in _decisions("INV-1", "evt_inv"), timeout=30)
+    wait_for(
+        lambda: ("Q4", "email", "send", "sent") in _decisions(pipeline.settings, "INV-1", "evt_inv"),
+        timeout=30,
+    )
+    wait_for(
+        lambda: ("P1", "email", "send", "sent") in _decisions(pipeline.settings, "INV-1", "evt_inv"),
+        timeout=30,
+    )
 
-    assert _decisions("INV-1", "evt_inv") == {
+    assert _decisions(pipeline.settings, "INV-1", "evt_inv") == {
         ("P1", "sms", "send", "sent"),
         ("P1", "email", "send", "sent"),
         ("Q2", "sms", "contact_sms_off", "skipped"),
@@ -92,22 +102,32 @@ def test_one_event_for_six_contacts_in_six_states_records_exactly_the_expected_d
     assert sorted(m["To"] for m in smtp_sandbox.messages) == ["p1@x.fi", "q4@x.fi"]
 
     # 21610 switched SMS off for Q6 from then on; a paid invoice gets no reminder at all.
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(reminder_due("evt_rem1"))
     wait_for(lambda: _sms_settled(pipeline, 12), timeout=60, what="the reminder's SMS decisions")
-    assert ("Q6", "sms", "opted_out", "skipped") in _decisions("INV-1", "evt_rem1")
-    with Publisher() as publisher:
+    assert ("Q6", "sms", "opted_out", "skipped") in _decisions(pipeline.settings, "INV-1", "evt_rem1")
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(payment_received("evt_pay"))
         # Route runs several threads: the reminder must not overtake the payment it depends on.
-        wait_for(lambda: len(_decisions("INV-1", "evt_pay")) == 12, timeout=60, what="the payment routed")
+        wait_for(
+            lambda: len(_decisions(pipeline.settings, "INV-1", "evt_pay")) == 12,
+            timeout=60,
+            what="the payment routed",
+        )
         publisher.publish(reminder_due("evt_rem2"))
     wait_for(
-        lambda: len(_decisions("INV-1", "evt_rem2")) == 12, timeout=60, what="the second reminder decided"
+        lambda: len(_decisions(pipeline.settings, "INV-1", "evt_rem2")) == 12,
+        timeout=60,
+        what="the second reminder decided",
     )
-    assert {reason for _, _, reason, _ in _decisions("INV-1", "evt_rem2")} == {"already_paid"}
+    assert {reason for _, _, reason, _ in _decisions(pipeline.settings, "INV-1", "evt_rem2")} == {
+        "already_paid"
+    }
 
     # The contact's activity: every event that concerned Q6 and what happened to its SMS.
-    result = CliRunner().invoke(app, ["history", "--contact", "Q6", "--json", "--reveal"])
+    result = CliRunner().invoke(
+        app, ["history", "--contact", "Q6", "--json", "--reveal"], obj=pipeline.settings
+    )
     assert result.exit_code == 0, result.output
     activity = json.loads(result.output)
     assert [e["event_id"] for e in activity["events"]] == ["evt_inv", "evt_rem1", "evt_pay", "evt_rem2"]
@@ -123,7 +143,7 @@ def test_one_event_for_six_contacts_in_six_states_records_exactly_the_expected_d
         ("evt_rem2", "already_paid", "skipped", None),
     ]
     assert {n["contact_id"] for n in activity["notifications"]} == {"Q6"}
-    neither = CliRunner().invoke(app, ["history"])
+    neither = CliRunner().invoke(app, ["history"], obj=pipeline.settings)
     assert neither.exit_code == 2
     assert "give exactly one of --invoice and --contact" in neither.output
 
@@ -139,7 +159,7 @@ def test_sms_credit_is_reserved_at_send_refunded_on_a_refusal_and_short_credit_i
         update_org(conn, "acme", {"buys_credit": True, "credit_balance": 1, "low_balance_threshold": 1})
 
     def publish_for(cid: str, settled: int) -> None:
-        with Publisher() as publisher:
+        with Publisher(pipeline.settings) as publisher:
             publisher.publish(invoice_created(f"evt_{cid}", id=f"INV-{cid}", customer_id=cid))
         wait_for(lambda: _sms_settled(pipeline, settled), timeout=60, what=f"the SMS for {cid}")
 
@@ -148,15 +168,15 @@ def test_sms_credit_is_reserved_at_send_refunded_on_a_refusal_and_short_credit_i
             return int(org_settings(conn, "acme")["credit_balance"])
 
     publish_for("C2", 1)
-    assert _decisions("INV-C2", "evt_C2") >= {("PC2", "sms", "send", "failed")}
+    assert _decisions(pipeline.settings, "INV-C2", "evt_C2") >= {("PC2", "sms", "send", "failed")}
     assert balance() == 1  # refused for good: the segment came back
     publish_for("C1", 2)
     assert balance() == 0
-    warnings = [e for e in _history("INV-C1")["timeline"] if e["what"] == "warning"]
+    warnings = [e for e in _history(pipeline.settings, "INV-C1")["timeline"] if e["what"] == "warning"]
     assert [w["detail"] for w in warnings] == ["SMS credit balance 0 is under the threshold 1"]
     publish_for("C3", 3)
-    assert ("PC3", "sms", "send", "skipped") in _decisions("INV-C3", "evt_C3")
-    details = [e for e in _history("INV-C3")["timeline"] if e["what"] == "skipped"]
+    assert ("PC3", "sms", "send", "skipped") in _decisions(pipeline.settings, "INV-C3", "evt_C3")
+    details = [e for e in _history(pipeline.settings, "INV-C3")["timeline"] if e["what"] == "skipped"]
     assert details[0]["detail"] == "insufficient_credit: needs 1, balance 0"
     assert [m["to"] for m in twilio_sandbox.messages()] == ["+358401000001"]
 
@@ -170,10 +190,13 @@ def test_a_broken_organisation_template_is_caught_at_load_and_recorded_as_failed
         upsert_customer(conn, CustomerRecord.model_validate(customer()), region="FI")
         # As if saved before the context changed: the save-time check would refuse it today.
         save_override(conn, "acme", ("invoice", "sms", "fi", "body"), "Lasku {{ invoice.nubmer }}")
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(invoice_created("evt_broken"))
-    wait_for(lambda: ("P1", "sms", "send", "failed") in _decisions("INV-1", "evt_broken"), timeout=30)
-    failed = [e for e in _history("INV-1")["timeline"] if e["what"] == "failed"]
+    wait_for(
+        lambda: ("P1", "sms", "send", "failed") in _decisions(pipeline.settings, "INV-1", "evt_broken"),
+        timeout=30,
+    )
+    failed = [e for e in _history(pipeline.settings, "INV-1")["timeline"] if e["what"] == "failed"]
     assert failed[0]["detail"] == "template: invoice.sms.fi line 1: unknown variable 'invoice.nubmer'"
     assert twilio_sandbox.messages() == []
 
@@ -188,9 +211,12 @@ def test_a_body_over_1600_characters_is_failed_for_good_and_never_sent(
         save_override(
             conn, "acme", ("invoice", "sms", "fi", "body"), "{% for i in range(170) %}0123456789{% endfor %}"
         )
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(invoice_created("evt_long"))
-    wait_for(lambda: ("P1", "sms", "send", "failed") in _decisions("INV-1", "evt_long"), timeout=30)
-    failed = [e for e in _history("INV-1")["timeline"] if e["what"] == "failed"]
+    wait_for(
+        lambda: ("P1", "sms", "send", "failed") in _decisions(pipeline.settings, "INV-1", "evt_long"),
+        timeout=30,
+    )
+    failed = [e for e in _history(pipeline.settings, "INV-1")["timeline"] if e["what"] == "failed"]
     assert failed[0]["detail"] == "SMS body is 1700 characters, over the limit of 1600"
     assert twilio_sandbox.messages() == []

@@ -38,13 +38,12 @@ def _failure_detail(services: Services) -> str:
 def test_an_amount_that_cannot_be_rendered_is_failed_with_its_reason_and_never_retried(
     pipeline: Services, twilio_sandbox: Any, total: str
 ) -> None:
-    from infra.broker import emit
     from schemas.messages import NotificationDecided
 
     with pipeline.transaction() as conn:
         upsert_customer(conn, CustomerRecord.model_validate(customer()), region="FI")
     nid = routed_notification(pipeline, "sms", "+358401234567", total=total)
-    emit(NotificationDecided(notification_id=nid))
+    pipeline.emitter.emit(NotificationDecided(notification_id=nid))
 
     wait_for(lambda: _failed(pipeline, nid), timeout=30, what="the notification recorded failed")
     detail = _failure_detail(pipeline)
@@ -57,7 +56,6 @@ def test_an_amount_that_cannot_be_rendered_is_failed_with_its_reason_and_never_r
 def test_a_template_that_builds_too_much_is_failed_naming_the_template_and_line_not_retried(
     pipeline: Services, twilio_sandbox: Any
 ) -> None:
-    from infra.broker import emit
     from schemas.messages import NotificationDecided
 
     with pipeline.transaction() as conn:
@@ -65,7 +63,7 @@ def test_a_template_that_builds_too_much_is_failed_naming_the_template_and_line_
         # As if saved before the save-time limits: render refuses it on its own.
         save_override(conn, "acme", ("invoice", "sms", "fi", "body"), "Lasku\n{{ 'y' * 10000001 }}")
     nid = routed_notification(pipeline, "sms", "+358401234567")
-    emit(NotificationDecided(notification_id=nid))
+    pipeline.emitter.emit(NotificationDecided(notification_id=nid))
 
     wait_for(lambda: _failed(pipeline, nid), timeout=30, what="the notification recorded failed")
     detail = _failure_detail(pipeline)

@@ -47,7 +47,7 @@ def _setup(services: Services, count: int = 1, offsets: dict[int, str | None] | 
         invoice_created(f"evt_inv_{i}", id=ids[i], customer_id=f"C{i}", due_date=DUE, send=False)
         for i in range(count)
     ]
-    with Publisher() as publisher:
+    with Publisher(services.settings) as publisher:
         publisher.publish_many(created)
     wait_for(lambda: _count(services, invoices) == count, timeout=60, what=f"{count} invoices routed")
     return ids
@@ -84,7 +84,7 @@ def _scheduler(services: Services, publisher: Any) -> Scheduler:
 
 def test_each_offset_fires_once_at_its_time_and_never_again(pipeline: Services, twilio_sandbox: Any) -> None:
     [invoice] = _setup(pipeline)
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         scheduler = _scheduler(pipeline, publisher)
         assert scheduler.tick(MINUS_3 - timedelta(minutes=1)).published == []
         assert scheduler.tick(MINUS_3).published == [f"rem_{invoice}_-3"]
@@ -112,7 +112,7 @@ def test_two_schedulers_ticking_at_once_publish_each_reminder_once(
 
     def run() -> None:
         try:
-            with Publisher() as publisher:
+            with Publisher(pipeline.settings) as publisher:
                 scheduler = _scheduler(pipeline, publisher)
                 barrier.wait(timeout=30)
                 reports.append(scheduler.tick(MINUS_3).published)
@@ -135,7 +135,7 @@ def test_two_schedulers_ticking_at_once_publish_each_reminder_once(
 
 def test_a_paid_invoice_gets_no_more_reminders(pipeline: Services, twilio_sandbox: Any) -> None:
     [invoice] = _setup(pipeline)
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         scheduler = _scheduler(pipeline, publisher)
         assert scheduler.tick(MINUS_3).published == [f"rem_{invoice}_-3"]
         payment = payment_received("evt_pay_1")
@@ -159,7 +159,7 @@ def test_the_scheduler_asks_the_payments_itself_when_routes_paid_mark_is_missing
     [invoice] = _setup(pipeline)
     payment = payment_received("evt_pay_1")
     payment["data"]["payment"].update(invoice_id=invoice, customer_id="C0")
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(payment)
         wait_for(lambda: _count(pipeline, invoices, invoices.c.paid_at.is_not(None)) == 1, timeout=60)
         # As if the payment had been routed concurrently with the invoice and the mark lost.
@@ -179,11 +179,11 @@ def test_downtime_gives_one_catch_up_and_a_restart_sends_nothing_again(
             conn, "acme", ("payment_reminder.final", "sms", "fi", "body"), "LAST {{ invoice.number }}"
         )
     late = PLUS_7 + timedelta(days=10)
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         report = _scheduler(pipeline, publisher).tick(late)
     assert report.published == [f"rem_{invoice}_7"]
     assert report.superseded == 2
-    with Publisher() as publisher:  # a restart: a new process, a new scheduler
+    with Publisher(pipeline.settings) as publisher:  # a restart: a new process, a new scheduler
         again = _scheduler(pipeline, publisher)
         assert again.tick(late).published == []
         assert again.tick(late + timedelta(days=60)).published == []
@@ -215,7 +215,7 @@ def test_a_crash_between_claim_and_confirm_is_republished_once_with_the_same_eve
     pipeline: Services, twilio_sandbox: Any, after_confirm: bool
 ) -> None:
     [invoice] = _setup(pipeline)
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         crashing = _scheduler(pipeline, _CrashingPublisher(publisher, after_confirm=after_confirm))
         with pytest.raises(BrokerUnavailable):
             crashing.tick(PLUS_1)

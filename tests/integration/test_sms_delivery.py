@@ -50,7 +50,7 @@ def test_three_500s_then_201_send_exactly_one_sms_and_history_shows_the_retries(
 ) -> None:
     _import(pipeline, customer())
     twilio_sandbox.faults.fail_next(3, status=500, code=20500)
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(invoice_created())
     row = wait_for(lambda: _sms(pipeline), timeout=60, what="the SMS settled")
     assert row["status"] in (Status.SENT, Status.DELIVERED)
@@ -71,7 +71,7 @@ def test_a_429_with_retry_after_is_waited_out_and_sends_exactly_one_sms(
 ) -> None:
     _import(pipeline, customer())
     twilio_sandbox.faults.fail_next(1, status=429, code=20429, retry_after=2)
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(invoice_created())
     wait_for(lambda: _sms(pipeline), timeout=60, what="the SMS settled")
     (refused_at, first), (accepted_at, second) = twilio_sandbox.faults.log
@@ -94,7 +94,7 @@ def test_a_retry_after_longer_than_the_in_call_wait_goes_back_to_the_queue(
     pipeline.settings = pipeline.settings.model_copy(update={"send_call_max_wait_seconds": 0.5})
     _import(pipeline, customer())
     twilio_sandbox.faults.fail_next(1, status=429, code=20429, retry_after=1.5)
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(invoice_created())
     wait_for(lambda: _sms(pipeline), timeout=60, what="the SMS settled")
     (refused_at, _), (accepted_at, _) = twilio_sandbox.faults.log
@@ -109,7 +109,7 @@ def test_each_permanent_code_is_failed_with_that_code_and_never_retried(
     pipeline: Services, twilio_sandbox: Any
 ) -> None:
     _import(pipeline, *[customer(f"C{code}") for code in PERMANENT])
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         for code in PERMANENT:
             # One at a time, so each planned refusal meets its own event.
             twilio_sandbox.faults.fail_next(1, status=400, code=code)
@@ -129,7 +129,7 @@ def test_21610_opts_the_contact_out_and_the_next_event_skips_it(
 ) -> None:
     _import(pipeline, customer())
     twilio_sandbox.faults.fail_next(1, status=400, code=21610)
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(invoice_created())
         row = wait_for(lambda: _sms(pipeline), timeout=30, what="the STOP refusal")
         assert (row["status"], row["error_code"]) == (Status.FAILED, 21610)
@@ -146,7 +146,7 @@ def test_a_storm_that_outlasts_the_deadline_ends_failed_gave_up(
     pipeline.settings = pipeline.settings.model_copy(update={"send_retry_deadline_seconds": 2.0})
     _import(pipeline, customer())
     twilio_sandbox.faults.fail_next(1000, status=status, code=20429 if status == 429 else None)
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(invoice_created())
     row = wait_for(lambda: _sms(pipeline), timeout=60, what="the notification given up")
     assert row["status"] == Status.FAILED
@@ -168,7 +168,7 @@ def test_the_sms_goes_from_the_organisations_own_sender(pipeline: Services, twil
     with pipeline.transaction() as conn:
         update_org(conn, "acme", {"sender_number": "+358401110000"})
     _import(pipeline, customer())
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(invoice_created())
     wait_for(lambda: _sms(pipeline), timeout=30, what="the SMS sent")
     (message,) = twilio_sandbox.messages()
@@ -185,7 +185,7 @@ def test_a_disconnected_twilio_integration_sends_nothing_and_says_so(
     with pipeline.transaction() as conn:
         mark_disconnected(conn, "twilio", datetime.now(UTC))
     _import(pipeline, customer())
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish(invoice_created())
     row = wait_for(lambda: _sms(pipeline), timeout=30, what="the SMS decided")
     assert row["status"] == Status.SKIPPED

@@ -3,9 +3,7 @@ was listening is settled by asking Twilio (the sandbox) and reporting to history
 
 from __future__ import annotations
 
-import os
 import socket
-from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +13,6 @@ from sqlalchemy import insert, select, update
 
 from infra.bootstrap import Services
 from infra.errors import TransientProviderError
-from infra.settings import get_settings
 from infra.store.directory import upsert_customer
 from infra.store.notifications import sweep_candidates
 from infra.store.tables import events, notifications, status_changes
@@ -175,13 +172,15 @@ def _refused_url() -> str:
 
 
 @pytest.fixture
-def nobody_listening(configured_env: dict[str, str]) -> Iterator[str]:
+def nobody_listening() -> str:
     """Status callbacks go to a public URL where nothing answers (the api down)."""
-    os.environ["HERALD_PUBLIC_URL"] = _refused_url()
-    get_settings.cache_clear()
-    yield os.environ["HERALD_PUBLIC_URL"]
-    os.environ.pop("HERALD_PUBLIC_URL", None)
-    get_settings.cache_clear()
+    return _refused_url()
+
+
+@pytest.fixture
+def pipeline_fields(nobody_listening: str) -> dict[str, Any]:
+    """The pipeline's SMS name that URL for their status callbacks."""
+    return {"public_url": nobody_listening}
 
 
 def _sms(services: Services) -> dict[str, dict[str, Any]]:
@@ -199,7 +198,7 @@ def test_an_sms_whose_callbacks_were_lost_is_settled_by_the_sweep(
         upsert_customer(conn, CustomerRecord.model_validate(customer("C1")), region="FI")
         contacts = [{"contact_id": "P2", "primary": True, "name": "Eino", "mobile": undelivered}]
         upsert_customer(conn, CustomerRecord.model_validate(customer("C2", contacts=contacts)), region="FI")
-    with Publisher() as publisher:
+    with Publisher(pipeline.settings) as publisher:
         publisher.publish_many(
             [invoice_created("evt_1"), invoice_created("evt_2", id="INV-2", customer_id="C2")]
         )

@@ -9,13 +9,14 @@ import pytest
 from typer.testing import CliRunner
 
 from infra.bootstrap import Services
+from infra.settings import Settings
 from infra.store.templates import load_overrides
 from producers.cli import app
 
 
-def _set(path: Path, *extra: str) -> tuple[int, str]:
+def _set(settings: Settings, path: Path, *extra: str) -> tuple[int, str]:
     result = CliRunner().invoke(
-        app, ["templates", "set", "invoice", "sms", "fi", str(path), "--org", "acme", *extra]
+        app, ["templates", "set", "invoice", "sms", "fi", str(path), "--org", "acme", *extra], obj=settings
     )
     return result.exit_code, result.output
 
@@ -39,7 +40,7 @@ def test_a_template_render_would_refuse_is_refused_naming_the_line(
 ) -> None:
     path = tmp_path / "body.j2"
     path.write_text(source, encoding="utf-8")
-    code, output = _set(path)
+    code, output = _set(store.settings, path)
     assert code == 1, output
     assert says in output, output
     with store.reading() as conn:
@@ -51,7 +52,7 @@ def test_a_file_that_is_not_utf8_is_refused_naming_where_not_a_traceback(
 ) -> None:
     path = tmp_path / "body.j2"
     path.write_bytes(b"Lasku {{ invoice.number }}\nkiitos" + b" \xe4\n")
-    code, output = _set(path)
+    code, output = _set(store.settings, path)
     assert code == 1, output
     assert "Traceback" not in output
     assert "not UTF-8" in output

@@ -30,6 +30,7 @@ from infra.queue_status import (
 )
 from infra.readiness import run_checks
 from infra.settings import Settings, get_settings
+from producers.cli.context import invocation
 from producers.cli.worker import _metrics_fork
 
 
@@ -224,7 +225,7 @@ def test_herald_worker_sets_up_multiprocess_metrics_unless_port_is_0(monkeypatch
         monkeypatch.delenv(name)
     assert _metrics_fork("sms", 0) == []
     assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
-    assert _metrics_fork("sms", 9410) == ["--fork", "infra.metrics_http:serve_worker_metrics"]
+    assert _metrics_fork("sms", 9410) == ["--fork", "workers.start:metrics"]
     path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     assert os.path.isdir(path)
     assert os.listdir(path) == []
@@ -256,8 +257,7 @@ def test_uvicorns_tracebacks_and_access_lines_are_herald_json_masked_and_redacte
     root_logging: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     settings = Settings(twilio_auth_token="tw-auth-0123456789abcdef")  # type: ignore[arg-type]
-    logs.configure_logging("INFO", "json")
-    register_secrets(settings)
+    logs.configure_logging(settings, "INFO", "json")
     try:
         logging.config.dictConfig(logs.uvicorn_log_config("INFO"))
         try:
@@ -306,8 +306,9 @@ def test_herald_api_logs_json_at_the_configured_level_and_hands_uvicorn_that_con
 
     seen: dict[str, Any] = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs, app=app))
-    api_cmd.api(host="127.0.0.1", port=8099)
     settings = get_settings()
+    with invocation(settings):  # what the root callback opens
+        api_cmd.api(host="127.0.0.1", port=8099)
     assert seen["log_config"] == logs.uvicorn_log_config(settings.log_level)
     assert seen.get("log_level") is None  # the config sets the levels; uvicorn must not reset them
     assert seen.get("access_log", True) is True

@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 
 from infra.masking import redact_url
-from infra.settings import get_settings
 from producers.cli.console import err, out
+from producers.cli.context import settings as cli_settings
 
 app = typer.Typer(help="Start, stop or check a local RabbitMQ node.", no_args_is_help=True)
 DATA_DIR = Path(".herald/rabbitmq")
@@ -19,7 +19,7 @@ def up(data_dir: Path = typer.Option(DATA_DIR, help="Where the node keeps its da
     """Use HERALD_AMQP_URL when it answers; otherwise start a node on 127.0.0.1."""
     from tooling.local import rabbitmq as rabbitmq_local
 
-    url = get_settings().amqp_url.get_secret_value()
+    url = cli_settings().amqp_url.get_secret_value()
     try:
         rabbitmq_local.ensure_broker(url, data_dir)
     except rabbitmq_local.BrokerStartError as exc:
@@ -42,7 +42,7 @@ def status() -> None:
     """Exit 0 when the broker answers, 1 when it does not."""
     from tooling.local import rabbitmq as rabbitmq_local
 
-    url = get_settings().amqp_url.get_secret_value()
+    url = cli_settings().amqp_url.get_secret_value()
     if rabbitmq_local.broker_answers(url):
         out.print(f"RabbitMQ answers at {redact_url(url)}", markup=False)
         return

@@ -23,11 +23,12 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from infra import topology
-from infra.bootstrap import bootstrap, shutdown
+from infra.bootstrap import Services, bootstrap, shutdown
 from infra.masking import redact_url
-from infra.settings import get_settings
+from infra.settings import Settings
 from infra.store.directory import upsert_customer
 from infra.store.tables import notifications
+from producers.cli import context
 from producers.cli.console import err, out
 from producers.cli.history import history
 from producers.publisher import Publisher
@@ -63,9 +64,16 @@ def _purge(url: str, prefix: str) -> None:
         connection.close()
 
 
-def _wait_settled(expected: int, timeout: float) -> tuple[Counter[str], bool]:
+def _demo_settings() -> Settings:
+    """The demo's settings: what its processes read from the environment the demo just set. They
+    become this command's settings too, so the history it prints comes from the demo's store."""
+    settings = Settings()
+    context.begin(settings)
+    return settings
+
+
+def _wait_settled(svc: Services, expected: int, timeout: float) -> tuple[Counter[str], bool]:
     """Notifications by status once the pipeline has settled (or the timeout passed), and whether it did."""
-    svc = bootstrap()
     deadline = time.monotonic() + timeout
     counts: Counter[str] = Counter()
     while time.monotonic() < deadline:
@@ -114,8 +122,7 @@ def demo(
         "HERALD_PUBLIC_URL": f"http://127.0.0.1:{api_port}",
     }
     os.environ.update(overrides)
-    get_settings.cache_clear()
-    settings = get_settings()
+    settings = _demo_settings()
     url = settings.amqp_url.get_secret_value()
 
     from tooling.local import rabbitmq as rabbitmq_local
@@ -145,13 +152,13 @@ def demo(
     gocardless.start()
     os.environ["HERALD_GOCARDLESS_ACCESS_TOKEN"] = gocardless.config.access_token
     os.environ["HERALD_GOCARDLESS_BASE_URL"] = gocardless.url
-    get_settings.cache_clear()
+    settings = _demo_settings()
     out.print(
         f"[bold]2. sandboxes[/]: twilio {sandbox.url}, smtp {mail.host}:{mail.port},"
         f" gocardless {gocardless.url}"
     )
 
-    svc = bootstrap(get_settings())
+    svc = bootstrap(settings)
     customers = demo_data.demo_customers()
     with svc.transaction() as conn:
         for record in customers:
@@ -172,12 +179,12 @@ def demo(
     out.print(f"[bold]4. workers[/]: honcho start (logs in {log.name})")
     try:
         batch = demo_data.invoice_events(events) + demo_data.showcase_events()
-        with Publisher(get_settings()) as publisher:
+        with Publisher(settings) as publisher:
             published = publisher.publish_many(batch)
         out.print(f"[bold]5. published[/]: {published} events, confirmed by RabbitMQ")
 
         # Each invoice event makes one notification; the showcase adds six more decisions.
-        counts, settled = _wait_settled(events + 6, timeout)
+        counts, settled = _wait_settled(svc, events + 6, timeout)
         table = Table(title="notifications by status")
         table.add_column("status")
         table.add_column("count", justify="right")
@@ -186,7 +193,7 @@ def demo(
         out.print(table)
         out.print(f"SMS captured by the sandbox: {len(sandbox.messages())}")
         out.print(f"Emails captured by the SMTP sandbox: {len(mail.messages)}")
-        shutdown()
+        shutdown(svc)
         for invoice in ("INV-00001", "INV-09001", "INV-09002", "INV-09003"):
             history(invoice=invoice, contact=None, org=None, as_json=False, reveal=False)
         if not settled:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from infra.settings import get_settings
 from producers.cli.console import err
+from producers.cli.context import settings as cli_settings
 from tooling.sandboxes import gocardless as gocardless_sandbox
 from tooling.sandboxes import smtp as smtp_sandbox
 from tooling.sandboxes.twilio import SandboxConfig, serve
@@ -23,7 +23,7 @@ def twilio(
     Accepts the account SID and auth token of HERALD_TWILIO_ACCOUNT_SID and
     HERALD_TWILIO_AUTH_TOKEN.
     """
-    settings = get_settings()
+    settings = cli_settings()
     if not settings.twilio_account_sid or not settings.twilio_auth_token:
         err.print("error: set HERALD_TWILIO_ACCOUNT_SID and HERALD_TWILIO_AUTH_TOKEN for the sandbox")
         raise typer.Exit(2)
@@ -47,7 +47,7 @@ def smtp(
     reject…@ answers 550, busy…@ 451 every time, flaky…@ 451 once then accepts.
     Requires AUTH when HERALD_SMTP_USERNAME is set (with HERALD_SMTP_PASSWORD).
     """
-    settings = get_settings()
+    settings = cli_settings()
     password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
     smtp_sandbox.serve(host, port, username=settings.smtp_username, password=password)
 
@@ -62,7 +62,7 @@ def gocardless(
     Accepts the access token of HERALD_GOCARDLESS_ACCESS_TOKEN and signs webhooks with
     HERALD_GOCARDLESS_WEBHOOK_SECRET; they go to HERALD_PUBLIC_URL + /webhooks/gocardless when set.
     """
-    settings = get_settings()
+    settings = cli_settings()
     if not settings.gocardless_access_token or not settings.gocardless_webhook_secret:
         err.print(
             "error: set HERALD_GOCARDLESS_ACCESS_TOKEN and HERALD_GOCARDLESS_WEBHOOK_SECRET for the sandbox"

@@ -68,4 +68,4 @@ def api(store: Services) -> Api:
         keys = {level.value: create_key(conn, "acme", level, f"{level} key")[1] for level in Level}
         other_admin = create_key(conn, "other", Level.ADMIN)[1]
     settings = store.settings.model_copy(update={"api_max_body_bytes": MAX_BODY})
-    return Api(TestClient(create_app(settings)), keys, other_admin)
+    return Api(TestClient(create_app(settings, store)), keys, other_admin)

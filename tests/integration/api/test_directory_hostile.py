@@ -17,6 +17,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from infra.bootstrap import Services
+from infra.settings import Settings
 from infra.store.directory import load_customer
 from infra.store.tables import contact_emails, contacts, customer_contacts, customers
 from producers.cli import app as cli
@@ -338,22 +339,28 @@ def test_put_customer_with_another_organisations_ids_never_touches_that_organisa
 # --- the CLI, in-process on the same store ----------------------------------------------------
 
 
-def _herald(*args: str) -> Any:
+def _herald(settings: Settings, *args: str) -> Any:
     # Wide: usage errors are boxed by rich; keep their sentences on one line.
-    return CliRunner().invoke(cli, list(args), env={"COLUMNS": "200"})
+    return CliRunner().invoke(cli, list(args), env={"COLUMNS": "200"}, obj=settings)
 
 
 def test_cli_toggles_and_show_treat_another_organisations_ids_as_nowhere(api: Api, store: Services) -> None:
     before = _org_rows(store, "other")
     for theirs, nowhere in (("Q9", "Q0"), ("q9", "q0"), ("Q9 ", "Q0 ")):
-        answer = _herald("contacts", "toggles", "--org", "acme", "--contacts", theirs, "--sms", "disable")
-        missing = _herald("contacts", "toggles", "--org", "acme", "--contacts", nowhere, "--sms", "disable")
+        answer = _herald(
+            store.settings, "contacts", "toggles", "--org", "acme", "--contacts", theirs, "--sms", "disable"
+        )
+        missing = _herald(
+            store.settings, "contacts", "toggles", "--org", "acme", "--contacts", nowhere, "--sms", "disable"
+        )
         assert answer.exit_code == missing.exit_code == 1
         assert answer.output == missing.output.replace(nowhere.strip(), theirs.strip())
         assert f"{theirs.strip()}: failed: unknown contact" in answer.output
-    by_customer = _herald("contacts", "toggles", "--org", "acme", "--customer", "C9", "--sms", "disable")
+    by_customer = _herald(
+        store.settings, "contacts", "toggles", "--org", "acme", "--customer", "C9", "--sms", "disable"
+    )
     assert "0 changed, 0 unchanged, 0 failed" in by_customer.output
-    shown = _herald("contacts", "show", "Q9", "--org", "acme")
+    shown = _herald(store.settings, "contacts", "show", "Q9", "--org", "acme")
     assert shown.exit_code == 1
     assert "error: no contact Q9 in organisation acme" in shown.output
     assert _org_rows(store, "other") == before
@@ -365,7 +372,17 @@ def test_cli_toggles_refuse_a_contacts_file_that_is_not_utf8_naming_the_line(
     before = _org_rows(store, "acme")
     ids = tmp_path / "ids.txt"
     ids.write_bytes(b"P1\r\nQ\xff9\r\n")
-    result = _herald("contacts", "toggles", "--org", "acme", "--contacts-file", str(ids), "--sms", "disable")
+    result = _herald(
+        store.settings,
+        "contacts",
+        "toggles",
+        "--org",
+        "acme",
+        "--contacts-file",
+        str(ids),
+        "--sms",
+        "disable",
+    )
     assert result.exit_code == 2
     assert "line 2: not valid UTF-8: byte 0xff at byte 2" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)

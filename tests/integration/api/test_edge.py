@@ -29,7 +29,7 @@ OTHER_UNKNOWN_KEY = "hk_" + "R" * 43
 
 
 def _app(store: Services, **settings: Any) -> FastAPI:
-    return create_app(store.settings.model_copy(update={"api_max_body_bytes": MAX_BODY, **settings}))
+    return create_app(store.settings.model_copy(update={"api_max_body_bytes": MAX_BODY, **settings}), store)
 
 
 def _bearer(key: str) -> dict[str, str]:

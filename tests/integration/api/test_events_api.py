@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from infra import topology
 from infra.bootstrap import Services
-from infra.settings import get_settings
 from infra.store.api_keys import create_key
 from infra.store.directory import upsert_customer
 from producers.api.app import create_app
@@ -32,7 +31,7 @@ def test_an_event_posted_to_the_api_is_sent_as_sms_and_bad_ones_are_reported_by_
     with pipeline.transaction() as conn:
         upsert_customer(conn, CustomerRecord.model_validate(customer()), region="FI")
         _, key = create_key(conn, "acme", Level.SEND, "billing")
-    client = TestClient(create_app(get_settings()))
+    client = TestClient(create_app(pipeline.settings, pipeline))
     batch = [
         invoice_created("evt_api_1"),
         {**invoice_created("evt_api_2"), "org_id": "someone-else"},
@@ -93,7 +92,7 @@ def route_queue(configured_env: dict[str, str]) -> Iterator[Callable[[], list[di
 
 def _client(store: Services, **limits: Any) -> TestClient:
     settings = store.settings.model_copy(update={"api_max_body_bytes": 1024 * 1024, **limits})
-    return TestClient(create_app(settings))
+    return TestClient(create_app(settings, store))
 
 
 def _post(client: TestClient, key: str, **kwargs: Any) -> Any:

@@ -160,7 +160,7 @@ def test_malformed_json_and_wrong_shapes_are_422_naming_the_field(api: Api) -> N
 
 def test_keys_are_made_on_the_cli_and_stored_only_as_hashes(store: Services) -> None:
     made = CliRunner().invoke(
-        cli, ["keys", "create", "--org", "acme", "--level", "send", "--name", "billing"]
+        cli, ["keys", "create", "--org", "acme", "--level", "send", "--name", "billing"], obj=store.settings
     )
     assert made.exit_code == 0, made.output
     plaintext = made.stdout.strip().splitlines()[-1]
@@ -174,11 +174,11 @@ def test_keys_are_made_on_the_cli_and_stored_only_as_hashes(store: Services) -> 
             for values in conn.execute(select(*(table.c[n] for n in names))).all() if names else []:
                 assert all(plaintext not in str(v) for v in values), table.name
         assert set(inspect(conn).get_table_names()) >= {"api_keys"}
-    listed = CliRunner().invoke(cli, ["keys", "list", "--org", "acme", "--json"])
+    listed = CliRunner().invoke(cli, ["keys", "list", "--org", "acme", "--json"], obj=store.settings)
     assert plaintext not in listed.stdout
     assert row["key_hash"] not in listed.stdout
     assert '"level": "send"' in listed.stdout
-    revoked = CliRunner().invoke(cli, ["keys", "revoke", row["key_id"], "--org", "acme"])
+    revoked = CliRunner().invoke(cli, ["keys", "revoke", row["key_id"], "--org", "acme"], obj=store.settings)
     assert revoked.exit_code == 0
-    again = CliRunner().invoke(cli, ["keys", "revoke", row["key_id"]])
+    again = CliRunner().invoke(cli, ["keys", "revoke", row["key_id"]], obj=store.settings)
     assert again.exit_code == 1

@@ -124,7 +124,9 @@ def api_url(gc_env: GoCardlessSandbox, pipeline: Services) -> Iterator[str]:
     """The HTTP app on a free port, where the sandbox sends its webhooks."""
     port = _free_port()
     server = uvicorn.Server(
-        uvicorn.Config(create_app(get_settings()), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(
+            create_app(pipeline.settings, pipeline), host="127.0.0.1", port=port, log_level="warning"
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

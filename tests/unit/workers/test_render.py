@@ -1,0 +1,91 @@
+"""The ``render`` actor on the StubBroker: the text rendered once and kept, handed to the sender of
+its channel; what cannot be rendered is reported failed to history, never retried."""
+
+from __future__ import annotations
+
+from infra.store.notifications import claim_for_sending
+from infra.store.templates import save_override
+from schemas.messages import NotificationDecided
+from tests.integration.stored import routed_notification
+from tests.unit.workers.conftest import Stages, add_customer
+
+
+def _render(stages: Stages, nid: str) -> None:
+    stages.deliver(NotificationDecided(notification_id=nid))
+    stages.run("render")
+
+
+def test_an_sms_is_rendered_kept_and_handed_to_the_sms_stage(stages: Stages) -> None:
+    add_customer(stages.services)
+    nid = routed_notification(stages.services, "sms", "+358401234567")
+    _render(stages, nid)
+
+    row = stages.notification(nid)
+    assert row.body.startswith("Lasku 1001")
+    assert row.status == "pending"  # rendered, not sent: the sender moves it on
+    assert stages.emitted("sms") == [("send_sms", {"notification_id": nid})]
+    assert stages.emitted("email") == []
+    assert stages.dead_letters("render") == []
+
+
+def test_an_email_gets_subject_text_and_html_and_goes_to_the_email_stage(stages: Stages) -> None:
+    add_customer(stages.services)
+    nid = routed_notification(stages.services, "email", "aino@example.fi")
+    _render(stages, nid)
+
+    row = stages.notification(nid)
+    assert "1001" in row.subject
+    assert row.body
+    assert row.html
+    assert "<" in row.html
+    assert stages.emitted("email") == [("send_email", {"notification_id": nid})]
+    assert stages.emitted("sms") == []
+
+
+def test_a_redelivered_message_keeps_the_first_text_and_hands_it_on_again(stages: Stages) -> None:
+    add_customer(stages.services)
+    nid = routed_notification(stages.services, "sms", "+358401234567")
+    _render(stages, nid)
+    first = stages.notification(nid).body
+    with stages.services.transaction() as conn:  # a template changed since: the text does not
+        save_override(conn, "acme", ("invoice", "sms", "fi", "body"), "Uusi teksti {{ invoice.number }}")
+    _render(stages, nid)
+
+    assert stages.notification(nid).body == first
+    assert stages.emitted("sms") == [("send_sms", {"notification_id": nid})] * 2
+
+
+def test_an_amount_that_cannot_be_shown_is_reported_failed_with_its_reason_and_not_retried(
+    stages: Stages,
+) -> None:
+    add_customer(stages.services)
+    nid = routed_notification(stages.services, "sms", "+358401234567", total="1e400")
+    _render(stages, nid)
+
+    assert stages.notification(nid).body is None
+    ((actor, report),) = stages.emitted("history")
+    assert actor == "record_status"
+    assert (report["notification_id"], report["status"], report["source"]) == (nid, "failed", "render")
+    assert "total" in report["detail"]
+    assert stages.emitted("sms") == []
+    assert stages.dead_letters("render") == []  # recorded, not an error to retry
+
+
+def test_a_notification_that_is_no_longer_pending_is_left_alone(stages: Stages) -> None:
+    add_customer(stages.services)
+    nid = routed_notification(stages.services, "sms", "+358401234567")
+    with stages.services.transaction() as conn:
+        claim_for_sending(conn, nid)
+    _render(stages, nid)
+
+    assert stages.notification(nid).body is None
+    assert stages.emitted("sms") == []
+    assert stages.emitted("history") == []
+
+
+def test_an_unknown_notification_is_dead_lettered_at_once(stages: Stages) -> None:
+    _render(stages, "ntf_" + "0" * 32)
+
+    (dead,) = stages.dead_letters("render")
+    assert "unknown notification" in str(dead._exception)
+    assert dead.options["retries"] == 1  # tried once: permanent, never retried

@@ -1,0 +1,70 @@
+"""The worker processes' composition root: ``python -m dramatiq workers.start:<stage>``.
+
+``herald worker STAGE`` runs dramatiq with one of the callables below as its broker argument.
+dramatiq calls it in each worker process it forks, before the worker starts: it reads the
+settings, builds the broker (no connection yet), adds the ``Lifecycle`` that boots the services
+when the worker starts (in that process, after the fork), declares the stage's actors on the
+broker with those services, and makes it dramatiq's broker. Importing this module builds nothing.
+
+``metrics`` is the ``--fork`` process that serves the stage's ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import dramatiq
+
+from infra.broker import HeraldBroker, build_broker
+from infra.metrics_http import serve_worker_metrics
+from infra.middleware.lifecycle import Lifecycle
+from infra.settings import Settings, get_settings
+from workers.registry import declare
+
+
+def start(stage: str, settings: Settings) -> HeraldBroker:
+    """Compose one worker process of ``stage``: its broker, its lifecycle and its actors."""
+    lifecycle = Lifecycle(settings)
+    broker = build_broker(settings, services=lifecycle.services)
+    broker.add_middleware(lifecycle)
+    dramatiq.set_broker(broker)
+    declare(broker, lifecycle.services, [stage], queue_prefix=settings.queue_prefix)
+    return broker
+
+
+def _start(stage: str) -> None:
+    """The settings are read here, once per worker process."""
+    start(stage, get_settings())
+
+
+def route() -> None:
+    """``workers.start:route``."""
+    _start("route")
+
+
+def render() -> None:
+    """``workers.start:render``."""
+    _start("render")
+
+
+def sms() -> None:
+    """``workers.start:sms``."""
+    _start("sms")
+
+
+def email() -> None:
+    """``workers.start:email``."""
+    _start("email")
+
+
+def history() -> None:
+    """``workers.start:history``."""
+    _start("history")
+
+
+def collect() -> None:
+    """``workers.start:collect``."""
+    _start("collect")
+
+
+def metrics() -> int:
+    """``--fork workers.start:metrics``: the stage's ``/metrics`` server, in a process of its own."""
+    return serve_worker_metrics(get_settings())

@@ -81,6 +81,15 @@ def _commit() -> str:
     return result.stdout.strip() or "?"
 
 
+def _short(value: float) -> str:
+    """A bar's label: 48, 15.5, 2.1k, 50k."""
+    if value >= 10_000:
+        return f"{value / 1000:.0f}k"
+    if value >= 1000:
+        return f"{value / 1000:.1f}k"
+    return f"{value:.3g}"
+
+
 def _grouped(ax: Any, groups: list[str], series: list[tuple[str, list[float | None], str]]) -> list[float]:
     """Bars side by side per group (``None``: no bar); returns each group's centre."""
     width = 0.8 / max(1, len(series))
@@ -91,7 +100,7 @@ def _grouped(ax: Any, groups: list[str], series: list[tuple[str, list[float | No
         if not shown:
             continue
         bars = ax.bar([x for x, _ in shown], [v for _, v in shown], width, label=label, color=colour)
-        ax.bar_label(bars, labels=[f"{v:g}" for _, v in shown], fontsize=7, padding=1)
+        ax.bar_label(bars, labels=[_short(v) for _, v in shown], fontsize=7, padding=1)
     ax.set_xticks(centres, groups)
     return centres
 

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     twilio_base_url: str = TWILIO_API_URL
     #: Each Twilio request.
     twilio_timeout_seconds: float = Field(10.0, gt=0)
+    #: SMS of one batch on the wire to Twilio at once: the threads of the ``sms`` stage's sending
+    #: pool, each reusing one kept-alive HTTPS connection (per process).
+    sms_send_concurrency: int = Field(16, ge=1, le=256)
+    #: A kept-alive connection to Twilio idle longer than this is closed and a new one opened, so a
+    #: request seldom meets a connection the server is closing (that would leave it ambiguous).
+    twilio_keepalive_idle_seconds: float = Field(30.0, ge=0)
     # The shared per-sender rate limit, in SMS segments per second across every ``sms`` process
     # (Twilio's long-code default is 1). 0 turns it off. ``sms_sender_rates`` overrides it per
     # sender (toll-free numbers, short codes and alphanumeric senders go faster), as JSON:
@@ -93,6 +99,12 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     #: Each SMTP connection and command.
     smtp_timeout_seconds: float = Field(10.0, gt=0)
+    #: Emails of one batch on the wire at once: the threads of the ``email`` stage's sending pool,
+    #: each keeping one SMTP connection open across messages (per process).
+    smtp_send_concurrency: int = Field(4, ge=1, le=64)
+    #: A kept SMTP connection idle longer than this is closed (QUIT) and a new one opened; servers
+    #: drop idle sessions on their own.
+    smtp_keepalive_idle_seconds: float = Field(30.0, ge=0)
 
     # GoCardless (Direct Debit).
     #: Required by the ``collect`` stage, ``herald gocardless sync`` and the webhooks.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import smtplib
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email.message import EmailMessage
@@ -13,10 +14,11 @@ from typing import Any
 
 from twilio.base.exceptions import TwilioRestException
 
+from infra.adapters.batch import Attempt, once, run_in_turn
 from infra.adapters.email import OutgoingEmail, SentEmail, build_message, classify_smtp_error
 from infra.adapters.gocardless import MandateSetup, PaymentRef, classify
-from infra.adapters.sms import SentSms, classify_twilio_error
-from infra.errors import PermanentProviderError
+from infra.adapters.sms import OutgoingSms, SentSms, classify_twilio_error
+from infra.errors import PermanentProviderError, ProviderError
 from schemas.directory import PayerDetails
 
 # --- sms ---
@@ -28,11 +30,15 @@ class FakeSms:
 
     ``refuse`` maps a number to the Twilio error code it answers with; ``statuses`` maps a sent
     message's id to what ``fetch_status`` answers (``("sent", None)`` when not set).
+    ``send_many`` keeps the real contract (one result per message, in order, errors as results,
+    each message through ``attempt``) but sends one message after another, in the calling thread.
+    ``closed`` tells whether ``close()`` was called.
     """
 
     refuse: dict[str, int] = field(default_factory=dict)
     sent: list[dict[str, str | None]] = field(default_factory=list)
     statuses: dict[str, tuple[str, int | None]] = field(default_factory=dict)
+    closed: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def send(self, *, to: str, sender: str, body: str, status_callback: str | None) -> SentSms:
@@ -46,6 +52,20 @@ class FakeSms:
                 {"sid": sid, "to": to, "from": sender, "body": body, "callback": status_callback}
             )
         return SentSms(provider_id=sid, status="queued")
+
+    def send_many(
+        self, messages: Sequence[OutgoingSms], /, *, attempt: Attempt[SentSms] = once
+    ) -> list[SentSms | ProviderError]:
+        """See ``SmsGateway.send_many``."""
+
+        def one(sms: OutgoingSms) -> SentSms:
+            return self.send(to=sms.to, sender=sms.sender, body=sms.body, status_callback=sms.status_callback)
+
+        return run_in_turn(messages, one, attempt, "fake sms")
+
+    def close(self) -> None:
+        """See ``SmsGateway.close``."""
+        self.closed = True
 
     def find_sent(self, *, to: str, body: str, since: datetime) -> str | None:
         with self._lock:
@@ -71,11 +91,14 @@ class FakeEmail:
     """An in-memory gateway for unit tests: records the messages it built.
 
     ``refuse`` maps an address to the SMTP code it answers with (4xx transient, 5xx permanent).
+    ``send_many`` keeps the real contract but sends one email after another, in the calling thread;
+    ``closed`` tells whether ``close()`` was called.
     """
 
     sender: str = "herald@example.com"
     refuse: dict[str, int] = field(default_factory=dict)
     sent: list[EmailMessage] = field(default_factory=list)
+    closed: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def send(self, email: OutgoingEmail) -> SentEmail:
@@ -87,6 +110,16 @@ class FakeEmail:
         with self._lock:
             self.sent.append(message)
         return SentEmail(message_id=str(message["Message-ID"]))
+
+    def send_many(
+        self, emails: Sequence[OutgoingEmail], /, *, attempt: Attempt[SentEmail] = once
+    ) -> list[SentEmail | ProviderError]:
+        """See ``EmailGateway.send_many``."""
+        return run_in_turn(emails, self.send, attempt, "fake email")
+
+    def close(self) -> None:
+        """See ``EmailGateway.close``."""
+        self.closed = True
 
 
 # --- gocardless ---

@@ -1,4 +1,4 @@
-"""Sending email: the port, the SMTP adapter and an in-memory fake.
+"""Sending email: the port and the SMTP adapter (its in-memory fake is ``tests.fakes.FakeEmail``).
 
 SMTP replies are sorted here, and only here, into permanent refusals (5xx to
 the sender, a recipient or the data) and transient failures (4xx, a dropped or
@@ -14,13 +14,17 @@ import contextlib
 import re
 import smtplib
 import ssl
+import threading
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from typing import Protocol
 
-from infra.errors import PermanentProviderError, TransientProviderError
+from infra.adapters.batch import Attempt, SendPool, once
+from infra.errors import PermanentProviderError, ProviderError, TransientProviderError
 from infra.masking import mask_text
 
 #: Header that names the notification, for operators reading a mailbox or a bounce.
@@ -65,6 +69,22 @@ class EmailGateway(Protocol):
 
     def send(self, email: OutgoingEmail) -> SentEmail:
         """Send one email; raises ``PermanentProviderError`` or ``TransientProviderError``."""
+        ...
+
+    def send_many(
+        self, emails: Sequence[OutgoingEmail], /, *, attempt: Attempt[SentEmail] = once
+    ) -> list[SentEmail | ProviderError]:
+        """Send a batch, concurrently: one result per email, in order, either the ``SentEmail`` or
+        the ``ProviderError`` that email failed with (never raised for the batch).
+
+        Each email goes through ``attempt(index, call)``, where ``call()`` is one try of it: the
+        hook is where a stage retries in-call, logs retried tries and notes when the accepted try
+        began (``infra.adapters.batch``). The default tries once.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release the connections and threads (once, at shut-down); idempotent."""
         ...
 
 
@@ -168,39 +188,185 @@ class SmtpConfig:
     timeout: float = 10.0
 
 
-class SmtpEmail:
-    """Email through the standard library's ``smtplib``, one connection per message."""
+class _Connection:
+    """One open SMTP connection, greeted (and logged in): for one message, or kept for many."""
 
     def __init__(self, config: SmtpConfig) -> None:
+        smtp = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
+        try:
+            if config.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if config.username:
+                smtp.login(config.username, config.password or "")
+            smtp.ehlo_or_helo_if_needed()
+        except BaseException:
+            smtp.close()
+            raise
+        self.smtp = smtp
+        self.envelope_from = parseaddr(config.sender)[1] or config.sender
+        #: When it was last used (``time.monotonic()``), to recycle a connection idle too long.
+        self.used = time.monotonic()
+        #: A transaction was left open by a refusal: RSET before the next one.
+        self.needs_reset = False
+        #: The current transaction's DATA went out: a failure now may follow an accept.
+        self.after_data = False
+
+    def transact(self, to: str, wire: bytes) -> None:
+        """One mail transaction: the envelope by hand, so a failure is known to be before or after
+        DATA (``after_data``); raises what ``smtplib`` raises, or its refusals as exceptions."""
+        smtp = self.smtp
+        self.after_data = False
+        self.used = time.monotonic()
+        if self.needs_reset:
+            code, reply = smtp.rset()
+            if code != 250:  # a server that will not reset will not take the next message either
+                raise smtplib.SMTPServerDisconnected(f"RSET answered {code} {reply!r}")
+        # Until the message's 250, a failure leaves the transaction open: RSET before the next.
+        self.needs_reset = True
+        code, reply = smtp.mail(self.envelope_from)
+        if code != 250:
+            raise smtplib.SMTPSenderRefused(code, reply, self.envelope_from)
+        code, reply = smtp.rcpt(to)
+        if code not in (250, 251):
+            raise smtplib.SMTPRecipientsRefused({to: (code, reply)})
+        self.after_data = True
+        code, reply = smtp.data(wire)  # raises only when DATA itself is refused
+        if code != 250:  # the answer to the message: a clear no, nothing was accepted
+            raise smtplib.SMTPDataError(code, reply)
+        self.needs_reset = False  # the 250 ended the transaction
+        self.used = time.monotonic()
+
+    def close(self) -> None:
+        """QUIT and close; a rude goodbye changes nothing."""
+        with contextlib.suppress(smtplib.SMTPException, OSError):
+            self.smtp.quit()
+        self.smtp.close()
+
+
+def _still_usable(exc: BaseException) -> bool:
+    """Whether a connection may carry the next message after this failure: the server answered a
+    command with a clear refusal (and is not closing, as a 421 says)."""
+    refusal = smtplib.SMTPSenderRefused | smtplib.SMTPRecipientsRefused | smtplib.SMTPDataError
+    return isinstance(exc, refusal) and _code_of(exc) != 421
+
+
+def _gone_away(exc: BaseException) -> bool:
+    """Whether a kept connection had been closed by the server (idle, or too many messages) before
+    this message: worth one more try on a fresh connection. A timeout is not (the server may be
+    slow, not gone), so a message never takes more than one timeout longer than with a fresh one."""
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return not isinstance(exc.__context__, TimeoutError)
+    if isinstance(exc, smtplib.SMTPResponseException | smtplib.SMTPRecipientsRefused):
+        return _code_of(exc) == 421
+    return isinstance(exc, ConnectionError)
+
+
+class SmtpEmail:
+    """Email through the standard library's ``smtplib``.
+
+    ``send`` opens a connection per message. ``send_many`` sends a batch on the adapter's pool of
+    ``concurrency`` threads (``infra.adapters.batch``), each keeping one connection open across
+    messages: RSET after a refused transaction, a fresh connection when the server closed the kept
+    one before a message (the message is then tried once more on it, nothing having been sent) or
+    when it sat idle longer than ``keepalive_idle`` seconds. A connection that failed in any other
+    way is closed, never reused. An ambiguous failure after DATA stays ambiguous and is never
+    retried here. Made once per process by the composition root, ``close()``d by it at shut-down.
+    """
+
+    def __init__(self, config: SmtpConfig, *, concurrency: int = 4, keepalive_idle: float = 30.0) -> None:
         self._config = config
+        self._keepalive_idle = keepalive_idle
+        self._local = threading.local()
+        self._kept: set[_Connection] = set()
+        self._kept_lock = threading.Lock()
+        self._pool = SendPool(concurrency, "herald-smtp-send")
+
+    @property
+    def concurrency(self) -> int:
+        """The most messages ``send_many`` has on the wire at once."""
+        return self._pool.size
 
     def send(self, email: OutgoingEmail) -> SentEmail:
-        config = self._config
-        message = build_message(email, config.sender)
-        after_data = False
+        message = build_message(email, self._config.sender)
+        wire = _wire(message)
+        connection: _Connection | None = None
         try:
-            with smtplib.SMTP(config.host, config.port, timeout=config.timeout) as smtp:
-                if config.starttls:
-                    smtp.starttls(context=ssl.create_default_context())
-                if config.username:
-                    smtp.login(config.username, config.password or "")
-                # The envelope by hand, so a failure is known to be before or after DATA.
-                smtp.ehlo_or_helo_if_needed()
-                envelope_from = parseaddr(config.sender)[1] or config.sender
-                code, reply = smtp.mail(envelope_from)
-                if code != 250:
-                    raise smtplib.SMTPSenderRefused(code, reply, envelope_from)
-                code, reply = smtp.rcpt(email.to)
-                if code not in (250, 251):
-                    raise smtplib.SMTPRecipientsRefused({email.to: (code, reply)})
-                after_data = True
-                # smtplib sends bytes as given: lines must already end in CRLF.
-                wire = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
-                code, reply = smtp.data(wire)  # raises only when DATA itself is refused
-                if code != 250:  # the answer to the message: a clear no, nothing was accepted
-                    raise smtplib.SMTPDataError(code, reply)
-                with contextlib.suppress(smtplib.SMTPException, OSError):
-                    smtp.quit()  # accepted already; a rude goodbye changes nothing
+            connection = _Connection(self._config)
+            connection.transact(email.to, wire)
         except (smtplib.SMTPException, OSError) as exc:
+            after_data = connection is not None and connection.after_data
+            raise classify_smtp_error(exc, after_data=after_data) from None
+        finally:
+            if connection is not None:
+                connection.close()  # accepted already, or failed: either way this one is done
+        return SentEmail(message_id=str(message["Message-ID"]))
+
+    def send_many(
+        self, emails: Sequence[OutgoingEmail], /, *, attempt: Attempt[SentEmail] = once
+    ) -> list[SentEmail | ProviderError]:
+        """See ``EmailGateway.send_many``: on the pool's threads, each with its kept connection."""
+        return self._pool.run(emails, self._send_kept, attempt, "email over smtp")
+
+    def _send_kept(self, email: OutgoingEmail) -> SentEmail:
+        """One message on this thread's kept connection (see the class docstring)."""
+        message = build_message(email, self._config.sender)  # unsendable: refused before any I/O
+        wire = _wire(message)
+        connection = self._kept_connection()
+        try:
+            if connection is not None:
+                try:
+                    connection.transact(email.to, wire)
+                    return SentEmail(message_id=str(message["Message-ID"]))
+                except (smtplib.SMTPException, OSError) as exc:
+                    if connection.after_data or not _gone_away(exc):
+                        raise
+                # The server had closed the kept connection before this message: nothing of it was
+                # sent, so it gets one try on a fresh connection.
+                self._drop(connection)
+                connection = None
+            connection = self._connect()
+            connection.transact(email.to, wire)
+        except (smtplib.SMTPException, OSError) as exc:
+            after_data = connection is not None and connection.after_data
+            if connection is not None and not _still_usable(exc):
+                self._drop(connection)
             raise classify_smtp_error(exc, after_data=after_data) from None
         return SentEmail(message_id=str(message["Message-ID"]))
+
+    def _kept_connection(self) -> _Connection | None:
+        """This thread's kept connection, unless it sat idle too long (then it is closed)."""
+        connection: _Connection | None = getattr(self._local, "connection", None)
+        if connection is not None and time.monotonic() - connection.used > self._keepalive_idle:
+            self._drop(connection)
+            connection = None
+        return connection
+
+    def _connect(self) -> _Connection:
+        with self._kept_lock:
+            if self._pool.closed:  # shutting down: certainly not sent, so a clean transient failure
+                raise TransientProviderError("the smtp adapter is closed; not sent")
+        connection = _Connection(self._config)
+        with self._kept_lock:
+            self._kept.add(connection)
+        self._local.connection = connection
+        return connection
+
+    def _drop(self, connection: _Connection) -> None:
+        if getattr(self._local, "connection", None) is connection:
+            self._local.connection = None
+        with self._kept_lock:
+            self._kept.discard(connection)
+        connection.close()
+
+    def close(self) -> None:
+        """End the pool (after the sends under way), then QUIT every kept connection; idempotent."""
+        self._pool.close()
+        with self._kept_lock:
+            kept, self._kept = self._kept, set()
+        for connection in kept:
+            connection.close()
+
+
+def _wire(message: EmailMessage) -> bytes:
+    # smtplib sends bytes as given: lines must already end in CRLF.
+    return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))

@@ -80,13 +80,18 @@ class _Handler:
 
 
 class _Controller(Controller):
-    """A controller whose server takes the sandbox's AUTH settings."""
+    """A controller whose server takes the sandbox's AUTH settings; it makes one server per
+    connection, so it counts them."""
 
     def __init__(self, handler: _Handler, host: str, port: int, auth: tuple[str, str] | None) -> None:
         super().__init__(handler, hostname=host, port=port)
         self._auth = auth
+        self._lock = threading.Lock()
+        self.connections = 0
 
     def factory(self) -> SMTPServer:
+        with self._lock:
+            self.connections += 1
         if self._auth is None:
             return SMTPServer(self.handler, hostname="herald-sandbox")
         expected = self._auth
@@ -150,6 +155,12 @@ class SmtpSandbox:
             return copy.deepcopy(self._messages)
 
     @property
+    def connections(self) -> int:
+        """SMTP connections the sandbox has accepted since it started (a sender that keeps its
+        connection open sends many messages on one)."""
+        return self._controller.connections if self._controller else 0
+
+    @property
     def in_flight(self) -> int:
         """Messages kept but not answered yet (inside ``delay_seconds``)."""
         with self._lock:
@@ -161,6 +172,8 @@ class SmtpSandbox:
             self._port = _free_port(self.host)
         self._controller = _Controller(_Handler(self), self.host, self._port, self._auth)
         self._controller.start()
+        # start() made sure the port answers by connecting once: that one is not a sender's.
+        self._controller.connections = 0
 
     def stop(self) -> None:
         """Stop serving."""

@@ -43,6 +43,8 @@ class Services:
     _emitter: Emitter | None = None
     #: Whether the emitter's broker was built here (then ``shutdown`` closes it).
     _owns_broker: bool = False
+    #: Provider clients built here (closed at shut-down); given ones are closed by whoever gave them.
+    _built: list[SmsGateway | EmailGateway] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -61,6 +63,7 @@ class Services:
         with self._lock:
             if self._sms is None:
                 self._sms = build_twilio(self.settings)
+                self._built.append(self._sms)
             return self._sms
 
     @property
@@ -69,6 +72,7 @@ class Services:
         with self._lock:
             if self._email is None:
                 self._email = build_smtp(self.settings)
+                self._built.append(self._email)
             return self._email
 
     @property
@@ -110,6 +114,8 @@ def build_twilio(settings: Settings) -> TwilioSms:
         token,
         settings.twilio_base_url,
         settings.twilio_timeout_seconds,
+        concurrency=settings.sms_send_concurrency,
+        keepalive_idle=settings.twilio_keepalive_idle_seconds,
     )
 
 
@@ -126,7 +132,9 @@ def build_smtp(settings: Settings) -> SmtpEmail:
             password=password,
             starttls=settings.smtp_starttls,
             timeout=settings.smtp_timeout_seconds,
-        )
+        ),
+        concurrency=settings.smtp_send_concurrency,
+        keepalive_idle=settings.smtp_keepalive_idle_seconds,
     )
 
 
@@ -157,6 +165,9 @@ def shutdown(services: Services) -> None:
     services.engine.dispose()
     with services._lock:
         emitter, owned = services._emitter, services._owns_broker
+        built, services._built = services._built, []
+    for client in built:  # the provider clients these services built (given ones are their giver's)
+        client.close()
     if owned and emitter is not None:
         emitter.close()
 

@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.messages import MAX_BATCH_ITEMS
+
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 TWILIO_API_URL = "https://api.twilio.com"
 GOCARDLESS_API_URL = "https://api.gocardless.com"
@@ -158,6 +160,11 @@ class Settings(BaseSettings):
     worker_processes: int = Field(1, ge=1)
     #: Threads of each worker process.
     worker_threads: int = Field(4, ge=1)
+    #: The most items (events, notifications, status reports) one stage message carries: a stage
+    #: handles them in one transaction and hands them on in one confirmed message. 1 puts each item
+    #: in a message of its own; messages queued under a larger value are still handled after it is
+    #: lowered.
+    stage_batch_size: int = Field(100, ge=1, le=MAX_BATCH_ITEMS)
     #: Message-level retries of a transient failure before the message is dead-lettered.
     max_retries: int = Field(10, ge=0)
     #: Shortest message-level backoff (exponential, full jitter).

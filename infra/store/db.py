@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,8 @@ from sqlalchemy import Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import Insert
+
+from infra.errors import ConfigurationError
 
 #: Execution option marking a connection's transactions as read-only (see ``Services.reading``).
 READ_ONLY = "herald_read_only"
@@ -19,6 +22,10 @@ def make_engine(url: str) -> Engine:
     ``BEGIN IMMEDIATE`` so concurrent worker processes queue for the write
     lock instead of failing with ``database is locked`` on upgrade."""
     if url.startswith("sqlite"):
+        if sqlite3.sqlite_version_info < (3, 35):
+            # The batch store functions use UPDATE … RETURNING and INSERT … ON CONFLICT … RETURNING.
+            found = sqlite3.sqlite_version
+            raise ConfigurationError(f"herald needs SQLite 3.35 or newer; this Python has {found}")
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, delete, select, tuple_, update
 from sqlalchemy.engine import Connection
 
+from infra.store.batches import in_chunks, unique
 from infra.store.db import insert_ignore
 from infra.store.tables import contact_emails, contacts, customer_contacts, customers
 from schemas.directory import Contact, ContactView, CustomerRecord, CustomerView, EmailView
@@ -139,53 +141,67 @@ def _sync_emails(conn: Connection, org: str, contact: Contact) -> bool:
 
 def load_customer(conn: Connection, org_id: str, customer_id: str) -> CustomerView | None:
     """The customer with its contacts, or ``None`` when it was never imported."""
-    row = conn.execute(
-        select(customers).where(customers.c.org_id == org_id, customers.c.customer_id == customer_id)
-    ).first()
-    if row is None:
-        return None
-    contact_rows = conn.execute(
-        select(contacts, customer_contacts.c.is_primary)
-        .join(
-            customer_contacts,
-            and_(
-                customer_contacts.c.org_id == contacts.c.org_id,
-                customer_contacts.c.contact_id == contacts.c.contact_id,
+    return load_customers(conn, [(org_id, customer_id)]).get((org_id, customer_id))
+
+
+def load_customers(conn: Connection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], CustomerView]:
+    """``load_customer`` for each ``(org_id, customer_id)``, by key; one never imported is left
+    out. Three ``SELECT``s (per 500 customers): the customers, their contacts, the contacts' emails.
+    """
+    found: dict[tuple[str, str], Any] = {}
+    for chunk in in_chunks(unique(keys)):
+        rows = conn.execute(
+            select(customers).where(tuple_(customers.c.org_id, customers.c.customer_id).in_(chunk))
+        )
+        found.update(((r.org_id, r.customer_id), r) for r in rows)
+    contact_rows: dict[tuple[str, str], list[Any]] = {}
+    for chunk in in_chunks(list(found)):
+        rows = conn.execute(
+            select(contacts, customer_contacts.c.customer_id, customer_contacts.c.is_primary)
+            .join(
+                customer_contacts,
+                and_(
+                    customer_contacts.c.org_id == contacts.c.org_id,
+                    customer_contacts.c.contact_id == contacts.c.contact_id,
+                ),
+            )
+            .where(tuple_(customer_contacts.c.org_id, customer_contacts.c.customer_id).in_(chunk))
+            .order_by(customer_contacts.c.is_primary.desc(), contacts.c.contact_id)
+        )
+        for r in rows:
+            contact_rows.setdefault((r.org_id, r.customer_id), []).append(r)
+    contact_keys = unique((r.org_id, r.contact_id) for rows in contact_rows.values() for r in rows)
+    emails: dict[tuple[str, str], list[EmailView]] = {}
+    for chunk in in_chunks(contact_keys):
+        rows = conn.execute(
+            select(contact_emails)
+            .where(tuple_(contact_emails.c.org_id, contact_emails.c.contact_id).in_(chunk))
+            .order_by(contact_emails.c.address)
+        )
+        for e in rows:
+            categories = tuple(sorted((str(k), bool(v)) for k, v in (e.categories or {}).items()))
+            emails.setdefault((e.org_id, e.contact_id), []).append(EmailView(e.address, e.notify, categories))
+    return {
+        key: CustomerView(
+            org_id=key[0],
+            customer_id=key[1],
+            name=row.name,
+            sms_enabled=row.sms_enabled,
+            contacts=tuple(
+                ContactView(
+                    contact_id=r.contact_id,
+                    is_primary=r.is_primary,
+                    name=r.name,
+                    mobile_raw=r.mobile_raw,
+                    mobile_e164=r.mobile_e164,
+                    sms_enabled=r.sms_enabled,
+                    locale=r.locale,
+                    status=r.status,
+                    sms_opted_out=r.sms_opted_out,
+                    emails=tuple(emails.get((r.org_id, r.contact_id), ())),
+                )
+                for r in contact_rows.get(key, ())
             ),
         )
-        .where(customer_contacts.c.org_id == org_id, customer_contacts.c.customer_id == customer_id)
-        .order_by(customer_contacts.c.is_primary.desc(), contacts.c.contact_id)
-    ).all()
-    email_rows = conn.execute(
-        select(contact_emails)
-        .where(
-            contact_emails.c.org_id == org_id,
-            contact_emails.c.contact_id.in_([r.contact_id for r in contact_rows]),
-        )
-        .order_by(contact_emails.c.address)
-    ).all()
-    emails: dict[str, list[EmailView]] = {}
-    for e in email_rows:
-        categories = tuple(sorted((str(k), bool(v)) for k, v in (e.categories or {}).items()))
-        emails.setdefault(e.contact_id, []).append(EmailView(e.address, e.notify, categories))
-    return CustomerView(
-        org_id=org_id,
-        customer_id=customer_id,
-        name=row.name,
-        sms_enabled=row.sms_enabled,
-        contacts=tuple(
-            ContactView(
-                contact_id=r.contact_id,
-                is_primary=r.is_primary,
-                name=r.name,
-                mobile_raw=r.mobile_raw,
-                mobile_e164=r.mobile_e164,
-                sms_enabled=r.sms_enabled,
-                locale=r.locale,
-                status=r.status,
-                sms_opted_out=r.sms_opted_out,
-                emails=tuple(emails.get(r.contact_id, ())),
-            )
-            for r in contact_rows
-        ),
-    )
+        for key, row in found.items()
+    }

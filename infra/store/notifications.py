@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, tuple_, update
 from sqlalchemy.engine import Connection
 
 from infra.errors import MalformedMessage
+from infra.store.batches import in_chunks, rounds, unique
 from infra.store.db import insert_ignore
+from infra.store.reminders import track_invoices
 from infra.store.tables import events, notifications, status_changes
 from schemas.events import Event
 from schemas.notifications import Status, can_move
@@ -27,20 +30,41 @@ def notification_id(org_id: str, event_id: str, contact_id: str, channel: str, r
 
 def record_event(conn: Connection, event: Event, payload: dict[str, Any], outcome: str) -> bool:
     """Store an event once; False when it was already stored (a redelivery or a re-publish)."""
-    result = conn.execute(
-        insert_ignore(conn, events).values(
-            org_id=event.org_id,
-            event_id=event.event_id,
-            type=event.type,
-            invoice_id=event.invoice_id,
-            customer_id=event.customer_id,
-            occurred_at=event.occurred_at,
-            received_at=datetime.now(UTC),
-            outcome=outcome,
-            payload=payload,
+    return _store_events(conn, [(event, payload, outcome)])[0]
+
+
+def _store_events(conn: Connection, items: Sequence[tuple[Event, dict[str, Any], str]]) -> list[bool]:
+    """``record_event`` for each ``(event, payload, outcome)`` in turn, in one ``INSERT``: whether
+    each was new. An event twice in ``items`` is new (at most) the first time."""
+    now = datetime.now(UTC)
+    keys = [(event.org_id, event.event_id) for event, _, _ in items]
+    first: dict[tuple[str, str], int] = {}
+    rows: list[dict[str, Any]] = []
+    for index, (event, payload, outcome) in enumerate(items):
+        if keys[index] in first:
+            continue
+        first[keys[index]] = index
+        rows.append(
+            {
+                "org_id": event.org_id,
+                "event_id": event.event_id,
+                "type": event.type,
+                "invoice_id": event.invoice_id,
+                "customer_id": event.customer_id,
+                "occurred_at": event.occurred_at,
+                "received_at": now,
+                "outcome": outcome,
+                "payload": payload,
+            }
         )
-    )
-    return bool(result.rowcount)
+    new: set[tuple[str, str]] = set()
+    for chunk in in_chunks(rows):
+        # ON CONFLICT DO NOTHING … RETURNING: the keys of the rows that were inserted, so new.
+        inserted = conn.execute(
+            insert_ignore(conn, events).returning(events.c.org_id, events.c.event_id), list(chunk)
+        )
+        new.update((r.org_id, r.event_id) for r in inserted)
+    return [key in new and first[key] == index for index, key in enumerate(keys)]
 
 
 class EventKeys(Protocol):
@@ -70,78 +94,187 @@ class NewNotification:
     sender: str | None = None
 
 
-def record_notifications(conn: Connection, event: EventKeys, items: list[NewNotification]) -> list[str]:
+def record_notifications(conn: Connection, event: EventKeys, items: Sequence[NewNotification]) -> list[str]:
     """Store the decisions of an event (existing ones are kept as they are).
 
     Returns the ids of this event's notifications (SMS and email) that are still
     ``pending``, so a redelivered event re-drives exactly the work not yet done.
     """
+    return record_notifications_many(conn, [(event, items)])[0]
+
+
+def record_notifications_many(
+    conn: Connection, batch: Sequence[tuple[EventKeys, Sequence[NewNotification]]]
+) -> list[list[str]]:
+    """``record_notifications`` for each ``(event, decisions)``: one ``INSERT`` (executemany) for
+    every decision, one ``SELECT`` for every event's pending ids (by id). The same event twice
+    gets the same ids twice.
+    """
     now = datetime.now(UTC)
-    if items:
+    rows = [
+        {
+            "id": notification_id(event.org_id, event.event_id, i.contact_id, i.channel, i.recipient),
+            "org_id": event.org_id,
+            "event_id": event.event_id,
+            "invoice_id": event.invoice_id,
+            "customer_id": event.customer_id,
+            "contact_id": i.contact_id,
+            "kind": i.kind,
+            "channel": i.channel,
+            "recipient": i.recipient,
+            "locale": i.locale,
+            "reason": i.reason,
+            "sender": i.sender,
+            "status": Status.PENDING if i.sends else Status.SKIPPED,
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for event, items in batch
+        for i in items
+    ]
+    if rows:
         # One executemany: a compiled statement per row costs more than the insert itself.
-        conn.execute(
-            insert_ignore(conn, notifications),
-            [
-                {
-                    "id": notification_id(event.org_id, event.event_id, i.contact_id, i.channel, i.recipient),
-                    "org_id": event.org_id,
-                    "event_id": event.event_id,
-                    "invoice_id": event.invoice_id,
-                    "customer_id": event.customer_id,
-                    "contact_id": i.contact_id,
-                    "kind": i.kind,
-                    "channel": i.channel,
-                    "recipient": i.recipient,
-                    "locale": i.locale,
-                    "reason": i.reason,
-                    "sender": i.sender,
-                    "status": Status.PENDING if i.sends else Status.SKIPPED,
-                    "attempts": 0,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for i in items
-            ],
+        conn.execute(insert_ignore(conn, notifications), rows)
+    keys = [(event.org_id, event.event_id) for event, _ in batch]
+    pending: dict[tuple[str, str], list[str]] = {}
+    for chunk in in_chunks(unique(keys)):
+        found = conn.execute(
+            select(notifications.c.id, notifications.c.org_id, notifications.c.event_id)
+            .where(
+                tuple_(notifications.c.org_id, notifications.c.event_id).in_(chunk),
+                notifications.c.status == Status.PENDING,
+            )
+            .order_by(notifications.c.id)
         )
-    rows = conn.execute(
-        select(notifications.c.id).where(
-            notifications.c.org_id == event.org_id,
-            notifications.c.event_id == event.event_id,
-            notifications.c.status == Status.PENDING,
+        for r in found:
+            pending.setdefault((r.org_id, r.event_id), []).append(r.id)
+    return [list(pending.get(key, ())) for key in keys]
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One routed event for ``record_events``: what route hands ``record_event``,
+    ``record_notifications`` and ``track_invoice`` for it."""
+
+    event: Event
+    payload: dict[str, Any]
+    outcome: str
+    #: The routing decisions; stored only when the event is new, as route does.
+    notifications: Sequence[NewNotification] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """What ``record_events`` made of one event."""
+
+    new: bool  # stored now (False: a redelivery or a re-publish, its decisions not stored again)
+    pending: list[str]  # its notifications still ``pending`` (by id), to hand to render
+
+
+def route_keys(event: EventKeys) -> list[tuple[str, str, str]]:
+    """The keys a routed event touches (its own, its invoice's), for ``infra.store.batches.rounds``."""
+    return [("event", event.org_id, event.event_id), ("invoice", event.org_id, event.invoice_id)]
+
+
+def record_events(conn: Connection, records: Sequence[EventRecord]) -> list[RecordedEvent]:
+    """Route's writes for many events, in the caller's transaction, with the outcome of each as
+    if each had been handled alone, in order: ``record_event``, then (when new) its decisions with
+    ``record_notifications``, then ``track_invoice``.
+
+    Idempotent on ``(org_id, event_id)``. Events that share an event id or an invoice are handled
+    in successive rounds (``infra.store.batches.rounds``), so a payment and a reminder of one
+    invoice in one batch come out as they would one after another; a round takes about six
+    statements, whatever its size.
+    """
+    out: list[RecordedEvent | None] = [None] * len(records)
+    for indexes in rounds([route_keys(r.event) for r in records]):
+        batch = [records[i] for i in indexes]
+        new = _store_events(conn, [(r.event, r.payload, r.outcome) for r in batch])
+        pending = record_notifications_many(
+            conn, [(r.event, r.notifications if n else ()) for r, n in zip(batch, new, strict=True)]
         )
-    ).all()
-    return [r.id for r in rows]
+        track_invoices(conn, [r.event for r in batch])
+        for i, n, p in zip(indexes, new, pending, strict=True):
+            out[i] = RecordedEvent(new=n, pending=p)
+    return [r for r in out if r is not None]
 
 
 def load_notification(conn: Connection, nid: str) -> NotificationRow | None:
     """One notification row, or ``None``."""
-    row = conn.execute(select(notifications).where(notifications.c.id == nid)).mappings().first()
-    return NotificationRow(**row) if row else None
+    return load_notifications(conn, [nid]).get(nid)
+
+
+def load_notifications(conn: Connection, ids: Iterable[str]) -> dict[str, NotificationRow]:
+    """The rows of these notifications, by id; an unknown id is left out. One ``SELECT`` per 500."""
+    found: dict[str, NotificationRow] = {}
+    for chunk in in_chunks(unique(ids)):
+        for row in conn.execute(select(notifications).where(notifications.c.id.in_(chunk))).mappings():
+            found[row["id"]] = NotificationRow(**row)
+    return found
 
 
 def load_event_payload(conn: Connection, org_id: str, event_id: str) -> dict[str, Any] | None:
     """The stored event JSON."""
-    row = conn.execute(
-        select(events.c.payload).where(events.c.org_id == org_id, events.c.event_id == event_id)
-    ).first()
-    return row.payload if row else None
+    return load_event_payloads(conn, [(org_id, event_id)]).get((org_id, event_id))
+
+
+def load_event_payloads(
+    conn: Connection, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """The stored JSON of these events, by ``(org_id, event_id)``; an unknown one is left out."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for chunk in in_chunks(unique(keys)):
+        rows = conn.execute(
+            select(events.c.org_id, events.c.event_id, events.c.payload).where(
+                tuple_(events.c.org_id, events.c.event_id).in_(chunk)
+            )
+        )
+        found.update(((r.org_id, r.event_id), r.payload) for r in rows)
+    return found
 
 
 def store_rendered(conn: Connection, nid: str, body: str) -> None:
     """Keep the rendered message so every retry sends the same text (the sender stays as routed)."""
+    store_rendered_many(conn, [(nid, body)])
+
+
+def store_rendered_many(conn: Connection, items: Sequence[tuple[str, str]]) -> None:
+    """``store_rendered`` for each ``(notification id, text)``, in one executemany: a notification
+    that has a text keeps it (so does one named twice: the first text is kept)."""
+    if not items:
+        return
     conn.execute(
         update(notifications)
-        .where(notifications.c.id == nid, notifications.c.body.is_(None))
-        .values(body=body, updated_at=datetime.now(UTC))
+        .where(notifications.c.id == bindparam("b_id"), notifications.c.body.is_(None))
+        .values(body=bindparam("b_body"), updated_at=datetime.now(UTC)),
+        [{"b_id": nid, "b_body": body} for nid, body in items],
     )
 
 
 def store_rendered_email(conn: Connection, nid: str, subject: str, text: str, html: str) -> None:
     """Keep the rendered email (``body`` holds the plain-text part) so every retry sends the same."""
+    store_rendered_emails_many(conn, [(nid, subject, text, html)])
+
+
+def store_rendered_emails_many(conn: Connection, items: Sequence[tuple[str, str, str, str]]) -> None:
+    """``store_rendered_email`` for each ``(notification id, subject, text, html)``, in one
+    executemany; the first rendering of each is kept."""
+    if not items:
+        return
     conn.execute(
         update(notifications)
-        .where(notifications.c.id == nid, notifications.c.body.is_(None))
-        .values(body=text, subject=subject, html=html, updated_at=datetime.now(UTC))
+        .where(notifications.c.id == bindparam("b_id"), notifications.c.body.is_(None))
+        .values(
+            body=bindparam("b_text"),
+            subject=bindparam("b_subject"),
+            html=bindparam("b_html"),
+            updated_at=datetime.now(UTC),
+        ),
+        [
+            {"b_id": nid, "b_subject": subject, "b_text": text, "b_html": html}
+            for nid, subject, text, html in items
+        ],
     )
 
 
@@ -150,59 +283,95 @@ def claim_for_sending(conn: Connection, nid: str) -> bool:
 
     Atomic: of two workers holding the same message, only one wins.
     """
-    now = datetime.now(UTC)
-    result = conn.execute(
-        update(notifications)
-        .where(notifications.c.id == nid, notifications.c.status == Status.PENDING)
-        .values(
-            status=Status.SENDING,
-            attempts=notifications.c.attempts + 1,
-            attempted_at=now,
-            updated_at=now,
-        )
-    )
-    return bool(result.rowcount)
+    return nid in claim_for_sending_many(conn, [nid])
+
+
+def claim_for_sending_many(conn: Connection, ids: Iterable[str]) -> set[str]:
+    """``claim_for_sending`` for each of ``ids`` at once (``UPDATE … RETURNING``, one per 500):
+    the ids this transaction won. Each row is claimed atomically on its own, so of two workers
+    holding the same notification only one wins it, whatever else their batches hold."""
+    return _move_pending(conn, ids, Status.SENDING, claim=True)
 
 
 def skip_pending(conn: Connection, nid: str) -> bool:
     """``pending → skipped`` at send time (e.g. not enough SMS credit); final at once, so no
     duplicate message can still send it. The decision's reason stays as routing recorded it."""
-    result = conn.execute(
-        update(notifications)
-        .where(notifications.c.id == nid, notifications.c.status == Status.PENDING)
-        .values(status=Status.SKIPPED, updated_at=datetime.now(UTC))
-    )
-    return bool(result.rowcount)
+    return nid in skip_pending_many(conn, [nid])
+
+
+def skip_pending_many(conn: Connection, ids: Iterable[str]) -> set[str]:
+    """``skip_pending`` for each of ``ids`` at once: the ids this transaction moved to skipped."""
+    return _move_pending(conn, ids, Status.SKIPPED, claim=False)
+
+
+def _move_pending(conn: Connection, ids: Iterable[str], status: Status, *, claim: bool) -> set[str]:
+    now = datetime.now(UTC)
+    values: dict[str, Any] = {"status": status, "updated_at": now}
+    if claim:
+        values |= {"attempts": notifications.c.attempts + 1, "attempted_at": now}
+    won: set[str] = set()
+    for chunk in in_chunks(unique(ids)):
+        moved = conn.execute(
+            update(notifications)
+            .where(notifications.c.id.in_(chunk), notifications.c.status == Status.PENDING)
+            .values(**values)
+            .returning(notifications.c.id)
+        )
+        won.update(moved.scalars())
+    return won
 
 
 def release_claim(conn: Connection, nid: str) -> None:
     """``sending → pending`` when the provider certainly did not accept the message."""
-    conn.execute(
-        update(notifications)
-        .where(
-            notifications.c.id == nid,
-            notifications.c.status == Status.SENDING,
-            notifications.c.provider_id.is_(None),
+    release_claims(conn, [nid])
+
+
+def release_claims(conn: Connection, ids: Iterable[str]) -> None:
+    """``release_claim`` for each of ``ids``, in one ``UPDATE`` (per 500)."""
+    for chunk in in_chunks(unique(ids)):
+        conn.execute(
+            update(notifications)
+            .where(
+                notifications.c.id.in_(chunk),
+                notifications.c.status == Status.SENDING,
+                notifications.c.provider_id.is_(None),
+            )
+            .values(status=Status.PENDING, updated_at=datetime.now(UTC))
         )
-        .values(status=Status.PENDING, updated_at=datetime.now(UTC))
-    )
 
 
 def record_provider_id(conn: Connection, nid: str, provider_id: str) -> None:
     """The provider accepted: from now on a redelivery must not send again."""
+    record_provider_ids(conn, [(nid, provider_id)])
+
+
+def record_provider_ids(conn: Connection, items: Sequence[tuple[str, str]]) -> None:
+    """``record_provider_id`` for each ``(notification id, provider id)``, in one executemany; a
+    notification that has a provider id keeps it."""
+    if not items:
+        return
     conn.execute(
         update(notifications)
-        .where(notifications.c.id == nid, notifications.c.provider_id.is_(None))
-        .values(provider_id=provider_id, updated_at=datetime.now(UTC))
+        .where(notifications.c.id == bindparam("b_id"), notifications.c.provider_id.is_(None))
+        .values(provider_id=bindparam("b_provider_id"), updated_at=datetime.now(UTC)),
+        [{"b_id": nid, "b_provider_id": provider_id} for nid, provider_id in items],
     )
 
 
 def record_refusal(conn: Connection, nid: str, error_code: int | None) -> None:
     """The provider refused for good: remember it so a redelivery does not resend."""
+    record_refusals(conn, [(nid, error_code)])
+
+
+def record_refusals(conn: Connection, items: Sequence[tuple[str, int | None]]) -> None:
+    """``record_refusal`` for each ``(notification id, error code)``, in one executemany."""
+    if not items:
+        return
     conn.execute(
         update(notifications)
-        .where(notifications.c.id == nid, notifications.c.provider_id.is_(None))
-        .values(error_code=error_code if error_code is not None else 0, updated_at=datetime.now(UTC))
+        .where(notifications.c.id == bindparam("b_id"), notifications.c.provider_id.is_(None))
+        .values(error_code=bindparam("b_error_code"), updated_at=datetime.now(UTC)),
+        [{"b_id": nid, "b_error_code": code if code is not None else 0} for nid, code in items],
     )
 
 
@@ -239,18 +408,136 @@ def apply_status(conn: Connection, change: StatusChange) -> bool:
     (``ignored: already delivered``), so the timeline never shows it as if it applied.
     Returns whether the current status moved.
     """
-    row = conn.execute(
-        select(notifications.c.status).where(notifications.c.id == change.notification_id)
-    ).first()
-    if row is None:
+    moved = apply_statuses(conn, [change])[0]
+    if moved is None:
         raise MalformedMessage(f"status report for unknown notification {change.notification_id}")
-    values: dict[str, Any] = {"status": change.status, "updated_at": datetime.now(UTC)}
+    return moved
+
+
+def apply_statuses(conn: Connection, changes: Sequence[StatusChange]) -> list[bool | None]:
+    """``apply_status`` for each report, in order, as if one after another: whether each moved
+    its notification, or ``None`` for a notification that does not exist (nothing of it is
+    recorded; ``apply_status`` raises ``MalformedMessage`` there).
+
+    Set-based: one ``SELECT`` of the current statuses; the reports are judged in order from them
+    (two reports of one notification in a batch, ``sent`` then ``delivered``, both move it); one
+    ``UPDATE … RETURNING`` moves every notification to where its reports leave it, guarded by the
+    status it was read in; one ``INSERT`` (executemany) keeps every report. A notification that
+    another transaction moved in between (PostgreSQL, READ COMMITTED) fails that guard: its
+    reports are judged again from where it is now, one at a time, as ``apply_status`` always did,
+    so a ``delivered`` is never lost behind a ``sent``.
+    """
+    now = datetime.now(UTC)
+    ids = unique(c.notification_id for c in changes)
+    current = _current_statuses(conn, ids)
+    verdicts, moves = _judge(changes, current)
+    moved = _move_many(conn, {nid: current[nid] for nid in moves}, moves, now)
+    raced = [nid for nid in moves if nid not in moved]
+    for nid in raced:
+        # Judge this notification's reports again from where it is now, one by one.
+        now_at = _current_statuses(conn, [nid])[nid]
+        for index, change in enumerate(changes):
+            if change.notification_id == nid:
+                again, now_at = _move_one(conn, change, now_at, now)
+                verdicts[index] = (again, now_at)
+    # Recorded after the moves, so each row can say whether it applied. The same status again is
+    # not "ignored": it is the one applied (a duplicate, which the unique key drops anyway).
+    rows: list[dict[str, Any]] = []
+    for change, (went, stands) in zip(changes, verdicts, strict=True):
+        if went is None or stands is None:
+            continue
+        detail = change.detail
+        if not went and stands != change.status:
+            detail = ignored_detail(stands, change.detail)
+        rows.append(
+            {
+                "notification_id": change.notification_id,
+                "status": change.status,
+                "provider_id": change.provider_id,
+                "error_code": change.error_code,
+                "detail": (detail or "")[:500] or None,
+                "source": change.source,
+                "occurred_at": change.occurred_at,
+                "recorded_at": now,
+            }
+        )
+    if rows:
+        conn.execute(insert_ignore(conn, status_changes), rows)
+    return [went for went, _ in verdicts]
+
+
+def _current_statuses(conn: Connection, ids: Sequence[str]) -> dict[str, Status]:
+    found: dict[str, Status] = {}
+    for chunk in in_chunks(ids):
+        rows = conn.execute(
+            select(notifications.c.id, notifications.c.status).where(notifications.c.id.in_(chunk))
+        )
+        found.update((r.id, Status(r.status)) for r in rows)
+    return found
+
+
+def _move_values(change: StatusChange) -> dict[str, Any]:
+    """What a report that moves its notification writes on it."""
+    values: dict[str, Any] = {"status": change.status.value}
     if change.provider_id:
         values["provider_id"] = change.provider_id
     if change.error_code is not None:
         values["error_code"] = change.error_code
-    current = Status(row.status)
-    moved = False
+    return values
+
+
+def _judge(
+    changes: Sequence[StatusChange], current: dict[str, Status]
+) -> tuple[list[tuple[bool | None, Status | None]], dict[str, dict[str, Any]]]:
+    """Pure: per report, whether it moves its notification and where that stands after it; per
+    notification that moves, what its reports write on it (the last one's status, the latest
+    provider id and error code given)."""
+    at = dict(current)
+    verdicts: list[tuple[bool | None, Status | None]] = []
+    moves: dict[str, dict[str, Any]] = {}
+    for change in changes:
+        nid = change.notification_id
+        if nid not in at:
+            verdicts.append((None, None))
+        elif can_move(at[nid], change.status):
+            at[nid] = change.status
+            moves.setdefault(nid, {}).update(_move_values(change))
+            verdicts.append((True, change.status))
+        else:
+            verdicts.append((False, at[nid]))
+    return verdicts, moves
+
+
+def _move_many(
+    conn: Connection, start: dict[str, Status], moves: dict[str, dict[str, Any]], now: datetime
+) -> set[str]:
+    """Write the moves in one ``UPDATE`` (per 500), each guarded by its status when read: the ids
+    that moved."""
+    c = notifications.c
+    moved: set[str] = set()
+    for chunk in in_chunks(list(moves)):
+        values: dict[str, Any] = {
+            "status": case({nid: moves[nid]["status"] for nid in chunk}, value=c.id),
+            "updated_at": now,
+        }
+        for column in ("provider_id", "error_code"):
+            given = {nid: moves[nid][column] for nid in chunk if column in moves[nid]}
+            if given:
+                values[column] = case(given, value=c.id, else_=c[column])
+        result = conn.execute(
+            update(notifications)
+            .where(tuple_(c.id, c.status).in_([(nid, start[nid].value) for nid in chunk]))
+            .values(**values)
+            .returning(c.id)
+        )
+        moved.update(result.scalars())
+    return moved
+
+
+def _move_one(conn: Connection, change: StatusChange, current: Status, now: datetime) -> tuple[bool, Status]:
+    """Move one notification by one report from ``current``, re-reading it when another report
+    moved it first: whether it moved, and where it stands."""
+    values = {**_move_values(change), "updated_at": now}
     while can_move(current, change.status):
         result = conn.execute(
             update(notifications)
@@ -258,8 +545,7 @@ def apply_status(conn: Connection, change: StatusChange) -> bool:
             .values(**values)
         )
         if result.rowcount == 1:
-            moved = True
-            break
+            return True, change.status
         # Another report moved it since we read it (PostgreSQL, READ COMMITTED: ``sent`` and
         # ``delivered`` of one SMS recorded at once): judge again from where it is now, or a
         # ``delivered`` would be lost behind a ``sent``. Statuses only move forward, so this ends.
@@ -268,24 +554,7 @@ def apply_status(conn: Connection, change: StatusChange) -> bool:
                 select(notifications.c.status).where(notifications.c.id == change.notification_id)
             ).scalar_one()
         )
-    # Recorded after the move, so the row can say whether it applied. The same status again is
-    # not "ignored": it is the one applied (a duplicate, which the unique key drops anyway).
-    detail = change.detail
-    if not moved and current != change.status:
-        detail = ignored_detail(current, change.detail)
-    conn.execute(
-        insert_ignore(conn, status_changes).values(
-            notification_id=change.notification_id,
-            status=change.status,
-            provider_id=change.provider_id,
-            error_code=change.error_code,
-            detail=(detail or "")[:500] or None,
-            source=change.source,
-            occurred_at=change.occurred_at,
-            recorded_at=datetime.now(UTC),
-        )
-    )
-    return moved
+    return False, current
 
 
 class SweepWindow(Protocol):

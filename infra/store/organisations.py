@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy.engine import Connection
 
+from infra.store.batches import in_chunks, unique
 from infra.store.tables import contacts, events, notifications, org_warnings, organisations
 from schemas.directory import OrgView
 
@@ -30,19 +33,33 @@ DEFAULTS: dict[str, Any] = {
 
 def load_org(conn: Connection, org_id: str, default_region: str) -> OrgView:
     """The organisation's settings, or the defaults when it was never configured."""
-    row = conn.execute(select(organisations).where(organisations.c.org_id == org_id)).mappings().first()
-    values = {**DEFAULTS, **(dict(row) if row else {})}
-    return OrgView(
-        org_id=org_id,
-        region=values["default_region"] or default_region,
-        sms_connected=values["sms_connected"],
-        sender_number=values["sender_number"],
-        sender_name=values["sender_name"],
-        sender_name_active=values["sender_name_active"],
-        disabled_templates=frozenset(values["disabled_templates"]),
-        buys_credit=values["buys_credit"],
-        credit_balance=values["credit_balance"],
-    )
+    return load_orgs(conn, [org_id], default_region)[org_id]
+
+
+def load_orgs(conn: Connection, org_ids: Iterable[str], default_region: str) -> dict[str, OrgView]:
+    """``load_org`` for each of ``org_ids``, by id (every one: the defaults for one never
+    configured), in one ``SELECT`` (per 500)."""
+    wanted = unique(org_ids)
+    stored: dict[str, Any] = {}
+    for chunk in in_chunks(wanted):
+        for found in conn.execute(select(organisations).where(organisations.c.org_id.in_(chunk))).mappings():
+            stored[found["org_id"]] = found
+    views: dict[str, OrgView] = {}
+    for org_id in wanted:
+        row = stored.get(org_id)
+        values = {**DEFAULTS, **(dict(row) if row else {})}
+        views[org_id] = OrgView(
+            org_id=org_id,
+            region=values["default_region"] or default_region,
+            sms_connected=values["sms_connected"],
+            sender_number=values["sender_number"],
+            sender_name=values["sender_name"],
+            sender_name_active=values["sender_name_active"],
+            disabled_templates=frozenset(values["disabled_templates"]),
+            buys_credit=values["buys_credit"],
+            credit_balance=values["credit_balance"],
+        )
+    return views
 
 
 def org_settings(conn: Connection, org_id: str) -> dict[str, Any]:
@@ -71,20 +88,26 @@ def update_org(conn: Connection, org_id: str, changes: dict[str, Any]) -> dict[s
 
 def invoice_paid(conn: Connection, org_id: str, invoice_id: str, balance: Decimal) -> bool:
     """Whether the invoice is paid: nothing left on it, or recorded payments cover its balance."""
-    if balance <= 0:
-        return True
-    rows = conn.execute(
-        select(events.c.payload).where(
-            events.c.org_id == org_id, events.c.invoice_id == invoice_id, events.c.type == "payment.received"
+    return invoices_paid(conn, [(org_id, invoice_id, balance)])[0]
+
+
+def invoices_paid(conn: Connection, items: Sequence[tuple[str, str, Decimal]]) -> list[bool]:
+    """``invoice_paid`` for each ``(org_id, invoice_id, balance)``: one ``SELECT`` (per 500
+    invoices) of the payments recorded for those with a balance left."""
+    owing = unique((org_id, invoice_id) for org_id, invoice_id, balance in items if balance > 0)
+    paid: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for chunk in in_chunks(owing):
+        rows = conn.execute(
+            select(events.c.org_id, events.c.invoice_id, events.c.payload).where(
+                tuple_(events.c.org_id, events.c.invoice_id).in_(chunk), events.c.type == "payment.received"
+            )
         )
-    ).all()
-    paid = Decimal(0)
-    for row in rows:
-        try:
-            paid += Decimal(row.payload["data"]["payment"]["amount"])
-        except (KeyError, TypeError, InvalidOperation):
-            continue  # stored events were validated; a broken one pays nothing
-    return paid >= balance
+        for row in rows:
+            try:
+                paid[row.org_id, row.invoice_id] += Decimal(row.payload["data"]["payment"]["amount"])
+            except (KeyError, TypeError, InvalidOperation):
+                continue  # stored events were validated; a broken one pays nothing
+    return [balance <= 0 or paid[org_id, invoice_id] >= balance for org_id, invoice_id, balance in items]
 
 
 def mark_opted_out(conn: Connection, org_id: str, contact_id: str) -> None:
@@ -102,62 +125,139 @@ def reserve_credit(conn: Connection, nid: str, org_id: str, parts: int) -> bool:
     Atomic: the balance never goes below zero, however many senders race. A
     notification that already holds a reservation keeps it (True).
     """
-    claimed = conn.execute(
-        update(notifications)
-        .where(notifications.c.id == nid, notifications.c.segments.is_(None))
-        .values(segments=parts)
-    )
-    if not claimed.rowcount:
-        return True
-    taken = conn.execute(
-        update(organisations)
-        .where(organisations.c.org_id == org_id, organisations.c.credit_balance >= parts)
-        .values(credit_balance=organisations.c.credit_balance - parts)
-    )
-    if taken.rowcount:
-        _warn_if_low(conn, nid, org_id, parts)
-        return True
-    conn.execute(update(notifications).where(notifications.c.id == nid).values(segments=None))
-    return False
+    return reserve_credit_many(conn, [(nid, org_id, parts)])[0]
+
+
+def reserve_credit_many(conn: Connection, items: Sequence[tuple[str, str, int]]) -> list[bool]:
+    """``reserve_credit`` for each ``(notification id, org id, parts)``, in order, as if one after
+    another: whether each holds its reservation now.
+
+    Each notification reserves all its parts or none, once (a notification that holds a
+    reservation, or that does not exist, is True and takes nothing). The notifications' rows, then
+    the organisations', are locked in key order (``FOR UPDATE`` on PostgreSQL; SQLite's write
+    transaction holds the database), so the balance never goes below zero however many senders
+    race, and two batches cannot deadlock. When a reservation takes the balance under the
+    organisation's threshold, a low-balance warning names it, as ``reserve_credit`` does. Two
+    ``SELECT``s, then at most three executemany writes (reservations, balances, warnings).
+    """
+    ids = unique(nid for nid, _, _ in items)
+    held: dict[str, int | None] = {}
+    invoice_of: dict[str, str] = {}
+    for chunk in in_chunks(ids):
+        rows = conn.execute(
+            select(notifications.c.id, notifications.c.segments, notifications.c.invoice_id)
+            .where(notifications.c.id.in_(chunk))
+            .order_by(notifications.c.id)
+            .with_for_update()
+        )
+        for r in rows:
+            held[r.id], invoice_of[r.id] = r.segments, r.invoice_id
+    org_ids = sorted({org for nid, org, _ in items if nid in held and held[nid] is None})
+    balance: dict[str, int] = {}
+    threshold: dict[str, int | None] = {}
+    for chunk in in_chunks(org_ids):
+        rows = conn.execute(
+            select(
+                organisations.c.org_id,
+                organisations.c.credit_balance,
+                organisations.c.low_balance_threshold,
+            )
+            .where(organisations.c.org_id.in_(chunk))
+            .order_by(organisations.c.org_id)
+            .with_for_update()
+        )
+        for r in rows:
+            balance[r.org_id], threshold[r.org_id] = r.credit_balance, r.low_balance_threshold
+    reserved: list[dict[str, Any]] = []
+    taken: dict[str, int] = defaultdict(int)
+    warnings: list[dict[str, Any]] = []
+    results: list[bool] = []
+    now = datetime.now(UTC)
+    for nid, org_id, parts in items:
+        if nid not in held or held[nid] is not None:
+            results.append(True)  # holds one already (or there is nothing to hold it)
+            continue
+        before = balance.get(org_id)
+        if before is None or before < parts:
+            results.append(False)
+            continue
+        after = balance[org_id] = before - parts
+        held[nid] = parts
+        taken[org_id] += parts
+        reserved.append({"b_id": nid, "b_parts": parts})
+        limit = threshold[org_id]
+        if limit is not None and after < limit <= before:
+            warnings.append(
+                {
+                    "org_id": org_id,
+                    "kind": "low_balance",
+                    "detail": f"SMS credit balance {after} is under the threshold {limit}",
+                    "notification_id": nid,
+                    "invoice_id": invoice_of[nid],
+                    "at": now,
+                }
+            )
+        results.append(True)
+    if reserved:
+        conn.execute(
+            update(notifications)
+            .where(notifications.c.id == bindparam("b_id"), notifications.c.segments.is_(None))
+            .values(segments=bindparam("b_parts")),
+            reserved,
+        )
+        conn.execute(
+            update(organisations)
+            .where(organisations.c.org_id == bindparam("b_org_id"))
+            .values(credit_balance=organisations.c.credit_balance - bindparam("b_parts")),
+            [{"b_org_id": org_id, "b_parts": parts} for org_id, parts in taken.items()],
+        )
+    if warnings:
+        conn.execute(org_warnings.insert(), warnings)
+    return results
 
 
 def refund_credit(conn: Connection, nid: str, org_id: str) -> int:
     """Give back what a notification reserved (it failed for good); idempotent. Returns the segments."""
-    row = conn.execute(select(notifications.c.segments).where(notifications.c.id == nid)).first()
-    if row is None or not row.segments:
-        return 0
-    conn.execute(
-        update(organisations)
-        .where(organisations.c.org_id == org_id)
-        .values(credit_balance=organisations.c.credit_balance + row.segments)
-    )
-    conn.execute(update(notifications).where(notifications.c.id == nid).values(segments=0))
-    return int(row.segments)
+    return refund_credit_many(conn, [(nid, org_id)])[0]
 
 
-def _warn_if_low(conn: Connection, nid: str, org_id: str, parts: int) -> None:
-    """Record a low-balance warning when this reservation took the balance under the threshold."""
-    row = conn.execute(
-        select(organisations.c.credit_balance, organisations.c.low_balance_threshold).where(
-            organisations.c.org_id == org_id
+def refund_credit_many(conn: Connection, items: Sequence[tuple[str, str]]) -> list[int]:
+    """``refund_credit`` for each ``(notification id, org id)``, in order: the segments each gave
+    back (0 when it held none, or gave them back already, in this batch or before).
+
+    The notifications' rows are locked first (``FOR UPDATE``, in id order, as ``reserve_credit_many``
+    does), so two refunds of one notification racing give it back once. One ``SELECT``, then at
+    most two writes (balances, executemany; the reservations zeroed).
+    """
+    ids = unique(nid for nid, _ in items)
+    held: dict[str, int] = {}
+    for chunk in in_chunks(ids):
+        rows = conn.execute(
+            select(notifications.c.id, notifications.c.segments)
+            .where(notifications.c.id.in_(chunk))
+            .order_by(notifications.c.id)
+            .with_for_update()
         )
-    ).first()
-    if row is None or row.low_balance_threshold is None:
-        return
-    before = row.credit_balance + parts
-    if row.credit_balance < row.low_balance_threshold <= before:
-        invoice = conn.execute(select(notifications.c.invoice_id).where(notifications.c.id == nid)).scalar()
+        held.update((r.id, r.segments or 0) for r in rows)
+    given: dict[str, int] = defaultdict(int)
+    results: list[int] = []
+    for nid, org_id in items:
+        segments = held.get(nid, 0)
+        if segments:
+            held[nid] = 0
+            given[org_id] += segments
+        results.append(segments)
+    if given:
         conn.execute(
-            org_warnings.insert().values(
-                org_id=org_id,
-                kind="low_balance",
-                detail=f"SMS credit balance {row.credit_balance} is under the threshold "
-                f"{row.low_balance_threshold}",
-                notification_id=nid,
-                invoice_id=invoice,
-                at=datetime.now(UTC),
-            )
+            update(organisations)
+            .where(organisations.c.org_id == bindparam("b_org_id"))
+            .values(credit_balance=organisations.c.credit_balance + bindparam("b_parts")),
+            [{"b_org_id": org_id, "b_parts": parts} for org_id, parts in given.items()],
         )
+        refunded = [nid for nid, segments in zip((n for n, _ in items), results, strict=True) if segments]
+        for chunk in in_chunks(refunded):
+            conn.execute(update(notifications).where(notifications.c.id.in_(chunk)).values(segments=0))
+    return results
 
 
 def add_credit(conn: Connection, org_id: str, parts: int) -> int:

@@ -3,17 +3,18 @@ and the (invoice, offset) decisions that make every reminder go out at most once
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from infra.store.batches import in_chunks, rounds, unique
 from infra.store.db import insert_ignore
-from infra.store.organisations import invoice_paid
+from infra.store.organisations import invoices_paid
 from infra.store.tables import invoices, reminder_offsets, reminders_sent
 from schemas.events import Event, InvoiceCreated, PaymentReceived
 from schemas.rows import InvoiceRow
@@ -28,27 +29,42 @@ def track_invoice(conn: Connection, event: Event) -> None:
     once the recorded payments cover its balance. Either order works: an invoice whose payment
     was routed first is stored already paid. Idempotent.
     """
+    track_invoices(conn, [event])
+
+
+def track_invoices(conn: Connection, events: Sequence[Event]) -> None:
+    """``track_invoice`` for each event, in order, with the same outcome: events of one invoice
+    go in successive rounds (``infra.store.batches.rounds``); each round stores its invoices in
+    one upsert (executemany) and refreshes their paid state with ``refresh_paid_many``."""
+    tracked = [e for e in events if isinstance(e, InvoiceCreated | PaymentReceived)]
     now = datetime.now(UTC)
-    if isinstance(event, InvoiceCreated):
-        invoice = event.data.invoice
-        values = {
-            "customer_id": invoice.customer_id,
-            "currency": invoice.currency,
-            "total": str(invoice.total),
-            "balance": str(invoice.balance),
-            "due_date": invoice.due_date,
-            "invoice": invoice.model_dump(mode="json"),
-            "updated_at": now,
-        }
-        insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
-        conn.execute(
-            insert(invoices)
-            .values(org_id=event.org_id, invoice_id=invoice.id, **values)
-            .on_conflict_do_update(index_elements=["org_id", "invoice_id"], set_=values)
-        )
-    elif not isinstance(event, PaymentReceived):
-        return
-    refresh_paid(conn, event.org_id, event.invoice_id, now)
+    for indexes in rounds([[(e.org_id, e.invoice_id)] for e in tracked]):
+        batch = [tracked[i] for i in indexes]
+        created = [e for e in batch if isinstance(e, InvoiceCreated)]
+        if created:
+            insert = (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(invoices)
+            columns = ("customer_id", "currency", "total", "balance", "due_date", "invoice", "updated_at")
+            conn.execute(
+                insert.on_conflict_do_update(
+                    index_elements=["org_id", "invoice_id"],
+                    set_={name: insert.excluded[name] for name in columns},
+                ),
+                [
+                    {
+                        "org_id": e.org_id,
+                        "invoice_id": e.data.invoice.id,
+                        "customer_id": e.data.invoice.customer_id,
+                        "currency": e.data.invoice.currency,
+                        "total": str(e.data.invoice.total),
+                        "balance": str(e.data.invoice.balance),
+                        "due_date": e.data.invoice.due_date,
+                        "invoice": e.data.invoice.model_dump(mode="json"),
+                        "updated_at": now,
+                    }
+                    for e in created
+                ],
+            )
+        refresh_paid_many(conn, [(e.org_id, e.invoice_id) for e in batch], now)
 
 
 def refresh_paid(conn: Connection, org_id: str, invoice_id: str, now: datetime) -> bool:
@@ -57,23 +73,36 @@ def refresh_paid(conn: Connection, org_id: str, invoice_id: str, now: datetime) 
     Unknown invoices count as unpaid (nothing to remind of anyway: the scheduler only sees
     stored ones).
     """
-    row = conn.execute(
-        select(invoices.c.balance, invoices.c.paid_at).where(
-            invoices.c.org_id == org_id, invoices.c.invoice_id == invoice_id
+    return refresh_paid_many(conn, [(org_id, invoice_id)], now)[0]
+
+
+def refresh_paid_many(conn: Connection, keys: Sequence[tuple[str, str]], now: datetime) -> list[bool]:
+    """``refresh_paid`` for each ``(org_id, invoice_id)``: one ``SELECT`` of the invoices, one of
+    their payments (``invoices_paid``), one ``UPDATE`` (executemany) of those now paid."""
+    stored: dict[tuple[str, str], Any] = {}
+    for chunk in in_chunks(unique(keys)):
+        rows = conn.execute(
+            select(invoices.c.org_id, invoices.c.invoice_id, invoices.c.balance, invoices.c.paid_at).where(
+                tuple_(invoices.c.org_id, invoices.c.invoice_id).in_(chunk)
+            )
         )
-    ).first()
-    if row is None:
-        return False
-    if row.paid_at is not None:
-        return True
-    if not invoice_paid(conn, org_id, invoice_id, Decimal(row.balance)):
-        return False
-    conn.execute(
-        update(invoices)
-        .where(invoices.c.org_id == org_id, invoices.c.invoice_id == invoice_id, invoices.c.paid_at.is_(None))
-        .values(paid_at=now, updated_at=now)
-    )
-    return True
+        stored.update(((r.org_id, r.invoice_id), r) for r in rows)
+    open_ = [key for key, row in stored.items() if row.paid_at is None]
+    covered = invoices_paid(conn, [(org, inv, Decimal(stored[org, inv].balance)) for org, inv in open_])
+    newly_paid = [key for key, paid in zip(open_, covered, strict=True) if paid]
+    if newly_paid:
+        conn.execute(
+            update(invoices)
+            .where(
+                invoices.c.org_id == bindparam("b_org_id"),
+                invoices.c.invoice_id == bindparam("b_invoice_id"),
+                invoices.c.paid_at.is_(None),
+            )
+            .values(paid_at=now, updated_at=now),
+            [{"b_org_id": org, "b_invoice_id": inv} for org, inv in newly_paid],
+        )
+    paid = {key for key, row in stored.items() if row.paid_at is not None} | set(newly_paid)
+    return [key in paid for key in keys]
 
 
 def set_offsets(conn: Connection, org_id: str, offsets: Mapping[int, str | None]) -> None:

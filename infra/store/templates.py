@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.engine import Connection
 
+from infra.store.batches import in_chunks, unique
 from infra.store.tables import contacts, customers, organisations, templates
 from schemas.rows import GreetingNames
 
@@ -15,8 +18,17 @@ Key = tuple[str, str, str, str]  # kind, channel, locale, part
 
 def load_overrides(conn: Connection, org_id: str) -> dict[Key, str]:
     """An organisation's own templates, keyed (kind, channel, locale, part)."""
-    rows = conn.execute(select(templates).where(templates.c.org_id == org_id)).mappings()
-    return {(r["kind"], r["channel"], r["locale"], r["part"]): r["source"] for r in rows}
+    return load_overrides_many(conn, [org_id])[org_id]
+
+
+def load_overrides_many(conn: Connection, org_ids: Iterable[str]) -> dict[str, dict[Key, str]]:
+    """``load_overrides`` of each organisation (empty for one with none), in one ``SELECT`` per 500."""
+    wanted = unique(org_ids)
+    found: dict[str, dict[Key, str]] = {org_id: {} for org_id in wanted}
+    for chunk in in_chunks(wanted):
+        for r in conn.execute(select(templates).where(templates.c.org_id.in_(chunk))).mappings():
+            found[r["org_id"]][r["kind"], r["channel"], r["locale"], r["part"]] = r["source"]
+    return found
 
 
 def save_override(conn: Connection, org_id: str, key: Key, source: str) -> None:
@@ -45,18 +57,47 @@ def save_override(conn: Connection, org_id: str, key: Key, source: str) -> None:
 
 def greeting_names(conn: Connection, org_id: str, customer_id: str, contact_id: str) -> GreetingNames:
     """The organisation's, customer's and contact's names (empty when unknown), and the org's locale."""
-    org = conn.execute(
-        select(organisations.c.name, organisations.c.default_locale).where(organisations.c.org_id == org_id)
-    ).first()
-    customer = conn.execute(
-        select(customers.c.name).where(customers.c.org_id == org_id, customers.c.customer_id == customer_id)
-    ).first()
-    contact = conn.execute(
-        select(contacts.c.name).where(contacts.c.org_id == org_id, contacts.c.contact_id == contact_id)
-    ).first()
-    return GreetingNames(
-        org=org.name if org and org.name else org_id,
-        org_locale=org.default_locale if org and org.default_locale else "en",
-        customer=customer.name if customer else "",
-        contact=contact.name if contact else "",
-    )
+    key = (org_id, customer_id, contact_id)
+    return greeting_names_many(conn, [key])[key]
+
+
+def greeting_names_many(
+    conn: Connection, keys: Iterable[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], GreetingNames]:
+    """``greeting_names`` for each ``(org_id, customer_id, contact_id)``, by key: three ``SELECT``s
+    (per 500), of the organisations, the customers and the contacts."""
+    wanted = unique(keys)
+    orgs: dict[str, Any] = {}
+    for chunk in in_chunks(unique(org for org, _, _ in wanted)):
+        rows = conn.execute(
+            select(organisations.c.org_id, organisations.c.name, organisations.c.default_locale).where(
+                organisations.c.org_id.in_(chunk)
+            )
+        )
+        orgs.update((r.org_id, r) for r in rows)
+    customer_names: dict[tuple[str, str], str] = {}
+    for pairs in in_chunks(unique((org, customer) for org, customer, _ in wanted)):
+        rows = conn.execute(
+            select(customers.c.org_id, customers.c.customer_id, customers.c.name).where(
+                tuple_(customers.c.org_id, customers.c.customer_id).in_(pairs)
+            )
+        )
+        customer_names.update(((r.org_id, r.customer_id), r.name) for r in rows)
+    contact_names: dict[tuple[str, str], str] = {}
+    for pairs in in_chunks(unique((org, contact) for org, _, contact in wanted)):
+        rows = conn.execute(
+            select(contacts.c.org_id, contacts.c.contact_id, contacts.c.name).where(
+                tuple_(contacts.c.org_id, contacts.c.contact_id).in_(pairs)
+            )
+        )
+        contact_names.update(((r.org_id, r.contact_id), r.name) for r in rows)
+    names: dict[tuple[str, str, str], GreetingNames] = {}
+    for org_id, customer_id, contact_id in wanted:
+        org = orgs.get(org_id)
+        names[org_id, customer_id, contact_id] = GreetingNames(
+            org=org.name if org and org.name else org_id,
+            org_locale=org.default_locale if org and org.default_locale else "en",
+            customer=customer_names.get((org_id, customer_id), ""),
+            contact=contact_names.get((org_id, contact_id), ""),
+        )
+    return names

@@ -11,11 +11,19 @@ from tests.integration.conftest import (
     configured_env,
     gocardless_sandbox,
     pipeline,
+    pipeline_fields,
     smtp_sandbox,
     twilio_sandbox,
 )
 
-__all__ = ["configured_env", "gocardless_sandbox", "pipeline", "smtp_sandbox", "twilio_sandbox"]
+__all__ = [
+    "configured_env",
+    "gocardless_sandbox",
+    "pipeline",
+    "pipeline_fields",
+    "smtp_sandbox",
+    "twilio_sandbox",
+]
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -269,34 +269,33 @@ class _Envelope(BaseModel):
     occurred_at: AwareDatetime
 
 
-class InvoiceCreated(_Envelope):
+class _InvoiceEnvelope(_Envelope):
+    """An event whose ``data`` carries the invoice itself."""
+
+    if TYPE_CHECKING:  # each event declares its own ``data`` (the field's place in the schema)
+        data: InvoiceCreatedData | ReminderDueData
+
+    @property
+    def invoice_id(self) -> str:
+        return self.data.invoice.id
+
+    @property
+    def customer_id(self) -> str:
+        return self.data.invoice.customer_id
+
+
+class InvoiceCreated(_InvoiceEnvelope):
     """``invoice.created``: an invoice was created (and perhaps is to be sent)."""
 
     type: Literal["invoice.created"]
     data: InvoiceCreatedData
 
-    @property
-    def invoice_id(self) -> str:
-        return self.data.invoice.id
 
-    @property
-    def customer_id(self) -> str:
-        return self.data.invoice.customer_id
-
-
-class ReminderDue(_Envelope):
+class ReminderDue(_InvoiceEnvelope):
     """``reminder.due``: a payment reminder is due for an unpaid invoice."""
 
     type: Literal["reminder.due"]
     data: ReminderDueData
-
-    @property
-    def invoice_id(self) -> str:
-        return self.data.invoice.id
-
-    @property
-    def customer_id(self) -> str:
-        return self.data.invoice.customer_id
 
 
 class PaymentReceived(_Envelope):

@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from infra.errors import (
     ConfigurationError,
@@ -24,6 +24,7 @@ from infra.errors import (
     TransientProviderError,
     WebhookRejected,
 )
+from producers.api.asgi import HttpMiddleware, WatchedSend
 
 logger = logging.getLogger("herald.api")
 
@@ -148,7 +149,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "invalid_request", f"invalid request: {summary}", details)
 
 
-class UnhandledErrors:
+class UnhandledErrors(HttpMiddleware):
     """ASGI middleware: an exception nothing else answered is logged here, once, with its
     traceback (masked by the log formatter), and answered 500 in the one shape, saying nothing
     of what went wrong.
@@ -157,20 +158,9 @@ class UnhandledErrors:
     uvicorn would log the same traceback a second time.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def watched(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """See ``HttpMiddleware.handle``."""
+        watched = WatchedSend(send)
         try:
             await self.app(scope, receive, watched)
         except Exception:
@@ -178,5 +168,5 @@ class UnhandledErrors:
             logger.exception(
                 "unhandled error answering %s %s", method, path, extra={"method": method, "path": path}
             )
-            if not started:  # else the client sees the answer cut short; nothing more can be said
+            if not watched.started:  # else the client sees the answer cut short; nothing more can be said
                 await error_response(500, "internal_error", "internal error")(scope, receive, send)

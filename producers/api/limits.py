@@ -8,6 +8,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from infra.errors import HeraldError
+from producers.api.asgi import HttpMiddleware, WatchedSend
 
 
 def _message(max_bytes: int, size: int | None) -> str:
@@ -24,7 +25,7 @@ class _TooLarge(HeraldError, HTTPException):
         super().__init__(413, _message(max_bytes, None))
 
 
-class BodyLimit:
+class BodyLimit(HttpMiddleware):
     """ASGI middleware: a body over ``max_bytes`` is answered 413 in the error shape.
 
     A ``Content-Length`` over the limit is refused before any of the body is read; a chunked
@@ -32,19 +33,16 @@ class BodyLimit:
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """See ``HttpMiddleware.handle``."""
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._refuse(send, int(declared))
             return
         seen = 0
-        started = False
 
         async def counted() -> Message:
             nonlocal seen
@@ -55,15 +53,11 @@ class BodyLimit:
                     raise _TooLarge(self.max_bytes)
             return message
 
-        async def watched(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        watched = WatchedSend(send)
         try:
             await self.app(scope, counted, watched)
         except _TooLarge:
-            if started:  # pragma: no cover (handlers read the body before answering)
+            if watched.started:  # pragma: no cover (handlers read the body before answering)
                 raise
             await self._refuse(send, None)
 

@@ -13,7 +13,9 @@
 from __future__ import annotations
 
 from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
+
+from producers.api.asgi import HttpMiddleware
 
 #: What no page of ours may do, whatever else it may: be framed, rebase its URLs, post a form.
 LOCKED = "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
@@ -29,16 +31,11 @@ COMMON = {
 }
 
 
-class SecurityHeaders:
+class SecurityHeaders(HttpMiddleware):
     """ASGI middleware adding the headers above to each answer's start."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """See ``HttpMiddleware.handle``."""
         keyed = any(name.lower() == b"authorization" for name, _ in scope.get("headers", []))
 
         async def with_headers(message: Message) -> None:

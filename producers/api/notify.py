@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from infra.masking import mask_recipient
 from infra.store.api_keys import ApiKey
 from producers.api.auth import ApiContext, context, needs, revealed
-from producers.operations.notify import prepare, send_prepared
+from producers.operations.notify import Prepared, prepare, send_prepared
 from schemas.access import Capability
 from schemas.events import Id
 
@@ -43,14 +43,9 @@ class SendRequest(NotifyRequest):
     preview: str = Field(..., min_length=1, max_length=64)
 
 
-@router.post("/notify/preview")
-def preview(
-    body: PreviewRequest, key: ApiKey = needs(Capability.VIEW), ctx: ApiContext = Depends(context)
-) -> dict[str, Any]:
-    """Each recipient: number or address, the message, encoding, segments and cost, or why it is
-    skipped; ``preview`` is the id ``/notify/send`` needs."""
-    show = revealed(key, body.reveal)
-    prepared = prepare(
+def _prepare(body: NotifyRequest, key: ApiKey, ctx: ApiContext) -> Prepared:
+    """The notification the request names, in the key's organisation, as a preview shows it."""
+    return prepare(
         ctx.services,
         body.invoice_id,
         org_id=key.org_id,
@@ -58,6 +53,16 @@ def preview(
         kind=body.kind,
         channel=body.channel,
     )
+
+
+@router.post("/notify/preview")
+def preview(
+    body: PreviewRequest, key: ApiKey = needs(Capability.VIEW), ctx: ApiContext = Depends(context)
+) -> dict[str, Any]:
+    """Each recipient: number or address, the message, encoding, segments and cost, or why it is
+    skipped; ``preview`` is the id ``/notify/send`` needs."""
+    show = revealed(key, body.reveal)
+    prepared = _prepare(body, key, ctx)
     recipients = [
         {**asdict(line), "recipient": line.recipient if show else mask_recipient(line.recipient)}
         for line in prepared.lines
@@ -70,13 +75,6 @@ def send(
     body: SendRequest, key: ApiKey = needs(Capability.SEND), ctx: ApiContext = Depends(context)
 ) -> dict[str, Any]:
     """Send exactly what the preview showed (409 when it changed since), recorded as a manual send."""
-    prepared = prepare(
-        ctx.services,
-        body.invoice_id,
-        org_id=key.org_id,
-        event_id=body.event_id,
-        kind=body.kind,
-        channel=body.channel,
-    )
+    prepared = _prepare(body, key, ctx)
     event_id, pending = send_prepared(ctx.services, prepared, body.preview)
     return {"event_id": event_id, "notifications": pending}

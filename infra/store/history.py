@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, RowMapping
 
 from infra.store.attempts import load_attempts
 from infra.store.collection import collection_timeline
@@ -20,6 +20,18 @@ def _iso(value: datetime | None) -> str | None:
     if value.tzinfo is None:  # SQLite hands back naive UTC
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _about(n: RowMapping, at: datetime | None, what: str, **details: Any) -> dict[str, Any]:
+    """A timeline entry about notification ``n``: when, what, to whom, then ``details``."""
+    return {
+        "at": _iso(at),
+        "what": what,
+        "notification_id": n["id"],
+        "channel": n["channel"],
+        "recipient": n["recipient"],
+        **details,
+    }
 
 
 def invoice_history(conn: Connection, invoice_id: str, org_id: str | None = None) -> dict[str, Any]:
@@ -100,49 +112,34 @@ def _history(
         )
         if n["attempted_at"] is not None and n["id"] not in logged:
             # Recorded before the attempt log existed: only the latest claim is known.
-            timeline.append(
-                {
-                    "at": _iso(n["attempted_at"]),
-                    "what": "attempt",
-                    "notification_id": n["id"],
-                    "channel": n["channel"],
-                    "recipient": n["recipient"],
-                    "attempts": n["attempts"],
-                }
-            )
+            timeline.append(_about(n, n["attempted_at"], "attempt", attempts=n["attempts"]))
     for a in attempt_rows:
-        n = by_id[a["notification_id"]]
         timeline.append(
-            {
-                "at": _iso(a["at"]),
-                "what": "attempt",
-                "notification_id": a["notification_id"],
-                "channel": n["channel"],
-                "recipient": n["recipient"],
-                "attempts": a["attempt"],
-                "outcome": a["outcome"],
-                "http_status": a["http_status"],
-                "error_code": a["error_code"],
-                "retry_after": a["retry_after_seconds"],
-                "detail": a["detail"],
-            }
+            _about(
+                by_id[a["notification_id"]],
+                a["at"],
+                "attempt",
+                attempts=a["attempt"],
+                outcome=a["outcome"],
+                http_status=a["http_status"],
+                error_code=a["error_code"],
+                retry_after=a["retry_after_seconds"],
+                detail=a["detail"],
+            )
         )
     for s in sc_rows:
-        n = by_id[s["notification_id"]]
         timeline.append(
-            {
-                "at": _iso(s["occurred_at"]),
-                "what": s["status"],
-                "notification_id": s["notification_id"],
-                "channel": n["channel"],
-                "recipient": n["recipient"],
-                "provider_id": s["provider_id"],
-                "error_code": s["error_code"],
-                "detail": s["detail"],
-                "source": s["source"],
+            _about(
+                by_id[s["notification_id"]],
+                s["occurred_at"],
+                s["status"],
+                provider_id=s["provider_id"],
+                error_code=s["error_code"],
+                detail=s["detail"],
+                source=s["source"],
                 # A report that arrived after a final status changed nothing: say so.
-                "ignored": (s["detail"] or "").startswith(IGNORED_PREFIX),
-            }
+                ignored=(s["detail"] or "").startswith(IGNORED_PREFIX),
+            )
         )
     warning_query = select(org_warnings).where(
         org_warnings.c.invoice_id == invoice_id

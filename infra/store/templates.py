@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import Column, delete, select, tuple_
 from sqlalchemy.engine import Connection
 
 from infra.store.batches import in_chunks, unique
@@ -75,22 +75,8 @@ def greeting_names_many(
             )
         )
         orgs.update((r.org_id, r) for r in rows)
-    customer_names: dict[tuple[str, str], str] = {}
-    for pairs in in_chunks(unique((org, customer) for org, customer, _ in wanted)):
-        rows = conn.execute(
-            select(customers.c.org_id, customers.c.customer_id, customers.c.name).where(
-                tuple_(customers.c.org_id, customers.c.customer_id).in_(pairs)
-            )
-        )
-        customer_names.update(((r.org_id, r.customer_id), r.name) for r in rows)
-    contact_names: dict[tuple[str, str], str] = {}
-    for pairs in in_chunks(unique((org, contact) for org, _, contact in wanted)):
-        rows = conn.execute(
-            select(contacts.c.org_id, contacts.c.contact_id, contacts.c.name).where(
-                tuple_(contacts.c.org_id, contacts.c.contact_id).in_(pairs)
-            )
-        )
-        contact_names.update(((r.org_id, r.contact_id), r.name) for r in rows)
+    customer_names = _names(conn, customers.c.customer_id, ((org, cust) for org, cust, _ in wanted))
+    contact_names = _names(conn, contacts.c.contact_id, ((org, contact) for org, _, contact in wanted))
     names: dict[tuple[str, str, str], GreetingNames] = {}
     for org_id, customer_id, contact_id in wanted:
         org = orgs.get(org_id)
@@ -101,3 +87,19 @@ def greeting_names_many(
             contact=contact_names.get((org_id, contact_id), ""),
         )
     return names
+
+
+def _names(
+    conn: Connection, id_column: Column[str], keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    """The ``name`` of each ``(org_id, id)`` found in ``id_column``'s table, one ``SELECT`` per 500."""
+    table = id_column.table
+    found: dict[tuple[str, str], str] = {}
+    for pairs in in_chunks(unique(keys)):
+        rows = conn.execute(
+            select(table.c.org_id, id_column, table.c.name).where(
+                tuple_(table.c.org_id, id_column).in_(pairs)
+            )
+        )
+        found.update(((org_id, ident), name) for org_id, ident, name in rows)
+    return found

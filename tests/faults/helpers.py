@@ -81,6 +81,21 @@ def start_all(
     return {name: start(deployment, name, tag) for name in names}
 
 
+def start_run(
+    deployment: Deployment,
+    names: tuple[str, ...] = (*STAGES, "api"),
+    delay_seconds: float | None = None,
+    **env: str,
+) -> tuple[str, dict[str, Any]]:
+    """A fault test's opening: ``prepare`` (with ``env``), the provider slowed to
+    ``delay_seconds`` a request when given, and ``names`` started; the Twilio URL and the
+    processes by name."""
+    sandbox_url = prepare(deployment, **env)
+    if delay_seconds is not None:
+        faults(sandbox_url, delay_seconds=delay_seconds)
+    return sandbox_url, start_all(deployment, names)
+
+
 def kill(process: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGKILL, timeout: float = 60) -> None:
     """Signal a process's whole group (dramatiq's workers are its children) and wait for it."""
     os.killpg(process.pid, sig)
@@ -133,6 +148,12 @@ def wait_delivered(deployment: Deployment, expected: int, timeout: float = 120) 
         interval=0.5,
         what=f"{expected} SMS delivered",
     )
+
+
+def assert_delivered_once(deployment: Deployment, sandbox_url: str, expected: int) -> None:
+    """A fault test's close: ``wait_delivered``, then ``assert_exactly_once``."""
+    wait_delivered(deployment, expected)
+    assert_exactly_once(deployment, sandbox_url, expected)
 
 
 def assert_exactly_once(deployment: Deployment, sandbox_url: str, expected: int) -> None:

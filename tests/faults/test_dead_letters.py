@@ -15,14 +15,13 @@ from schemas.messages import NotificationRendered
 from tests.conftest import wait_for
 from tests.e2e.conftest import Deployment
 from tests.faults.helpers import (
+    assert_delivered_once,
     assert_exactly_once,
     count,
     kill,
-    prepare,
     publish,
     start,
-    start_all,
-    wait_delivered,
+    start_run,
 )
 
 EVENTS = 100
@@ -76,8 +75,7 @@ def _dlq(deployment: Deployment, *args: str) -> object:
 def test_a_poison_message_is_dead_lettered_with_its_reason_and_a_replay_never_resends(
     deployment: Deployment,
 ) -> None:
-    sandbox_url = prepare(deployment)
-    processes = start_all(deployment)
+    sandbox_url, processes = start_run(deployment)
     queue = topology.queue_name(deployment.env["HERALD_QUEUE_PREFIX"], "sms")
     publish(deployment, EVENTS // 2, run="poison-a")
     wait_for(lambda: count(deployment, "SELECT count(*) FROM notifications") > 0, timeout=60, what="a run")
@@ -87,8 +85,7 @@ def test_a_poison_message_is_dead_lettered_with_its_reason_and_a_replay_never_re
     _put(deployment, queue, poison)
     publish(deployment, EVENTS // 2, run="poison-b", start=EVENTS // 2 + 1)  # and the rest flow on
 
-    wait_delivered(deployment, EVENTS)
-    assert_exactly_once(deployment, sandbox_url, EVENTS)
+    assert_delivered_once(deployment, sandbox_url, EVENTS)
     wait_for(lambda: _dlq(deployment, "list")["sms"] == 1, timeout=30, what="the poison in sms.XQ")  # type: ignore[index]
     listed = _dlq(deployment, "show", "sms")
     assert listed == [

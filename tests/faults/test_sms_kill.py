@@ -7,24 +7,20 @@ from tests.conftest import wait_for
 from tests.e2e.conftest import Deployment
 from tests.faults.helpers import (
     SENT,
-    assert_exactly_once,
+    assert_delivered_once,
     count,
     faults,
     kill,
-    prepare,
     publish,
     start,
-    start_all,
-    wait_delivered,
+    start_run,
 )
 
 EVENTS = 300
 
 
 def test_sms_killed_mid_run_and_restarted_sends_each_exactly_once(deployment: Deployment) -> None:
-    sandbox_url = prepare(deployment)
-    faults(sandbox_url, delay_seconds=0.02)
-    processes = start_all(deployment)
+    sandbox_url, processes = start_run(deployment, delay_seconds=0.02)
     publish(deployment, EVENTS, run="kill")
     wait_for(lambda: count(deployment, SENT) >= 60, timeout=60, what="60 SMS sent")
 
@@ -37,8 +33,7 @@ def test_sms_killed_mid_run_and_restarted_sends_each_exactly_once(deployment: De
     faults(sandbox_url, delay_seconds=0.02)
     start(deployment, "sms", "2")
 
-    wait_delivered(deployment, EVENTS)
-    assert_exactly_once(deployment, sandbox_url, EVENTS)
+    assert_delivered_once(deployment, sandbox_url, EVENTS)
     # The kill cut attempts short after Twilio had accepted them (it answered them after the kill).
     # Each was resolved without a resend: by its status callback, which names the notification, or
     # by reconciling against Twilio's list on redelivery.

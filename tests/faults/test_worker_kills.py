@@ -13,16 +13,14 @@ from tests.faults.helpers import (
     DELIVERED,
     ROUTED,
     SENT,
-    assert_exactly_once,
+    assert_delivered_once,
     count,
     faults,
     kill,
-    prepare,
     publish,
     publish_raw,
     start,
-    start_all,
-    wait_delivered,
+    start_run,
 )
 from tooling.demo.data import invoice_events
 
@@ -36,10 +34,9 @@ PROGRESS = {"route": ROUTED, "render": SENT, "history": DELIVERED, "ingest": ROU
 def test_a_stage_killed_mid_run_loses_nothing_and_sends_nothing_twice(
     deployment: Deployment, victim: str
 ) -> None:
-    sandbox_url = prepare(deployment)
-    faults(sandbox_url, delay_seconds=0.05)  # a provider slow enough that the run lasts a while
     names = ("route", "render", "sms", "history", "api", *(("ingest",) if victim == "ingest" else ()))
-    processes = start_all(deployment, names)
+    # A provider slow enough that the run lasts a while.
+    sandbox_url, processes = start_run(deployment, names, delay_seconds=0.05)
     if victim == "ingest":
         wait_for(lambda: "ingest consuming" in deployment.log("ingest-1.log"), timeout=30, what="ingest")
         publish_raw(deployment, invoice_events(EVENTS, run=f"kill-{victim}"))
@@ -51,8 +48,7 @@ def test_a_stage_killed_mid_run_loses_nothing_and_sends_nothing_twice(
     assert count(deployment, progress) < EVENTS, f"the kill of {victim} must land mid-run"
     start(deployment, victim, "2")
 
-    wait_delivered(deployment, EVENTS)
-    assert_exactly_once(deployment, sandbox_url, EVENTS)
+    assert_delivered_once(deployment, sandbox_url, EVENTS)
 
 
 def test_the_api_killed_mid_run_loses_no_status_once_the_sweep_has_asked_twilio(
@@ -62,9 +58,7 @@ def test_the_api_killed_mid_run_loses_no_status_once_the_sweep_has_asked_twilio(
     all fell in the api's downtime stays ``sent`` (sent once, never resent), and only those: the
     sandbox's log names exactly the ones it could not call back. The status sweep then asks Twilio
     about them, and every one ends ``delivered``."""
-    sandbox_url = prepare(deployment)
-    faults(sandbox_url, delay_seconds=0.05)
-    processes = start_all(deployment)
+    sandbox_url, processes = start_run(deployment, delay_seconds=0.05)
     publish(deployment, EVENTS, run="kill-api")
     wait_for(lambda: count(deployment, DELIVERED) >= 20, timeout=60, what="callbacks under way")
     kill(processes["api"])
@@ -98,5 +92,4 @@ def test_the_api_killed_mid_run_loses_no_status_once_the_sweep_has_asked_twilio(
     swept = deployment.herald("status-sweep")
     assert swept.returncode == 0, swept.stderr
     assert "errors 0" in swept.stdout, swept.stdout
-    wait_delivered(deployment, EVENTS)
-    assert_exactly_once(deployment, sandbox_url, EVENTS)
+    assert_delivered_once(deployment, sandbox_url, EVENTS)

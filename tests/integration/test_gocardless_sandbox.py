@@ -12,7 +12,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -21,33 +21,27 @@ import pytest
 from gocardless_pro import errors, webhooks
 
 from tests.conftest import wait_for
+from tests.integration.local_http import PostRecorder, recording, served, serving
 from tooling.sandboxes.gocardless import GoCardlessConfig, GoCardlessSandbox
 
 TOKEN = "sandbox_test_token"
 SECRET = "sandbox-webhook-secret"
 
 
-class Receiver:
-    """A local webhook endpoint: records each POST's raw body and signature, answers ``status``
-    (or the next of ``answers`` while any are left)."""
+class Receiver(PostRecorder):
+    """A local webhook endpoint: records each POST's raw body and signature, answers 204 (or the
+    next of ``answers`` while any are left)."""
 
     def __init__(self) -> None:
-        self.posts: list[dict[str, Any]] = []
+        super().__init__()
         self.answers: list[int] = []
-        receiver = self
+        self.url = f"{self.base}/webhooks/gocardless"
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.posts.append({"body": body, "signature": self.headers.get("Webhook-Signature")})
-                self.send_response(receiver.answers.pop(0) if receiver.answers else 204)
-                self.end_headers()
+    def record(self, request: BaseHTTPRequestHandler, body: bytes) -> dict[str, Any]:
+        return {"body": body, "signature": request.headers.get("Webhook-Signature")}
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhooks/gocardless"
+    def answer(self) -> int:
+        return self.answers.pop(0) if self.answers else 204
 
     def events(self) -> list[dict[str, Any]]:
         return [event for post in self.posts for event in json.loads(post["body"])["events"]]
@@ -58,12 +52,8 @@ class Receiver:
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    recorder = Receiver()
-    thread = threading.Thread(target=recorder.server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield recorder
-    recorder.server.shutdown()
-    recorder.server.server_close()
+    with recording(Receiver()) as recorder:
+        yield recorder
 
 
 @pytest.fixture
@@ -422,22 +412,9 @@ def test_the_api_wants_the_version_header_and_known_paths(sandbox: GoCardlessSan
 
 @pytest.mark.timeout(60)
 def test_serve_prints_its_url_answers_and_stops_on_sigterm() -> None:
-    code = (
-        "from tooling.sandboxes.gocardless import GoCardlessConfig, serve\n"
-        f"serve(GoCardlessConfig({TOKEN!r}, {SECRET!r}), '127.0.0.1', 0)\n"
-    )
-    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) as process:
-        try:
-            assert process.stdout is not None
-            line = process.stdout.readline().strip()
-            assert line.startswith("gocardless sandbox listening on http://127.0.0.1:")
-            remote = gocardless_pro.Client(access_token=TOKEN, base_url=line.rsplit(" ", 1)[1])
-            assert remote.customers.create(params={"email": "a@example.com"}).id.startswith("CU")
-            process.terminate()
-            assert process.wait(timeout=10) == 0
-        finally:
-            if process.poll() is None:  # a failed assertion must not leave it running
-                process.kill()
+    with serving("gocardless", "GoCardlessConfig", TOKEN, SECRET) as url:
+        remote = gocardless_pro.Client(access_token=TOKEN, base_url=url)
+        assert remote.customers.create(params={"email": "a@example.com"}).id.startswith("CU")
 
 
 @pytest.mark.timeout(60)
@@ -462,23 +439,16 @@ def test_the_cli_reads_its_settings_and_sends_webhooks_under_the_public_url(
         "HERALD_PUBLIC_URL": receiver.url.removesuffix("/webhooks/gocardless") + "/",
     }
     command = [herald, "sandbox", "gocardless", "--port", "0"]
-    with subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, text=True) as process:
-        try:
-            assert process.stdout is not None
-            url = process.stdout.readline().strip().rsplit(" ", 1)[1]
-            assert process.stdout.readline().strip() == f"webhooks go to {receiver.url}"
-            remote = gocardless_pro.Client(access_token=TOKEN, base_url=url)
-            request = remote.billing_requests.create(params={"mandate_request": {"currency": "GBP"}})
-            flow = remote.billing_request_flows.create(params={"links": {"billing_request": request.id}})
-            assert _post(f"{url}/sandbox/billing_request_flows/{flow.id}/complete", {})[0] == 200
-            wait_for(lambda: ("mandates", "active") in receiver.actions(), what="the webhook from the CLI")
-            post = receiver.posts[-1]
-            webhooks.parse(post["body"], SECRET, post["signature"])  # raises when the signature is wrong
-            process.terminate()
-            assert process.wait(timeout=10) == 0
-        finally:
-            if process.poll() is None:
-                process.kill()
+    with served(command, env=env, cwd=tmp_path) as stdout:
+        url = stdout.readline().strip().rsplit(" ", 1)[1]
+        assert stdout.readline().strip() == f"webhooks go to {receiver.url}"
+        remote = gocardless_pro.Client(access_token=TOKEN, base_url=url)
+        request = remote.billing_requests.create(params={"mandate_request": {"currency": "GBP"}})
+        flow = remote.billing_request_flows.create(params={"links": {"billing_request": request.id}})
+        assert _post(f"{url}/sandbox/billing_request_flows/{flow.id}/complete", {})[0] == 200
+        wait_for(lambda: ("mandates", "active") in receiver.actions(), what="the webhook from the CLI")
+        post = receiver.posts[-1]
+        webhooks.parse(post["body"], SECRET, post["signature"])  # raises when the signature is wrong
 
 
 def test_a_flow_key_used_twice_answers_409_and_a_flow_cannot_be_fetched(

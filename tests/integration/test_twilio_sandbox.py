@@ -5,9 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import subprocess
-import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -24,6 +21,7 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from tests.conftest import wait_for as wait_until
+from tests.integration.local_http import PostRecorder, recording, serving
 from tooling.sandboxes.twilio import SandboxConfig, TwilioSandbox, num_segments
 
 SID = "AC" + "0123456789abcdef" * 2
@@ -45,32 +43,22 @@ def client(sandbox: TwilioSandbox) -> Client:
     return twilio
 
 
-class Receiver:
+class Receiver(PostRecorder):
     """A local webhook endpoint that records every POST and answers ``status``."""
 
     def __init__(self) -> None:
-        self.posts: list[dict[str, Any]] = []
+        super().__init__()
         self.status = 204
-        receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"])).decode()
-                receiver.posts.append(
-                    {
-                        "path": self.path,
-                        "params": dict(parse_qsl(body)),
-                        "signature": self.headers.get("X-Twilio-Signature"),
-                    }
-                )
-                self.send_response(receiver.status)
-                self.end_headers()
+    def record(self, request: BaseHTTPRequestHandler, body: bytes) -> dict[str, Any]:
+        return {
+            "path": request.path,
+            "params": dict(parse_qsl(body.decode())),
+            "signature": request.headers.get("X-Twilio-Signature"),
+        }
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+    def answer(self) -> int:
+        return self.status
 
     def statuses(self) -> list[str]:
         return [post["params"]["MessageStatus"] for post in self.posts]
@@ -78,12 +66,8 @@ class Receiver:
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    recorder = Receiver()
-    thread = threading.Thread(target=recorder.server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield recorder
-    recorder.server.shutdown()
-    recorder.server.server_close()
+    with recording(Receiver()) as recorder:
+        yield recorder
 
 
 def _refused_port() -> int:
@@ -367,23 +351,10 @@ def test_num_segments(body: str, parts: int) -> None:
 
 @pytest.mark.timeout(60)
 def test_serve_prints_its_url_answers_and_stops_on_sigterm() -> None:
-    code = (
-        "from tooling.sandboxes.twilio import SandboxConfig, serve\n"
-        f"serve(SandboxConfig({SID!r}, {TOKEN!r}), '127.0.0.1', 0)\n"
-    )
-    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) as process:
-        try:
-            assert process.stdout is not None
-            line = process.stdout.readline().strip()
-            assert line.startswith("twilio sandbox listening on http://127.0.0.1:")
-            remote = Client(SID, TOKEN)
-            remote.api.base_url = line.rsplit(" ", 1)[1]
-            assert remote.messages.create(to="+358401234567", from_=SENDER, body="hi").status == "queued"
-            process.terminate()
-            assert process.wait(timeout=10) == 0
-        finally:
-            if process.poll() is None:  # a failed assertion must not leave it running
-                process.kill()
+    with serving("twilio", "SandboxConfig", SID, TOKEN) as url:
+        remote = Client(SID, TOKEN)
+        remote.api.base_url = url
+        assert remote.messages.create(to="+358401234567", from_=SENDER, body="hi").status == "queued"
 
 
 def test_stop_is_prompt_with_callbacks_pending_and_frees_the_port(receiver: Receiver) -> None:

@@ -132,3 +132,10 @@ def customer(
             {"contact_id": "P1", "primary": True, "name": "Aino", "mobile": "+358 40 1234567", "locale": "fi"}
         ],
     }
+
+
+def email_customer(address: str = "aino@example.fi", **contact: Any) -> dict[str, Any]:
+    """Customer C1 with SMS off and one contact, P1 (Aino), at the email ``address``: the one
+    notification that sends is the email. Keyword arguments add to (or override) the contact."""
+    person = {"contact_id": "P1", "primary": True, "name": "Aino", "emails": [{"address": address}]}
+    return customer(sms_enabled=False, contacts=[{**person, **contact}])

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dramatiq
 import pika
 import pytest
+from sqlalchemy import update
 
 from infra import topology
 from infra.bootstrap import Services, bootstrap, shutdown
 from infra.broker import Emitter, build_broker
 from infra.settings import Settings, get_settings
+from infra.store.directory import upsert_customer
+from infra.store.tables import notifications
+from producers.publisher import Publisher
+from schemas.directory import CustomerRecord
+from schemas.notifications import Status
 from tests.conftest import RUN_PREFIX, TEST_AMQP_URL, settings_of
 from workers.registry import declare
 
@@ -69,6 +76,35 @@ def queue_depths(url: str, stage: str) -> tuple[int, int, int]:
         return counts[0], counts[1], counts[2]
     finally:
         connection.close()
+
+
+def import_customers(services: Services, *records: dict[str, Any]) -> None:
+    """Store directory records as ``herald contacts import`` does (region FI), in one transaction."""
+    with services.transaction() as conn:
+        for record in records:
+            upsert_customer(conn, CustomerRecord.model_validate(record), region="FI")
+
+
+def publish(settings: Settings, *events: dict[str, Any]) -> None:
+    """Publish each event, in order, through a ``Publisher`` of these settings."""
+    with Publisher(settings) as publisher:
+        for event in events:
+            publisher.publish(event)
+
+
+def cut_short(services: Services, notification_id: str) -> None:
+    """Wind a sent notification back to ``sending``, with no provider id and claimed ten minutes
+    ago: as if its worker had crashed after the provider took it, before recording the answer."""
+    with services.transaction() as conn:
+        conn.execute(
+            update(notifications)
+            .where(notifications.c.id == notification_id)
+            .values(
+                status=Status.SENDING,
+                provider_id=None,
+                attempted_at=datetime.now(UTC) - timedelta(minutes=10),
+            )
+        )
 
 
 @pytest.fixture

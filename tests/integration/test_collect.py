@@ -14,16 +14,14 @@ import pytest
 from gocardless_pro import errors
 
 from infra.bootstrap import Services
-from infra.store.directory import upsert_customer
 from infra.store.gocardless import payments_for_invoice, upsert_mandate
 from infra.store.gocardless import upsert_customer as upsert_gc_customer
 from infra.store.history import invoice_history
 from infra.store.integrations import mark_disconnected
 from producers.publisher import Publisher
-from schemas.directory import CustomerRecord
 from tests.conftest import wait_for
-from tests.factories import customer, invoice_created
-from tests.integration.conftest import GOCARDLESS_TOKEN
+from tests.factories import email_customer, invoice_created
+from tests.integration.conftest import GOCARDLESS_TOKEN, import_customers
 
 
 class Processed(dramatiq.Middleware):
@@ -49,21 +47,7 @@ def processed(pipeline: Services) -> Iterator[Processed]:
 
 
 def _directory(services: Services, address: str = "aino@example.fi", **contact: Any) -> None:
-    record = customer(
-        sms_enabled=False,
-        contacts=[
-            {
-                "contact_id": "P1",
-                "primary": True,
-                "name": "Aino",
-                "locale": "en",
-                "emails": [{"address": address}],
-                **contact,
-            }
-        ],
-    )
-    with services.transaction() as conn:
-        upsert_customer(conn, CustomerRecord.model_validate(record), region="FI")
+    import_customers(services, email_customer(address, locale="en", **contact))
 
 
 def _linked_mandate(services: Services, sandbox: Any, gc_customer: str | None = None) -> str:

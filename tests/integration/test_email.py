@@ -2,43 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from infra.bootstrap import Services
 from infra.store.attempts import load_attempts
-from infra.store.directory import upsert_customer
 from infra.store.history import invoice_history
 from infra.store.tables import notifications
-from producers.publisher import Publisher
-from schemas.directory import CustomerRecord
 from schemas.notifications import Status
 from tests.conftest import wait_for
-from tests.factories import customer, invoice_created
-from tests.integration.conftest import queue_depths
+from tests.factories import email_customer, invoice_created
+from tests.integration.conftest import cut_short, import_customers, publish, queue_depths
 
 
 def _import_email_contact(services: Services, address: str) -> None:
-    # SMS off for the customer, so the one notification that sends is the email.
-    record = customer(
-        sms_enabled=False,
-        contacts=[
-            {
-                "contact_id": "P1",
-                "primary": True,
-                "name": "Aino",
-                "mobile": "+358 40 1234567",
-                "locale": "fi",
-                "emails": [{"address": address}],
-            }
-        ],
-    )
-    with services.transaction() as conn:
-        upsert_customer(conn, CustomerRecord.model_validate(record), region="FI")
+    import_customers(services, email_customer(address, mobile="+358 40 1234567", locale="fi"))
 
 
 def _email_row(services: Services, settled: tuple[Status, ...]) -> dict[str, Any] | None:
@@ -50,6 +31,13 @@ def _email_row(services: Services, settled: tuple[Status, ...]) -> dict[str, Any
     return rows[0] if len(rows) == 1 and rows[0]["status"] in settled else None
 
 
+def _published(services: Services, address: str, settled: tuple[Status, ...], what: str) -> dict[str, Any]:
+    """An invoice published to the one contact, at ``address``; its email row once ``settled``."""
+    _import_email_contact(services, address)
+    publish(services.settings, invoice_created())
+    return wait_for(lambda: _email_row(services, settled), timeout=30, what=what)
+
+
 def _attempts(services: Services, nid: str) -> list[str]:
     with services.transaction() as conn:
         return [a["outcome"] for a in load_attempts(conn, [nid])]
@@ -58,11 +46,7 @@ def _attempts(services: Services, nid: str) -> list[str]:
 def test_an_invoice_to_an_email_contact_arrives_as_text_and_html_and_history_says_sent(
     pipeline: Services, smtp_sandbox: Any
 ) -> None:
-    _import_email_contact(pipeline, "aino@example.fi")
-    with Publisher(pipeline.settings) as publisher:
-        publisher.publish(invoice_created())
-
-    row = wait_for(lambda: _email_row(pipeline, (Status.SENT,)), timeout=30, what="the email sent")
+    row = _published(pipeline, "aino@example.fi", (Status.SENT,), "the email sent")
     (message,) = smtp_sandbox.messages
     assert isinstance(message, EmailMessage)
     nid = row["id"]
@@ -93,11 +77,7 @@ def test_an_invoice_to_an_email_contact_arrives_as_text_and_html_and_history_say
 def test_an_address_the_server_refuses_with_550_is_failed_with_the_code_and_not_retried(
     pipeline: Services, smtp_sandbox: Any
 ) -> None:
-    _import_email_contact(pipeline, "reject@example.fi")
-    with Publisher(pipeline.settings) as publisher:
-        publisher.publish(invoice_created())
-
-    row = wait_for(lambda: _email_row(pipeline, (Status.FAILED,)), timeout=30, what="the refusal recorded")
+    row = _published(pipeline, "reject@example.fi", (Status.FAILED,), "the refusal recorded")
     assert (row["error_code"], row["attempts"], row["provider_id"]) == (550, 1, None)
     assert smtp_sandbox.messages == []
     assert _attempts(pipeline, row["id"]) == ["refused"]
@@ -106,11 +86,8 @@ def test_an_address_the_server_refuses_with_550_is_failed_with_the_code_and_not_
 
 
 def test_a_451_is_retried_and_the_email_arrives_once(pipeline: Services, smtp_sandbox: Any) -> None:
-    _import_email_contact(pipeline, "flaky@example.fi")  # the sandbox answers 451 once, then accepts
-    with Publisher(pipeline.settings) as publisher:
-        publisher.publish(invoice_created())
-
-    row = wait_for(lambda: _email_row(pipeline, (Status.SENT,)), timeout=30, what="the email sent on retry")
+    # The sandbox answers 451 once, then accepts.
+    row = _published(pipeline, "flaky@example.fi", (Status.SENT,), "the email sent on retry")
     assert len(smtp_sandbox.messages) == 1
     assert row["attempts"] == 1  # one claim: the 451 was retried within the call (tenacity)
     assert _attempts(pipeline, row["id"]) == ["retry", "accepted"]
@@ -120,9 +97,7 @@ def test_a_redelivered_message_sends_nothing_twice(pipeline: Services, smtp_sand
     from schemas.messages import EmailRendered, NotificationDecided
 
     _import_email_contact(pipeline, "aino@example.fi")
-    with Publisher(pipeline.settings) as publisher:
-        publisher.publish(invoice_created())
-        publisher.publish(invoice_created())  # the same event again
+    publish(pipeline.settings, invoice_created(), invoice_created())  # the same event again
     row = wait_for(lambda: _email_row(pipeline, (Status.SENT,)), timeout=30, what="the email sent")
     for _ in range(3):
         pipeline.emitter.emit(EmailRendered(notification_id=row["id"]))
@@ -139,21 +114,8 @@ def test_an_attempt_cut_short_is_resent_with_the_same_message_id(
 ) -> None:
     from schemas.messages import EmailRendered
 
-    _import_email_contact(pipeline, "aino@example.fi")
-    with Publisher(pipeline.settings) as publisher:
-        publisher.publish(invoice_created())
-    row = wait_for(lambda: _email_row(pipeline, (Status.SENT,)), timeout=30, what="the first send")
-    # As if the worker had crashed after DATA, before recording the server's 250.
-    with pipeline.transaction() as conn:
-        conn.execute(
-            update(notifications)
-            .where(notifications.c.id == row["id"])
-            .values(
-                status=Status.SENDING,
-                provider_id=None,
-                attempted_at=datetime.now(UTC) - timedelta(minutes=10),
-            )
-        )
+    row = _published(pipeline, "aino@example.fi", (Status.SENT,), "the first send")
+    cut_short(pipeline, row["id"])  # as if the worker had crashed after DATA, before the server's 250
     pipeline.emitter.emit(EmailRendered(notification_id=row["id"]))
     wait_for(lambda: len(smtp_sandbox.messages) == 2, timeout=30, what="the resend")
     again = wait_for(

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from twilio.rest import Client
 
 from infra.bootstrap import Services
-from infra.store.directory import upsert_customer
 from infra.store.tables import notifications
 from producers.publisher import Publisher
-from schemas.directory import CustomerRecord
 from schemas.notifications import Status
 from tests.conftest import wait_for
 from tests.factories import customer, invoice_created
-from tests.integration.conftest import queue_depths
-
-
-def _import(services: Services, *records: dict[str, Any]) -> None:
-    with services.transaction() as conn:
-        for record in records:
-            upsert_customer(conn, CustomerRecord.model_validate(record), region="FI")
+from tests.integration.conftest import cut_short, import_customers, publish, queue_depths
 
 
 def _customers(count: int) -> list[dict[str, Any]]:
@@ -48,10 +39,19 @@ def _all_reported(services: Services, expected: int) -> list[dict[str, Any]] | N
     return rows if len(rows) == expected and len(settled) == expected else None
 
 
+def _one_sms_to(services: Services, mobile: str, what: str) -> dict[str, Any]:
+    """An invoice published to customer C1's one contact, at ``mobile`` (Twilio's magic numbers
+    pick the answer); its SMS notification once settled."""
+    import_customers(services, customer(contacts=[{"contact_id": "P1", "primary": True, "mobile": mobile}]))
+    publish(services.settings, invoice_created())
+    (row,) = wait_for(lambda: _all_reported(services, 1), timeout=30, what=what)
+    return row
+
+
 def test_published_events_become_one_sms_each_recorded_with_the_providers_id(
     pipeline: Services, twilio_sandbox: Any
 ) -> None:
-    _import(pipeline, *_customers(20))
+    import_customers(pipeline, *_customers(20))
     events = [invoice_created(f"evt_{i}", id=f"INV-{i}", customer_id=f"C{i}") for i in range(20)]
     with Publisher(pipeline.settings) as publisher:
         assert publisher.publish_many(events) == 20
@@ -65,7 +65,7 @@ def test_published_events_become_one_sms_each_recorded_with_the_providers_id(
 
 
 def test_the_same_events_published_twice_send_one_sms_each(pipeline: Services, twilio_sandbox: Any) -> None:
-    _import(pipeline, *_customers(10))
+    import_customers(pipeline, *_customers(10))
     events = [invoice_created(f"evt_{i}", id=f"INV-{i}", customer_id=f"C{i}") for i in range(10)]
     with Publisher(pipeline.settings) as publisher:
         publisher.publish_many(events)
@@ -79,10 +79,7 @@ def test_the_same_events_published_twice_send_one_sms_each(pipeline: Services, t
 def test_a_number_twilio_refuses_for_good_is_failed_with_its_code_and_not_retried(
     pipeline: Services, twilio_sandbox: Any
 ) -> None:
-    _import(pipeline, customer(contacts=[{"contact_id": "P1", "primary": True, "mobile": "+15005550001"}]))
-    with Publisher(pipeline.settings) as publisher:
-        publisher.publish(invoice_created())
-    (row,) = wait_for(lambda: _all_reported(pipeline, 1), timeout=30, what="the refusal recorded")
+    row = _one_sms_to(pipeline, "+15005550001", "the refusal recorded")
     assert (row["status"], row["error_code"], row["attempts"]) == (Status.FAILED, 21211, 1)
     assert twilio_sandbox.messages() == []
 
@@ -92,7 +89,7 @@ def test_a_malformed_message_is_dead_lettered_and_good_ones_flow_on(
 ) -> None:
     import dramatiq
 
-    _import(pipeline, customer())
+    import_customers(pipeline, customer())
     pipeline.emitter.broker.enqueue(
         dramatiq.Message(
             queue_name=pipeline.emitter.queue("route"),
@@ -102,8 +99,7 @@ def test_a_malformed_message_is_dead_lettered_and_good_ones_flow_on(
             options={},
         )
     )
-    with Publisher(pipeline.settings) as publisher:
-        publisher.publish(invoice_created())
+    publish(pipeline.settings, invoice_created())
     wait_for(lambda: _all_reported(pipeline, 1), timeout=30, what="the good event sent")
     url = pipeline.settings.amqp_url.get_secret_value()
     wait_for(lambda: queue_depths(url, "route")[2] == 1, timeout=30, what="one dead letter in route.XQ")
@@ -114,21 +110,9 @@ def test_an_attempt_cut_short_after_the_provider_accepted_is_reconciled_not_rese
 ) -> None:
     from schemas.messages import NotificationRendered
 
-    _import(pipeline, customer(contacts=[{"contact_id": "P1", "primary": True, "mobile": "+15005550006"}]))
     # Let the pipeline send once, then wind the row back to 'sending' as if we crashed before recording.
-    with Publisher(pipeline.settings) as publisher:
-        publisher.publish(invoice_created())
-    (row,) = wait_for(lambda: _all_reported(pipeline, 1), timeout=30, what="the first send")
-    with pipeline.transaction() as conn:
-        conn.execute(
-            update(notifications)
-            .where(notifications.c.id == row["id"])
-            .values(
-                status=Status.SENDING,
-                provider_id=None,
-                attempted_at=datetime.now(UTC) - timedelta(minutes=10),
-            )
-        )
+    row = _one_sms_to(pipeline, "+15005550006", "the first send")
+    cut_short(pipeline, row["id"])
     pipeline.emitter.emit(NotificationRendered(notification_id=row["id"]))
 
     def reconciled() -> dict[str, Any] | None:
@@ -141,9 +125,8 @@ def test_an_attempt_cut_short_after_the_provider_accepted_is_reconciled_not_rese
 
 
 def test_the_official_client_sees_what_the_pipeline_sent(pipeline: Services, twilio_sandbox: Any) -> None:
-    _import(pipeline, customer())
-    with Publisher(pipeline.settings) as publisher:
-        publisher.publish(invoice_created())
+    import_customers(pipeline, customer())
+    publish(pipeline.settings, invoice_created())
     (row,) = wait_for(lambda: _all_reported(pipeline, 1), timeout=30, what="one sms")
     settings = pipeline.settings
     assert settings.twilio_auth_token is not None

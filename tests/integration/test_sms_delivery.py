@@ -9,22 +9,15 @@ import pytest
 from sqlalchemy import select
 
 from infra.bootstrap import Services
-from infra.store.directory import upsert_customer
 from infra.store.history import invoice_history
 from infra.store.tables import notifications
 from producers.publisher import Publisher
-from schemas.directory import CustomerRecord
 from schemas.notifications import Status
 from tests.conftest import wait_for
 from tests.factories import customer, invoice_created
+from tests.integration.conftest import import_customers, publish
 
 SETTLED = (Status.SENT, Status.DELIVERED, Status.FAILED, Status.SKIPPED)
-
-
-def _import(services: Services, *records: dict[str, Any]) -> None:
-    with services.transaction() as conn:
-        for record in records:
-            upsert_customer(conn, CustomerRecord.model_validate(record), region="FI")
 
 
 def _sms(services: Services, invoice_id: str = "INV-1") -> dict[str, Any] | None:
@@ -39,6 +32,17 @@ def _sms(services: Services, invoice_id: str = "INV-1") -> dict[str, Any] | None
     return settled[0] if settled else None
 
 
+def _published_while_failing(
+    services: Services, twilio_sandbox: Any, times: int, what: str = "the SMS settled", **fault: Any
+) -> dict[str, Any]:
+    """Customer C1 imported, the sandbox told to fail its next ``times`` requests (``fault``:
+    ``fail_next``'s status, code, retry_after), one invoice published; its SMS once settled."""
+    import_customers(services, customer())
+    twilio_sandbox.faults.fail_next(times, **fault)
+    publish(services.settings, invoice_created())
+    return wait_for(lambda: _sms(services), timeout=60, what=what)
+
+
 def _attempts(services: Services, invoice_id: str = "INV-1") -> list[dict[str, Any]]:
     with services.transaction() as conn:
         timeline = invoice_history(conn, invoice_id)["timeline"]
@@ -48,11 +52,7 @@ def _attempts(services: Services, invoice_id: str = "INV-1") -> list[dict[str, A
 def test_three_500s_then_201_send_exactly_one_sms_and_history_shows_the_retries(
     pipeline: Services, twilio_sandbox: Any
 ) -> None:
-    _import(pipeline, customer())
-    twilio_sandbox.faults.fail_next(3, status=500, code=20500)
-    with Publisher(pipeline.settings) as publisher:
-        publisher.publish(invoice_created())
-    row = wait_for(lambda: _sms(pipeline), timeout=60, what="the SMS settled")
+    row = _published_while_failing(pipeline, twilio_sandbox, 3, status=500, code=20500)
     assert row["status"] in (Status.SENT, Status.DELIVERED)
     assert len(twilio_sandbox.messages()) == 1
     assert [status for _, status in twilio_sandbox.faults.log] == [500, 500, 500, 201]
@@ -69,11 +69,7 @@ def test_three_500s_then_201_send_exactly_one_sms_and_history_shows_the_retries(
 def test_a_429_with_retry_after_is_waited_out_and_sends_exactly_one_sms(
     pipeline: Services, twilio_sandbox: Any
 ) -> None:
-    _import(pipeline, customer())
-    twilio_sandbox.faults.fail_next(1, status=429, code=20429, retry_after=2)
-    with Publisher(pipeline.settings) as publisher:
-        publisher.publish(invoice_created())
-    wait_for(lambda: _sms(pipeline), timeout=60, what="the SMS settled")
+    _published_while_failing(pipeline, twilio_sandbox, 1, status=429, code=20429, retry_after=2)
     (refused_at, first), (accepted_at, second) = twilio_sandbox.faults.log
     assert (first, second) == (429, 201)
     assert accepted_at - refused_at >= 2.0
@@ -92,11 +88,7 @@ def test_a_retry_after_longer_than_the_in_call_wait_goes_back_to_the_queue(
     pipeline: Services, twilio_sandbox: Any
 ) -> None:
     pipeline.settings = pipeline.settings.model_copy(update={"send_call_max_wait_seconds": 0.5})
-    _import(pipeline, customer())
-    twilio_sandbox.faults.fail_next(1, status=429, code=20429, retry_after=1.5)
-    with Publisher(pipeline.settings) as publisher:
-        publisher.publish(invoice_created())
-    wait_for(lambda: _sms(pipeline), timeout=60, what="the SMS settled")
+    _published_while_failing(pipeline, twilio_sandbox, 1, status=429, code=20429, retry_after=1.5)
     (refused_at, _), (accepted_at, _) = twilio_sandbox.faults.log
     assert accepted_at - refused_at >= 1.5
     assert len(twilio_sandbox.messages()) == 1
@@ -108,7 +100,7 @@ PERMANENT = [21211, 21408, 21612, 21614, 21635, 30004, 30005, 30006, 30007]
 def test_each_permanent_code_is_failed_with_that_code_and_never_retried(
     pipeline: Services, twilio_sandbox: Any
 ) -> None:
-    _import(pipeline, *[customer(f"C{code}") for code in PERMANENT])
+    import_customers(pipeline, *[customer(f"C{code}") for code in PERMANENT])
     with Publisher(pipeline.settings) as publisher:
         for code in PERMANENT:
             # One at a time, so each planned refusal meets its own event.
@@ -127,7 +119,7 @@ def test_each_permanent_code_is_failed_with_that_code_and_never_retried(
 def test_21610_opts_the_contact_out_and_the_next_event_skips_it(
     pipeline: Services, twilio_sandbox: Any
 ) -> None:
-    _import(pipeline, customer())
+    import_customers(pipeline, customer())
     twilio_sandbox.faults.fail_next(1, status=400, code=21610)
     with Publisher(pipeline.settings) as publisher:
         publisher.publish(invoice_created())
@@ -144,11 +136,14 @@ def test_a_storm_that_outlasts_the_deadline_ends_failed_gave_up(
     pipeline: Services, twilio_sandbox: Any, status: int
 ) -> None:
     pipeline.settings = pipeline.settings.model_copy(update={"send_retry_deadline_seconds": 2.0})
-    _import(pipeline, customer())
-    twilio_sandbox.faults.fail_next(1000, status=status, code=20429 if status == 429 else None)
-    with Publisher(pipeline.settings) as publisher:
-        publisher.publish(invoice_created())
-    row = wait_for(lambda: _sms(pipeline), timeout=60, what="the notification given up")
+    row = _published_while_failing(
+        pipeline,
+        twilio_sandbox,
+        1000,
+        status=status,
+        code=20429 if status == 429 else None,
+        what="the notification given up",
+    )
     assert row["status"] == Status.FAILED
     assert twilio_sandbox.messages() == []
     attempts = _attempts(pipeline)
@@ -167,9 +162,8 @@ def test_the_sms_goes_from_the_organisations_own_sender(pipeline: Services, twil
 
     with pipeline.transaction() as conn:
         update_org(conn, "acme", {"sender_number": "+358401110000"})
-    _import(pipeline, customer())
-    with Publisher(pipeline.settings) as publisher:
-        publisher.publish(invoice_created())
+    import_customers(pipeline, customer())
+    publish(pipeline.settings, invoice_created())
     wait_for(lambda: _sms(pipeline), timeout=30, what="the SMS sent")
     (message,) = twilio_sandbox.messages()
     assert message["from"] == "+358401110000"
@@ -184,9 +178,8 @@ def test_a_disconnected_twilio_integration_sends_nothing_and_says_so(
 
     with pipeline.transaction() as conn:
         mark_disconnected(conn, "twilio", datetime.now(UTC))
-    _import(pipeline, customer())
-    with Publisher(pipeline.settings) as publisher:
-        publisher.publish(invoice_created())
+    import_customers(pipeline, customer())
+    publish(pipeline.settings, invoice_created())
     row = wait_for(lambda: _sms(pipeline), timeout=30, what="the SMS decided")
     assert row["status"] == Status.SKIPPED
     assert twilio_sandbox.faults.log == []

@@ -14,10 +14,10 @@ from infra.store.directory import upsert_customer
 from infra.store.organisations import update_org
 from infra.store.tables import notifications
 from producers.cli import app
-from producers.publisher import Publisher
 from schemas.directory import CustomerRecord
 from tests.conftest import wait_for
 from tests.factories import customer, invoice_created
+from tests.integration.conftest import publish
 
 CONTACTS = [
     {"contact_id": "P1", "primary": True, "name": "Aino", "mobile": "+358401000001", "locale": "fi"},
@@ -31,14 +31,24 @@ def _cli(settings: Settings, *args: str) -> Any:
     return result
 
 
+def _sent(services: Services, *columns: Any, what: str) -> list[Any]:
+    """Wait until two notifications are ``sent``; their ``columns``."""
+
+    def both_sent() -> list[Any] | None:
+        with services.transaction() as conn:
+            rows = conn.execute(select(*columns).where(notifications.c.status == "sent")).all()
+        return rows if len(rows) == 2 else None
+
+    return wait_for(both_sent, timeout=30, what=what)
+
+
 def test_preview_then_send_sends_exactly_what_the_preview_showed_recorded_as_manual(
     pipeline: Services, twilio_sandbox: Any
 ) -> None:
     with pipeline.transaction() as conn:
         upsert_customer(conn, CustomerRecord.model_validate(customer(contacts=CONTACTS)), region="FI")
         update_org(conn, "acme", {"buys_credit": True, "credit_balance": 10, "name": "Acme Oy"})
-    with Publisher(pipeline.settings) as publisher:
-        publisher.publish(invoice_created("evt_draft", send=False))  # created, not sent automatically
+    publish(pipeline.settings, invoice_created("evt_draft", send=False))  # created, not sent automatically
 
     def stored() -> bool:
         # --json exits 1 until the event is stored.
@@ -62,43 +72,18 @@ def test_preview_then_send_sends_exactly_what_the_preview_showed_recorded_as_man
     assert (by_contact["Q1"]["encoding"], by_contact["Q1"]["cost"]) == ("UCS-2", by_contact["Q1"]["segments"])
     assert by_contact["Q2"]["reason"] == "contact_sms_off"
 
-    refused = _cli(
-        pipeline.settings,
-        "notify",
-        "send",
-        "--invoice",
-        "INV-1",
-        "--channel",
-        "sms",
-        "--preview",
-        "000000000000",
-    )
+    def send(preview_id: str) -> Any:
+        args = ("notify", "send", "--invoice", "INV-1", "--channel", "sms", "--preview", preview_id)
+        return _cli(pipeline.settings, *args)
+
+    refused = send("000000000000")
     assert refused.exit_code == 1
     assert "changed since preview 000000000000" in refused.output
 
-    sent = _cli(
-        pipeline.settings,
-        "notify",
-        "send",
-        "--invoice",
-        "INV-1",
-        "--channel",
-        "sms",
-        "--preview",
-        preview["preview"],
-    )
+    sent = send(preview["preview"])
     assert sent.exit_code == 0, sent.output
 
-    def both_sent() -> list[Any] | None:
-        with pipeline.transaction() as conn:
-            rows = conn.execute(
-                select(notifications.c.contact_id, notifications.c.status).where(
-                    notifications.c.status == "sent"
-                )
-            ).all()
-        return rows if len(rows) == 2 else None
-
-    wait_for(both_sent, timeout=30, what="the two manual SMS sent")
+    _sent(pipeline, notifications.c.contact_id, what="the two manual SMS sent")
     bodies = {m["to"]: m["body"] for m in twilio_sandbox.messages()}
     assert bodies == {"+358401000001": by_contact["P1"]["text"], "+358401000002": by_contact["Q1"]["text"]}
     history = json.loads(_cli(pipeline.settings, "history", "--invoice", "INV-1", "--json").output)
@@ -132,8 +117,7 @@ def test_a_manual_send_on_both_channels_sends_the_email_too_not_a_crash(
     aino = {**CONTACTS[0], "emails": [{"address": "aino@example.fi"}]}
     with pipeline.transaction() as conn:
         upsert_customer(conn, CustomerRecord.model_validate(customer(contacts=[aino])), region="FI")
-    with Publisher(pipeline.settings) as publisher:
-        publisher.publish(invoice_created("evt_draft", send=False))
+    publish(pipeline.settings, invoice_created("evt_draft", send=False))
     wait_for(
         lambda: _cli(pipeline.settings, "history", "--invoice", "INV-1", "--json").exit_code == 0,
         timeout=30,
@@ -146,16 +130,9 @@ def test_a_manual_send_on_both_channels_sends_the_email_too_not_a_crash(
     sent = _cli(pipeline.settings, "notify", "send", "--invoice", "INV-1", "--preview", preview["preview"])
     assert sent.exit_code == 0, sent.output
 
-    def both_sent() -> list[Any] | None:
-        with pipeline.transaction() as conn:
-            rows = conn.execute(
-                select(notifications.c.channel, notifications.c.subject).where(
-                    notifications.c.status == "sent"
-                )
-            ).all()
-        return rows if len(rows) == 2 else None
-
-    rows = wait_for(both_sent, timeout=30, what="the SMS and the email sent")
+    rows = _sent(
+        pipeline, notifications.c.channel, notifications.c.subject, what="the SMS and the email sent"
+    )
     (subject,) = [r.subject for r in rows if r.channel == "email"]
     assert subject == next(r["text"] for r in preview["recipients"] if r["channel"] == "email")
     assert [m["Subject"] for m in smtp_sandbox.messages] == [subject]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -18,6 +19,7 @@ from producers.publisher import Publisher
 from schemas.directory import CustomerRecord
 from tests.conftest import wait_for
 from tests.factories import customer, invoice_created, payment_received, reminder_due
+from tests.integration.conftest import publish
 
 SIX_CONTACTS = [
     {"contact_id": "P1", "primary": True, "mobile": "+358401000001", "emails": [{"address": "p1@x.fi"}]},
@@ -181,42 +183,37 @@ def test_sms_credit_is_reserved_at_send_refunded_on_a_refusal_and_short_credit_i
     assert [m["to"] for m in twilio_sandbox.messages()] == ["+358401000001"]
 
 
-def test_a_broken_organisation_template_is_caught_at_load_and_recorded_as_failed_not_sent(
-    pipeline: Services, twilio_sandbox: Any
+@pytest.mark.parametrize(
+    ("event_id", "source", "detail"),
+    [
+        pytest.param(
+            "evt_broken",
+            # As if saved before the context changed: the save-time check would refuse it today.
+            "Lasku {{ invoice.nubmer }}",
+            "template: invoice.sms.fi line 1: unknown variable 'invoice.nubmer'",
+            id="caught-at-load",
+        ),
+        pytest.param(
+            "evt_long",
+            "{% for i in range(170) %}0123456789{% endfor %}",
+            "SMS body is 1700 characters, over the limit of 1600",
+            id="body-over-1600-characters",
+        ),
+    ],
+)
+def test_an_organisation_template_that_cannot_be_sent_is_recorded_as_failed_for_good_and_never_sent(
+    pipeline: Services, twilio_sandbox: Any, event_id: str, source: str, detail: str
 ) -> None:
     from infra.store.templates import save_override
 
     with pipeline.transaction() as conn:
         upsert_customer(conn, CustomerRecord.model_validate(customer()), region="FI")
-        # As if saved before the context changed: the save-time check would refuse it today.
-        save_override(conn, "acme", ("invoice", "sms", "fi", "body"), "Lasku {{ invoice.nubmer }}")
-    with Publisher(pipeline.settings) as publisher:
-        publisher.publish(invoice_created("evt_broken"))
+        save_override(conn, "acme", ("invoice", "sms", "fi", "body"), source)
+    publish(pipeline.settings, invoice_created(event_id))
     wait_for(
-        lambda: ("P1", "sms", "send", "failed") in _decisions(pipeline.settings, "INV-1", "evt_broken"),
+        lambda: ("P1", "sms", "send", "failed") in _decisions(pipeline.settings, "INV-1", event_id),
         timeout=30,
     )
     failed = [e for e in _history(pipeline.settings, "INV-1")["timeline"] if e["what"] == "failed"]
-    assert failed[0]["detail"] == "template: invoice.sms.fi line 1: unknown variable 'invoice.nubmer'"
-    assert twilio_sandbox.messages() == []
-
-
-def test_a_body_over_1600_characters_is_failed_for_good_and_never_sent(
-    pipeline: Services, twilio_sandbox: Any
-) -> None:
-    from infra.store.templates import save_override
-
-    with pipeline.transaction() as conn:
-        upsert_customer(conn, CustomerRecord.model_validate(customer()), region="FI")
-        save_override(
-            conn, "acme", ("invoice", "sms", "fi", "body"), "{% for i in range(170) %}0123456789{% endfor %}"
-        )
-    with Publisher(pipeline.settings) as publisher:
-        publisher.publish(invoice_created("evt_long"))
-    wait_for(
-        lambda: ("P1", "sms", "send", "failed") in _decisions(pipeline.settings, "INV-1", "evt_long"),
-        timeout=30,
-    )
-    failed = [e for e in _history(pipeline.settings, "INV-1")["timeline"] if e["what"] == "failed"]
-    assert failed[0]["detail"] == "SMS body is 1700 characters, over the limit of 1600"
+    assert failed[0]["detail"] == detail
     assert twilio_sandbox.messages() == []

@@ -34,41 +34,40 @@ def _failure_detail(services: Services) -> str:
     return str(failed["detail"])
 
 
+def _failed_at_render(services: Services, override: str | None = None, **invoice: Any) -> str:
+    """Customer C1 stored (with an organisation SMS body ``override`` when given) and a routed SMS
+    of ``invoice`` sent to render: once it is recorded failed, with nothing left in the render
+    queues to retry, the detail of its failure."""
+    from schemas.messages import NotificationDecided
+
+    with services.transaction() as conn:
+        upsert_customer(conn, CustomerRecord.model_validate(customer()), region="FI")
+        if override is not None:
+            save_override(conn, "acme", ("invoice", "sms", "fi", "body"), override)
+    nid = routed_notification(services, "sms", "+358401234567", **invoice)
+    services.emitter.emit(NotificationDecided(notification_id=nid))
+
+    wait_for(lambda: _failed(services, nid), timeout=30, what="the notification recorded failed")
+    detail = _failure_detail(services)
+    url = services.settings.amqp_url.get_secret_value()
+    wait_for(lambda: queue_depths(url, "render") == (0, 0, 0), timeout=10, what="nothing left to retry")
+    return detail
+
+
 @pytest.mark.parametrize("total", ["1e400", "123456789012345678901234567"])
 def test_an_amount_that_cannot_be_rendered_is_failed_with_its_reason_and_never_retried(
     pipeline: Services, twilio_sandbox: Any, total: str
 ) -> None:
-    from schemas.messages import NotificationDecided
-
-    with pipeline.transaction() as conn:
-        upsert_customer(conn, CustomerRecord.model_validate(customer()), region="FI")
-    nid = routed_notification(pipeline, "sms", "+358401234567", total=total)
-    pipeline.emitter.emit(NotificationDecided(notification_id=nid))
-
-    wait_for(lambda: _failed(pipeline, nid), timeout=30, what="the notification recorded failed")
-    detail = _failure_detail(pipeline)
+    detail = _failed_at_render(pipeline, total=total)
     assert "total" in detail, detail
-    url = pipeline.settings.amqp_url.get_secret_value()
-    wait_for(lambda: queue_depths(url, "render") == (0, 0, 0), timeout=10, what="nothing left to retry")
     assert twilio_sandbox.messages() == []
 
 
 def test_a_template_that_builds_too_much_is_failed_naming_the_template_and_line_not_retried(
     pipeline: Services, twilio_sandbox: Any
 ) -> None:
-    from schemas.messages import NotificationDecided
-
-    with pipeline.transaction() as conn:
-        upsert_customer(conn, CustomerRecord.model_validate(customer()), region="FI")
-        # As if saved before the save-time limits: render refuses it on its own.
-        save_override(conn, "acme", ("invoice", "sms", "fi", "body"), "Lasku\n{{ 'y' * 10000001 }}")
-    nid = routed_notification(pipeline, "sms", "+358401234567")
-    pipeline.emitter.emit(NotificationDecided(notification_id=nid))
-
-    wait_for(lambda: _failed(pipeline, nid), timeout=30, what="the notification recorded failed")
-    detail = _failure_detail(pipeline)
+    # As if saved before the save-time limits: render refuses it on its own.
+    detail = _failed_at_render(pipeline, "Lasku\n{{ 'y' * 10000001 }}")
     assert detail.startswith("template: invoice.sms.fi line 2: "), detail
     assert "limit" in detail
-    url = pipeline.settings.amqp_url.get_secret_value()
-    wait_for(lambda: queue_depths(url, "render") == (0, 0, 0), timeout=10, what="nothing left to retry")
     assert twilio_sandbox.messages() == []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import urllib.request
 
 import dramatiq
 import pika
@@ -11,22 +10,14 @@ import pika
 from infra import topology
 from infra.metrics import METRICS_OFFSETS
 from tests.conftest import wait_for
-from tests.e2e.conftest import BIN, Deployment, free_port
-
-
-def _scrape(port: int) -> str | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
-            return str(response.read().decode())
-    except OSError:
-        return None
+from tests.e2e.conftest import BIN, Deployment, free_port, scrape
 
 
 def test_a_worker_serves_its_stage_metrics_on_the_base_port_plus_its_offset(deployment: Deployment) -> None:
     port = free_port()
     deployment.env["HERALD_METRICS_PORT"] = str(port - METRICS_OFFSETS["history"])
     deployment.start(str(BIN / "herald"), "worker", "history", "--processes", "2", log="history.log")
-    wait_for(lambda: _scrape(port), timeout=60, what="the history stage's /metrics")
+    wait_for(lambda: scrape(port), timeout=60, what="the history stage's /metrics")
 
     url = deployment.env["HERALD_AMQP_URL"]
     queue = topology.queue_name(deployment.env["HERALD_QUEUE_PREFIX"], "history")
@@ -49,7 +40,7 @@ def test_a_worker_serves_its_stage_metrics_on_the_base_port_plus_its_offset(depl
         connection.close()
 
     line = re.compile(r'herald_messages_total\{outcome="dead_lettered",stage="history"\} 1\.0')
-    wait_for(lambda: line.search(_scrape(port) or ""), timeout=60, what="the dead letter counted")
+    wait_for(lambda: line.search(scrape(port) or ""), timeout=60, what="the dead letter counted")
     deployment.stop_all()
     log = deployment.log("history.log")
     # dramatiq's own lines about the message carry the stage too (the log context middleware).

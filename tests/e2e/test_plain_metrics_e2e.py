@@ -6,22 +6,13 @@ from __future__ import annotations
 import json
 import re
 import socket
-import urllib.request
 from datetime import UTC, datetime, timedelta
 
 from infra.metrics import METRICS_OFFSETS
 from tests.conftest import wait_for
-from tests.e2e.conftest import BIN, Deployment, free_port
+from tests.e2e.conftest import BIN, Deployment, free_port, scrape
 from tests.factories import invoice_created
 from tests.faults.helpers import publish_raw
-
-
-def _scrape(port: int) -> str | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
-            return str(response.read().decode())
-    except OSError:
-        return None
 
 
 def _value(text: str | None, series: str) -> float:
@@ -40,15 +31,15 @@ def test_ingest_counts_what_it_ingested_and_dead_lettered(deployment: Deployment
     port = _metrics_port(deployment, "ingest")
     deployment.start(str(BIN / "herald"), "worker", "ingest", log="ingest.log")
     wait_for(lambda: "ingest consuming" in deployment.log("ingest.log"), timeout=60, what="ingest")
-    wait_for(lambda: _scrape(port), timeout=30, what="ingest's /metrics")
+    wait_for(lambda: scrape(port), timeout=30, what="ingest's /metrics")
 
     good = invoice_created("evt_metrics_ok")
     bad = {**invoice_created("evt_metrics_bad"), "org_id": ""}  # breaks the contract
     publish_raw(deployment, [good, bad])
     wait_for(
         lambda: (
-            _value(_scrape(port), 'herald_ingest_messages_total{outcome="ingested"}') == 1
-            and _value(_scrape(port), 'herald_ingest_messages_total{outcome="dead_lettered"}') == 1
+            _value(scrape(port), 'herald_ingest_messages_total{outcome="ingested"}') == 1
+            and _value(scrape(port), 'herald_ingest_messages_total{outcome="dead_lettered"}') == 1
         ),
         timeout=60,
         what="one message ingested and one dead-lettered, counted",
@@ -72,7 +63,7 @@ def test_the_scheduler_counts_the_reminders_it_published(deployment: Deployment)
     port = _metrics_port(deployment, "scheduler")
     deployment.start(str(BIN / "herald"), "scheduler", "--interval", "0.5", log="scheduler.log")
     wait_for(
-        lambda: _value(_scrape(port), 'herald_reminders_published_total{kind="due"}') == 1,
+        lambda: _value(scrape(port), 'herald_reminders_published_total{kind="due"}') == 1,
         timeout=60,
         what="the reminder published, counted",
     )

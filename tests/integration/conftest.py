@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dramatiq
 import pika
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
+from sqlalchemy.engine import Connection
 
 from infra import topology
 from infra.bootstrap import Services, bootstrap, shutdown
@@ -21,7 +23,7 @@ from infra.store.tables import notifications
 from producers.publisher import Publisher
 from schemas.directory import CustomerRecord
 from schemas.notifications import Status
-from tests.conftest import RUN_PREFIX, TEST_AMQP_URL, settings_of
+from tests.conftest import RUN_PREFIX, TEST_AMQP_URL, settings_of, wait_for
 from workers.registry import declare
 
 
@@ -105,6 +107,27 @@ def cut_short(services: Services, notification_id: str) -> None:
                 attempted_at=datetime.now(UTC) - timedelta(minutes=10),
             )
         )
+
+
+#: PostgreSQL: how many transactions of other sessions wait for a row lock.
+_LOCK_WAITS = text(
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted "
+    "AND pid <> pg_backend_pid()"
+)
+
+
+def while_row_locked(
+    services: Services, hold: Callable[[Connection], None], waiter: Callable[[], None]
+) -> None:
+    """PostgreSQL: ``hold`` runs in a transaction, and ``waiter``, on a thread of its own, comes to
+    wait for a row lock ``hold`` took before that transaction commits; then it is let finish."""
+    with services.engine.connect() as first, services.engine.connect() as watcher:
+        with first.begin():
+            hold(first)
+            thread = threading.Thread(target=waiter)
+            thread.start()
+            wait_for(lambda: watcher.execute(_LOCK_WAITS).scalar_one() > 0, timeout=10, what="the row lock")
+        thread.join(timeout=10)
 
 
 @pytest.fixture

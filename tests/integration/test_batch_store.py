@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Table, event, select, text, update
+from sqlalchemy import Table, event, select, update
 from sqlalchemy.engine import Connection
 
 from infra.bootstrap import Services
@@ -105,9 +105,9 @@ from schemas.directory import CustomerRecord
 from schemas.events import Event
 from schemas.notifications import Status
 from schemas.validation import event_to_json, parse_event
-from tests.conftest import wait_for
 from tests.factories import customer, invoice_created, payment_received, reminder_due
 from tests.integration import reference_store as ref
+from tests.integration.conftest import while_row_locked
 
 T = TypeVar("T")
 
@@ -985,17 +985,10 @@ def test_a_batch_whose_notification_another_transaction_moved_judges_it_again(st
                 )
             )
 
-    waiting = text(
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted "
-        "AND pid <> pg_backend_pid()"
-    )
-    with store.engine.connect() as first, store.engine.connect() as watcher:
-        with first.begin():
-            assert apply_status(first, StatusChange(first_id, Status.SENT, "sms", T0, "SM1"))
-            thread = threading.Thread(target=deliver)
-            thread.start()  # reads "sending" for both, then waits for the row lock "sent" holds
-            wait_for(lambda: watcher.execute(waiting).scalar_one() > 0, timeout=10, what="the row lock")
-        thread.join(timeout=10)
+    def sent(conn: Connection) -> None:
+        assert apply_status(conn, StatusChange(first_id, Status.SENT, "sms", T0, "SM1"))
+
+    while_row_locked(store, sent, deliver)  # deliver reads "sending" for both, then waits for "sent"
     assert moved == [[True, True]]
     with store.reading() as conn:
         rows = load_notifications(conn, [first_id, other_id])

@@ -15,16 +15,9 @@ from twilio.request_validator import RequestValidator
 
 import producers.api.callbacks
 from infra.bootstrap import Services
-from infra.store.notifications import (
-    NewNotification,
-    claim_for_sending,
-    record_event,
-    record_notifications,
-)
 from producers.api.app import create_app
 from schemas.messages import DeliveryStatusReported
-from schemas.validation import event_to_json, parse_event
-from tests.factories import invoice_created
+from tests.integration.stored import claimed_sms
 
 TOKEN = "twilio-test-token"
 PUBLIC = "http://testserver"
@@ -50,12 +43,7 @@ class Callbacks:
 
 @pytest.fixture
 def callbacks(store: Services, monkeypatch: pytest.MonkeyPatch) -> Callbacks:
-    event = parse_event(invoice_created())
-    sms = NewNotification("P1", "invoice", "sms", "+358401234567", "fi", "send", True)
-    with store.transaction() as conn:
-        record_event(conn, event, event_to_json(event), "routed")
-        (nid,) = record_notifications(conn, event, [sms])
-        claim_for_sending(conn, nid)
+    nid = claimed_sms(store)
     published: list[DeliveryStatusReported] = []
 
     def publish(emit: Any, report: DeliveryStatusReported, patience: float = 0) -> bool:

@@ -8,29 +8,12 @@ from datetime import UTC, datetime, timedelta
 from infra.bootstrap import Services
 from infra.store.history import invoice_history
 from infra.store.notifications import (
-    NewNotification,
     StatusChange,
     apply_status,
-    claim_for_sending,
     load_notification,
-    record_event,
-    record_notifications,
-    record_provider_id,
 )
 from schemas.notifications import Status
-from schemas.validation import event_to_json, parse_event
-from tests.factories import invoice_created
-
-
-def _sent_sms(store: Services) -> str:
-    event = parse_event(invoice_created())
-    sms = NewNotification("P1", "invoice", "sms", "+358401234567", "fi", "send", True)
-    with store.transaction() as conn:
-        record_event(conn, event, event_to_json(event), "routed")
-        (nid,) = record_notifications(conn, event, [sms])
-        claim_for_sending(conn, nid)
-        record_provider_id(conn, nid, "SM1")
-    return nid
+from tests.integration.stored import claimed_sms
 
 
 def _report(store: Services, nid: str, status: Status, at: datetime, detail: str | None = None) -> bool:
@@ -48,7 +31,7 @@ def _statuses(store: Services) -> dict[str, dict[str, object]]:
 def test_a_failed_or_undelivered_after_delivered_is_shown_as_ignored_and_changes_nothing(
     store: Services,
 ) -> None:
-    nid = _sent_sms(store)
+    nid = claimed_sms(store, "SM1")
     now = datetime.now(UTC)
     assert _report(store, nid, Status.SENT, now)
     assert _report(store, nid, Status.DELIVERED, now + timedelta(seconds=1))
@@ -70,7 +53,7 @@ def test_a_failed_or_undelivered_after_delivered_is_shown_as_ignored_and_changes
 
 
 def test_a_late_sent_after_failed_says_it_was_ignored(store: Services) -> None:
-    nid = _sent_sms(store)
+    nid = claimed_sms(store, "SM1")
     now = datetime.now(UTC)
     assert _report(store, nid, Status.FAILED, now, detail="21610 opted out")
     assert not _report(store, nid, Status.SENT, now + timedelta(seconds=1))

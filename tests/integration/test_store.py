@@ -6,7 +6,8 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
 
 from infra.bootstrap import Services
 from infra.store.db import make_engine
@@ -22,13 +23,13 @@ from infra.store.notifications import (
     notification_id,
     record_event,
     record_notifications,
-    record_provider_id,
 )
 from schemas.directory import CustomerRecord
 from schemas.notifications import Status
 from schemas.validation import event_to_json, parse_event
-from tests.conftest import wait_for
 from tests.factories import customer, invoice_created
+from tests.integration.conftest import while_row_locked
+from tests.integration.stored import claimed_sms
 
 
 def _sms(contact_id: str = "P1", recipient: str = "+358401234567", sends: bool = True) -> NewNotification:
@@ -115,12 +116,7 @@ def test_of_many_workers_claiming_one_notification_exactly_one_wins(store: Servi
 
 
 def test_statuses_move_forward_only_and_every_report_is_kept_once(store: Services) -> None:
-    event = parse_event(invoice_created())
-    with store.transaction() as conn:
-        record_event(conn, event, event_to_json(event), "routed")
-        (nid,) = record_notifications(conn, event, [_sms()])
-        claim_for_sending(conn, nid)
-        record_provider_id(conn, nid, "SM1")
+    nid = claimed_sms(store, "SM1")
     now = datetime.now(UTC)
 
     def report(status: Status) -> bool:
@@ -146,11 +142,7 @@ def test_a_delivered_recorded_while_a_sent_commits_is_not_lost(store: Services) 
     database outage, when the history stage records a notification's reports all at once)."""
     if store.engine.dialect.name != "postgresql":
         pytest.skip("SQLite serializes writers (BEGIN IMMEDIATE): the two never overlap")
-    event = parse_event(invoice_created())
-    with store.transaction() as conn:
-        record_event(conn, event, event_to_json(event), "routed")
-        (nid,) = record_notifications(conn, event, [_sms()])
-        claim_for_sending(conn, nid)
+    nid = claimed_sms(store)
     now = datetime.now(UTC)
     moved: list[bool] = []
 
@@ -158,17 +150,10 @@ def test_a_delivered_recorded_while_a_sent_commits_is_not_lost(store: Services) 
         with store.transaction() as conn:
             moved.append(apply_status(conn, StatusChange(nid, Status.DELIVERED, "test", now, "SM1")))
 
-    waiting = text(
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted "
-        "AND pid <> pg_backend_pid()"
-    )
-    with store.engine.connect() as first, store.engine.connect() as watcher:
-        with first.begin():
-            assert apply_status(first, StatusChange(nid, Status.SENT, "test", now, "SM1"))
-            thread = threading.Thread(target=deliver)
-            thread.start()  # reads "sending", then waits for the row lock the "sent" holds
-            wait_for(lambda: watcher.execute(waiting).scalar_one() > 0, timeout=10, what="the row lock")
-        thread.join(timeout=10)
+    def sent(conn: Connection) -> None:
+        assert apply_status(conn, StatusChange(nid, Status.SENT, "test", now, "SM1"))
+
+    while_row_locked(store, sent, deliver)  # deliver reads "sending", then waits for the "sent"
     assert moved == [True]
     with store.reading() as conn:
         row = load_notification(conn, nid)

@@ -130,6 +130,41 @@ def while_row_locked(
         thread.join(timeout=10)
 
 
+def drain(url: str, queue: str) -> list[tuple[Any, bytes]]:
+    """Take every message off ``queue`` (left empty): each one's properties and body, in order."""
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        found = []
+        while True:
+            method, properties, body = channel.basic_get(queue, auto_ack=True)
+            if method is None:
+                return found
+            found.append((properties, body))
+    finally:
+        connection.close()
+
+
+def race(workers: list[Callable[[], None]]) -> None:
+    """Run each worker on a thread of its own, all let go at once; none may raise."""
+    barrier = threading.Barrier(len(workers))
+    errors: list[BaseException] = []
+
+    def go(work: Callable[[], None]) -> None:
+        barrier.wait()
+        try:
+            work()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go, args=(w,)) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+
+
 @pytest.fixture
 def twilio_sandbox(herald_env: dict[str, str]) -> Iterator[Any]:
     """The Twilio-compatible sandbox, on a free port, accepting the test credentials."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import os
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -107,7 +106,7 @@ from schemas.notifications import Status
 from schemas.validation import event_to_json, parse_event
 from tests.factories import customer, invoice_created, payment_received, reminder_due
 from tests.integration import reference_store as ref
-from tests.integration.conftest import while_row_locked
+from tests.integration.conftest import race, while_row_locked
 
 T = TypeVar("T")
 
@@ -895,25 +894,6 @@ def test_the_same_batch_twice_changes_nothing_the_second_time(store: Services, w
 # --- racing batches ---------------------------------------------------------------------------------
 
 
-def _race(workers: list[Callable[[], None]]) -> None:
-    barrier = threading.Barrier(len(workers))
-    errors: list[BaseException] = []
-
-    def go(work: Callable[[], None]) -> None:
-        barrier.wait()
-        try:
-            work()
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=go, args=(w,)) for w in workers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not errors, errors
-
-
 def test_batches_racing_for_credit_in_opposite_orders_neither_deadlock_nor_overspend(store: Services) -> None:
     event = _event("race")
     with store.transaction() as conn:
@@ -931,7 +911,7 @@ def test_batches_racing_for_credit_in_opposite_orders_neither_deadlock_nor_overs
 
         return work
 
-    _race([reserve(ids), reserve(ids[::-1]), reserve(ids[2:] + ids[:2])])
+    race([reserve(ids), reserve(ids[::-1]), reserve(ids[2:] + ids[:2])])
     with store.reading() as conn:
         balance = conn.execute(
             select(organisations.c.credit_balance).where(organisations.c.org_id == "race")
@@ -957,7 +937,7 @@ def test_overlapping_claim_batches_win_each_notification_once(store: Services) -
 
         return work
 
-    _race([claim(ids[:20]), claim(ids[10:]), claim(ids[::-1]), claim(ids[5:25])])
+    race([claim(ids[:20]), claim(ids[10:]), claim(ids[::-1]), claim(ids[5:25])])
     assert sorted(nid for w in won for nid in w) == sorted(ids)
 
 

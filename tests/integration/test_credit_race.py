@@ -5,7 +5,7 @@ Runs on SQLite and on PostgreSQL (the ``store`` fixture: a fresh database of eac
 
 from __future__ import annotations
 
-import threading
+import functools
 import uuid
 
 from infra.bootstrap import Services
@@ -13,6 +13,7 @@ from infra.store.notifications import NewNotification, record_event, record_noti
 from infra.store.organisations import org_settings, reserve_credit, update_org
 from schemas.validation import event_to_json, parse_event
 from tests.factories import invoice_created
+from tests.integration.conftest import race
 
 
 def test_eight_workers_racing_for_the_last_ten_segments_never_overspend(store: Services) -> None:
@@ -26,20 +27,14 @@ def test_eight_workers_racing_for_the_last_ten_segments_never_overspend(store: S
         record_event(conn, event, event_to_json(event), "routed")
         ids = record_notifications(conn, event, people)
     won: list[bool] = []
-    barrier = threading.Barrier(8)
 
     def worker(nid: str) -> None:
-        barrier.wait()
         for _ in range(2):  # a redelivered message reserves nothing twice
             with store.transaction() as conn:
                 result = reserve_credit(conn, nid, org, 3)
         won.append(result)
 
-    threads = [threading.Thread(target=worker, args=(nid,)) for nid in ids]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    race([functools.partial(worker, nid) for nid in ids])
     with store.transaction() as conn:
         balance = org_settings(conn, org)["credit_balance"]
     assert sorted(won) == [False] * 5 + [True] * 3  # three reservations of 3 fit in 10

@@ -15,12 +15,11 @@ from typer.testing import CliRunner
 from infra import topology
 from infra.bootstrap import Services
 from infra.dead_letters import REASON_HEADER
-from infra.store.directory import upsert_customer
 from infra.store.tables import notifications
 from producers.cli import app
-from schemas.directory import CustomerRecord
 from tests.conftest import RUN_PREFIX, wait_for
 from tests.factories import customer, invoice_created
+from tests.integration.conftest import drain, import_customers
 
 
 @pytest.fixture
@@ -56,17 +55,10 @@ def _raw_publish(url: str, messages: list[tuple[str, bytes]]) -> None:
 
 
 def _dead_letters(url: str) -> list[tuple[str, bytes]]:
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        channel = connection.channel()
-        found = []
-        while True:
-            method, properties, body = channel.basic_get(f"{RUN_PREFIX}.ingest.XQ", auto_ack=True)
-            if method is None:
-                return found
-            found.append((properties.headers[REASON_HEADER], body))
-    finally:
-        connection.close()
+    return [
+        (properties.headers[REASON_HEADER], body)
+        for properties, body in drain(url, f"{RUN_PREFIX}.ingest.XQ")
+    ]
 
 
 def _sent(services: Services) -> list[Any]:
@@ -81,8 +73,7 @@ def _sent(services: Services) -> list[Any]:
 def test_a_raw_amqp_publish_of_plain_json_becomes_an_sms(
     pipeline: Services, twilio_sandbox: Any, ingest: None
 ) -> None:
-    with pipeline.transaction() as conn:
-        upsert_customer(conn, CustomerRecord.model_validate(customer()), region="FI")
+    import_customers(pipeline, customer())
     url = pipeline.settings.amqp_url.get_secret_value()
     _raw_publish(url, [("invoice.created", json.dumps(invoice_created("evt_raw")).encode())])
     wait_for(lambda: _sent(pipeline), timeout=30, what="the SMS of the raw event")
@@ -92,8 +83,7 @@ def test_a_raw_amqp_publish_of_plain_json_becomes_an_sms(
 def test_bad_messages_are_dead_lettered_with_their_reasons_and_the_good_ones_flow(
     pipeline: Services, twilio_sandbox: Any, ingest: None
 ) -> None:
-    with pipeline.transaction() as conn:
-        upsert_customer(conn, CustomerRecord.model_validate(customer()), region="FI")
+    import_customers(pipeline, customer())
     url = pipeline.settings.amqp_url.get_secret_value()
     wrong_shape = invoice_created("evt_shape")
     del wrong_shape["data"]["invoice"]["balance"]
@@ -128,8 +118,7 @@ def test_bad_messages_are_dead_lettered_with_their_reasons_and_the_good_ones_flo
 def test_hostile_messages_are_dead_lettered_with_reasons_and_the_consumer_keeps_going(
     pipeline: Services, twilio_sandbox: Any, ingest: None
 ) -> None:
-    with pipeline.transaction() as conn:
-        upsert_customer(conn, CustomerRecord.model_validate(customer()), region="FI")
+    import_customers(pipeline, customer())
     url = pipeline.settings.amqp_url.get_secret_value()
     template = json.dumps(invoice_created("evt_deep", extra="HOLE"))
     thousands = template.replace('"HOLE"', "[" * 5000 + "]" * 5000).encode()

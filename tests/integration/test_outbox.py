@@ -15,6 +15,7 @@ from infra.settings import Settings
 from producers.outbox import add_event, create_outbox_table, outbox, relay
 from producers.publisher import Publisher
 from tests.factories import invoice_created
+from tests.integration.conftest import drain
 
 
 def test_an_invalid_event_fails_the_upstreams_own_transaction(database_url: str) -> None:
@@ -57,15 +58,10 @@ def test_a_rolled_back_transaction_publishes_nothing_and_the_relay_keeps_order(
 
 
 def _route_ids(amqp_url: str, prefix: str) -> list[str]:
+    ids = [json.loads(body)["args"][0]["event_id"] for _, body in drain(amqp_url, f"{prefix}.route")]
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
         channel = connection.channel()
-        ids = []
-        while True:
-            method, _props, body = channel.basic_get(f"{prefix}.route", auto_ack=True)
-            if method is None:
-                break
-            ids.append(json.loads(body)["args"][0]["event_id"])
         for name in (f"{prefix}.route", f"{prefix}.route.DQ", f"{prefix}.route.XQ"):
             channel.queue_delete(name)
     finally:

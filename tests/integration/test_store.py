@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -28,7 +27,7 @@ from schemas.directory import CustomerRecord
 from schemas.notifications import Status
 from schemas.validation import event_to_json, parse_event
 from tests.factories import customer, invoice_created
-from tests.integration.conftest import while_row_locked
+from tests.integration.conftest import race, while_row_locked
 from tests.integration.stored import claimed_sms
 
 
@@ -96,18 +95,12 @@ def test_of_many_workers_claiming_one_notification_exactly_one_wins(store: Servi
         record_event(conn, event, event_to_json(event), "routed")
         (nid,) = record_notifications(conn, event, [_sms()])
     wins: list[bool] = []
-    barrier = threading.Barrier(8)
 
     def claim() -> None:
-        barrier.wait()
         with store.transaction() as conn:
             wins.append(claim_for_sending(conn, nid))
 
-    threads = [threading.Thread(target=claim) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    race([claim] * 8)
     assert sorted(wins) == [False] * 7 + [True]
     with store.transaction() as conn:
         row = load_notification(conn, nid)

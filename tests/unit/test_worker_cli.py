@@ -28,27 +28,23 @@ def test_an_unknown_stage_is_refused_naming_the_known_ones() -> None:
     assert f"unknown stage 'mail'; expected one of {known}" in result.output
 
 
-def test_collect_refuses_to_start_without_a_gocardless_token(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("stage", "setting"),
+    [
+        pytest.param("collect", "HERALD_GOCARDLESS_ACCESS_TOKEN", id="collect-without-a-gocardless-token"),
+        pytest.param("email", "HERALD_SMTP_FROM", id="email-without-a-from-address"),
+    ],
+)
+def test_a_stage_refuses_to_start_without_a_setting_it_needs(
+    monkeypatch: pytest.MonkeyPatch, stage: str, setting: str
+) -> None:
     from infra.settings import get_settings
 
-    monkeypatch.delenv("HERALD_GOCARDLESS_ACCESS_TOKEN", raising=False)
+    monkeypatch.delenv(setting, raising=False)
     get_settings.cache_clear()
     try:
-        result = CliRunner().invoke(app, ["worker", "collect"])
+        result = CliRunner().invoke(app, ["worker", stage])
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 2
-    assert "stage collect: missing setting(s): HERALD_GOCARDLESS_ACCESS_TOKEN" in result.output
-
-
-def test_the_email_stage_refuses_to_start_without_a_from_address(monkeypatch: pytest.MonkeyPatch) -> None:
-    from infra.settings import get_settings
-
-    monkeypatch.delenv("HERALD_SMTP_FROM", raising=False)
-    get_settings.cache_clear()
-    try:
-        result = CliRunner().invoke(app, ["worker", "email"])
-    finally:
-        get_settings.cache_clear()
-    assert result.exit_code == 2
-    assert "stage email: missing setting(s): HERALD_SMTP_FROM" in result.output
+    assert f"stage {stage}: missing setting(s): {setting}" in result.output

@@ -110,6 +110,25 @@ def _target(ax: Any, centre: float, value: float) -> None:
     ax.hlines(value, centre - 0.45, centre + 0.45, colors="tab:red", linestyles="dashed", linewidth=1.2)
 
 
+def _versus(
+    before: list[float | None], after: list[float | None]
+) -> list[tuple[str, list[float | None], str]]:
+    """The two series of a before/after panel, in their colours."""
+    return [("before", before, "tab:gray"), ("after", after, "tab:blue")]
+
+
+def _throughput_panel(
+    ax: Any, groups: list[str], series: list[tuple[str, list[float | None], str]], title: str
+) -> None:
+    """Notifications/s per group on a log scale, each group with the 1000/s target."""
+    for centre in _grouped(ax, groups, series):
+        _target(ax, centre, 1000)
+    ax.set_yscale("log")
+    ax.set_ylabel("notifications/s (log)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+
+
 def _e2e_panels(axes: Any, after: dict[str, Any], before: dict[str, Any]) -> None:
     """Notifications/s, CPU per notification, latencies and scaling: before next to after."""
     runs = [(key, label) for key, label in E2E if key in after or key in before]
@@ -120,18 +139,15 @@ def _e2e_panels(axes: Any, after: dict[str, Any], before: dict[str, Any]) -> Non
         return None if value is None else float(value)
 
     # notifications/s
-    ax = axes[0]
-    series = [
-        ("before", [figure(before, k, "notifications_per_s") for k, _ in runs], "tab:gray"),
-        ("after", [figure(after, k, "notifications_per_s") for k, _ in runs], "tab:blue"),
-    ]
-    centres = _grouped(ax, labels, series)
-    for centre in centres:
-        _target(ax, centre, 1000)
-    ax.set_yscale("log")
-    ax.set_ylabel("notifications/s (log)")
-    ax.set_title("end to end, 1 process per stage (target 1000/s)")
-    ax.legend(fontsize=8)
+    _throughput_panel(
+        axes[0],
+        labels,
+        _versus(
+            [figure(before, k, "notifications_per_s") for k, _ in runs],
+            [figure(after, k, "notifications_per_s") for k, _ in runs],
+        ),
+        "end to end, 1 process per stage (target 1000/s)",
+    )
 
     # CPU per notification, stacked by part
     ax = axes[1]
@@ -169,10 +185,9 @@ def _e2e_panels(axes: Any, after: dict[str, Any], before: dict[str, Any]) -> Non
     )
     groups = [f"{label}\n{text}" for _, label in runs for _, text, _ in kinds]
     keys = [(k, name) for k, _ in runs for name, _, _ in kinds]
-    series = [
-        ("before", [figure(before, k, name) for k, name in keys], "tab:gray"),
-        ("after", [figure(after, k, name) for k, name in keys], "tab:blue"),
-    ]
+    series = _versus(
+        [figure(before, k, name) for k, name in keys], [figure(after, k, name) for k, name in keys]
+    )
     centres = _grouped(ax, groups, series)
     targets = [target for _ in runs for _, _, target in kinds]
     for centre, target in zip(centres, targets, strict=True):
@@ -195,20 +210,12 @@ def _scaling_panel(ax: Any, after: dict[str, Any], before: dict[str, Any]) -> No
         ax.set_axis_off()
         ax.set_title("scaling: no --scaling run")
         return
-    centres = _grouped(
+    _throughput_panel(
         ax,
         [f"{n} process{'es' if n > 1 else ''}\nper stage" for n in counts],
-        [
-            ("before", [was.get(n) for n in counts], "tab:gray"),
-            ("after", [now.get(n) for n in counts], "tab:blue"),
-        ],
+        _versus([was.get(n) for n in counts], [now.get(n) for n in counts]),
+        "PostgreSQL: grows with processes",
     )
-    for centre in centres:
-        _target(ax, centre, 1000)
-    ax.set_yscale("log")
-    ax.set_ylabel("notifications/s (log)")
-    ax.set_title("PostgreSQL: grows with processes")
-    ax.legend(fontsize=8)
 
 
 def draw(results: dict[str, Any], before: dict[str, Any], path: Path) -> None:

@@ -294,6 +294,23 @@ def same_as_one_by_one(
     return expected, got
 
 
+def each_as_one_by_one(
+    store: Services,
+    reference: Callable[..., Any],
+    single: Callable[..., Any],
+    batch: Callable[[Connection, list[Any]], T],
+    items: list[Any],
+) -> tuple[list[Any], T]:
+    """``same_as_one_by_one`` where the batch function takes ``items`` and the single ones take one
+    item's fields as their arguments, item by item."""
+    return same_as_one_by_one(
+        store,
+        lambda c: [reference(c, *item) for item in items],
+        lambda c: [single(c, *item) for item in items],
+        lambda c: batch(c, items),
+    )
+
+
 @contextmanager
 def counting(conn: Connection) -> Iterator[list[str]]:
     """The SQL statements the connection sends meanwhile (an executemany counts once)."""
@@ -513,18 +530,10 @@ def test_storing_rendered_texts_in_a_batch_keeps_the_first_text_as_one_by_one(
         st.lists(st.tuples(st.sampled_from([*world.ids, UNKNOWN]), st.sampled_from(["a", "b"])), max_size=12)
     )
     def check(items: list[tuple[str, str]]) -> None:
-        same_as_one_by_one(
-            store,
-            lambda c: [ref.store_rendered(c, nid, body) for nid, body in items],
-            lambda c: [store_rendered(c, nid, body) for nid, body in items],
-            lambda c: store_rendered_many(c, items),
-        )
+        each_as_one_by_one(store, ref.store_rendered, store_rendered, store_rendered_many, items)
         emails = [(nid, f"S{t}", f"T{t}", f"<p>{t}</p>") for nid, t in items]
-        same_as_one_by_one(
-            store,
-            lambda c: [ref.store_rendered_email(c, *e) for e in emails],
-            lambda c: [store_rendered_email(c, *e) for e in emails],
-            lambda c: store_rendered_emails_many(c, emails),
+        each_as_one_by_one(
+            store, ref.store_rendered_email, store_rendered_email, store_rendered_emails_many, emails
         )
 
     check()
@@ -572,18 +581,8 @@ def test_releasing_and_recording_provider_answers_in_a_batch_is_one_by_one(
             lambda c: [release_claim(c, nid) for nid in ids],
             lambda c: release_claims(c, ids),
         )
-        same_as_one_by_one(
-            store,
-            lambda c: [ref.record_provider_id(c, *a) for a in accepted],
-            lambda c: [record_provider_id(c, *a) for a in accepted],
-            lambda c: record_provider_ids(c, accepted),
-        )
-        same_as_one_by_one(
-            store,
-            lambda c: [ref.record_refusal(c, *r) for r in refused],
-            lambda c: [record_refusal(c, *r) for r in refused],
-            lambda c: record_refusals(c, refused),
-        )
+        each_as_one_by_one(store, ref.record_provider_id, record_provider_id, record_provider_ids, accepted)
+        each_as_one_by_one(store, ref.record_refusal, record_refusal, record_refusals, refused)
 
     check()
 
@@ -638,19 +637,13 @@ def test_reserving_and_refunding_credit_in_a_batch_is_one_by_one(store: Services
     @PROPERTY
     @given(st.lists(items, max_size=10))
     def check(batch: list[tuple[str, str, int]]) -> None:
-        expected, got = same_as_one_by_one(
-            store,
-            lambda c: [ref.reserve_credit(c, *i) for i in batch],
-            lambda c: [reserve_credit(c, *i) for i in batch],
-            lambda c: reserve_credit_many(c, batch),
+        expected, got = each_as_one_by_one(
+            store, ref.reserve_credit, reserve_credit, reserve_credit_many, batch
         )
         assert got == expected
         refunds = [(nid, org) for nid, org, _ in batch]
-        expected, got = same_as_one_by_one(
-            store,
-            lambda c: [ref.refund_credit(c, *r) for r in refunds],
-            lambda c: [refund_credit(c, *r) for r in refunds],
-            lambda c: refund_credit_many(c, refunds),
+        expected, got = each_as_one_by_one(
+            store, ref.refund_credit, refund_credit, refund_credit_many, refunds
         )
         assert got == expected
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import urllib.request
@@ -138,6 +139,21 @@ def publish_raw(deployment: Deployment, events: list[dict[str, Any]]) -> None:
             )
     finally:
         connection.close()
+
+
+def dropped_callbacks(deployment: Deployment) -> set[str]:
+    """The message sids whose status callback the Twilio sandbox gave up on (Twilio does not retry)."""
+    pattern = r"status callback (?:sent|delivered) for (SM\w+) dropped"
+    return set(re.findall(pattern, deployment.log("sandbox.log")))
+
+
+def sweep_lost_statuses(deployment: Deployment) -> None:
+    """``herald status-sweep`` asking Twilio about every SMS still ``sent`` (the designed recovery
+    for callbacks lost while the api or the broker was away)."""
+    deployment.env["HERALD_STATUS_SWEEP_AFTER_SECONDS"] = "0"
+    swept = deployment.herald("status-sweep")
+    assert swept.returncode == 0, swept.stderr
+    assert "errors 0" in swept.stdout, swept.stdout
 
 
 def wait_delivered(deployment: Deployment, expected: int, timeout: float = 120) -> None:

@@ -3,8 +3,6 @@ delivered (``sms`` itself: ``test_sms_kill.py``, with requests in flight at the 
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from tests.conftest import wait_for
@@ -15,12 +13,14 @@ from tests.faults.helpers import (
     SENT,
     assert_delivered_once,
     count,
+    dropped_callbacks,
     faults,
     kill,
     publish,
     publish_raw,
     start,
     start_run,
+    sweep_lost_statuses,
 )
 from tooling.demo.data import invoice_events
 
@@ -66,12 +66,8 @@ def test_the_api_killed_mid_run_loses_no_status_once_the_sweep_has_asked_twilio(
     start(deployment, "api", "2")
     wait_for(lambda: count(deployment, SENT) == EVENTS, timeout=120, what=f"{EVENTS} sent")
 
-    def dropped() -> set[str]:
-        pattern = r"status callback (?:sent|delivered) for (SM\w+) dropped"
-        return set(re.findall(pattern, deployment.log("sandbox.log")))
-
     wait_for(
-        lambda: count(deployment, DELIVERED) + len(dropped()) >= EVENTS,
+        lambda: count(deployment, DELIVERED) + len(dropped_callbacks(deployment)) >= EVENTS,
         timeout=120,
         interval=0.5,
         what="every callback delivered or dropped",
@@ -83,13 +79,12 @@ def test_the_api_killed_mid_run_loses_no_status_once_the_sweep_has_asked_twilio(
         )
     )
     assert set(statuses) <= {"sent", "delivered"}
-    assert statuses.get("sent", 0) <= len(dropped())  # only what Twilio could not tell us is unknown
+    assert statuses.get("sent", 0) <= len(
+        dropped_callbacks(deployment)
+    )  # only what Twilio could not tell us is unknown
     captured = deployment.query("SELECT count(DISTINCT provider_id) FROM notifications WHERE reason = 'send'")
     assert captured[0][0] == EVENTS
     assert faults(sandbox_url)["requests"] == EVENTS  # the provider was asked once per SMS
 
-    deployment.env["HERALD_STATUS_SWEEP_AFTER_SECONDS"] = "0"  # every SMS still sent: ask now
-    swept = deployment.herald("status-sweep")
-    assert swept.returncode == 0, swept.stderr
-    assert "errors 0" in swept.stdout, swept.stdout
+    sweep_lost_statuses(deployment)
     assert_delivered_once(deployment, sandbox_url, EVENTS)

@@ -38,6 +38,7 @@ from infra.store.notifications import (
     record_refusals,
     release_claims,
     skip_pending_many,
+    stamp_attempts,
 )
 from infra.store.organisations import (
     load_orgs,
@@ -190,6 +191,8 @@ class _Item:
     parts: int
     #: When its rate-limit slot comes (``time.monotonic()``), 0 when not paced.
     due: float = 0.0
+    #: The same instant on the wall clock, when it is later than the claim (``time.time()``).
+    slot_at: float | None = None
 
 
 def _sender_rate(svc: Services, sender: str) -> float:
@@ -229,6 +232,15 @@ def _send(svc: Services, rows: list[NotificationRow], connected: bool, outcome: 
         # Skipped or claimed: of two workers holding the same notification only one wins it.
         skipped = skip_pending_many(conn, short_ids)
         claimed = claim_for_sending_many(conn, [i.row.id for i in items if i.row.id not in short_ids])
+        # A paced attempt begins at its slot: stamped so, as when the claim followed the wait.
+        stamp_attempts(
+            conn,
+            [
+                (i.row.id, datetime.fromtimestamp(i.slot_at, UTC))
+                for i in items
+                if i.slot_at is not None and i.row.id in claimed
+            ],
+        )
     for row, reason in too_long:
         outcome.report(row.id, Status.FAILED, detail=reason)
     reserved = sum(i.parts for i in buying if i.row.id in claimed and i.row.segments is None)
@@ -277,7 +289,9 @@ def _take_slots(conn: Connection, svc: Services, items: list[_Item], outcome: Ba
             if wait > max_wait:
                 outcome.again(item.row.id, wait)
             else:
-                going[item.row.id] = _Item(item.row, item.sender, item.parts, now_mono + max(0.0, wait))
+                wait = max(0.0, wait)
+                at = now_wall + wait if wait > 0 else None
+                going[item.row.id] = _Item(item.row, item.sender, item.parts, now_mono + wait, at)
     return [going[i.row.id] for i in items if i.row.id in going]
 
 

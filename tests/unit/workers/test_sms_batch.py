@@ -212,6 +212,8 @@ def test_each_message_waits_for_its_own_slot_and_a_busy_sender_puts_the_rest_bac
     sent = [m["to"] for m in stages.sms.sent]
     assert sent == ["+358401110001", "+358401110002"]
     assert (datetime.now(UTC) - started).total_seconds() >= 0.5
+    first, second = (stages.notification(nid).attempted_at for nid in ids[:2])
+    assert 0.45 <= (second - first).total_seconds() <= 0.55  # each attempt stamped at its slot
     ((actor, body, delay),) = _delayed(stages)
     assert (actor, sorted(body["notification_ids"])) == ("send_sms_batch", sorted(ids[2:]))
     assert delay >= 500  # no sooner than the sender is free

@@ -114,8 +114,9 @@ def handle(svc: Services, ids: Sequence[str], outcome: BatchOutcome) -> None:
     window = _in_flight(svc)
     with svc.reading() as conn:
         rows = load_notifications(conn, ids)
-        pending = any(r.status == Status.PENDING for r in rows.values())
-        connected = integration_active(conn, "twilio", svc.settings) if pending else True
+        # Only what may be sent (pending, or a claim that may be cut short) needs the integration.
+        open_ = any(r.status in (Status.PENDING, Status.SENDING) for r in rows.values())
+        connected = integration_active(conn, "twilio", svc.settings) if open_ else True
     now = datetime.now(UTC)
     to_reconcile: list[NotificationRow] = []
     to_send: list[NotificationRow] = []

@@ -139,16 +139,16 @@ class Emitter:
         """The queue of a stage under this deployment's prefix."""
         return topology.queue_name(self.queue_prefix, stage)
 
-    def emit(self, message: StageMessage, *, delay_ms: int | None = None) -> None:
-        """Send a registry message to the stage that consumes it (confirmed by RabbitMQ); with
-        ``delay_ms``, through the stage's delay queue, to be handled no sooner than that."""
-        self._send(message.stage, message.actor, message.body(), delay_ms)
+    def emit(self, message: StageMessage, *, delay: int | None = None) -> None:
+        """Send a registry message to the stage that consumes it (confirmed by RabbitMQ), to be
+        handled no sooner than ``delay`` ms from now when given."""
+        self._send(message.stage, message.actor, message.body(), delay=delay)
 
     def emit_event(self, event: Event) -> None:
         """Hand a validated event to the route stage (confirmed by RabbitMQ)."""
         self._send(EventPublished.stage, EventPublished.actor, event_to_json(event))
 
-    def _send(self, stage: str, actor: str, body: Any, delay_ms: int | None = None) -> None:
+    def _send(self, stage: str, actor: str, body: Any, *, delay: int | None = None) -> None:
         self.broker.enqueue(
             dramatiq.Message(
                 queue_name=self.queue(stage),
@@ -157,7 +157,7 @@ class Emitter:
                 kwargs={},
                 options={},
             ),
-            delay=delay_ms or None,
+            delay=delay,
         )
 
     def close(self) -> None:

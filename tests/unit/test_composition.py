@@ -77,7 +77,6 @@ def test_the_worker_start_callable_composes_the_stage_without_connecting(global_
     settings = Settings(amqp_url="amqp://guest:guest@127.0.0.1:1/%2F", queue_prefix="acme")  # type: ignore[arg-type]
     broker = start("sms", settings)
     assert dramatiq.get_broker() is broker
-    # The stage's actors: the batch one (issue 15) and the single-item one older messages need.
     assert set(broker.actors) == {"send_sms", "send_sms_batch"}
     assert broker.actors["send_sms"].queue_name == "acme.sms"
     assert broker.actors["send_sms_batch"].queue_name == "acme.sms"

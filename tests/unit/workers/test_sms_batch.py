@@ -281,3 +281,20 @@ def test_a_transient_failure_past_the_deadline_gives_up_with_its_credit_back(sta
     assert (report["status"], report["error_code"]) == ("failed", 20429)
     assert report["detail"].startswith("gave_up")
     assert stages.notification(nid).segments == 0  # refunded
+
+
+def test_an_item_whose_call_cannot_start_within_the_batchs_window_is_released_not_sent(
+    stages: Stages, monkeypatch: Any
+) -> None:
+    """A claimed item still waiting its turn when the start window closes is not sent by that batch
+    (its claim could otherwise be taken for one cut short, and reconciled and resent elsewhere)."""
+    monkeypatch.setattr(sms, "START_WINDOW_SECONDS", -60.0)  # closed before the first call
+    ids = [_rendered(stages, n) for n in GOOD]
+    sms.send_sms_batch(stages.services, {"notification_ids": ids})
+
+    assert stages.sms.tries == []
+    assert [stages.notification(nid).status for nid in ids] == ["pending"] * 3  # released
+    assert all(_attempts(stages, nid) == [] for nid in ids)  # no provider call, nothing logged
+    ((actor, body, _),) = _delayed(stages)
+    assert (actor, sorted(body["notification_ids"])) == ("send_sms_batch", sorted(ids))
+    assert stages.emitted("history") == []

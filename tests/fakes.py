@@ -28,8 +28,10 @@ from schemas.directory import PayerDetails
 class FakeSms:
     """An in-memory gateway for unit tests: records what it sent.
 
-    ``refuse`` maps a number to the Twilio error code it answers with; ``statuses`` maps a sent
-    message's id to what ``fetch_status`` answers (``("sent", None)`` when not set).
+    ``refuse`` maps a number to the Twilio error code it answers with; ``busy`` maps a number to how
+    many more tries are answered with a transient 429 (code 20429, ``Retry-After: busy_retry_after``
+    when set) before it is sent; ``statuses`` maps a sent message's id to what ``fetch_status``
+    answers (``("sent", None)`` when not set). ``tries`` lists the number of every ``send``.
     ``send_many`` keeps the real contract (one result per message, in order, errors as results,
     each message through ``attempt``) but sends one message after another, in the calling thread.
     ``closed`` tells whether ``close()`` was called.
@@ -38,10 +40,21 @@ class FakeSms:
     refuse: dict[str, int] = field(default_factory=dict)
     sent: list[dict[str, str | None]] = field(default_factory=list)
     statuses: dict[str, tuple[str, int | None]] = field(default_factory=dict)
+    busy: dict[str, int] = field(default_factory=dict)
+    busy_retry_after: float | None = None
+    tries: list[str] = field(default_factory=list)
     closed: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def send(self, *, to: str, sender: str, body: str, status_callback: str | None) -> SentSms:
+        with self._lock:
+            self.tries.append(to)
+            busy = self.busy.get(to, 0)
+            if busy:
+                self.busy[to] = busy - 1
+        if busy:
+            exc = TwilioRestException(429, "/Messages.json", msg="too many requests (fake)", code=20429)
+            raise classify_twilio_error(exc, self.busy_retry_after)
         if to in self.refuse:
             code = self.refuse[to]
             exc = TwilioRestException(400, "/Messages.json", msg="refused by fake", code=code)
@@ -90,7 +103,8 @@ class FakeSms:
 class FakeEmail:
     """An in-memory gateway for unit tests: records the messages it built.
 
-    ``refuse`` maps an address to the SMTP code it answers with (4xx transient, 5xx permanent).
+    ``refuse`` maps an address to the SMTP code it answers with (4xx transient, 5xx permanent);
+    ``busy`` maps an address to how many more tries are answered 451 (transient) before it is sent.
     ``send_many`` keeps the real contract but sends one email after another, in the calling thread;
     ``closed`` tells whether ``close()`` was called.
     """
@@ -98,10 +112,18 @@ class FakeEmail:
     sender: str = "herald@example.com"
     refuse: dict[str, int] = field(default_factory=dict)
     sent: list[EmailMessage] = field(default_factory=list)
+    busy: dict[str, int] = field(default_factory=dict)
     closed: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def send(self, email: OutgoingEmail) -> SentEmail:
+        with self._lock:
+            busy = self.busy.get(email.to, 0)
+            if busy:
+                self.busy[email.to] = busy - 1
+        if busy:
+            reply = b"try again later (fake)"
+            raise classify_smtp_error(smtplib.SMTPRecipientsRefused({email.to: (451, reply)}))
         if email.to in self.refuse:
             code = self.refuse[email.to]
             reply = b"refused by fake"

@@ -1,139 +1,231 @@
-"""Stage ``email``: send through SMTP, once per notification as far as SMTP allows.
+"""Stage ``email``: send through SMTP, once per notification as far as SMTP allows, a batch at a time.
 
-The attempt is recorded (``pending → sending``) before the server is called and
-the Message-ID right after its 250, so a redelivered message whose attempt has
-a Message-ID only reports it again.
+A batch (``EmailsRendered``) is read in one query and each notification's next step decided by
+the pure ``next_step``. The attempts to make are recorded (``pending → sending``) in one
+transaction before the server is called, the emails sent concurrently over kept-alive SMTP
+connections (``EmailGateway.send_many``, each with its in-call retries), the Message-IDs recorded
+right after in one transaction, and every outcome reported to history in one confirmed message.
+So a redelivered batch whose attempts have a Message-ID only reports them again. A single-item
+message (``EmailRendered``) is a batch of one.
 
-An ambiguous attempt (the worker crashed, or the connection dropped or timed
-out after DATA went out) cannot be reconciled the way SMS is: SMTP has no way
-to ask a server whether it took a message. Decision: resend it, with the same
-Message-ID. The Message-ID is derived from the notification id, so it is the
-same on every attempt, and receiving servers and mail clients de-duplicate on
-it; the worst case is a second copy in a mailbox that does not, never a
+An ambiguous attempt (the worker crashed, or the connection dropped or timed out after DATA went
+out) cannot be reconciled the way SMS is: SMTP has no way to ask a server whether it took a
+message. Decision: resend it, with the same Message-ID. The Message-ID is derived from the
+notification id, so it is the same on every attempt, and receiving servers and mail clients
+de-duplicate on it; the worst case is a second copy in a mailbox that does not, never a
 notification silently lost. Each resend is in the attempt log.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import dramatiq
-
-from infra.adapters.email import OutgoingEmail, UnsendableEmail
+from infra.adapters.email import OutgoingEmail, SentEmail, UnsendableEmail
 from infra.bootstrap import Services
 from infra.errors import MalformedMessage, PermanentProviderError, TransientProviderError
 from infra.masking import mask_email
-from infra.store.attempts import Outcome, log_attempt
+from infra.store.attempts import Attempt, Outcome, log_attempts
+from infra.store.batches import unique
 from infra.store.notifications import (
-    claim_for_sending,
-    load_notification,
-    record_provider_id,
-    record_refusal,
-    release_claim,
+    claim_for_sending_many,
+    load_notifications,
+    record_provider_ids,
+    record_refusals,
+    release_claims,
 )
-from schemas.messages import EmailRendered
+from schemas.messages import EmailRendered, EmailsRendered
 from schemas.notifications import Status
 from schemas.rows import NotificationRow
 from workers.decode import decode
 from workers.rules.delivery import Step, next_step, wait_out
-from workers.sending import after_transient, call_provider, count_provider_error, report
+from workers.sending import (
+    START_WINDOW_SECONDS,
+    BatchOutcome,
+    NotStarted,
+    about,
+    call_provider,
+    count_provider_error,
+    emit_batch,
+    finish_one,
+    in_flight,
+    settle_transients,
+    warn_given_up,
+)
 
 logger = logging.getLogger("herald.email")
 
 
 SOURCE = "email"
 
-
-def _report(
-    svc: Services,
-    nid: str,
-    status: Status,
-    *,
-    provider_id: str | None = None,
-    code: int | None = None,
-    detail: str | None = None,
-) -> None:
-    report(svc, nid, status, SOURCE, provider_id=provider_id, code=code, detail=detail)
+#: What the attempt log says of a try cut short, before the resend.
+CUT_SHORT = (
+    "cut short (worker stopped before the server's answer was recorded); resending with the same Message-ID"
+)
 
 
 def _in_flight(svc: Services) -> timedelta:
-    # Longer than one call with its in-call retries can take (see workers.sms._in_flight).
+    # Longer than a claimed attempt can live (see workers.sms._in_flight).
     s = svc.settings
     calls = s.send_call_attempts * (s.smtp_timeout_seconds * 2 + s.send_call_max_wait_seconds)
-    return timedelta(seconds=calls + 5)
+    return in_flight(calls)
+
+
+def send_email_batch(svc: Services, body: Any) -> None:
+    """Decode → each notification's step (pure) → claim, send the batch over SMTP, record → one
+    report to history, and the notifications that must wait put back with their delay."""
+    ids = decode(EmailsRendered, body).notification_ids
+    outcome = BatchOutcome(SOURCE)
+    handle(svc, ids, outcome)
+    emit_batch(svc, outcome, again=EmailsRendered, alone=_alone)
 
 
 def send_email(svc: Services, body: Any) -> None:
-    """Decode → decide the step (pure) → claim, call SMTP, record → report to history."""
+    """A single-item message: the batch of one (``send_email_batch``), reported in a message of its
+    own; an unknown or unrendered notification is dead-lettered, one that must wait is retried."""
     nid = decode(EmailRendered, body).notification_id
-    in_flight = _in_flight(svc)
+    outcome = BatchOutcome(SOURCE)
+    handle(svc, [nid], outcome)
+    finish_one(svc, outcome)
+
+
+def _alone(nid: str) -> EmailRendered:
+    return EmailRendered(notification_id=nid)
+
+
+def handle(svc: Services, ids: Sequence[str], outcome: BatchOutcome) -> None:
+    """Everything a batch does but hand its outcome on: collected in ``outcome``."""
+    ids = unique(ids)
+    window = _in_flight(svc)
     with svc.reading() as conn:
-        row = load_notification(conn, nid)
-    if row is None:
-        raise MalformedMessage(f"unknown notification {nid}")
-    step = next_step(row, datetime.now(UTC), in_flight)
-    if step == Step.WAIT:
-        # Not a failure: wait the live attempt out without spending the retry budget.
-        assert row.attempted_at is not None  # WAIT: an attempt is under way
-        left = wait_out(row.attempted_at, datetime.now(UTC), in_flight)
-        raise dramatiq.Retry(f"{nid}: another attempt is in flight", delay=int(left * 1000) + 100)
-    if step == Step.RECONCILE:
-        # SMTP cannot be asked; resend with the same Message-ID (see the module docstring).
-        with svc.transaction() as conn:
-            # The try that was cut short goes in the attempt log: it may have reached the mailbox.
-            log_attempt(
-                conn,
-                nid,
-                Outcome.AMBIGUOUS,
-                detail="cut short (worker stopped before the server's answer was recorded); "
-                "resending with the same Message-ID",
-                at=row.attempted_at,
-            )
-            release_claim(conn, nid)
-        logger.warning("email attempt was cut short; resending", extra={"notification_id": nid})
-        step = Step.SEND
-    if step == Step.NOTHING:
-        return
-    if step == Step.REPORT_SENT:
-        _report(svc, nid, Status.SENT, provider_id=row.provider_id)
-        return
-    if step == Step.REPORT_FAILED:
-        _report(svc, nid, Status.FAILED, code=row.error_code)
-        return
-    _send(svc, nid, row)
-
-
-def _send(svc: Services, nid: str, row: NotificationRow) -> None:
-    if row.body is None or row.subject is None or row.html is None:
-        raise MalformedMessage(f"{nid}: not rendered as an email")
-    with svc.transaction() as conn:
-        if not claim_for_sending(conn, nid):
-            return  # another worker claimed it first; it reports the outcome
-    email = OutgoingEmail(
-        notification_id=nid, to=row.recipient, subject=row.subject, text=row.body, html=row.html
+        rows = load_notifications(conn, ids)
+    now = datetime.now(UTC)
+    cut_short: list[NotificationRow] = []
+    to_send: list[NotificationRow] = []
+    for nid in ids:
+        row = rows.get(nid)
+        if row is None:
+            outcome.hand_on_alone(nid, MalformedMessage(f"unknown notification {nid}"))
+            continue
+        step = next_step(row, now, window)
+        if step == Step.WAIT:
+            # Not a failure: wait the live attempt out without spending the retry budget.
+            assert row.attempted_at is not None  # WAIT: an attempt is under way
+            outcome.again(nid, wait_out(row.attempted_at, now, window) + 0.1)
+        elif step == Step.REPORT_SENT:
+            outcome.report(nid, Status.SENT, provider_id=row.provider_id)
+        elif step == Step.REPORT_FAILED:
+            outcome.report(nid, Status.FAILED, code=row.error_code)
+        elif step in (Step.SEND, Step.RECONCILE):
+            if row.body is None or row.subject is None or row.html is None:
+                outcome.hand_on_alone(nid, MalformedMessage(f"{nid}: not rendered as an email"))
+                continue
+            if step == Step.RECONCILE:
+                # SMTP cannot be asked; resend with the same Message-ID (see the module docstring).
+                cut_short.append(row)
+            to_send.append(row)
+    if to_send:
+        _send(svc, to_send, cut_short, outcome)
+    logger.info(
+        "email accepted" if outcome.accepted else "email batch handled",
+        extra={
+            "batch": len(ids),
+            "accepted": outcome.accepted,
+            "failed": outcome.count(Status.FAILED),
+            "later": len(outcome.later),
+            "alone": len(outcome.alone),
+        },
     )
-    log_extra = {"notification_id": nid, "to": mask_email(row.recipient)}
-    try:
-        sent, started = call_provider(svc, nid, lambda: svc.email.send(email), source=SOURCE)
-    except PermanentProviderError as exc:
+
+
+def _send(
+    svc: Services, rows: list[NotificationRow], cut_short: list[NotificationRow], outcome: BatchOutcome
+) -> None:
+    start_by = time.monotonic() + START_WINDOW_SECONDS
+    with svc.transaction() as conn:
+        # The tries that were cut short go in the attempt log: they may have reached the mailbox.
+        log_attempts(
+            conn, [Attempt(r.id, Outcome.AMBIGUOUS, detail=CUT_SHORT, at=r.attempted_at) for r in cut_short]
+        )
+        release_claims(conn, [r.id for r in cut_short])
+        claimed = claim_for_sending_many(conn, [r.id for r in rows])
+    for row in cut_short:
+        with about(row.id, row.event_id):
+            logger.warning("email attempt was cut short; resending", extra={"notification_id": row.id})
+    # Of two workers holding the same notification, the other one reports it.
+    sending = [r for r in rows if r.id in claimed]
+    if not sending:
+        return
+    began: dict[int, datetime] = {}
+
+    def attempt(index: int, call: Callable[[], SentEmail]) -> SentEmail:
+        # In a pool thread: this item's start window, its in-call retries.
+        row = sending[index]
+        with about(row.id, row.event_id):
+            if time.monotonic() > start_by:
+                raise NotStarted("not started within the batch's window; not sent")
+            sent, began[index] = call_provider(svc, row.id, call, source=SOURCE)
+            return sent
+
+    emails = [
+        OutgoingEmail(
+            notification_id=r.id,
+            to=r.recipient,
+            subject=str(r.subject),
+            text=str(r.body),
+            html=str(r.html),
+        )
+        for r in sending
+    ]
+    results = svc.email.send_many(emails, attempt=attempt)
+    accepted: list[tuple[NotificationRow, SentEmail, datetime]] = []
+    refused: list[tuple[NotificationRow, PermanentProviderError]] = []
+    failing: list[tuple[str, TransientProviderError]] = []
+    for index, (row, result) in enumerate(zip(sending, results, strict=True)):
+        if isinstance(result, SentEmail):
+            accepted.append((row, result, began[index]))
+        elif isinstance(result, PermanentProviderError):
+            refused.append((row, result))
+        elif isinstance(result, TransientProviderError):
+            failing.append((row.id, result))
+        else:  # a ProviderError of neither kind: not the adapter's contract, so not sent for sure
+            failing.append((row.id, TransientProviderError(str(result), accepted_unknown=True)))
+    with svc.transaction() as conn:
+        attempts, given_up = settle_transients(conn, svc, failing, outcome, in_flight=_in_flight(svc))
+        record_provider_ids(conn, [(r.id, sent.message_id) for r, sent, _ in accepted])
+        record_refusals(conn, [(r.id, exc.code) for r, exc in refused])
+        attempts += [Attempt(r.id, Outcome.ACCEPTED, at=at) for r, _, at in accepted]
+        attempts += [
+            Attempt(r.id, Outcome.REFUSED, error_code=exc.code, detail=str(exc)) for r, exc in refused
+        ]
+        log_attempts(conn, attempts)
+    outcome.accepted += len(accepted)
+    for row, sent, _ in accepted:
+        outcome.report(row.id, Status.SENT, provider_id=sent.message_id)
+    for row, exc in refused:
         # A server's 5xx, or a message that cannot be built at all (a line break in a header):
         # the same on every try, so failed for good with the reason, never retried.
         if not isinstance(exc, UnsendableEmail):
             count_provider_error(SOURCE, exc)
-        with svc.transaction() as conn:
-            record_refusal(conn, nid, exc.code)
-            log_attempt(conn, nid, Outcome.REFUSED, error_code=exc.code, detail=str(exc))
-        logger.warning("email refused", extra={**log_extra, "code": exc.code})
-        _report(svc, nid, Status.FAILED, code=exc.code, detail=str(exc))
-        return
-    except TransientProviderError as exc:
-        logger.warning("email not sent yet", extra={**log_extra, "code": exc.code})
-        after_transient(svc, nid, exc, source=SOURCE, in_flight=_in_flight(svc))
-        return
-    with svc.transaction() as conn:
-        record_provider_id(conn, nid, sent.message_id)
-        log_attempt(conn, nid, Outcome.ACCEPTED, at=started)
-    logger.info("email accepted", extra={**log_extra, "provider_id": sent.message_id})
-    _report(svc, nid, Status.SENT, provider_id=sent.message_id)
+        with about(row.id, row.event_id):
+            logger.warning(
+                "email refused",
+                extra={"notification_id": row.id, "to": mask_email(row.recipient), "code": exc.code},
+            )
+        outcome.report(row.id, Status.FAILED, code=exc.code, detail=str(exc))
+    by_id = {r.id: r for r in sending}
+    for nid, failure in failing:
+        if not isinstance(failure, NotStarted):
+            with about(nid, by_id[nid].event_id):
+                logger.warning(
+                    "email not sent yet",
+                    extra={
+                        "notification_id": nid,
+                        "to": mask_email(by_id[nid].recipient),
+                        "code": failure.code,
+                    },
+                )
+    warn_given_up(given_up, {r.id: r.event_id for r in sending})

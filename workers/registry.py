@@ -21,10 +21,12 @@ from schemas.messages import (
     CollectionRequested,
     DeliveryStatusReported,
     EmailRendered,
+    EmailsRendered,
     EventPublished,
     MandateSetupRequested,
     NotificationDecided,
     NotificationRendered,
+    NotificationsRendered,
     StageMessage,
 )
 from workers import collect, email, history, render, route, sms
@@ -38,7 +40,9 @@ HANDLERS: dict[type[StageMessage], Handler] = {
     MandateSetupRequested: route.route_mandate_setup,
     NotificationDecided: render.render_notification,
     NotificationRendered: sms.send_sms,
+    NotificationsRendered: sms.send_sms_batch,
     EmailRendered: email.send_email,
+    EmailsRendered: email.send_email_batch,
     CollectionRequested: collect.collect_invoice,
     DeliveryStatusReported: history.record_status,
 }

@@ -1,43 +1,177 @@
-"""What every sender stage does around a provider call: retries, the attempt log, giving up.
+"""What every sender stage does around a provider call: retries, the attempt log, giving up, and
+what a batch comes to.
 
-Channel-agnostic (SMS and email share it). The flow per message: the provider
-call is tried a few times in-call (tenacity); what still fails transiently is
-either ambiguous (the provider may have it: leave the claim, reconcile on the
-next delivery), or certainly not sent (release the claim and come back later
-with backoff, or give up once the send deadline has passed).
+Channel-agnostic (SMS and email share it). The flow per notification: the provider call is tried
+a few times in-call (tenacity, ``call_provider``, in the adapter's ``send_many`` hook); what still
+fails transiently is either ambiguous (the provider may have it: keep the claim, reconcile once
+the attempt can no longer be in flight), or certainly not sent (release the claim and come back
+later with backoff, or give up once the send deadline has passed): ``settle_transients``, the one
+place that decides.
+
+A stage handles a batch and collects what it comes to in a ``BatchOutcome``: the status reports
+for history, the notifications to come back to (and when), and the ones to hand on alone. Then
+``emit_batch`` sends one confirmed ``DeliveryStatusesReported`` and one message per group of
+come-backs; ``finish_one`` is the same for a single-item message (one ``DeliveryStatusReported``,
+or a ``dramatiq.Retry`` of that message).
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import dramatiq
 from sqlalchemy.engine import Connection
 
-from infra import metrics
+from infra import log_context, metrics
 from infra.bootstrap import Services
 from infra.errors import TransientProviderError
 from infra.retry_policy import in_call_retrying
-from infra.store.attempts import Outcome, count_attempts, first_attempt_at, log_attempt
-from infra.store.notifications import record_refusal, release_claim
-from schemas.messages import DeliveryStatusReported
+from infra.store.attempts import Attempt, Outcome, count_attempts_many, first_attempts_at, log_attempts
+from infra.store.notifications import record_refusals, release_claims
+from schemas.messages import (
+    MAX_BATCH_ITEMS,
+    BatchMessage,
+    DeliveryStatusesReported,
+    DeliveryStatusReported,
+    StageMessage,
+    StatusReport,
+)
 from schemas.notifications import Status
-from workers.rules.delivery import backoff_seconds, retry_plan
+from workers.rules.delivery import backoff_seconds, come_back_groups, retry_plan
 
 logger = logging.getLogger("herald.sending")
 T = TypeVar("T")
 
 #: The provider behind each sender stage (the ``provider`` label of herald_provider_errors_total).
 PROVIDERS = {"sms": "twilio", "email": "smtp"}
+#: How long after its claim a notification's provider call may still start, beyond the sender's
+#: own waits (its rate-limit slot): a batch's items wait their turn on the adapter's pool, and an
+#: item still waiting then is not sent by this batch (``NotStarted``). Part of the in-flight
+#: window (``in_flight``), so a live attempt is never taken for one cut short by a crash.
+START_WINDOW_SECONDS = 10.0
+
+
+def in_flight(one_call_seconds: float, extra_wait_seconds: float = 0.0) -> timedelta:
+    """How long a claimed attempt may still be alive: it starts within the start window (and
+    ``extra_wait_seconds``, the sender's own waits) and then takes at most ``one_call_seconds``
+    (every in-call try with its waits), plus a margin for recording the answer. A notification
+    claimed longer ago than this and still without an answer was cut short (reconciled)."""
+    return timedelta(seconds=START_WINDOW_SECONDS + extra_wait_seconds + one_call_seconds + 5)
+
+
+class NotStarted(TransientProviderError):
+    """A batch item whose provider call never started: its start window passed while it waited
+    its turn. Certainly not sent; no provider call, so no attempt is logged."""
 
 
 def count_provider_error(source: str, exc: BaseException) -> None:
     """Count one error answer of the stage's provider, by its code."""
     metrics.provider_error(PROVIDERS.get(source, source), getattr(exc, "code", None))
+
+
+@contextmanager
+def about(notification_id: str, event_id: str | None = None) -> Iterator[None]:
+    """Tag this thread's log lines with one item's ids while it is handled, then put back what
+    was bound before (the batch's stage)."""
+    saved = log_context.current()
+    log_context.bind(notification_id=notification_id, event_id=event_id)
+    try:
+        yield
+    finally:
+        log_context.clear()
+        log_context.bind(**saved)
+
+
+@dataclass
+class BatchOutcome:
+    """What a sender stage's batch came to, collected item by item and sent at the end."""
+
+    source: str
+    #: One status report per notification that reached an outcome (or re-reports one).
+    reports: list[StatusReport] = field(default_factory=list)
+    #: ``(id, seconds, exact)``: to come back to no sooner than that (``exact``: not later either).
+    later: list[tuple[str, float, bool]] = field(default_factory=list)
+    #: Items that cannot be handled in a batch (an unknown id, a store error of their own): each
+    #: is handed on alone as its single-item message, which is retried or dead-lettered with its
+    #: reason as before batches; a single-item message raises it instead.
+    alone: list[tuple[str, Exception]] = field(default_factory=list)
+    #: How many the provider accepted in this batch (not counting re-reports).
+    accepted: int = 0
+
+    def report(
+        self,
+        nid: str,
+        status: Status,
+        *,
+        provider_id: str | None = None,
+        code: int | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """Tell history what happened to a notification (sent with the batch's one message)."""
+        self.reports.append(
+            StatusReport(
+                notification_id=nid,
+                status=status,
+                source=self.source,
+                occurred_at=datetime.now(UTC),
+                provider_id=provider_id,
+                error_code=code,
+                detail=detail[:500] if detail else None,
+            )
+        )
+
+    def again(self, nid: str, seconds: float, *, exact: bool = False) -> None:
+        """Come back to this notification alone, no sooner than ``seconds`` from now."""
+        self.later.append((nid, seconds, exact))
+
+    def hand_on_alone(self, nid: str, error: Exception) -> None:
+        """This notification failed on its own (see ``alone``)."""
+        self.alone.append((nid, error))
+
+    def count(self, status: Status) -> int:
+        """How many reports say ``status``."""
+        return sum(1 for r in self.reports if r.status == status)
+
+
+def emit_batch(
+    svc: Services,
+    outcome: BatchOutcome,
+    *,
+    again: type[BatchMessage],
+    alone: Callable[[str], StageMessage],
+) -> None:
+    """Hand a batch's outcome on: one confirmed ``DeliveryStatusesReported`` with every report;
+    one ``again`` message (the stage's batch type) per group of notifications to come back to,
+    delayed (``come_back_groups``); each item that failed on its own as its ``alone`` message."""
+    for message in DeliveryStatusesReported.chunked(outcome.reports, MAX_BATCH_ITEMS):
+        svc.emitter.emit(message)
+    for seconds, ids in come_back_groups(outcome.later):
+        delay_ms = max(1, int(seconds * 1000))
+        for chunk in again.chunked(ids, svc.settings.stage_batch_size):
+            svc.emitter.emit(chunk, delay=delay_ms)
+        # Counted as dramatiq counts a deferred message, per notification put back.
+        metrics.RETRIES.labels(stage=outcome.source, kind="deferred").inc(len(ids))
+    for nid, _ in outcome.alone:
+        svc.emitter.emit(alone(nid))
+
+
+def finish_one(svc: Services, outcome: BatchOutcome) -> None:
+    """A single-item message's outcome (a batch of one): its error raised (retried or
+    dead-lettered as before batches), its report emitted as one ``DeliveryStatusReported``, or the
+    message retried (``dramatiq.Retry``) after its delay."""
+    for _, error in outcome.alone:
+        raise error
+    for report in outcome.reports:
+        svc.emitter.emit(DeliveryStatusReported.model_validate(report.model_dump()))
+    if outcome.later:
+        seconds = max(seconds for _, seconds, _ in outcome.later)
+        raise dramatiq.Retry(f"{outcome.source}: come back later", delay=max(1, int(seconds * 1000)))
 
 
 def report(
@@ -50,7 +184,7 @@ def report(
     code: int | None = None,
     detail: str | None = None,
 ) -> None:
-    """Tell the history stage what happened to a notification."""
+    """Tell the history stage what happened to one notification, in a message of its own."""
     svc.emitter.emit(
         DeliveryStatusReported(
             notification_id=nid,
@@ -70,7 +204,8 @@ def call_provider(svc: Services, nid: str, call: Callable[[], T], *, source: str
     Returns the answer and when the try that got it began (the accepted attempt is stamped
     with it, so it sorts before any status the provider reports back). The final outcome
     (accepted, refused, still failing) is logged by the caller, in the same transaction
-    that records it on the notification.
+    that records it on the notification. Runs in the adapter's pool threads (``send_many``'s
+    ``attempt`` hook), one item each.
     """
     began: list[datetime] = []
 
@@ -81,7 +216,7 @@ def call_provider(svc: Services, nid: str, call: Callable[[], T], *, source: str
     def log_retry(exc: BaseException, sleep: float) -> None:
         count_provider_error(source, exc)
         with svc.transaction() as conn:
-            _log_transient(conn, nid, exc, Outcome.RETRY)
+            log_attempts(conn, [_attempt(nid, exc, Outcome.RETRY)])
         logger.info("provider call retried", extra={"notification_id": nid, "wait_s": round(sleep, 3)})
 
     retrying = in_call_retrying(
@@ -91,9 +226,8 @@ def call_provider(svc: Services, nid: str, call: Callable[[], T], *, source: str
     return answer, began[-1]
 
 
-def _log_transient(conn: Connection, nid: str, exc: BaseException, outcome: Outcome) -> None:
-    log_attempt(
-        conn,
+def _attempt(nid: str, exc: BaseException, outcome: Outcome) -> Attempt:
+    return Attempt(
         nid,
         outcome,
         http_status=getattr(exc, "status", None),
@@ -103,55 +237,76 @@ def _log_transient(conn: Connection, nid: str, exc: BaseException, outcome: Outc
     )
 
 
-def after_transient(
+def settle_transients(
+    conn: Connection,
     svc: Services,
-    nid: str,
-    exc: TransientProviderError,
+    failures: Sequence[tuple[str, TransientProviderError]],
+    outcome: BatchOutcome,
     *,
-    source: str,
     in_flight: timedelta,
-    on_give_up: Callable[[Connection], None] | None = None,
-) -> None:
-    """Decide what a transient failure that outlasted the in-call retries comes to.
+) -> tuple[list[Attempt], list[tuple[str, TransientProviderError]]]:
+    """Decide what each transient failure that outlasted the in-call retries comes to, in the
+    caller's transaction (the one that records the batch's answers): the one place for it.
 
-    Raises ``dramatiq.Retry`` with the delay to come back after, or records the
-    notification ``failed`` (``gave_up``) once the send deadline has passed.
+    - ambiguous (the provider may have it): the claim is kept; come back once the attempt can no
+      longer be in flight, to reconcile instead of resending;
+    - certainly not sent, before the send deadline: the claim is released; come back after the
+      backoff (exponential, full jitter, never sooner than ``Retry-After``; the last try at the
+      deadline);
+    - past the deadline: ``failed`` with ``gave_up``, reported;
+    - ``NotStarted`` (never called): released, back soon, nothing logged.
+
+    Writes the claims (released, or the refusal of the given up), adds the reports and the
+    come-backs to ``outcome``, and returns the attempts to log (the caller logs them with its
+    own, after this read the attempt counts) and the notifications given up (the caller gives
+    their credit back and says so). Reads the counts and first tries of the failures in one
+    ``SELECT`` each.
     """
     settings = svc.settings
-    count_provider_error(source, exc)  # the try that outlasted the in-call retries
-    if exc.accepted_unknown:
-        # The provider may have the message: keep the claim, and come back once the attempt is
-        # no longer "in flight", so the next delivery reconciles instead of resending.
-        with svc.transaction() as conn:
-            _log_transient(conn, nid, exc, Outcome.AMBIGUOUS)
-        raise dramatiq.Retry(str(exc), delay=int((in_flight.total_seconds() + 1) * 1000))
+    attempts: list[Attempt] = []
+    released: list[str] = []
+    given_up: list[tuple[str, TransientProviderError]] = []
+    started = [(nid, exc) for nid, exc in failures if not isinstance(exc, NotStarted)]
+    counted = [nid for nid, exc in started if not exc.accepted_unknown]
+    tries = count_attempts_many(conn, counted) if counted else {}
+    firsts = first_attempts_at(conn, counted) if counted else {}
     now = datetime.now(UTC)
-    with svc.transaction() as conn:
-        first = first_attempt_at(conn, nid) or now
-        retries = count_attempts(conn, nid)
+    for nid, exc in failures:
+        if isinstance(exc, NotStarted):
+            released.append(nid)
+            outcome.again(nid, settings.min_backoff_ms / 1000)
+            continue
+        count_provider_error(outcome.source, exc)  # the try that outlasted the in-call retries
+        if exc.accepted_unknown:
+            attempts.append(_attempt(nid, exc, Outcome.AMBIGUOUS))
+            outcome.again(nid, in_flight.total_seconds() + 1)
+            continue
         backoff = backoff_seconds(
-            retries,
-            settings.min_backoff_ms / 1000,
-            settings.max_backoff_ms / 1000,
-            random.random(),
+            tries[nid], settings.min_backoff_ms / 1000, settings.max_backoff_ms / 1000, random.random()
         )
         wait = retry_plan(
-            first_attempt=first,
+            first_attempt=firsts[nid] or now,
             now=now,
             deadline=timedelta(seconds=settings.send_retry_deadline_seconds),
             backoff=backoff,
             retry_after=exc.retry_after,
         )
         if wait is not None:
-            _log_transient(conn, nid, exc, Outcome.RETRY)
-            release_claim(conn, nid)
+            attempts.append(_attempt(nid, exc, Outcome.RETRY))
+            released.append(nid)
+            # Cut to the deadline: the last try, which must not be pushed past it.
+            outcome.again(nid, wait, exact=wait < max(backoff, exc.retry_after or 0.0))
         else:
-            _log_transient(conn, nid, exc, Outcome.GAVE_UP)
-            record_refusal(conn, nid, exc.code)
-            if on_give_up is not None:
-                on_give_up(conn)
-    if wait is None:
-        logger.warning("gave up sending", extra={"notification_id": nid, "code": exc.code})
-        report(svc, nid, Status.FAILED, source, code=exc.code, detail=f"gave_up: {exc}")
-        return
-    raise dramatiq.Retry(str(exc), delay=max(1, int(wait * 1000)))
+            attempts.append(_attempt(nid, exc, Outcome.GAVE_UP))
+            given_up.append((nid, exc))
+            outcome.report(nid, Status.FAILED, code=exc.code, detail=f"gave_up: {exc}")
+    release_claims(conn, released)
+    record_refusals(conn, [(nid, exc.code) for nid, exc in given_up])
+    return attempts, given_up
+
+
+def warn_given_up(given_up: Sequence[tuple[str, TransientProviderError]], events: dict[str, str]) -> None:
+    """One WARNING line per notification given up, tagged with its ids."""
+    for nid, exc in given_up:
+        with about(nid, events.get(nid)):
+            logger.warning("gave up sending", extra={"notification_id": nid, "code": exc.code})

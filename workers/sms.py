@@ -1,44 +1,72 @@
-"""Stage ``sms``: send through Twilio, exactly once per notification.
+"""Stage ``sms``: send through Twilio, exactly once per notification, a batch at a time.
 
-Record the attempt before the call, keep Twilio's id right after it; a
-redelivery only re-reports, and an attempt cut short is reconciled against
-Twilio before anything is resent. Each sender's segments are paced by the
-shared rate limit; transient failures are retried (``workers.sending``).
+A batch (``NotificationsRendered``, up to ``HERALD_STAGE_BATCH_SIZE`` notifications) is read in
+one query and each notification's next step decided by the pure ``next_step``. The ones to send
+are paced (each on its sender's shared timeline), their credit reserved and their attempts
+recorded (``pending → sending``) in one transaction, before any call; then they are sent
+concurrently (``SmsGateway.send_many``, each with its in-call retries), their answers recorded in
+one transaction, and every outcome reported to history in one confirmed message. What must wait
+(an attempt in flight elsewhere, a busy sender, a transient failure) comes back alone, in a
+message of its own with the delay; a redelivered batch only re-reports what has an answer, and an
+attempt cut short is reconciled against Twilio before anything is resent.
+
+A single-item message (``NotificationRendered``, queued by an older deployment) is a batch of one.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import dramatiq
+from sqlalchemy.engine import Connection
 
 from infra import metrics
-from infra.adapters.sms import OPTED_OUT
+from infra.adapters.sms import OPTED_OUT, OutgoingSms, SentSms
 from infra.bootstrap import Services
 from infra.errors import MalformedMessage, PermanentProviderError, TransientProviderError
-from infra.store.attempts import Outcome, log_attempt
+from infra.store.attempts import Attempt, Outcome, log_attempts
+from infra.store.batches import unique
 from infra.store.integrations import integration_active
 from infra.store.notifications import (
-    claim_for_sending,
-    load_notification,
-    record_provider_id,
-    record_refusal,
-    release_claim,
-    skip_pending,
+    claim_for_sending_many,
+    load_notifications,
+    record_provider_ids,
+    record_refusals,
+    release_claims,
+    skip_pending_many,
+    stamp_attempts,
 )
-from infra.store.organisations import load_org, mark_opted_out, refund_credit, reserve_credit
-from infra.store.rate_limit import take_slot
-from schemas.messages import NotificationRendered
+from infra.store.organisations import (
+    load_orgs,
+    mark_opted_out,
+    refund_credit_many,
+    reserve_credit_many,
+)
+from infra.store.rate_limit import take_slots
+from schemas.directory import OrgView
+from schemas.messages import NotificationRendered, NotificationsRendered
 from schemas.notifications import Status
 from schemas.rows import NotificationRow
 from workers.decode import decode
 from workers.rules.delivery import Step, next_step, wait_out
 from workers.rules.segments import count_segments
-from workers.sending import after_transient, call_provider, count_provider_error, report
+from workers.sending import (
+    START_WINDOW_SECONDS,
+    BatchOutcome,
+    NotStarted,
+    about,
+    call_provider,
+    count_provider_error,
+    emit_batch,
+    finish_one,
+    in_flight,
+    settle_transients,
+    warn_given_up,
+)
 
 logger = logging.getLogger("herald.sms")
 SOURCE = "sms"
@@ -50,161 +78,332 @@ def _callback_url(svc: Services, nid: str) -> str | None:
 
 
 def _in_flight(svc: Services) -> timedelta:
-    # Longer than one call with its in-call retries can take, so a live attempt is never
+    # Longer than a claimed attempt can live: its start window (the batch's turn on the pool and
+    # its rate-limit slot), then one call with its in-call retries; so a live attempt is never
     # mistaken for one cut short by a crash.
     s = svc.settings
     calls = s.send_call_attempts * (s.twilio_timeout_seconds + s.send_call_max_wait_seconds)
-    return timedelta(seconds=calls + 5)
+    return in_flight(calls, s.sms_rate_max_wait_seconds)
+
+
+def send_sms_batch(svc: Services, body: Any) -> None:
+    """Decode → each notification's step (pure) → pace, reserve and claim, send the batch, record
+    → one report to history, and the notifications that must wait put back with their delay."""
+    ids = decode(NotificationsRendered, body).notification_ids
+    outcome = BatchOutcome(SOURCE)
+    handle(svc, ids, outcome)
+    emit_batch(svc, outcome, again=NotificationsRendered, alone=_alone)
 
 
 def send_sms(svc: Services, body: Any) -> None:
-    """Decode → decide the step (pure) → claim, call Twilio, record → report to history."""
+    """A single-item message: the batch of one (``send_sms_batch``), reported in a message of its
+    own; an unknown notification is dead-lettered, one that must wait is retried with the delay."""
     nid = decode(NotificationRendered, body).notification_id
+    outcome = BatchOutcome(SOURCE)
+    handle(svc, [nid], outcome)
+    finish_one(svc, outcome)
+
+
+def _alone(nid: str) -> NotificationRendered:
+    return NotificationRendered(notification_id=nid)
+
+
+def handle(svc: Services, ids: Sequence[str], outcome: BatchOutcome) -> None:
+    """Everything a batch does but hand its outcome on: collected in ``outcome``."""
+    ids = unique(ids)
+    window = _in_flight(svc)
     with svc.reading() as conn:
-        row = load_notification(conn, nid)
-    if row is None:
-        raise MalformedMessage(f"unknown notification {nid}")
-    step = next_step(row, datetime.now(UTC), _in_flight(svc))
-    if step == Step.WAIT:
-        # Come back once the attempt can no longer be alive (then it is reconciled); this is not a
-        # failure, so it spends no retry budget: a crash mid-send must never dead-letter the message.
-        assert row.attempted_at is not None  # WAIT: an attempt is under way
-        left = wait_out(row.attempted_at, datetime.now(UTC), _in_flight(svc))
-        raise dramatiq.Retry(f"{nid}: another attempt is in flight", delay=int(left * 1000) + 100)
-    if step == Step.RECONCILE:
-        step, row = _reconcile(svc, nid, row)
-    if step == Step.REPORT_SENT:
-        report(svc, nid, Status.SENT, SOURCE, provider_id=row.provider_id)
-    elif step == Step.REPORT_FAILED:
-        report(svc, nid, Status.FAILED, SOURCE, code=row.error_code)
-    elif step == Step.SEND:
-        _send(svc, nid, row)
+        rows = load_notifications(conn, ids)
+        # Only what may be sent (pending, or a claim that may be cut short) needs the integration.
+        open_ = any(r.status in (Status.PENDING, Status.SENDING) for r in rows.values())
+        connected = integration_active(conn, "twilio", svc.settings) if open_ else True
+    now = datetime.now(UTC)
+    to_reconcile: list[NotificationRow] = []
+    to_send: list[NotificationRow] = []
+    for nid in ids:
+        row = rows.get(nid)
+        if row is None:
+            outcome.hand_on_alone(nid, MalformedMessage(f"unknown notification {nid}"))
+            continue
+        step = next_step(row, now, window)
+        if step == Step.WAIT:
+            # Come back once the attempt can no longer be alive (then it is reconciled); not a
+            # failure, so it spends no retry budget: a crash mid-send never dead-letters anything.
+            assert row.attempted_at is not None  # WAIT: an attempt is under way
+            outcome.again(nid, wait_out(row.attempted_at, now, window) + 0.1)
+        elif step == Step.RECONCILE:
+            to_reconcile.append(row)
+        elif step == Step.REPORT_SENT:
+            outcome.report(nid, Status.SENT, provider_id=row.provider_id)
+        elif step == Step.REPORT_FAILED:
+            outcome.report(nid, Status.FAILED, code=row.error_code)
+        elif step == Step.SEND:
+            to_send.append(row)
+    if to_reconcile:
+        to_send.extend(_reconcile(svc, to_reconcile, outcome))
+    if to_send:
+        _send(svc, to_send, connected, outcome)
+    _log_batch(len(ids), outcome)
 
 
-def _reconcile(svc: Services, nid: str, row: NotificationRow) -> tuple[Step, NotificationRow]:
-    """An attempt was cut short: ask Twilio whether it has the message before resending."""
-    assert row.body is not None  # rendered before it was handed to sms
-    since = row.attempted_at or datetime.now(UTC) - timedelta(days=1)
-    found = svc.sms.find_sent(to=row.recipient, body=row.body, since=since)
-    with svc.transaction() as conn:
-        if found:
-            record_provider_id(conn, nid, found)
-            log_attempt(conn, nid, Outcome.RECONCILED, detail=f"found at the provider as {found}")
+def _reconcile(svc: Services, rows: list[NotificationRow], outcome: BatchOutcome) -> list[NotificationRow]:
+    """Attempts cut short: ask Twilio, for each, whether it has the message before resending.
+    Returns the rows to send again (Twilio has nothing); the found ones are reported sent."""
+    found: list[tuple[str, str]] = []
+    absent: list[NotificationRow] = []
+    for row in rows:
+        assert row.body is not None  # rendered before it was handed to sms
+        since = row.attempted_at or datetime.now(UTC) - timedelta(days=1)
+        try:
+            with about(row.id, row.event_id):
+                provider_id = svc.sms.find_sent(to=row.recipient, body=row.body, since=since)
+        except Exception as exc:  # the look-up of this one failed: it is retried alone
+            outcome.hand_on_alone(row.id, exc)
+            continue
+        if provider_id:
+            found.append((row.id, provider_id))
         else:
-            # The cut-short try stays in history as such before the resend.
-            log_attempt(
-                conn, nid, Outcome.AMBIGUOUS, detail="cut short; twilio has no such message: resending"
-            )
-            release_claim(conn, nid)
-    if found:
-        return Step.REPORT_SENT, replace(row, provider_id=found)
-    return Step.SEND, row
+            absent.append(row)
+    attempts = [
+        Attempt(nid, Outcome.RECONCILED, detail=f"found at the provider as {provider_id}")
+        for nid, provider_id in found
+    ]
+    # The cut-short try stays in history as such before the resend.
+    attempts += [
+        Attempt(row.id, Outcome.AMBIGUOUS, detail="cut short; twilio has no such message: resending")
+        for row in absent
+    ]
+    if attempts:
+        with svc.transaction() as conn:
+            record_provider_ids(conn, found)
+            log_attempts(conn, attempts)
+            release_claims(conn, [row.id for row in absent])
+    for nid, provider_id in found:
+        outcome.report(nid, Status.SENT, provider_id=provider_id)
+    return absent
+
+
+@dataclass(frozen=True)
+class _Item:
+    """One notification of the batch on its way to Twilio."""
+
+    row: NotificationRow
+    sender: str
+    parts: int
+    #: When its rate-limit slot comes (``time.monotonic()``), 0 when not paced.
+    due: float = 0.0
+    #: The same instant on the wall clock, when it is later than the claim (``time.time()``).
+    slot_at: float | None = None
 
 
 def _sender_rate(svc: Services, sender: str) -> float:
     return svc.settings.sms_sender_rates.get(sender, svc.settings.sms_segments_per_second)
 
 
-def _pace(svc: Services, sender: str, parts: int) -> None:
-    """Wait for this sender's next slot, shared with every other ``sms`` process."""
-    rate = _sender_rate(svc, sender)
-    if rate <= 0:
-        return
-    max_wait = svc.settings.sms_rate_max_wait_seconds
-    with svc.transaction() as conn:
-        wait = take_slot(conn, sender, parts / rate, time.time(), max_wait)
-    if wait > max_wait:
-        # Nothing reserved: come back when the sender is free rather than hold a thread.
-        raise dramatiq.Retry(f"sender busy for {wait:.1f}s", delay=int(wait * 1000))
-    if wait > 0:
-        time.sleep(wait)  # the rate limit itself: this message's slot on the sender's timeline
-
-
-def _send(svc: Services, nid: str, row: NotificationRow) -> None:
-    body = row.body
-    assert body is not None  # rendered before it was handed to sms
-    try:
-        parts = count_segments(body).parts
-    except ValueError as exc:  # over 1,600 characters: permanent, recorded, never sent
-        with svc.transaction() as conn:
-            if claim_for_sending(conn, nid):
-                record_refusal(conn, nid, None)
-        report(svc, nid, Status.FAILED, SOURCE, detail=str(exc))
-        return
-    with svc.reading() as conn:
-        connected = integration_active(conn, "twilio", svc.settings)
+def _send(svc: Services, rows: list[NotificationRow], connected: bool, outcome: BatchOutcome) -> None:
+    settings = svc.settings
+    too_long: list[tuple[NotificationRow, str]] = []
+    items: list[_Item] = []
+    for row in rows:
+        assert row.body is not None  # rendered before it was handed to sms
+        try:
+            parts = count_segments(row.body).parts
+        except ValueError as exc:  # over 1,600 characters: permanent, recorded, never sent
+            too_long.append((row, str(exc)))
+            continue
+        items.append(_Item(row, str(row.sender or settings.twilio_from), parts))
     if not connected:
         # The operator disconnected Twilio: stop all SMS activity, and say so in history.
-        with svc.transaction() as conn:
-            won = skip_pending(conn, nid)
-        if won:
-            report(
-                svc,
-                nid,
-                Status.SKIPPED,
-                SOURCE,
-                detail="sms_not_connected: the twilio integration is disconnected",
-            )
+        _skip_disconnected(svc, too_long, items, outcome)
         return
-    sender = str(row.sender or svc.settings.twilio_from)
-    _pace(svc, sender, parts)
+    max_wait = settings.sms_rate_max_wait_seconds
+    # The window in which this batch's calls may start: measured from before the claim, so no
+    # call starts after the attempt could be taken for one cut short (``_in_flight``).
+    start_by = time.monotonic() + START_WINDOW_SECONDS + max_wait
     with svc.transaction() as conn:
-        org = load_org(conn, row.org_id, svc.settings.default_region)
+        claimed_long = claim_for_sending_many(conn, [row.id for row, _ in too_long])
+        record_refusals(conn, [(nid, None) for nid in claimed_long])
+        items = _take_slots(conn, svc, items, outcome)
+        orgs = load_orgs(conn, {i.row.org_id for i in items}, settings.default_region)
         # Rule 7: reserved atomically, once per notification, before anything is sent.
-        short = org.buys_credit and not reserve_credit(conn, nid, row.org_id, parts)
-        # Skipped or claimed, of two workers holding the same message only one wins.
-        won = skip_pending(conn, nid) if short else claim_for_sending(conn, nid)
-    if not won:
-        return  # another worker got there first; it reports the outcome
-    if org.buys_credit and not short and row.segments is None:
-        metrics.SMS_CREDIT.labels(operation="reserved").inc(parts)
-    if short:
-        detail = f"insufficient_credit: needs {parts}, balance {org.credit_balance}"
-        report(svc, nid, Status.SKIPPED, SOURCE, detail=detail)
-        return
-    try:
-        sent, started = call_provider(
-            svc,
-            nid,
-            lambda: svc.sms.send(
-                to=row.recipient, sender=sender, body=body, status_callback=_callback_url(svc, nid)
-            ),
-            source=SOURCE,
+        buying = [i for i in items if orgs[i.row.org_id].buys_credit]
+        held = reserve_credit_many(conn, [(i.row.id, i.row.org_id, i.parts) for i in buying])
+        short = [i for i, ok in zip(buying, held, strict=True) if not ok]
+        short_ids = {i.row.id for i in short}
+        # Skipped or claimed: of two workers holding the same notification only one wins it.
+        skipped = skip_pending_many(conn, short_ids)
+        claimed = claim_for_sending_many(conn, [i.row.id for i in items if i.row.id not in short_ids])
+        # A paced attempt begins at its slot: stamped so, as when the claim followed the wait.
+        stamp_attempts(
+            conn,
+            [
+                (i.row.id, datetime.fromtimestamp(i.slot_at, UTC))
+                for i in items
+                if i.slot_at is not None and i.row.id in claimed
+            ],
         )
-    except PermanentProviderError as exc:
-        count_provider_error(SOURCE, exc)
-        with svc.transaction() as conn:
-            record_refusal(conn, nid, exc.code)
-            log_attempt(
-                conn, nid, Outcome.REFUSED, http_status=exc.status, error_code=exc.code, detail=str(exc)
-            )
-            refunded = refund_credit(conn, nid, row.org_id)
-            if exc.code == OPTED_OUT:
-                mark_opted_out(conn, row.org_id, row.contact_id)
-        metrics.SMS_CREDIT.labels(operation="refunded").inc(refunded)
-        logger.warning("sms refused", extra={"notification_id": nid, "code": exc.code})
-        report(svc, nid, Status.FAILED, SOURCE, code=exc.code)
-        return
-    except TransientProviderError as exc:
-        after_transient(
-            svc,
-            nid,
-            exc,
-            source=SOURCE,
-            in_flight=_in_flight(svc),
-            on_give_up=lambda conn: _refund(conn, nid, row.org_id),
-        )
-        return
+    for row, reason in too_long:
+        outcome.report(row.id, Status.FAILED, detail=reason)
+    reserved = sum(i.parts for i in buying if i.row.id in claimed and i.row.segments is None)
+    if reserved:
+        metrics.SMS_CREDIT.labels(operation="reserved").inc(reserved)
+    _report_short(short, skipped, orgs, buying, held, outcome)
+    # Of two workers holding the same notification, the other one reports it.
+    sending = [i for i in items if i.row.id in claimed]
+    if sending:
+        _call_twilio(svc, sending, start_by, outcome)
+
+
+def _skip_disconnected(
+    svc: Services, too_long: list[tuple[NotificationRow, str]], items: list[_Item], outcome: BatchOutcome
+) -> None:
     with svc.transaction() as conn:
-        record_provider_id(conn, nid, sent.provider_id)
-        # Stamped when the call began, so it sorts before any status the provider reports back.
-        log_attempt(conn, nid, Outcome.ACCEPTED, detail=sent.provider_id, at=started)
-    metrics.SMS_SEGMENTS.inc(parts)
-    logger.info("sms accepted", extra={"notification_id": nid, "provider_id": sent.provider_id})
-    report(svc, nid, Status.SENT, SOURCE, provider_id=sent.provider_id)
+        claimed_long = claim_for_sending_many(conn, [row.id for row, _ in too_long])
+        record_refusals(conn, [(nid, None) for nid in claimed_long])
+        won = skip_pending_many(conn, [i.row.id for i in items])
+    for row, reason in too_long:
+        outcome.report(row.id, Status.FAILED, detail=reason)
+    for i in items:
+        if i.row.id in won:
+            detail = "sms_not_connected: the twilio integration is disconnected"
+            outcome.report(i.row.id, Status.SKIPPED, detail=detail)
 
 
-def _refund(conn: Any, nid: str, org_id: str) -> None:
-    """Give the credit back (the send gave up) and count it."""
-    # Counted before the commit: a rolled-back refund overcounts by one message, which is rare.
-    metrics.SMS_CREDIT.labels(operation="refunded").inc(refund_credit(conn, nid, org_id))
+def _take_slots(conn: Connection, svc: Services, items: list[_Item], outcome: BatchOutcome) -> list[_Item]:
+    """Each message's slot on its sender's shared timeline, in the batch's order (every ``sms``
+    process draws from the same one). A sender busy beyond the longest wait takes no slot: those
+    come back when it is free rather than hold a thread. Returns the items that go now."""
+    max_wait = svc.settings.sms_rate_max_wait_seconds
+    by_sender: dict[str, list[_Item]] = {}
+    for item in items:
+        by_sender.setdefault(item.sender, []).append(item)
+    going: dict[str, _Item] = {}
+    for sender in sorted(by_sender):  # senders' rows locked in key order: no deadlock
+        mine = by_sender[sender]
+        rate = _sender_rate(svc, sender)
+        if rate <= 0:
+            going.update((i.row.id, i) for i in mine)
+            continue
+        now_wall, now_mono = time.time(), time.monotonic()
+        waits = take_slots(conn, sender, [i.parts / rate for i in mine], now_wall, max_wait)
+        for item, wait in zip(mine, waits, strict=True):
+            if wait > max_wait:
+                outcome.again(item.row.id, wait)
+            else:
+                wait = max(0.0, wait)
+                at = now_wall + wait if wait > 0 else None
+                going[item.row.id] = _Item(item.row, item.sender, item.parts, now_mono + wait, at)
+    return [going[i.row.id] for i in items if i.row.id in going]
+
+
+def _report_short(
+    short: list[_Item],
+    skipped: set[str],
+    orgs: dict[str, OrgView],
+    buying: list[_Item],
+    held: list[bool],
+    outcome: BatchOutcome,
+) -> None:
+    """Report the notifications skipped for want of credit, each with the balance it met (the
+    organisation's, less what the batch's earlier notifications reserved)."""
+    if not short:
+        return
+    balance = {org_id: org.credit_balance for org_id, org in orgs.items()}
+    met: dict[str, int] = {}
+    for item, ok in zip(buying, held, strict=True):
+        org_id = item.row.org_id
+        if ok and item.row.segments is None:
+            balance[org_id] -= item.parts
+        elif not ok:
+            met[item.row.id] = balance[org_id]
+    for item in short:
+        if item.row.id in skipped:
+            detail = f"insufficient_credit: needs {item.parts}, balance {met[item.row.id]}"
+            outcome.report(item.row.id, Status.SKIPPED, detail=detail)
+
+
+def _call_twilio(svc: Services, items: list[_Item], start_by: float, outcome: BatchOutcome) -> None:
+    """Send the claimed notifications concurrently, then record every answer in one transaction."""
+    began: dict[int, datetime] = {}
+
+    def attempt(index: int, call: Callable[[], SentSms]) -> SentSms:
+        # In a pool thread: this item's slot, its start window, its in-call retries.
+        item = items[index]
+        with about(item.row.id, item.row.event_id):
+            wait = item.due - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)  # the rate limit itself: this message's slot on its sender's timeline
+            if time.monotonic() > start_by:
+                raise NotStarted("not started within the batch's window; not sent")
+            sent, began[index] = call_provider(svc, item.row.id, call, source=SOURCE)
+            return sent
+
+    messages = [
+        OutgoingSms(
+            to=i.row.recipient,
+            sender=i.sender,
+            body=str(i.row.body),
+            status_callback=_callback_url(svc, i.row.id),
+        )
+        for i in items
+    ]
+    results = svc.sms.send_many(messages, attempt=attempt)
+    accepted: list[tuple[_Item, SentSms, datetime]] = []
+    refused: list[tuple[_Item, PermanentProviderError]] = []
+    failing: list[tuple[str, TransientProviderError]] = []
+    for index, (item, result) in enumerate(zip(items, results, strict=True)):
+        if isinstance(result, SentSms):
+            accepted.append((item, result, began[index]))
+        elif isinstance(result, PermanentProviderError):
+            refused.append((item, result))
+        elif isinstance(result, TransientProviderError):
+            failing.append((item.row.id, result))
+        else:  # a ProviderError of neither kind: not the adapter's contract, so not sent for sure
+            failing.append((item.row.id, TransientProviderError(str(result), accepted_unknown=True)))
+    by_id = {i.row.id: i for i in items}
+    with svc.transaction() as conn:
+        attempts, given_up = settle_transients(conn, svc, failing, outcome, in_flight=_in_flight(svc))
+        record_provider_ids(conn, [(i.row.id, sent.provider_id) for i, sent, _ in accepted])
+        record_refusals(conn, [(i.row.id, exc.code) for i, exc in refused])
+        # Stamped when the try began, so it sorts before any status the provider reports back.
+        attempts += [
+            Attempt(i.row.id, Outcome.ACCEPTED, detail=s.provider_id, at=at) for i, s, at in accepted
+        ]
+        attempts += [
+            Attempt(i.row.id, Outcome.REFUSED, http_status=exc.status, error_code=exc.code, detail=str(exc))
+            for i, exc in refused
+        ]
+        log_attempts(conn, attempts)
+        back = [(i.row.id, i.row.org_id) for i, _ in refused]
+        back += [(nid, by_id[nid].row.org_id) for nid, _ in given_up]
+        refunded = sum(refund_credit_many(conn, back)) if back else 0
+        for i, exc in refused:
+            if exc.code == OPTED_OUT:
+                mark_opted_out(conn, i.row.org_id, i.row.contact_id)
+    if refunded:
+        metrics.SMS_CREDIT.labels(operation="refunded").inc(refunded)
+    segments = sum(i.parts for i, _, _ in accepted)
+    if segments:
+        metrics.SMS_SEGMENTS.inc(segments)
+    outcome.accepted += len(accepted)
+    for i, sent, _ in accepted:
+        outcome.report(i.row.id, Status.SENT, provider_id=sent.provider_id)
+    for i, exc in refused:
+        count_provider_error(SOURCE, exc)
+        with about(i.row.id, i.row.event_id):
+            logger.warning("sms refused", extra={"notification_id": i.row.id, "code": exc.code})
+        outcome.report(i.row.id, Status.FAILED, code=exc.code)
+    warn_given_up(given_up, {i.row.id: i.row.event_id for i in items})
+
+
+def _log_batch(size: int, outcome: BatchOutcome) -> None:
+    """One line per batch: what its notifications came to."""
+    counts = {
+        "batch": size,
+        "accepted": outcome.accepted,
+        "failed": outcome.count(Status.FAILED),
+        "skipped": outcome.count(Status.SKIPPED),
+        "later": len(outcome.later),
+        "alone": len(outcome.alone),
+    }
+    logger.info("sms accepted" if counts["accepted"] else "sms batch handled", extra=counts)

@@ -293,6 +293,25 @@ def claim_for_sending_many(conn: Connection, ids: Iterable[str]) -> set[str]:
     return _move_pending(conn, ids, Status.SENDING, claim=True)
 
 
+def stamp_attempts(conn: Connection, items: Sequence[tuple[str, datetime]]) -> None:
+    """When each claimed attempt's provider call is due to begin, ``(notification id, when)``, in
+    one executemany: a batch claims its notifications before each waits for its rate-limit slot,
+    and ``attempted_at`` says when the attempt began (the in-flight window runs from it). Only a
+    notification still ``sending`` without an answer is stamped."""
+    if not items:
+        return
+    conn.execute(
+        update(notifications)
+        .where(
+            notifications.c.id == bindparam("b_id"),
+            notifications.c.status == Status.SENDING,
+            notifications.c.provider_id.is_(None),
+        )
+        .values(attempted_at=bindparam("b_at")),
+        [{"b_id": nid, "b_at": at} for nid, at in items],
+    )
+
+
 def skip_pending(conn: Connection, nid: str) -> bool:
     """``pending → skipped`` at send time (e.g. not enough SMS credit); final at once, so no
     duplicate message can still send it. The decision's reason stays as routing recorded it."""

@@ -77,8 +77,9 @@ def test_the_worker_start_callable_composes_the_stage_without_connecting(global_
     settings = Settings(amqp_url="amqp://guest:guest@127.0.0.1:1/%2F", queue_prefix="acme")  # type: ignore[arg-type]
     broker = start("sms", settings)
     assert dramatiq.get_broker() is broker
-    assert set(broker.actors) == {"send_sms"}
+    assert set(broker.actors) == {"send_sms", "send_sms_batch"}
     assert broker.actors["send_sms"].queue_name == "acme.sms"
+    assert broker.actors["send_sms_batch"].queue_name == "acme.sms"
     assert broker.connections == set()  # nothing opened before dramatiq's worker starts
     (lifecycle,) = [m for m in broker.middleware if isinstance(m, Lifecycle)]
     with pytest.raises(ConfigurationError, match="not booted"):

@@ -10,7 +10,7 @@ import pytest
 from schemas.notifications import Status, can_move
 from schemas.rows import NotificationRow
 from tests.factories import notification_row
-from workers.rules.delivery import Step, next_step
+from workers.rules.delivery import Step, come_back_groups, next_step
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 IN_FLIGHT = timedelta(seconds=25)
@@ -103,3 +103,26 @@ def test_a_live_attempt_is_waited_out_until_it_can_no_longer_be_in_flight() -> N
     now = datetime(2026, 11, 25, 12, 0, 4, tzinfo=UTC)
     assert wait_out(start, now, timedelta(seconds=10)) == 6.0
     assert wait_out(start, now, timedelta(seconds=3)) == 0.0
+
+
+# --- coming back to a batch's notifications (issue 15) ---
+
+
+def test_notifications_to_come_back_to_at_about_the_same_time_go_in_one_message_at_the_latest() -> None:
+    groups = come_back_groups([("a", 10.0, False), ("b", 12.0, False), ("c", 11.0, False)])
+    assert groups == [(12.0, ["a", "c", "b"])]  # none sooner than its own delay, none much later
+
+
+def test_delays_far_apart_go_in_messages_of_their_own() -> None:
+    groups = come_back_groups([("a", 0.1, False), ("b", 0.4, False), ("c", 5.0, False), ("d", 60.0, False)])
+    assert groups == [(0.4, ["a", "b"]), (5.0, ["c"]), (60.0, ["d"])]
+
+
+def test_a_last_try_placed_at_the_deadline_is_never_pushed_past_it() -> None:
+    groups = come_back_groups([("last", 10.0, True), ("other", 10.5, False), ("same", 10.0, False)])
+    assert groups == [(10.0, ["last", "same"]), (10.5, ["other"])]
+
+
+def test_a_notification_named_twice_comes_back_once_at_its_longest_delay() -> None:
+    assert come_back_groups([("a", 1.0, False), ("a", 30.0, False)]) == [(30.0, ["a"])]
+    assert come_back_groups([]) == []

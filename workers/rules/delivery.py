@@ -7,6 +7,7 @@ provider before anything is resent.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -76,3 +77,36 @@ def retry_plan(
         return None
     wait = max(backoff, retry_after or 0.0)
     return min(wait, remaining)
+
+
+def come_back_groups(
+    later: Sequence[tuple[str, float, bool]], *, share: float = 0.25, slack: float = 0.5
+) -> list[tuple[float, list[str]]]:
+    """Notifications to come back to, ``(id, seconds, exact)`` each, as few ``(delay, ids)``
+    groups as keep each one's delay: one message per group.
+
+    Sorted by delay, a group takes the ids whose delay is within ``slack`` seconds or ``share`` of
+    its first one's, and goes at its largest: no id comes back sooner than its own delay (a floor:
+    the provider's Retry-After, the end of an attempt in flight), and at most a quarter (or half a
+    second) later. An ``exact`` id (the last try, placed at the send deadline) is grouped only with
+    ids of the same delay, so it is not pushed past the deadline. An id is kept once, at its
+    largest delay. Pure.
+    """
+    longest: dict[str, tuple[float, bool]] = {}
+    for nid, seconds, exact in later:
+        seconds = max(0.0, seconds)
+        if nid not in longest or seconds > longest[nid][0]:
+            longest[nid] = (seconds, exact)
+    ordered = sorted(longest.items(), key=lambda item: (item[1][0], item[0]))
+    groups: list[tuple[float, list[str]]] = []
+    kinds: list[tuple[float, bool]] = []  # per group: its first delay, and whether it is exact
+    for nid, (seconds, exact) in ordered:
+        if groups:
+            first, exact_group = kinds[-1]
+            fits = seconds == first if exact or exact_group else seconds <= first + max(slack, first * share)
+            if fits:
+                groups[-1] = (seconds, [*groups[-1][1], nid])
+                continue
+        kinds.append((seconds, exact))
+        groups.append((seconds, [nid]))
+    return groups

@@ -25,7 +25,7 @@ from infra.bootstrap import Services, bootstrap, shutdown
 from infra.broker import Emitter, herald_middleware
 from infra.settings import Settings
 from infra.store.directory import upsert_customer
-from infra.store.tables import notifications
+from infra.store.tables import delivery_attempts, notifications
 from schemas.directory import CustomerRecord
 from schemas.messages import StageMessage
 from tests.factories import customer
@@ -97,6 +97,26 @@ class Stages:
     def notifications(self) -> list[Any]:
         with self.services.reading() as conn:
             return list(conn.execute(select(notifications).order_by(notifications.c.channel)).all())
+
+    def attempts(self, nid: str) -> list[str]:
+        """The outcomes of a notification's provider attempts, in order."""
+        with self.services.reading() as conn:
+            rows = conn.execute(
+                select(delivery_attempts.c.outcome)
+                .where(delivery_attempts.c.notification_id == nid)
+                .order_by(delivery_attempts.c.id)
+            )
+            return [r.outcome for r in rows]
+
+    def batch_reports(self) -> dict[str, list[dict[str, Any]]]:
+        """Every report history was sent, by notification; batch messages only."""
+        found = self.take("history")
+        assert {actor for actor, _ in found} <= {"record_statuses"}
+        reports: dict[str, list[dict[str, Any]]] = {}
+        for _, body in found:
+            for report in body["reports"]:
+                reports.setdefault(report["notification_id"], []).append(report)
+        return reports
 
 
 def settings_for(tmp_path: Path, **fields: Any) -> Settings:

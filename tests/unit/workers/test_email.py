@@ -5,10 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
 from infra.store.notifications import store_rendered_email
-from infra.store.tables import delivery_attempts
 from schemas.messages import EmailRendered
 from tests.integration.stored import routed_notification
 from tests.unit.workers.conftest import Stages
@@ -30,16 +27,6 @@ def _reports(stages: Stages) -> list[dict[str, Any]]:
     return [body for actor, body in stages.take("history") if actor == "record_status"]
 
 
-def _attempts(stages: Stages, nid: str) -> list[str]:
-    with stages.services.reading() as conn:
-        rows = conn.execute(
-            select(delivery_attempts.c.outcome)
-            .where(delivery_attempts.c.notification_id == nid)
-            .order_by(delivery_attempts.c.id)
-        )
-        return [r.outcome for r in rows]
-
-
 def test_a_rendered_email_is_sent_once_as_text_and_html_and_reported_sent(stages: Stages) -> None:
     nid = _rendered(stages)
     _send(stages, nid)
@@ -49,7 +36,7 @@ def test_a_rendered_email_is_sent_once_as_text_and_html_and_reported_sent(stages
     assert {part.get_content_type() for part in message.walk()} >= {"text/plain", "text/html"}
     row = stages.notification(nid)
     assert (row.status, row.provider_id, row.attempts) == ("sending", message["Message-ID"], 1)
-    assert _attempts(stages, nid) == ["accepted"]
+    assert stages.attempts(nid) == ["accepted"]
     (report,) = _reports(stages)
     assert (report["notification_id"], report["status"], report["source"]) == (nid, "sent", "email")
     assert report["provider_id"] == message["Message-ID"]
@@ -61,7 +48,7 @@ def test_a_redelivered_message_sends_nothing_twice(stages: Stages) -> None:
     _send(stages, nid)
 
     assert len(stages.email.sent) == 1
-    assert _attempts(stages, nid) == ["accepted"]
+    assert stages.attempts(nid) == ["accepted"]
     assert [r["status"] for r in _reports(stages)] == ["sent", "sent"]
 
 
@@ -75,7 +62,7 @@ def test_an_address_the_server_refuses_with_550_is_failed_with_the_code_and_not_
     assert stages.email.sent == []
     row = stages.notification(nid)
     assert (row.error_code, row.attempts, row.provider_id) == (550, 1, None)
-    assert _attempts(stages, nid) == ["refused"]
+    assert stages.attempts(nid) == ["refused"]
     (report,) = _reports(stages)
     assert (report["status"], report["error_code"]) == ("failed", 550)
     assert stages.dead_letters("email") == []

@@ -5,13 +5,12 @@ alone, and a try cut short is resent with the same Message-ID, logged ambiguous.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import dramatiq
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from infra.store.notifications import claim_for_sending_many, store_rendered_email
-from infra.store.tables import delivery_attempts, notifications
+from infra.store.tables import notifications
 from schemas.messages import EmailsRendered
 from tests.integration.stored import routed_notification
 from tests.unit.workers.conftest import Stages
@@ -32,26 +31,6 @@ def _send(stages: Stages, *ids: str) -> None:
     stages.run("email")
 
 
-def _reports(stages: Stages) -> dict[str, list[dict[str, Any]]]:
-    found = stages.take("history")
-    assert {actor for actor, _ in found} <= {"record_statuses"}
-    reports: dict[str, list[dict[str, Any]]] = {}
-    for _, body in found:
-        for report in body["reports"]:
-            reports.setdefault(report["notification_id"], []).append(report)
-    return reports
-
-
-def _attempts(stages: Stages, nid: str) -> list[str]:
-    with stages.services.reading() as conn:
-        rows = conn.execute(
-            select(delivery_attempts.c.outcome)
-            .where(delivery_attempts.c.notification_id == nid)
-            .order_by(delivery_attempts.c.id)
-        )
-        return [r.outcome for r in rows]
-
-
 def _sent_to(stages: Stages) -> list[str]:
     return sorted(str(m["To"]) for m in stages.email.sent)
 
@@ -70,14 +49,14 @@ def test_a_batch_sends_each_good_email_once_and_gives_every_other_its_own_outcom
     assert _sent_to(stages) == sorted([*GOOD, "busy@example.fi"])  # each once
     for nid in good:
         row = stages.notification(nid)
-        assert (row.attempts, _attempts(stages, nid)) == (1, ["accepted"])
-    assert _attempts(stages, busy) == ["retry", "accepted"]
-    reports = _reports(stages)
+        assert (row.attempts, stages.attempts(nid)) == (1, ["accepted"])
+    assert stages.attempts(busy) == ["retry", "accepted"]
+    reports = stages.batch_reports()
     assert set(reports) == {*good, refused, header, busy}
     assert all(len(r) == 1 for r in reports.values())
     assert {nid: reports[nid][0]["status"] for nid in [*good, busy]} == dict.fromkeys([*good, busy], "sent")
     assert (reports[refused][0]["status"], reports[refused][0]["error_code"]) == ("failed", 550)
-    assert _attempts(stages, refused) == ["refused"]
+    assert stages.attempts(refused) == ["refused"]
     assert reports[header][0]["status"] == "failed"
     assert "line break" in reports[header][0]["detail"]
     # Never rendered as an email: handed on alone, dead-lettered with its reason at once.
@@ -92,7 +71,7 @@ def test_a_redelivered_batch_sends_nothing_twice_and_reports_again(stages: Stage
     _send(stages, *ids)
 
     assert _sent_to(stages) == sorted(GOOD)
-    reports = _reports(stages)
+    reports = stages.batch_reports()
     assert {nid: [r["status"] for r in found] for nid, found in reports.items()} == {
         nid: ["sent", "sent"] for nid in ids
     }
@@ -129,10 +108,10 @@ def test_claims_of_a_batch_cut_short_are_waited_out_then_resent_with_the_same_me
 
     assert _sent_to(stages) == sorted([GOOD[0], *GOOD])  # the cut-short ones resent, once each
     assert stages.email.sent[1]["Message-ID"] == first  # receivers de-duplicate on it
-    assert _attempts(stages, ids[0]) == ["accepted", "ambiguous", "accepted"]
+    assert stages.attempts(ids[0]) == ["accepted", "ambiguous", "accepted"]
     for nid in ids[1:]:
-        assert _attempts(stages, nid) == ["ambiguous", "accepted"]
-    reports = _reports(stages)
+        assert stages.attempts(nid) == ["ambiguous", "accepted"]
+    reports = stages.batch_reports()
     assert {nid: [r["status"] for r in found] for nid, found in reports.items()} == {
         nid: ["sent"] for nid in ids
     }

@@ -6,12 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from infra.store.integrations import mark_disconnected
 from infra.store.notifications import store_rendered
 from infra.store.organisations import update_org
-from infra.store.tables import delivery_attempts
 from schemas.messages import NotificationRendered
 from tests.integration.stored import routed_notification
 from tests.unit.workers.conftest import PUBLIC_URL, Stages
@@ -37,16 +34,6 @@ def _reports(stages: Stages) -> list[dict[str, Any]]:
     return [body for _, body in found]
 
 
-def _attempts(stages: Stages, nid: str) -> list[str]:
-    with stages.services.reading() as conn:
-        rows = conn.execute(
-            select(delivery_attempts.c.outcome)
-            .where(delivery_attempts.c.notification_id == nid)
-            .order_by(delivery_attempts.c.id)
-        )
-        return [r.outcome for r in rows]
-
-
 def test_a_rendered_sms_is_sent_once_with_its_callback_url_and_reported_sent(stages: Stages) -> None:
     nid = _rendered(stages)
     _send(stages, nid)
@@ -56,7 +43,7 @@ def test_a_rendered_sms_is_sent_once_with_its_callback_url_and_reported_sent(sta
     assert sent["callback"] == f"{PUBLIC_URL}/callbacks/twilio/{nid}"
     row = stages.notification(nid)
     assert (row.status, row.provider_id, row.attempts) == ("sending", sent["sid"], 1)
-    assert _attempts(stages, nid) == ["accepted"]
+    assert stages.attempts(nid) == ["accepted"]
     (report,) = _reports(stages)
     assert (report["notification_id"], report["status"], report["source"]) == (nid, "sent", "sms")
     assert report["provider_id"] == sent["sid"]
@@ -83,7 +70,7 @@ def test_a_number_twilio_refuses_for_good_is_failed_with_its_code_and_not_retrie
     assert stages.sms.sent == []
     row = stages.notification(nid)
     assert (row.error_code, row.attempts, row.provider_id) == (21211, 1, None)
-    assert _attempts(stages, nid) == ["refused"]
+    assert stages.attempts(nid) == ["refused"]
     (report,) = _reports(stages)
     assert (report["status"], report["error_code"]) == ("failed", 21211)
     assert stages.dead_letters("sms") == []

@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dramatiq
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from infra.store.integrations import mark_disconnected
 from infra.store.notifications import claim_for_sending_many, store_rendered
 from infra.store.organisations import update_org
-from infra.store.tables import delivery_attempts, notifications
+from infra.store.tables import notifications
 from schemas.messages import NotificationsRendered
 from tests.integration.stored import routed_notification
 from tests.unit.workers.conftest import PUBLIC_URL, Stages
@@ -36,27 +36,6 @@ def _rendered(stages: Stages, recipient: str, body: str = TEXT) -> str:
 def _send(stages: Stages, *ids: str) -> None:
     stages.deliver(NotificationsRendered(notification_ids=list(ids)))
     stages.run("sms")
-
-
-def _reports(stages: Stages) -> dict[str, list[dict[str, Any]]]:
-    """Every report history was sent, by notification; only batch messages."""
-    found = stages.take("history")
-    assert {actor for actor, _ in found} <= {"record_statuses"}
-    reports: dict[str, list[dict[str, Any]]] = {}
-    for _, body in found:
-        for report in body["reports"]:
-            reports.setdefault(report["notification_id"], []).append(report)
-    return reports
-
-
-def _attempts(stages: Stages, nid: str) -> list[str]:
-    with stages.services.reading() as conn:
-        rows = conn.execute(
-            select(delivery_attempts.c.outcome)
-            .where(delivery_attempts.c.notification_id == nid)
-            .order_by(delivery_attempts.c.id)
-        )
-        return [r.outcome for r in rows]
 
 
 def _one_try_per_call(stages: Stages) -> None:
@@ -96,10 +75,10 @@ def test_a_batch_with_a_poison_item_a_refusal_and_a_transient_failure_sends_each
         row = stages.notification(nid)
         assert (row.status, row.attempts) == ("sending", 1)
         assert row.provider_id is not None
-        assert _attempts(stages, nid) == ["accepted"]
+        assert stages.attempts(nid) == ["accepted"]
     assert stages.sms.sent[0]["callback"] == f"{PUBLIC_URL}/callbacks/twilio/{good[0]}"
 
-    reports = _reports(stages)
+    reports = stages.batch_reports()
     assert set(reports) == {*good, too_long, refused, busy}  # the unknown one has nothing to report
     assert all(len(r) == 1 for r in reports.values())  # each reported once
     for nid in good:
@@ -110,16 +89,16 @@ def test_a_batch_with_a_poison_item_a_refusal_and_a_transient_failure_sends_each
     (report,) = reports[refused]
     assert (report["status"], report["error_code"]) == ("failed", 21211)
     assert (stages.notification(refused).error_code, stages.notification(refused).attempts) == (21211, 1)
-    assert _attempts(stages, refused) == ["refused"]
+    assert stages.attempts(refused) == ["refused"]
     # The body over 1,600 characters: failed with its reason, never sent.
     (report,) = reports[too_long]
     assert report["status"] == "failed"
     assert "1700 characters" in report["detail"]
-    assert _attempts(stages, too_long) == []
+    assert stages.attempts(too_long) == []
     # The transient one: retried later, then sent once.
     (report,) = reports[busy]
     assert report["status"] == "sent"
-    assert _attempts(stages, busy) == ["retry", "accepted"]
+    assert stages.attempts(busy) == ["retry", "accepted"]
     assert stages.notification(busy).attempts == 2
     # The unknown id: handed on alone and dead-lettered with its reason; the batch went on.
     (dead,) = stages.dead_letters("sms")
@@ -141,7 +120,9 @@ def test_a_transient_failure_comes_back_alone_in_a_delayed_message_of_its_own(st
     assert stages.notification(busy).status == "pending"  # the claim released: certainly not sent
     assert [m["to"] for m in stages.sms.sent] == [GOOD[0]]
     # One message to history for the batch, with the one outcome it reached.
-    assert {nid: [r["status"] for r in found] for nid, found in _reports(stages).items()} == {good: ["sent"]}
+    assert {nid: [r["status"] for r in found] for nid, found in stages.batch_reports().items()} == {
+        good: ["sent"]
+    }
 
 
 def test_a_redelivered_batch_sends_nothing_again_and_reports_again(stages: Stages) -> None:
@@ -151,7 +132,7 @@ def test_a_redelivered_batch_sends_nothing_again_and_reports_again(stages: Stage
 
     assert len(stages.sms.sent) == 3
     assert all(stages.notification(nid).attempts == 1 for nid in ids)
-    reports = _reports(stages)
+    reports = stages.batch_reports()
     assert {nid: [r["status"] for r in found] for nid, found in reports.items()} == {
         nid: ["sent", "sent"] for nid in ids
     }
@@ -188,10 +169,10 @@ def test_claims_cut_short_long_ago_are_reconciled_and_only_what_twilio_lacks_is_
 
     assert sorted(m["to"] for m in stages.sms.sent) == sorted(GOOD)  # each number once
     assert stages.notification(ids[0]).provider_id == taken.provider_id
-    assert _attempts(stages, ids[0]) == ["reconciled"]
+    assert stages.attempts(ids[0]) == ["reconciled"]
     for nid in ids[1:]:
-        assert _attempts(stages, nid) == ["ambiguous", "accepted"]
-    reports = _reports(stages)
+        assert stages.attempts(nid) == ["ambiguous", "accepted"]
+    reports = stages.batch_reports()
     assert {nid: [r["status"] for r in found] for nid, found in reports.items()} == {
         nid: ["sent"] for nid in ids
     }
@@ -229,7 +210,7 @@ def test_credit_is_reserved_per_notification_and_the_ones_it_does_not_cover_are_
     _send(stages, *ids)
 
     assert len(stages.sms.sent) == 2
-    reports = _reports(stages)
+    reports = stages.batch_reports()
     assert [reports[nid][0]["status"] for nid in ids] == ["sent", "sent", "skipped"]
     assert reports[ids[2]][0]["detail"] == "insufficient_credit: needs 1, balance 0"
     assert stages.notification(ids[2]).status == "skipped"
@@ -247,7 +228,7 @@ def test_a_refusal_gives_its_credit_back_and_21610_opts_the_contact_out(stages: 
     with stages.services.reading() as conn:
         assert org_settings(conn, "acme")["credit_balance"] == 3  # two sent, the refused one refunded
     assert stages.notification(ids[1]).segments == 0
-    reports = _reports(stages)
+    reports = stages.batch_reports()
     assert (reports[ids[1]][0]["status"], reports[ids[1]][0]["error_code"]) == ("failed", 21610)
 
 
@@ -258,7 +239,7 @@ def test_a_disconnected_twilio_integration_skips_the_whole_batch(stages: Stages)
     _send(stages, *ids)
 
     assert stages.sms.sent == []
-    reports = _reports(stages)
+    reports = stages.batch_reports()
     assert {r[0]["status"] for r in reports.values()} == {"skipped"}
     assert all(r[0]["detail"].startswith("sms_not_connected") for r in reports.values())
 
@@ -276,8 +257,8 @@ def test_a_transient_failure_past_the_deadline_gives_up_with_its_credit_back(sta
 
     assert stages.sms.sent == []
     # The first failure comes back at the deadline (the last try); the second is past it.
-    assert _attempts(stages, nid) == ["retry", "gave_up"]
-    ((report,),) = _reports(stages).values()
+    assert stages.attempts(nid) == ["retry", "gave_up"]
+    ((report,),) = stages.batch_reports().values()
     assert (report["status"], report["error_code"]) == ("failed", 20429)
     assert report["detail"].startswith("gave_up")
     assert stages.notification(nid).segments == 0  # refunded
@@ -294,7 +275,7 @@ def test_an_item_whose_call_cannot_start_within_the_batchs_window_is_released_no
 
     assert stages.sms.tries == []
     assert [stages.notification(nid).status for nid in ids] == ["pending"] * 3  # released
-    assert all(_attempts(stages, nid) == [] for nid in ids)  # no provider call, nothing logged
+    assert all(stages.attempts(nid) == [] for nid in ids)  # no provider call, nothing logged
     ((actor, body, _),) = _delayed(stages)
     assert (actor, sorted(body["notification_ids"])) == ("send_sms_batch", sorted(ids))
     assert stages.emitted("history") == []

@@ -41,7 +41,7 @@ from schemas.messages import EmailRendered, EmailsRendered
 from schemas.notifications import Status
 from schemas.rows import NotificationRow
 from workers.decode import decode
-from workers.rules.delivery import Step, next_step, wait_out
+from workers.rules.delivery import Step
 from workers.sending import (
     START_WINDOW_SECONDS,
     BatchOutcome,
@@ -53,6 +53,7 @@ from workers.sending import (
     finish_one,
     in_flight,
     settle_transients,
+    triage,
     warn_given_up,
 )
 
@@ -105,28 +106,14 @@ def handle(svc: Services, ids: Sequence[str], outcome: BatchOutcome) -> None:
     now = datetime.now(UTC)
     cut_short: list[NotificationRow] = []
     to_send: list[NotificationRow] = []
-    for nid in ids:
-        row = rows.get(nid)
-        if row is None:
-            outcome.hand_on_alone(nid, MalformedMessage(f"unknown notification {nid}"))
+    for row, step in triage(ids, rows, now, window, outcome):
+        if row.body is None or row.subject is None or row.html is None:
+            outcome.hand_on_alone(row.id, MalformedMessage(f"{row.id}: not rendered as an email"))
             continue
-        step = next_step(row, now, window)
-        if step == Step.WAIT:
-            # Not a failure: wait the live attempt out without spending the retry budget.
-            assert row.attempted_at is not None  # WAIT: an attempt is under way
-            outcome.again(nid, wait_out(row.attempted_at, now, window) + 0.1)
-        elif step == Step.REPORT_SENT:
-            outcome.report(nid, Status.SENT, provider_id=row.provider_id)
-        elif step == Step.REPORT_FAILED:
-            outcome.report(nid, Status.FAILED, code=row.error_code)
-        elif step in (Step.SEND, Step.RECONCILE):
-            if row.body is None or row.subject is None or row.html is None:
-                outcome.hand_on_alone(nid, MalformedMessage(f"{nid}: not rendered as an email"))
-                continue
-            if step == Step.RECONCILE:
-                # SMTP cannot be asked; resend with the same Message-ID (see the module docstring).
-                cut_short.append(row)
-            to_send.append(row)
+        if step == Step.RECONCILE:
+            # SMTP cannot be asked; resend with the same Message-ID (see the module docstring).
+            cut_short.append(row)
+        to_send.append(row)
     if to_send:
         _send(svc, to_send, cut_short, outcome)
     logger.info(

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection
 
 from infra import log_context, metrics
 from infra.bootstrap import Services
-from infra.errors import TransientProviderError
+from infra.errors import MalformedMessage, TransientProviderError
 from infra.retry_policy import in_call_retrying
 from infra.store.attempts import Attempt, Outcome, count_attempts_many, first_attempts_at, log_attempts
 from infra.store.notifications import record_refusals, release_claims
@@ -43,7 +43,8 @@ from schemas.messages import (
     StatusReport,
 )
 from schemas.notifications import Status
-from workers.rules.delivery import backoff_seconds, come_back_groups, retry_plan
+from schemas.rows import NotificationRow
+from workers.rules.delivery import Step, backoff_seconds, come_back_groups, next_step, retry_plan, wait_out
 
 logger = logging.getLogger("herald.sending")
 T = TypeVar("T")
@@ -137,6 +138,37 @@ class BatchOutcome:
     def count(self, status: Status) -> int:
         """How many reports say ``status``."""
         return sum(1 for r in self.reports if r.status == status)
+
+
+def triage(
+    ids: Sequence[str],
+    rows: dict[str, NotificationRow],
+    now: datetime,
+    window: timedelta,
+    outcome: BatchOutcome,
+) -> list[tuple[NotificationRow, Step]]:
+    """Each notification's next step (the pure ``next_step``): what needs no provider call is
+    settled in ``outcome`` here (unknown ids handed on alone, live attempts waited out, answered
+    ones reported again); the rest come back with their step, ``SEND`` or ``RECONCILE``."""
+    calls: list[tuple[NotificationRow, Step]] = []
+    for nid in ids:
+        row = rows.get(nid)
+        if row is None:
+            outcome.hand_on_alone(nid, MalformedMessage(f"unknown notification {nid}"))
+            continue
+        step = next_step(row, now, window)
+        if step == Step.WAIT:
+            # Come back once the attempt can no longer be alive (then it is reconciled); not a
+            # failure, so it spends no retry budget: a crash mid-send never dead-letters anything.
+            assert row.attempted_at is not None  # WAIT: an attempt is under way
+            outcome.again(nid, wait_out(row.attempted_at, now, window) + 0.1)
+        elif step == Step.REPORT_SENT:
+            outcome.report(nid, Status.SENT, provider_id=row.provider_id)
+        elif step == Step.REPORT_FAILED:
+            outcome.report(nid, Status.FAILED, code=row.error_code)
+        elif step in (Step.SEND, Step.RECONCILE):
+            calls.append((row, step))
+    return calls
 
 
 def emit_batch(

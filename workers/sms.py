@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection
 from infra import metrics
 from infra.adapters.sms import OPTED_OUT, OutgoingSms, SentSms
 from infra.bootstrap import Services
-from infra.errors import MalformedMessage, PermanentProviderError, TransientProviderError
+from infra.errors import PermanentProviderError, TransientProviderError
 from infra.store.attempts import Attempt, Outcome, log_attempts
 from infra.store.batches import unique
 from infra.store.integrations import integration_active
@@ -52,7 +52,7 @@ from schemas.messages import NotificationRendered, NotificationsRendered
 from schemas.notifications import Status
 from schemas.rows import NotificationRow
 from workers.decode import decode
-from workers.rules.delivery import Step, next_step, wait_out
+from workers.rules.delivery import Step
 from workers.rules.segments import count_segments
 from workers.sending import (
     START_WINDOW_SECONDS,
@@ -65,6 +65,7 @@ from workers.sending import (
     finish_one,
     in_flight,
     settle_transients,
+    triage,
     warn_given_up,
 )
 
@@ -120,25 +121,8 @@ def handle(svc: Services, ids: Sequence[str], outcome: BatchOutcome) -> None:
     now = datetime.now(UTC)
     to_reconcile: list[NotificationRow] = []
     to_send: list[NotificationRow] = []
-    for nid in ids:
-        row = rows.get(nid)
-        if row is None:
-            outcome.hand_on_alone(nid, MalformedMessage(f"unknown notification {nid}"))
-            continue
-        step = next_step(row, now, window)
-        if step == Step.WAIT:
-            # Come back once the attempt can no longer be alive (then it is reconciled); not a
-            # failure, so it spends no retry budget: a crash mid-send never dead-letters anything.
-            assert row.attempted_at is not None  # WAIT: an attempt is under way
-            outcome.again(nid, wait_out(row.attempted_at, now, window) + 0.1)
-        elif step == Step.RECONCILE:
-            to_reconcile.append(row)
-        elif step == Step.REPORT_SENT:
-            outcome.report(nid, Status.SENT, provider_id=row.provider_id)
-        elif step == Step.REPORT_FAILED:
-            outcome.report(nid, Status.FAILED, code=row.error_code)
-        elif step == Step.SEND:
-            to_send.append(row)
+    for row, step in triage(ids, rows, now, window, outcome):
+        (to_reconcile if step == Step.RECONCILE else to_send).append(row)
     if to_reconcile:
         to_send.extend(_reconcile(svc, to_reconcile, outcome))
     if to_send:

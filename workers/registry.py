@@ -18,16 +18,23 @@ import dramatiq
 from infra import topology
 from infra.bootstrap import Services
 from schemas.messages import (
+    BatchMessage,
     CollectionRequested,
+    DeliveryStatusesReported,
     DeliveryStatusReported,
     EmailRendered,
+    EmailsRendered,
     EventPublished,
+    EventsPublished,
     MandateSetupRequested,
     NotificationDecided,
     NotificationRendered,
+    NotificationsDecided,
+    NotificationsRendered,
     StageMessage,
 )
 from workers import collect, email, history, render, route, sms
+from workers.decode import decode
 
 #: What a stage runs for one message: the process's services and the message body.
 Handler = Callable[[Services, Any], None]
@@ -35,21 +42,53 @@ Handler = Callable[[Services, Any], None]
 #: Each message type the stages consume, with the function that handles it.
 HANDLERS: dict[type[StageMessage], Handler] = {
     EventPublished: route.route_event,
+    EventsPublished: route.route_events,
     MandateSetupRequested: route.route_mandate_setup,
     NotificationDecided: render.render_notification,
+    NotificationsDecided: render.render_notifications,
     NotificationRendered: sms.send_sms,
     EmailRendered: email.send_email,
     CollectionRequested: collect.collect_invoice,
     DeliveryStatusReported: history.record_status,
+    DeliveryStatusesReported: history.record_statuses,
+}
+
+#: Batch messages a stage may be sent before it has a batch function of its own, with the
+#: single-item message each item of theirs becomes (``split``): render hands the senders batches,
+#: and a sender stage without a batch function still takes them, item by item. Once a stage's
+#: batch function is in ``HANDLERS`` it is used instead.
+SINGLE_OF: dict[type[BatchMessage], type[StageMessage]] = {
+    NotificationsRendered: NotificationRendered,
+    EmailsRendered: EmailRendered,
 }
 
 
 def handlers(stage: str) -> dict[type[StageMessage], Handler]:
-    """The message types ``stage`` consumes, with their functions."""
+    """The message types ``stage`` consumes, with their functions (a batch type of ``SINGLE_OF``
+    without one of its own: ``split`` into its single-item messages)."""
     found = {message: handler for message, handler in HANDLERS.items() if message.stage == stage}
     if not found:
         raise ValueError(f"no dramatiq stage {stage!r}; expected one of {', '.join(topology.STAGES)}")
+    for batch, single in SINGLE_OF.items():
+        if batch.stage == stage and batch not in found and single in found:
+            found[batch] = split(batch, single)
     return found
+
+
+def split(batch: type[BatchMessage], single: type[StageMessage]) -> Handler:
+    """A handler that hands each item of a ``batch`` message back to its own stage as a ``single``
+    message (confirmed), for a stage whose function takes one item at a time: each item then goes
+    through that function as it always has, with its own retries and dead letter. A redelivered
+    batch hands its items on again, which the single-item function is idempotent on."""
+
+    def run(svc: Services, body: Any) -> None:
+        for item in decode(batch, body).batch_items():
+            svc.emitter.emit(single.model_validate({"notification_id": item}))
+
+    run.__module__ = __name__
+    run.__name__ = run.__qualname__ = batch.actor  # dramatiq's and herald's log lines name the actor
+    run.__doc__ = split.__doc__
+    return run
 
 
 def declare(

@@ -23,7 +23,7 @@ def test_an_sms_is_rendered_kept_and_handed_to_the_sms_stage(stages: Stages) -> 
     row = stages.notification(nid)
     assert row.body.startswith("Lasku 1001")
     assert row.status == "pending"  # rendered, not sent: the sender moves it on
-    assert stages.emitted("sms") == [("send_sms", {"notification_id": nid})]
+    assert stages.emitted("sms") == [("send_sms_batch", {"notification_ids": [nid]})]
     assert stages.emitted("email") == []
     assert stages.dead_letters("render") == []
 
@@ -38,7 +38,7 @@ def test_an_email_gets_subject_text_and_html_and_goes_to_the_email_stage(stages:
     assert row.body
     assert row.html
     assert "<" in row.html
-    assert stages.emitted("email") == [("send_email", {"notification_id": nid})]
+    assert stages.emitted("email") == [("send_email_batch", {"notification_ids": [nid]})]
     assert stages.emitted("sms") == []
 
 
@@ -52,7 +52,7 @@ def test_a_redelivered_message_keeps_the_first_text_and_hands_it_on_again(stages
     _render(stages, nid)
 
     assert stages.notification(nid).body == first
-    assert stages.emitted("sms") == [("send_sms", {"notification_id": nid})] * 2
+    assert stages.emitted("sms") == [("send_sms_batch", {"notification_ids": [nid]})] * 2
 
 
 def test_an_amount_that_cannot_be_shown_is_reported_failed_with_its_reason_and_not_retried(
@@ -63,8 +63,9 @@ def test_an_amount_that_cannot_be_shown_is_reported_failed_with_its_reason_and_n
     _render(stages, nid)
 
     assert stages.notification(nid).body is None
-    ((actor, report),) = stages.emitted("history")
-    assert actor == "record_status"
+    ((actor, body),) = stages.emitted("history")
+    assert actor == "record_statuses"
+    (report,) = body["reports"]
     assert (report["notification_id"], report["status"], report["source"]) == (nid, "failed", "render")
     assert "total" in report["detail"]
     assert stages.emitted("sms") == []

@@ -43,8 +43,8 @@ def test_an_invoice_is_recorded_once_and_each_notification_that_sends_goes_to_re
     ]
     assert _events(stages) == 1
     handed = stages.emitted("render")
-    assert {actor for actor, _ in handed} == {"render_notification"}
-    assert sorted(body["notification_id"] for _, body in handed) == sorted(r.id for r in rows)
+    assert {actor for actor, _ in handed} == {"render_notifications"}
+    assert sorted(nid for _, body in handed for nid in body["notification_ids"]) == sorted(r.id for r in rows)
     assert stages.emitted("collect") == []
     assert stages.dead_letters("route") == []
 
@@ -55,7 +55,7 @@ def test_a_redelivered_event_records_nothing_new_and_redrives_only_what_is_still
     add_customer(stages.services, contacts=[AINO])
     _route(stages, invoice_created())
     first = {r.id for r in stages.notifications()}
-    assert {body["notification_id"] for _, body in stages.take("render")} == first
+    assert {nid for _, body in stages.take("render") for nid in body["notification_ids"]} == first
 
     claimed, pending = sorted(first)
     with stages.services.transaction() as conn:  # one of them has gone on to its sender since
@@ -64,7 +64,7 @@ def test_a_redelivered_event_records_nothing_new_and_redrives_only_what_is_still
 
     assert {r.id for r in stages.notifications()} == first
     assert _events(stages) == 1
-    assert stages.take("render") == [("render_notification", {"notification_id": pending})]
+    assert stages.take("render") == [("render_notifications", {"notification_ids": [pending]})]
 
 
 def test_an_invoice_asking_for_direct_debit_is_handed_to_collect(stages: Stages) -> None:
@@ -110,12 +110,12 @@ def test_a_mandate_setup_link_goes_to_the_customers_emails_once_per_billing_requ
         "aino@example.fi",
         "pending",
     )
-    assert stages.take("render") == [("render_notification", {"notification_id": row.id})]
+    assert stages.take("render") == [("render_notifications", {"notification_ids": [row.id]})]
 
     stages.deliver(request)  # redelivered: nothing new, the pending link driven on again
     stages.run("route")
     assert [r.id for r in stages.notifications()] == [row.id]
-    assert stages.take("render") == [("render_notification", {"notification_id": row.id})]
+    assert stages.take("render") == [("render_notifications", {"notification_ids": [row.id]})]
 
 
 def test_a_mandate_setup_for_an_unknown_billing_request_is_dead_lettered(stages: Stages) -> None:

@@ -65,7 +65,11 @@ def _route_ids(amqp_url: str, prefix: str) -> list[str]:
             method, _props, body = channel.basic_get(f"{prefix}.route", auto_ack=True)
             if method is None:
                 break
-            ids.append(json.loads(body)["args"][0]["event_id"])
+            message = json.loads(body)
+            argument = message["args"][0]
+            # A run of events travels as one batch message (issue 15): its events, in order.
+            events = argument["events"] if message["actor_name"] == "route_events" else [argument]
+            ids.extend(event["event_id"] for event in events)
         for name in (f"{prefix}.route", f"{prefix}.route.DQ", f"{prefix}.route.XQ"):
             channel.queue_delete(name)
     finally:

@@ -81,7 +81,10 @@ def route_queue(configured_env: dict[str, str]) -> Iterator[Callable[[], list[di
                 method, _properties, body = channel.basic_get(queue, auto_ack=True)
                 if method is None:
                     return found
-                found.append(json.loads(body)["args"][0])
+                message = json.loads(body)
+                argument = message["args"][0]
+                # A run of events travels as one batch message (issue 15): its events, in order.
+                found.extend(argument["events"] if message["actor_name"] == "route_events" else [argument])
         finally:
             connection.close()
 

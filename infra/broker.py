@@ -179,9 +179,10 @@ class Emitter:
         """The queue of a stage under this deployment's prefix."""
         return topology.queue_name(self.queue_prefix, stage)
 
-    def emit(self, message: StageMessage) -> None:
-        """Send a registry message to the stage that consumes it (confirmed by RabbitMQ)."""
-        self._send(message.stage, message.actor, message.body())
+    def emit(self, message: StageMessage, *, delay: int | None = None) -> None:
+        """Send a registry message to the stage that consumes it (confirmed by RabbitMQ), to be
+        handled no sooner than ``delay`` ms from now when given."""
+        self._send(message.stage, message.actor, message.body(), delay=delay)
 
     def emit_event(self, event: Event) -> None:
         """Hand a validated event to the route stage (confirmed by RabbitMQ)."""
@@ -229,7 +230,7 @@ class Emitter:
         else:  # pragma: no cover - herald runs on its own broker, tests on the stub
             raise TypeError(f"cannot dead-letter on {type(self.broker).__name__}")
 
-    def _send(self, stage: str, actor: str, body: Any) -> None:
+    def _send(self, stage: str, actor: str, body: Any, *, delay: int | None = None) -> None:
         self.broker.enqueue(
             dramatiq.Message(
                 queue_name=self.queue(stage),
@@ -237,7 +238,8 @@ class Emitter:
                 args=(body,),
                 kwargs={},
                 options={},
-            )
+            ),
+            delay=delay,
         )
 
     def close(self) -> None:

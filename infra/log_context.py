@@ -62,10 +62,12 @@ def bound(**ids: Any) -> Iterator[None]:
     try:
         yield
     finally:
-        # The message's own ids again, with what was looked up lazily inside the block kept.
+        # The message's own ids again, with what was looked up lazily inside the block kept (and
+        # not looked up again); what the block bound lazily itself is dropped with it.
         after, still = _context.get() or {}, _lazy.get() or {}
         found = {k: after[k] for k in lazy if k not in still and k not in ids and k in after}
         _context.set({**(before or {}), **found} or None)
+        _lazy.set({k: find for k, find in lazy.items() if k in still} or None)
 
 
 def clear() -> None:

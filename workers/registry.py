@@ -10,13 +10,16 @@ services they booted.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import dramatiq
 
-from infra import topology
+from infra import log_context, topology
 from infra.bootstrap import Services
+from infra.middleware.log_context import lookup_event_id
+from infra.retry_policy import is_permanent
 from schemas.messages import (
     BatchMessage,
     CollectionRequested,
@@ -34,6 +37,7 @@ from schemas.messages import (
     StageMessage,
 )
 from workers import collect, email, history, render, route, sms
+from workers.batches import dead_letter_item
 from workers.decode import decode
 
 #: What a stage runs for one message: the process's services and the message body.
@@ -54,41 +58,76 @@ HANDLERS: dict[type[StageMessage], Handler] = {
 }
 
 #: Batch messages a stage may be sent before it has a batch function of its own, with the
-#: single-item message each item of theirs becomes (``split``): render hands the senders batches,
-#: and a sender stage without a batch function still takes them, item by item. Once a stage's
-#: batch function is in ``HANDLERS`` it is used instead.
+#: single-item message each item of theirs is (``item_by_item``): render hands the senders batches,
+#: and a sender stage without a batch function still takes them, one item after another. Once a
+#: stage's batch function is in ``HANDLERS`` it is used instead.
 SINGLE_OF: dict[type[BatchMessage], type[StageMessage]] = {
     NotificationsRendered: NotificationRendered,
     EmailsRendered: EmailRendered,
 }
+#: How long ``item_by_item`` handles a batch's items in turn before handing the rest on as single
+#: messages (well under the time limit of a message, whatever the items wait for).
+ITEM_BY_ITEM_SECONDS = 10.0
 
 
 def handlers(stage: str) -> dict[type[StageMessage], Handler]:
     """The message types ``stage`` consumes, with their functions (a batch type of ``SINGLE_OF``
-    without one of its own: ``split`` into its single-item messages)."""
+    without one of its own: ``item_by_item`` with the single-item function)."""
     found = {message: handler for message, handler in HANDLERS.items() if message.stage == stage}
     if not found:
         raise ValueError(f"no dramatiq stage {stage!r}; expected one of {', '.join(topology.STAGES)}")
     for batch, single in SINGLE_OF.items():
         if batch.stage == stage and batch not in found and single in found:
-            found[batch] = split(batch, single)
+            found[batch] = item_by_item(batch, single, found[single])
     return found
 
 
-def split(batch: type[BatchMessage], single: type[StageMessage]) -> Handler:
-    """A handler that hands each item of a ``batch`` message back to its own stage as a ``single``
-    message (confirmed), for a stage whose function takes one item at a time: each item then goes
-    through that function as it always has, with its own retries and dead letter. A redelivered
-    batch hands its items on again, which the single-item function is idempotent on."""
+def item_by_item(batch: type[BatchMessage], single: type[StageMessage], handler: Handler) -> Handler:
+    """A handler of ``batch`` messages that runs ``handler`` (the stage's single-item function) on
+    each item in turn, as the ``single`` message it would have had, its log lines naming the item.
+
+    Each item keeps the outcome it has alone: a permanent error dead-letters that item alone (as a
+    ``single`` message, with its reason); an item to be tried again later (``dramatiq.Retry``, a
+    transient error), and the items after it, go back to the stage as ``single`` messages (after
+    the delay asked for), each with its own retries. So does the rest of a batch that has taken
+    ``ITEM_BY_ITEM_SECONDS``. Idempotent as ``handler`` is: a redelivered batch runs each item again.
+    """
 
     def run(svc: Services, body: Any) -> None:
-        for item in decode(batch, body).batch_items():
-            svc.emitter.emit(single.model_validate({"notification_id": item}))
+        items = [
+            single.model_validate({"notification_id": item}).body()
+            for item in decode(batch, body).batch_items()
+        ]
+        started = time.monotonic()
+        for index, item in enumerate(items):
+            if time.monotonic() - started > ITEM_BY_ITEM_SECONDS:
+                _hand_back(svc, single, items[index:])
+                return
+            nid = item["notification_id"]
+            try:
+                with log_context.bound(notification_id=nid):
+                    log_context.bind_lazy(event_id=lambda nid=nid: lookup_event_id(lambda: svc, nid))
+                    handler(svc, item)
+            except dramatiq.Retry as again:
+                _hand_back(svc, single, items[index : index + 1], delay=again.delay)
+                _hand_back(svc, single, items[index + 1 :])
+                return
+            except Exception as exc:
+                if is_permanent(exc):
+                    dead_letter_item(svc, single.stage, single.actor, item, exc)
+                    continue
+                _hand_back(svc, single, items[index:])
+                return
 
     run.__module__ = __name__
     run.__name__ = run.__qualname__ = batch.actor  # dramatiq's and herald's log lines name the actor
-    run.__doc__ = split.__doc__
+    run.__doc__ = item_by_item.__doc__
     return run
+
+
+def _hand_back(svc: Services, single: type[StageMessage], items: list[Any], delay: int | None = None) -> None:
+    for item in items:
+        svc.emitter.emit(single.model_validate(item), delay=delay)
 
 
 def declare(

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from infra import log_context
 from infra.bootstrap import Services
 from infra.errors import MalformedMessage
 from infra.retry_policy import is_permanent_render_error
@@ -168,9 +167,7 @@ def _hand_on(svc: Services, outcome: _Outcome) -> None:
     emitter.emit_batches(EmailsRendered, outcome.email, size)
     now = datetime.now(UTC).isoformat()
     reports = []
-    for nid, reason in outcome.failed:
-        with log_context.bound(notification_id=nid):
-            logger.warning("not rendered", extra={"reason": reason[:500]})
+    for nid, reason in outcome.failed:  # the reason is kept in history, with the report
         reports.append(
             {
                 "notification_id": nid,

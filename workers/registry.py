@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 import dramatiq
@@ -106,7 +107,7 @@ def item_by_item(batch: type[BatchMessage], single: type[StageMessage], handler:
             nid = item["notification_id"]
             try:
                 with log_context.bound(notification_id=nid):
-                    log_context.bind_lazy(event_id=lambda nid=nid: lookup_event_id(lambda: svc, nid))
+                    log_context.bind_lazy(event_id=partial(lookup_event_id, lambda: svc, nid))
                     handler(svc, item)
             except dramatiq.Retry as again:
                 _hand_back(svc, single, items[index : index + 1], delay=again.delay)

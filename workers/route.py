@@ -83,12 +83,12 @@ def route_events(svc: Services, body: Any) -> None:
     for envelope in message.events:
         try:
             good.append(decode_event(envelope))
-        except MalformedMessage as exc:
-            bad.append((envelope, exc))
+        except MalformedMessage as invalid:
+            bad.append((envelope, invalid))
     failed = _route(svc, good) if good else []
     # After the good ones went on: a retry of the batch would redo nothing of theirs.
-    for envelope, exc in bad:
-        dead_letter_item(svc, EventPublished.stage, EventPublished.actor, envelope, exc)
+    for envelope, reason in bad:
+        dead_letter_item(svc, EventPublished.stage, EventPublished.actor, envelope, reason)
     for event, error in failed:
         dead_letter_item(svc, EventPublished.stage, EventPublished.actor, event_to_json(event), error)
 

@@ -164,3 +164,26 @@ def test_a_broker_that_is_down_is_a_clear_error_within_ten_seconds() -> None:
     assert "127.0.0.1:1" in str(info.value)
     assert "secret" not in str(info.value)
     assert info.value.confirmed == []
+
+
+def test_the_shared_publishers_kept_connection_found_dead_is_opened_again_and_the_publish_goes_through(
+    amqp_url: str,
+) -> None:
+    import socket
+
+    from producers.publisher import SharedPublisher
+
+    prefix = f"pub-{uuid.uuid4().hex[:6]}"
+    shared = SharedPublisher(_settings(amqp_url, prefix))
+    try:
+        shared.publish_encoded([shared.encode(invoice_created("evt_before"))])
+        # The kept connection dies while nobody drives it (RabbitMQ restarted, a proxy timed out).
+        shared.publisher._channel._conn._transport._sock.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]
+        assert shared.publish_encoded([shared.encode(invoice_created("evt_after"))]) == 1
+        assert [m["args"][0]["event_id"] for m in _read(amqp_url, f"{prefix}.route")] == [
+            "evt_before",
+            "evt_after",
+        ]
+    finally:
+        shared.close()
+        _delete(amqp_url, f"{prefix}.route", f"{prefix}.route.DQ", f"{prefix}.route.XQ")

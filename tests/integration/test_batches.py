@@ -112,3 +112,39 @@ def test_a_single_event_on_an_idle_pipeline_reaches_the_twilio_sandbox_within_10
             if took[-1] < IDLE_BOUND_SECONDS:
                 break
     assert min(took) < IDLE_BOUND_SECONDS, f"publish → sandbox took {[round(t * 1000) for t in took]} ms"
+
+
+def test_an_invalid_event_in_a_batch_is_dead_lettered_alone_with_its_reason_and_replays_alone(
+    pipeline: Services, twilio_sandbox: Any
+) -> None:
+    import dramatiq
+
+    from infra import dead_letters
+    from schemas.messages import EventsPublished
+
+    _import(pipeline, 2, "3")
+    good = [invoice_created(f"evt_g{i}", id=f"INV-G{i}", customer_id=f"C3{i}") for i in range(2)]
+    bad = {**invoice_created("evt_bad"), "type": "invoice.deleted"}
+    pipeline.emitter.broker.enqueue(
+        dramatiq.Message(
+            queue_name=pipeline.emitter.queue("route"),
+            actor_name=EventsPublished.actor,
+            args=({"events": [good[0], bad, good[1]]},),
+            kwargs={},
+            options={},
+        )
+    )
+    wait_for(lambda: len(twilio_sandbox.messages()) == 2, timeout=30, what="the good events' SMS")
+    settings = pipeline.settings
+    (letter,) = wait_for(lambda: dead_letters.peek(settings, "route", 10), timeout=30, what="the dead letter")
+    assert letter["stage"] == "route"
+    assert "unknown event type 'invoice.deleted'" in letter["reason"]
+    shown = dead_letters.detail(settings, "route", letter["id"])
+    assert '"actor_name":"route_event"' in shown["body"]  # alone, as a single event
+    assert '"evt_bad"' in shown["body"]
+    assert "evt_g0" not in shown["body"]
+    # Replayed, it is handed to route alone, and fails alone again (the contract still refuses it).
+    assert dead_letters.replay(settings, "route", letter["id"]) == 1
+    (again,) = wait_for(lambda: dead_letters.peek(settings, "route", 10), timeout=30, what="the replay's end")
+    assert "unknown event type 'invoice.deleted'" in again["reason"]
+    assert len(twilio_sandbox.messages()) == 2

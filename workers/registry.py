@@ -37,7 +37,7 @@ from schemas.messages import (
     NotificationsRendered,
     StageMessage,
 )
-from workers import collect, email, history, render, route, sms
+from workers import collect, email, gather, history, render, route, sms
 from workers.batches import dead_letter_item
 from workers.decode import decode
 
@@ -58,6 +58,30 @@ HANDLERS: dict[type[StageMessage], Handler] = {
     DeliveryStatusesReported: history.record_statuses,
 }
 
+#: The stages that take the messages waiting behind the one they took into one batch
+#: (``workers.gather``): the kinds of message that join, by the stage's actors.
+GATHERED: dict[str, gather.Kind] = {
+    "route": gather.Kind(
+        EventsPublished,
+        {EventPublished.actor: lambda body: [body], EventsPublished.actor: lambda body: list(body["events"])},
+    ),
+    "render": gather.Kind(
+        NotificationsDecided,
+        {
+            NotificationDecided.actor: lambda body: [body["notification_id"]],
+            NotificationsDecided.actor: lambda body: list(body["notification_ids"]),
+        },
+    ),
+    "history": gather.Kind(
+        DeliveryStatusesReported,
+        {
+            DeliveryStatusReported.actor: lambda body: [body],
+            DeliveryStatusesReported.actor: lambda body: list(body["reports"]),
+        },
+    ),
+}
+
+
 #: Batch messages a stage may be sent before it has a batch function of its own, with the
 #: single-item message each item of theirs is (``item_by_item``): render hands the senders batches,
 #: and a sender stage without a batch function still takes them, one item after another. Once a
@@ -73,13 +97,23 @@ ITEM_BY_ITEM_SECONDS = 10.0
 
 def handlers(stage: str) -> dict[type[StageMessage], Handler]:
     """The message types ``stage`` consumes, with their functions (a batch type of ``SINGLE_OF``
-    without one of its own: ``item_by_item`` with the single-item function)."""
+    without one of its own: ``item_by_item`` with the single-item function; a stage of
+    ``GATHERED``: each taking the messages waiting behind it into one batch)."""
     found = {message: handler for message, handler in HANDLERS.items() if message.stage == stage}
     if not found:
         raise ValueError(f"no dramatiq stage {stage!r}; expected one of {', '.join(topology.STAGES)}")
     for batch, single in SINGLE_OF.items():
         if batch.stage == stage and batch not in found and single in found:
             found[batch] = item_by_item(batch, single, found[single])
+    kind = GATHERED.get(stage)
+    if kind is not None:
+        batch_handler = found[kind.batch]
+        found = {
+            message: gather.gathering(kind, message.actor, handler, batch_handler)
+            if message.actor in kind.items
+            else handler
+            for message, handler in found.items()
+        }
     return found
 
 

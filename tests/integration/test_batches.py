@@ -4,6 +4,7 @@ single event on an idle pipeline is not held back waiting for a batch to fill.""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -39,6 +40,23 @@ def _import(services: Services, count: int, run: str) -> None:
             upsert_customer(
                 conn, CustomerRecord.model_validate(customer(f"C{run}{i}", contacts=[contact])), region="FI"
             )
+
+
+def _drain(url: str, queue: str) -> list[tuple[Any, bytes]]:
+    """Take every message off ``queue``: each one's properties and body, in order."""
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        found = []
+        while True:
+            method, properties, body = channel.basic_get(queue, auto_ack=True)
+            if method is None:
+                return found
+            found.append((properties, body))
+    finally:
+        connection.close()
 
 
 def _sms(services: Services) -> list[dict[str, Any]]:
@@ -148,3 +166,108 @@ def test_an_invalid_event_in_a_batch_is_dead_lettered_alone_with_its_reason_and_
     (again,) = wait_for(lambda: dead_letters.peek(settings, "route", 10), timeout=30, what="the replay's end")
     assert "unknown event type 'invoice.deleted'" in again["reason"]
     assert len(twilio_sandbox.messages()) == 2
+
+
+def test_single_events_waiting_in_routes_queue_are_routed_together_and_handed_on_in_few_messages(
+    herald_env: dict[str, str], tmp_path: Any
+) -> None:
+    """Events published one at a time (no batch forms at the producer) that wait in route's queue
+    are taken together by the next route message (``workers.gather``): routed in one transaction
+    and handed on to render in one message. No render worker here: its queue holds what route
+    handed on."""
+    handed, routed = _route_singles(herald_env, tmp_path, 60)
+    assert sorted(nid for m in handed for nid in m) == sorted(routed)  # each once
+    # The worker took at most two messages ahead (its prefetch); the rest waited, and were taken
+    # together: far fewer messages on to render than events.
+    assert len(handed) <= 4, [len(m) for m in handed]
+
+
+def test_a_gathered_batch_that_fails_puts_the_messages_it_took_back_and_none_is_lost_or_doubled(
+    herald_env: dict[str, str], tmp_path: Any, monkeypatch: Any
+) -> None:
+    import workers.route
+
+    original = workers.route._route
+    calls: list[int] = []
+
+    def fails_once(svc: Any, events: Any) -> Any:
+        calls.append(len(events))
+        if len(calls) == 1:
+            raise ConnectionError("the store went away")  # transient: the first message is retried
+        return original(svc, events)
+
+    monkeypatch.setattr(workers.route, "_route", fails_once)
+    handed, routed = _route_singles(herald_env, tmp_path, 20)
+    assert calls[0] > 1  # the failed batch had taken the waiting messages
+    assert sorted(nid for m in handed for nid in m) == sorted(routed)  # each handed on once
+    assert len(routed) == 20
+
+
+def _route_singles(
+    herald_env: dict[str, str], tmp_path: Any, count: int
+) -> tuple[list[list[str]], list[str]]:
+    """``count`` events published one by one to a route stage of its own (one worker thread),
+    started once they all wait; returns the ids of each message it handed on to render, and the
+    ids of the SMS notifications stored."""
+    import uuid
+
+    import dramatiq
+
+    from infra import topology
+    from infra.bootstrap import bootstrap, shutdown
+    from infra.broker import Emitter, build_broker
+    from tests.conftest import settings_of
+    from workers.registry import declare
+
+    prefix = f"gather-{uuid.uuid4().hex[:6]}"
+    settings = settings_of(herald_env, queue_prefix=prefix, database_url=f"sqlite:///{tmp_path / 'g.db'}")
+    broker = build_broker(settings, services=lambda: services)
+    services = bootstrap(settings, emitter=Emitter(broker, prefix))
+    declare(broker, lambda: services, ["route"], queue_prefix=prefix)
+    url = settings.amqp_url.get_secret_value()
+    route = topology.queue_name(prefix, "route")
+    try:
+        _import(services, count, "4")
+        with Publisher(settings) as publisher:
+            for i in range(count):  # one at a time: each its own event.published message
+                publisher.publish(invoice_created(f"evt_one{i}", id=f"INV-O{i}", customer_id=f"C4{i}"))
+        worker = dramatiq.Worker(broker, queues={route}, worker_threads=1, worker_timeout=100)
+        worker.start()
+        try:
+            wait_for(lambda: len(_sms(services)) == count, timeout=60, what=f"{count} events routed")
+            wait_for(
+                lambda: sum(len(m) for m in _handed(url, prefix, keep=True)) >= count,
+                timeout=30,
+                what="every notification handed on",
+            )
+        finally:
+            worker.stop()
+        assert _drain(url, route) == []  # every message acked, none left behind
+        return _handed(url, prefix), [r["id"] for r in _sms(services)]
+    finally:
+        for stage in ("route", "render"):
+            queue = topology.queue_name(prefix, stage)
+            for name in (queue, topology.delay_queue(queue), topology.dead_letter_queue(queue)):
+                broker.channel.queue_delete(name)
+        broker.close()
+        shutdown(services)
+
+
+def _handed(url: str, prefix: str, *, keep: bool = False) -> list[list[str]]:
+    """The notification ids of each message waiting in render's queue (left there with ``keep``)."""
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        found = []
+        while True:
+            method, _properties, body = channel.basic_get(f"{prefix}.render", auto_ack=not keep)
+            if method is None:
+                return found  # unacked ones go back when the connection closes
+            found.append(json.loads(body)["args"][0]["notification_ids"])
+    except pika.exceptions.ChannelClosedByBroker:
+        return []  # not declared yet: nothing handed on
+    finally:
+        if connection.is_open:
+            connection.close()

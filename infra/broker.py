@@ -10,11 +10,15 @@ broker they build; every other process gets its emitter from its services
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import dramatiq
+import pika
+from dramatiq.broker import MessageProxy
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
@@ -27,7 +31,14 @@ from dramatiq.middleware import (
 )
 
 from infra import topology
-from infra.dead_letters import DeadLetteringConsumer
+from infra.dead_letters import (
+    ATTEMPTS_HEADER,
+    MAX_REASON,
+    REASON_HEADER,
+    STAGE_HEADER,
+    DeadLetteringConsumer,
+    describe,
+)
 from infra.middleware.dead_letters import DeadLetterLog
 from infra.middleware.log_context import LogContext
 from infra.middleware.metrics import Metrics
@@ -35,11 +46,15 @@ from infra.middleware.single_sigterm import SingleSigterm
 from infra.retry_policy import retry_when
 from infra.settings import Settings
 from schemas.events import Event
-from schemas.messages import EventPublished, StageMessage
+from schemas.messages import MAX_BATCH_ITEMS, BatchMessage, EventPublished, StageMessage, chunks
 from schemas.validation import event_to_json
 
 if TYPE_CHECKING:
     from infra.bootstrap import Services
+
+
+#: Tries to publish a dead letter (a lost connection is reopened in between), as dramatiq's enqueue.
+_DEAD_LETTER_ATTEMPTS = 6
 
 
 class HeraldBroker(RabbitmqBroker):
@@ -67,6 +82,31 @@ class HeraldBroker(RabbitmqBroker):
         return topology.queue_arguments(
             queue_name, self.max_priority, queue_type=self.queue_type, delivery_limit=self.delivery_limit
         )
+
+    def dead_letter(self, message: dramatiq.Message[Any], headers: dict[str, Any]) -> None:
+        """Publish ``message`` to its queue's ``.XQ`` with ``headers`` (the reason, the stage, the
+        tries), confirmed: an item of a batch that fails alone, while the rest of the batch goes on.
+        Retried on a fresh connection as ``enqueue`` is; ``ConnectionClosed`` when it cannot be."""
+        queue = message.queue_name.removesuffix(".DQ")
+        attempts = 0
+        while True:
+            try:
+                self.declare_queue(queue, ensure=True)
+                self.channel.basic_publish(
+                    exchange="",
+                    routing_key=topology.dead_letter_queue(queue),
+                    body=message.encode(),
+                    properties=pika.BasicProperties(
+                        delivery_mode=2, content_type="application/json", headers=headers
+                    ),
+                    mandatory=self.confirm_delivery,
+                )
+                return
+            except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError) as exc:
+                del self.connection  # the next try (or caller) opens a new one
+                attempts += 1
+                if attempts >= _DEAD_LETTER_ATTEMPTS:
+                    raise ConnectionClosed(exc) from None
 
     def _declare_xq_queue(self, queue_name: str) -> Any:
         return self.channel.queue_declare(
@@ -147,6 +187,48 @@ class Emitter:
     def emit_event(self, event: Event) -> None:
         """Hand a validated event to the route stage (confirmed by RabbitMQ)."""
         self._send(EventPublished.stage, EventPublished.actor, event_to_json(event))
+
+    def emit_batches(self, message: type[BatchMessage], items: Sequence[Any], size: int) -> int:
+        """Send ``items`` (already JSON primitives, each valid as an item of ``message``) to the
+        stage that consumes ``message``, in messages of at most ``size`` items (``chunks``), each
+        confirmed in turn; how many messages. Nothing for no items.
+
+        The items are not validated again here (the consuming stage validates the message): the
+        caller built them from validated models, and a second pydantic pass per item is what
+        batches are to save.
+        """
+        sent = 0
+        for chunk in chunks(items, min(size, MAX_BATCH_ITEMS)):
+            self._send(message.stage, message.actor, {message.items_field: chunk})
+            sent += 1
+        return sent
+
+    def dead_letter(
+        self, stage: str, actor: str, body: Any, error: BaseException, *, attempts: int = 0
+    ) -> None:
+        """Dead-letter one item of a batch on its own, with the reason: ``body`` goes to the
+        stage's ``.XQ`` as the single-item message ``actor`` (so ``herald dlq replay`` hands it back
+        to the stage alone), the rest of the batch going on. On herald's broker it is confirmed,
+        with the headers of every dead letter (``infra.dead_letters``); on dramatiq's ``StubBroker``
+        it lands among the stub's dead letters, carrying ``error``."""
+        message: dramatiq.Message[Any] = dramatiq.Message(
+            queue_name=self.queue(stage), actor_name=actor, args=(body,), kwargs={}, options={}
+        )
+        publish = getattr(self.broker, "dead_letter", None)
+        if publish is not None:
+            headers = {
+                REASON_HEADER: describe(error)[:MAX_REASON],
+                STAGE_HEADER: stage,
+                ATTEMPTS_HEADER: attempts,
+            }
+            publish(message, headers)
+        elif isinstance(self.broker, StubBroker):
+            proxy = MessageProxy(message.copy(options={"retries": attempts}))
+            proxy.stuff_exception(error)
+            proxy.fail()
+            self.broker.dead_letters_by_queue[message.queue_name].append(proxy)
+        else:  # pragma: no cover - herald runs on its own broker, tests on the stub
+            raise TypeError(f"cannot dead-letter on {type(self.broker).__name__}")
 
     def _send(self, stage: str, actor: str, body: Any, *, delay: int | None = None) -> None:
         self.broker.enqueue(

@@ -182,9 +182,13 @@ class ConfirmingChannel:
         messages: Sequence[tuple[str, bytes]],
         window: int,
         on_confirmed: Callable[[int], None] | None = None,
+        *,
+        weights: Sequence[int] | None = None,
     ) -> None:
         """Publish ``(message_id, body)`` pairs; return once RabbitMQ confirmed every one.
 
+        ``on_confirmed`` is told how many messages each confirm covered, or with ``weights`` (one
+        per message: the events a batch carries) the sum of theirs.
         Raises ``MessageNacked``, ``MessageUnroutable`` or ``BrokerUnavailable``;
         the error's ``confirmed`` lists the message ids that were confirmed.
         """
@@ -198,6 +202,7 @@ class ConfirmingChannel:
         total = len(messages)
         sent = 0
         self._on_confirmed = on_confirmed
+        self._weights = weights
 
         def pump() -> None:
             nonlocal sent
@@ -259,7 +264,8 @@ class ConfirmingChannel:
         (self._confirmed if ack else self._nacked).extend(resolved)
         self._last_progress = time.monotonic()
         if self._on_confirmed is not None and ack and resolved:
-            self._on_confirmed(len(resolved))
+            weights = self._weights
+            self._on_confirmed(len(resolved) if weights is None else sum(weights[i] for i in resolved))
         if self._pump is not None:
             self._pump()
         self._check()
@@ -267,3 +273,4 @@ class ConfirmingChannel:
     _pump: Callable[[], None] | None = None
     _closing: SelectConnection | None = None
     _on_confirmed: Callable[[int], None] | None = None
+    _weights: Sequence[int] | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 
 
@@ -21,8 +23,12 @@ def extension(raw: str | None, region: str) -> str | None:
     return parsed.extension if parsed is not None and parsed.extension else None
 
 
+@lru_cache(maxsize=8192)
 def to_e164(raw: str | None, region: str) -> str | None:
     """``"040 1234567"`` in region ``FI`` → ``"+358401234567"``.
+
+    Remembered (it is pure, and a contact's number is read again for each event about them):
+    parsing a number costs more than the rest of a routing decision.
 
     Returns ``None`` when ``raw`` is empty, is not a valid number for any region (a bare
     national number is read in ``region``), or has an extension: E.164 has no place for one,

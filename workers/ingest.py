@@ -3,11 +3,16 @@
 Upstreams in any language publish the event envelope as the message body to the
 durable topic exchange ``herald.events`` (``{HERALD_QUEUE_PREFIX}.events``) with
 the event type as routing key. Each
-message is validated against the schemas; a valid event is published to the
-route queue with a publisher confirm, and only then is the original acked. An
-invalid one is copied to ``<prefix>.ingest.XQ`` with its reason in the
+message is validated against the schemas; valid events are handed to the route
+queue in batches with a publisher confirm, and only then are the originals
+acked. An invalid one is copied to ``<prefix>.ingest.XQ`` with its reason in the
 ``x-herald-reason`` header (confirmed), then acked: never dropped silently,
 never retried forever.
+
+Batches form from what is already waiting: each turn takes every message RabbitMQ has delivered
+so far (up to the prefetch), without waiting for more, and forwards the valid ones in
+``events.published`` messages of up to ``HERALD_STAGE_BATCH_SIZE`` events. A lone message goes at
+once, as a batch of one.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ from infra.errors import InvalidEvent
 from infra.logs import configure_logging
 from infra.settings import Settings, get_settings
 from infra.shutdown import exit_after
-from schemas.validation import DEPTH_CEILING, parse_event
+from schemas.messages import EventsPublished
+from schemas.validation import DEPTH_CEILING, event_to_json, parse_event
 
 logger = logging.getLogger("herald.ingest")
 
@@ -107,32 +113,48 @@ class Ingest:
         queue = declare(channel, settings)
         dead = topology.dead_letter_queue(queue)
         channel.basic_qos(prefetch_count=self.prefetch)
+        received: list[tuple[Any, Any, bytes]] = []
 
-        def handle(ch: BlockingChannel, method: Any, properties: Any, body: bytes) -> None:
-            event, reason = check(body, method.routing_key, settings.max_event_bytes, settings.max_json_depth)
-            if reason is not None:
-                dead_letter_rejected(
-                    ch, dead, body, properties, reason=reason, routing_key=method.routing_key
-                )
-                logger.warning("event dead-lettered", extra={"queue": dead, "reason": reason})
-                metrics.INGESTED.labels(outcome="dead_lettered").inc()
-            else:
-                self.emitter.emit_event(event)  # returns once RabbitMQ confirmed it on the route queue
-                metrics.INGESTED.labels(outcome="ingested").inc()
-            ch.basic_ack(method.delivery_tag)
+        def take(_ch: BlockingChannel, method: Any, properties: Any, body: bytes) -> None:
+            received.append((method, properties, body))
 
-        channel.basic_consume(queue, handle)
+        channel.basic_consume(queue, take)
         if on_ready is not None:
             on_ready()
         logger.info("ingest consuming", extra={"queue": queue})
         try:
-            if not self.stopping:
-                channel.start_consuming()
+            while not self.stopping:
+                # Returns as soon as deliveries came in (each handed to ``take``), or after a second.
+                connection.process_data_events(time_limit=1)
+                if received and not self.stopping:
+                    self.forward(channel, dead, received)
+                    received.clear()
         finally:
             # Also when handing an event on failed: the unacked messages go back to the queue now.
             if connection.is_open:
                 with contextlib.suppress(pika.exceptions.AMQPError):
                     connection.close()
+
+    def forward(self, channel: BlockingChannel, dead: str, received: list[tuple[Any, Any, bytes]]) -> None:
+        """Hand the valid events of ``received`` on to route in confirmed batches and copy the
+        invalid ones to ``dead`` (confirmed), then ack them all (the originals go only now)."""
+        settings = self.settings
+        good: list[dict[str, Any]] = []
+        for method, properties, body in received:
+            event, reason = check(body, method.routing_key, settings.max_event_bytes, settings.max_json_depth)
+            if reason is not None:
+                dead_letter_rejected(
+                    channel, dead, body, properties, reason=reason, routing_key=method.routing_key
+                )
+                logger.warning("event dead-lettered", extra={"queue": dead, "reason": reason})
+                metrics.INGESTED.labels(outcome="dead_lettered").inc()
+            else:
+                good.append(event_to_json(event))
+        # Returns once RabbitMQ confirmed each batch on the route queue.
+        self.emitter.emit_batches(EventsPublished, good, settings.stage_batch_size)
+        if good:
+            metrics.INGESTED.labels(outcome="ingested").inc(len(good))
+        channel.basic_ack(received[-1][0].delivery_tag, multiple=True)
 
 
 def main(settings: Settings) -> None:

@@ -19,17 +19,20 @@ from infra import topology
 from infra.bootstrap import Services
 from schemas.messages import (
     CollectionRequested,
+    DeliveryStatusesReported,
     DeliveryStatusReported,
     EmailRendered,
     EmailsRendered,
     EventPublished,
+    EventsPublished,
     MandateSetupRequested,
     NotificationDecided,
     NotificationRendered,
+    NotificationsDecided,
     NotificationsRendered,
     StageMessage,
 )
-from workers import collect, email, history, render, route, sms
+from workers import collect, email, gather, history, render, route, sms
 
 #: What a stage runs for one message: the process's services and the message body.
 Handler = Callable[[Services, Any], None]
@@ -37,22 +40,65 @@ Handler = Callable[[Services, Any], None]
 #: Each message type the stages consume, with the function that handles it.
 HANDLERS: dict[type[StageMessage], Handler] = {
     EventPublished: route.route_event,
+    EventsPublished: route.route_events,
     MandateSetupRequested: route.route_mandate_setup,
     NotificationDecided: render.render_notification,
+    NotificationsDecided: render.render_notifications,
     NotificationRendered: sms.send_sms,
     NotificationsRendered: sms.send_sms_batch,
     EmailRendered: email.send_email,
     EmailsRendered: email.send_email_batch,
     CollectionRequested: collect.collect_invoice,
     DeliveryStatusReported: history.record_status,
+    DeliveryStatusesReported: history.record_statuses,
+}
+
+#: The stages that take the messages waiting behind the one they took into one batch
+#: (``workers.gather``): the kinds of message that join, by the stage's actors.
+GATHERED: dict[str, gather.Kind] = {
+    "route": gather.Kind(
+        EventsPublished,
+        {EventPublished.actor: lambda body: [body], EventsPublished.actor: lambda body: list(body["events"])},
+    ),
+    "render": gather.Kind(
+        NotificationsDecided,
+        {
+            NotificationDecided.actor: lambda body: [body["notification_id"]],
+            NotificationsDecided.actor: lambda body: list(body["notification_ids"]),
+        },
+    ),
+    "sms": gather.Kind(
+        NotificationsRendered,
+        {
+            NotificationRendered.actor: lambda body: [body["notification_id"]],
+            NotificationsRendered.actor: lambda body: list(body["notification_ids"]),
+        },
+    ),
+    "history": gather.Kind(
+        DeliveryStatusesReported,
+        {
+            DeliveryStatusReported.actor: lambda body: [body],
+            DeliveryStatusesReported.actor: lambda body: list(body["reports"]),
+        },
+    ),
 }
 
 
 def handlers(stage: str) -> dict[type[StageMessage], Handler]:
-    """The message types ``stage`` consumes, with their functions."""
+    """The message types ``stage`` consumes, with their functions (for a stage of ``GATHERED``, each
+    taking the messages waiting behind it into one batch)."""
     found = {message: handler for message, handler in HANDLERS.items() if message.stage == stage}
     if not found:
         raise ValueError(f"no dramatiq stage {stage!r}; expected one of {', '.join(topology.STAGES)}")
+    kind = GATHERED.get(stage)
+    if kind is not None:
+        batch_handler = found[kind.batch]
+        found = {
+            message: gather.gathering(kind, message.actor, handler, batch_handler)
+            if message.actor in kind.items
+            else handler
+            for message, handler in found.items()
+        }
     return found
 
 

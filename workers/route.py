@@ -1,23 +1,47 @@
 """Stage ``route``: store the event once, decide who is told, hand on to render (and an invoice
-that asks for Direct Debit to collect); and tell a customer their mandate-setup link."""
+that asks for Direct Debit to collect); and tell a customer their mandate-setup link.
+
+Events come in batches (``EventsPublished``): each envelope is validated on its own (an invalid one
+is dead-lettered alone, with its reason), and the good ones are routed in one transaction, read
+set-based, and handed on in one confirmed message per ``HERALD_STAGE_BATCH_SIZE`` notifications.
+A single ``EventPublished`` is a batch of one through the same code.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from typing import Any
 
 from infra.bootstrap import Services
 from infra.errors import MalformedMessage
+from infra.retry_policy import is_permanent
+from infra.store.batches import rounds, unique
 from infra.store.collection import load_billing_request, record_synthetic_event
-from infra.store.directory import load_customer
-from infra.store.notifications import NewNotification, record_event, record_notifications
-from infra.store.organisations import invoice_paid, load_org
-from infra.store.reminders import track_invoice
-from schemas.events import ReminderDue
-from schemas.messages import CollectionRequested, MandateSetupRequested, NotificationDecided
+from infra.store.directory import load_customer, load_customers
+from infra.store.notifications import (
+    EventRecord,
+    NewNotification,
+    record_events,
+    record_notifications,
+    route_keys,
+)
+from infra.store.organisations import invoices_paid, load_org, load_orgs
+from schemas.events import Event, ReminderDue
+from schemas.messages import (
+    CollectionRequested,
+    EventPublished,
+    EventsPublished,
+    MandateSetupRequested,
+    NotificationsDecided,
+)
 from schemas.validation import event_to_json
+from workers.batches import dead_letter_item
 from workers.decode import decode, decode_event
 from workers.rules.collection import EventRef, mandate_setup_payload, wants_collection
 from workers.rules.recipients import Routing, mandate_setup_routing, route
+
+logger = logging.getLogger("herald.route")
 
 
 def _new_notifications(routing: Routing) -> list[NewNotification]:
@@ -37,32 +61,90 @@ def _new_notifications(routing: Routing) -> list[NewNotification]:
 
 
 def route_event(svc: Services, body: Any) -> None:
-    """Decode → decide (pure) → record every decision → emit the ones that send.
+    """One event: a batch of one (``route_events``). A malformed one fails its message, which is
+    dead-lettered at once (a permanent error)."""
+    for _event, exc in _route(svc, [decode_event(body)]):
+        raise exc
 
-    Idempotent on the event id: a redelivered or re-published event records
-    nothing new and only re-drives notifications that are still pending. An
-    invoice with ``collection: "direct_debit"`` is handed to collect every time
-    (collect is idempotent on the invoice).
+
+def route_events(svc: Services, body: Any) -> None:
+    """Decode each event → decide (pure) → record every decision, in one transaction → emit the
+    ones that send, in batches.
+
+    Idempotent on each event id: a redelivered or re-published event records nothing new and only
+    re-drives notifications that are still pending. An invoice with ``collection:
+    "direct_debit"`` is handed to collect every time (collect is idempotent on the invoice). An
+    envelope that does not validate is dead-lettered alone (as an ``event.published`` of its own,
+    with its reason); the rest of the batch is routed.
     """
-    event = decode_event(body)
+    message = decode(EventsPublished, body)
+    good: list[Event] = []
+    bad: list[tuple[Any, MalformedMessage]] = []
+    for envelope in message.events:
+        try:
+            good.append(decode_event(envelope))
+        except MalformedMessage as invalid:
+            bad.append((envelope, invalid))
+    failed = _route(svc, good) if good else []
+    # After the good ones went on: a retry of the batch would redo nothing of theirs.
+    for envelope, reason in bad:
+        dead_letter_item(svc, EventPublished.stage, EventPublished.actor, envelope, reason)
+    for event, error in failed:
+        dead_letter_item(svc, EventPublished.stage, EventPublished.actor, event_to_json(event), error)
+
+
+def _route(svc: Services, events: Sequence[Event]) -> list[tuple[Event, Exception]]:
+    """Route ``events`` as if one after another, in one transaction; then hand on what sends.
+
+    Returns the events whose routing failed for good (a permanent error of the pure rule: routing
+    them again would fail the same way), with the error; nothing of theirs is recorded.
+    """
     settings = svc.settings
+    pending: list[str] = []
+    failed: list[tuple[Event, Exception]] = []
+    new = 0
     with svc.transaction() as conn:
-        org = load_org(conn, event.org_id, settings.default_region)
-        customer = load_customer(conn, event.org_id, event.customer_id)
-        paid = isinstance(event, ReminderDue) and invoice_paid(
-            conn, event.org_id, event.invoice_id, event.data.invoice.balance
-        )
-        routing = route(event, org, customer, paid=paid, default_from=settings.twilio_from)
-        recorded = record_event(conn, event, event_to_json(event), routing.outcome)
-        items = _new_notifications(routing) if recorded else []
-        pending = record_notifications(conn, event, items)
-        track_invoice(conn, event)  # the open invoices the reminder scheduler reads
-    for nid in pending:
-        svc.emitter.emit(NotificationDecided(notification_id=nid))
-    if wants_collection(event):
-        svc.emitter.emit(
-            CollectionRequested(org_id=event.org_id, event_id=event.event_id, invoice_id=event.invoice_id)
-        )
+        # The directory and the organisations are only read here: once for the whole batch.
+        orgs = load_orgs(conn, (e.org_id for e in events), settings.default_region)
+        customers = load_customers(conn, ((e.org_id, e.customer_id) for e in events))
+        # Events that share an event id or an invoice go in successive rounds, so a payment
+        # recorded earlier in the batch counts for a reminder later in it.
+        for indexes in rounds([route_keys(e) for e in events]):
+            batch = [events[i] for i in indexes]
+            reminders = [e for e in batch if isinstance(e, ReminderDue)]
+            paid = invoices_paid(conn, [(e.org_id, e.invoice_id, e.data.invoice.balance) for e in reminders])
+            paid_of = {id(e): p for e, p in zip(reminders, paid, strict=True)}
+            records = []
+            for event in batch:
+                try:
+                    routing = route(
+                        event,
+                        orgs[event.org_id],
+                        customers.get((event.org_id, event.customer_id)),
+                        paid=paid_of.get(id(event), False),
+                        default_from=settings.twilio_from,
+                    )
+                except Exception as exc:  # the pure rule only: the store calls are outside the try
+                    if not is_permanent(exc):
+                        raise
+                    failed.append((event, exc))
+                    continue
+                records.append(
+                    EventRecord(event, event_to_json(event), routing.outcome, _new_notifications(routing))
+                )
+            for recorded in record_events(conn, records):
+                pending.extend(recorded.pending)
+                new += recorded.new
+    # After the commit: what is handed on is stored. The same event twice hands its ids on once.
+    svc.emitter.emit_batches(NotificationsDecided, unique(pending), settings.stage_batch_size)
+    collections = unique((e.org_id, e.event_id, e.invoice_id) for e in events if wants_collection(e))
+    for org_id, event_id, invoice_id in collections:
+        svc.emitter.emit(CollectionRequested(org_id=org_id, event_id=event_id, invoice_id=invoice_id))
+    logger.info(
+        "events routed",
+        extra={"events": len(events), "new": new, "pending": len(pending), "failed": len(failed)},
+    )
+    return failed
 
 
 def route_mandate_setup(svc: Services, body: Any) -> None:
@@ -85,5 +167,4 @@ def route_mandate_setup(svc: Services, body: Any) -> None:
         recorded = record_synthetic_event(conn, payload, routing.outcome)
         items = _new_notifications(routing) if recorded else []
         pending = record_notifications(conn, EventRef.of(payload), items)
-    for nid in pending:
-        svc.emitter.emit(NotificationDecided(notification_id=nid))
+    svc.emitter.emit_batches(NotificationsDecided, pending, settings.stage_batch_size)

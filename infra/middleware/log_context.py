@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -25,27 +26,28 @@ _CACHE_SIZE = 10_000
 class LogContext(Middleware):
     """Sets ``infra.log_context`` from the message body before it runs, clears it after.
 
-    Messages between stages carry only the notification id; its event id is read once from the
-    store (a primary-key read, remembered) so every line names both. Must be first in the
-    broker's list: its ``before`` runs first and its ``after`` last (after the dead-letter log).
-    ``services`` gives the process's booted services (none: no look-up).
+    A single-item message between stages carries only the notification id; its event id is bound
+    lazily (``log_context.bind_lazy``): read from the store (a primary-key read, remembered) only
+    if the message logs a line, so a message that logs nothing costs no read. A batch message
+    names no single item: its stage binds each item's ids around the lines it logs about it. Must
+    be first in the broker's list: its ``before`` runs first and its ``after`` last (after the
+    dead-letter log). ``services`` gives the process's booted services (none: no look-up).
     """
 
     def __init__(self, queue_prefix: str, services: Callable[[], Services] | None = None) -> None:
         self.queue_prefix = queue_prefix
         self.services = services
         self._events: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()  # worker threads share the remembered ids
 
     def before_process_message(self, broker: Any, message: Any) -> None:
         body = message.args[0] if message.args else None
         ids = log_context.ids_from_body(body)
-        nid = ids.get("notification_id")
-        if nid and "event_id" not in ids:
-            event_id = self._event_of(nid)
-            if event_id:
-                ids["event_id"] = event_id
         log_context.clear()
         log_context.bind(stage=stage_of(message.queue_name, self.queue_prefix), **ids)
+        nid = ids.get("notification_id")
+        if nid and "event_id" not in ids and self.services is not None:
+            log_context.bind_lazy(event_id=lambda: self._event_of(nid))
 
     def after_process_message(
         self, broker: Any, message: Any, *, result: Any = None, exception: BaseException | None = None
@@ -56,14 +58,16 @@ class LogContext(Middleware):
         log_context.clear()
 
     def _event_of(self, nid: str) -> str | None:
-        if nid in self._events:
-            self._events.move_to_end(nid)
-            return self._events[nid]
+        with self._lock:
+            if nid in self._events:
+                self._events.move_to_end(nid)
+                return self._events[nid]
         event_id = lookup_event_id(self.services, nid) if self.services is not None else None
         if event_id:
-            self._events[nid] = event_id
-            if len(self._events) > _CACHE_SIZE:
-                self._events.popitem(last=False)
+            with self._lock:
+                self._events[nid] = event_id
+                if len(self._events) > _CACHE_SIZE:
+                    self._events.popitem(last=False)
         return event_id
 
 

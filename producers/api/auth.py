@@ -12,6 +12,7 @@ Each failed authentication is a WARNING line (reason, client address); past
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,7 @@ from infra.store.api_keys import KEY_PREFIX, ApiKey, authenticate, hash_key
 from infra.store.tables import api_keys, gc_payments
 from producers.api.errors import ApiError
 from producers.api.throttle import FailureThrottle
+from producers.publisher import SharedPublisher
 from schemas.access import Capability
 from workers.rules.access import allows
 
@@ -40,18 +42,37 @@ _KEY_LENGTH = 40
 
 
 class ApiContext:
-    """What the handlers share: settings, the failed-authentication throttle, and the services
-    booted on first use (not at import)."""
+    """What the handlers share: settings, the failed-authentication throttle, the services
+    booted on first use (not at import), and one publisher for every request (``close()`` it when
+    the app stops)."""
 
     def __init__(self, settings: Settings, services: Callable[[], Services]) -> None:
         self.settings = settings
         self.throttle = FailureThrottle(settings.api_auth_failures_per_minute)
         self._services = services
+        self._publisher: SharedPublisher | None = None
+        self._lock = threading.Lock()
 
     @property
     def services(self) -> Services:
         """The app's services (``create_app`` says where they come from)."""
         return self._services()
+
+    @property
+    def publisher(self) -> SharedPublisher:
+        """The api's one publisher (one RabbitMQ connection, opened on the first publish, kept),
+        shared by every request's thread."""
+        with self._lock:
+            if self._publisher is None:
+                self._publisher = SharedPublisher(self.settings)
+            return self._publisher
+
+    def close(self) -> None:
+        """Close the publisher, if one was made."""
+        with self._lock:
+            publisher, self._publisher = self._publisher, None
+        if publisher is not None:
+            publisher.close()
 
 
 def context(request: Request) -> ApiContext:

@@ -10,6 +10,11 @@ code, shows a non-2xx as error 11200 in its console, and never retries a callbac
   still reported, without that field, and the report's ``detail`` names what was dropped.
 
 A body that is not a form is a 400, an unsigned one 403, an oversize one 413: the one error shape.
+
+Reports go to history in batches (``delivery.statuses_reported``): the callbacks that arrive
+together are handed to RabbitMQ together, in one confirmed message (``producers.coalescing``);
+each callback is answered once the message holding its report is confirmed. An idle api hands a
+report over at once.
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ from infra.broker import Emitter
 from infra.settings import Settings
 from infra.store.lookups import channel_of
 from producers.api.errors import ApiError
-from schemas.messages import DeliveryStatusReported, is_notification_id
+from producers.coalescing import Coalescer
+from schemas.messages import DeliveryStatusesReported, DeliveryStatusReported, is_notification_id
 from schemas.notifications import Status
 
 logger = logging.getLogger("herald.api.callbacks")
@@ -108,9 +114,10 @@ def read_status_callback(notification_id: str, form: Mapping[str, str], now: dat
 #: lost) before answering 503. Twilio waits 15 s for the answer and never retries a callback that
 #: failed, so the api holds on for less than that instead of failing at once.
 PUBLISH_PATIENCE_SECONDS = 10.0
-#: Reports are published from these threads (blocking, and never on the event loop): each holds
-#: one RabbitMQ connection of its own.
-_publishers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="callback-publish")
+#: Callbacks wait for their report's confirm on these threads (blocking, never on the event loop);
+#: the reports themselves go out on the coalescer's one thread and connection. As many callbacks
+#: as threads can be waiting at once, so this bounds how many reports one message can carry.
+_publishers = ThreadPoolExecutor(max_workers=64, thread_name_prefix="callback-publish")
 
 
 def publish_patiently(
@@ -147,6 +154,15 @@ def twilio_router(
     token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else ""
     validator = RequestValidator(token)
 
+    def hand_over(reports: list[DeliveryStatusReported]) -> list[BaseException | None]:
+        """On the coalescer's thread: every report waiting, in confirmed batches."""
+        bodies = [report.body() for report in reports]
+        emitter().emit_batches(DeliveryStatusesReported, bodies, settings.stage_batch_size)
+        return [None] * len(reports)
+
+    reports: Coalescer[DeliveryStatusReported] = Coalescer(hand_over, "herald-status-reports")
+    router.add_event_handler("shutdown", reports.close)
+
     def known(notification_id: str) -> bool | None:
         """Whether we have the notification; ``None`` when the store cannot say (it is away)."""
         try:
@@ -181,7 +197,7 @@ def twilio_router(
                 "status callback: %s", report.detail, extra={"notification_id": report.notification_id}
             )
         published = await asyncio.get_running_loop().run_in_executor(
-            _publishers, publish_patiently, lambda message: emitter().emit(message), report
+            _publishers, publish_patiently, reports.submit, report
         )
         if not published:
             raise HTTPException(

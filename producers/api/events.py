@@ -1,4 +1,8 @@
-"""``POST /events``: one event or a batch, validated and published with confirms, as ``herald publish``."""
+"""``POST /events``: one event or a batch, validated and published with confirms, as ``herald publish``.
+
+Every request publishes over the api's one kept connection (``ApiContext.publisher``): the events
+of requests that arrive together go out together, in batches, and each request is answered once
+RabbitMQ confirmed its own."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from infra.errors import InvalidEvent, PublishError
 from infra.store.api_keys import ApiKey
 from producers.api.auth import ApiContext, context, needs
 from producers.api.errors import ApiError
-from producers.publisher import Publisher
+from producers.publisher import SharedPublisher
 from schemas.access import Capability
 from schemas.bounded_json import loads_bounded
 from schemas.validation import parse_event
@@ -107,7 +111,9 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:60] + "…"
 
 
-def _check(item: Any, org_id: str, publisher: Publisher, max_bytes: int, max_depth: int) -> tuple[str, bytes]:
+def _check(
+    item: Any, org_id: str, publisher: SharedPublisher, max_bytes: int, max_depth: int
+) -> tuple[str, bytes]:
     """One event as ``herald publish`` checks a line, encoded for sending; it must be of the
     key's organisation, checked on the parsed event whatever shape it came in (an object, or a
     string holding one)."""
@@ -147,7 +153,7 @@ def publish_events(
     """
     settings = ctx.settings
     items = _items(raw, settings.max_json_depth, settings.max_batch_events)
-    publisher = Publisher(settings)  # connects on its first publish, per request
+    publisher = ctx.publisher  # the api's one connection, shared by every request
     good: list[tuple[str, bytes]] = []
     rejected: list[dict[str, Any]] = []
     for index, item in enumerate(items):
@@ -161,8 +167,7 @@ def publish_events(
         what = "the event was" if len(items) == 1 else f"all {len(items)} events were"
         raise ApiError(422, "invalid_events", f"{what} rejected; nothing published", rejected)
     try:
-        with publisher:
-            publisher.publish_encoded(good)
+        publisher.publish_encoded(good)
     except PublishError as exc:
         raise ApiError(
             503,

@@ -21,6 +21,7 @@ def install_operator_api(app: FastAPI, settings: Settings, services: Callable[[]
     shape for every error the app answers.
     """
     app.state.operator_api = ApiContext(settings, services)
+    app.router.on_shutdown.append(app.state.operator_api.close)  # the publisher's connection
     for module in (events, directory, templates, notify, history):
         app.include_router(module.router)
     install_error_handlers(app)

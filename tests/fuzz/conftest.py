@@ -115,7 +115,10 @@ class World:
                 method, _props, body = channel.basic_get(self.events_queue, auto_ack=True)
                 if method is None:
                     return out
-                out.append(json.loads(body)["args"][0])
+                message = json.loads(body)
+                argument = message["args"][0]
+                # A run of events travels as one batch message (issue 15): its events, in order.
+                out.extend(argument["events"] if message["actor_name"] == "route_events" else [argument])
         finally:
             connection.close()
 

@@ -147,3 +147,60 @@ def test_hostile_messages_are_dead_lettered_with_reasons_and_the_consumer_keeps_
     assert reasons[2] == "data.invoice.number: contains a control character U+000D"
     assert reasons[3].startswith("data.invoice.total: ")
     assert dead[0][1] == thousands  # kept as it came
+
+
+def test_what_is_waiting_is_forwarded_in_batches_and_acked_once_confirmed(amqp_url: str) -> None:
+    """No route worker here: the route queue holds exactly what ingest handed on."""
+    import uuid
+
+    from infra.broker import Emitter, build_broker
+    from infra.settings import Settings
+    from workers.ingest import Ingest, declare
+
+    prefix = f"ingest-{uuid.uuid4().hex[:6]}"
+    settings = Settings(amqp_url=amqp_url, queue_prefix=prefix)  # type: ignore[arg-type]
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    declare(channel, settings)
+    events = [invoice_created(f"evt_w{i}") for i in range(100)]
+    channel.confirm_delivery()
+    for event in [*events[:50], {**events[0], "type": "invoice.voided"}, *events[50:]]:
+        channel.basic_publish(
+            topology.events_exchange(prefix), event["type"], json.dumps(event).encode(), mandatory=True
+        )
+    emitter = Emitter(build_broker(settings), prefix)
+    consumer = Ingest(settings, emitter)
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    thread.start()
+    route, queue = f"{prefix}.route", f"{prefix}.ingest"
+    try:
+        emitter.broker.declare_queue(route)  # what ingest hands on waits here, unconsumed
+        wait_for(
+            lambda: (
+                channel.queue_declare(queue, passive=True).method.message_count == 0
+                and channel.queue_declare(f"{queue}.XQ", passive=True).method.message_count == 1
+            ),
+            timeout=30,
+            what="every waiting message taken",
+        )
+        consumer.stop()
+        thread.join(10)
+        # Acked only once handed on: nothing comes back to the ingest queue when ingest is gone.
+        assert channel.queue_declare(queue, passive=True).method.message_count == 0
+        messages = []
+        while True:
+            method, _properties, body = channel.basic_get(route, auto_ack=True)
+            if method is None:
+                break
+            messages.append(json.loads(body))
+        forwarded = [e["event_id"] for m in messages for e in m["args"][0]["events"]]
+        assert forwarded == [e["event_id"] for e in events]  # each once, in order
+        assert {m["actor_name"] for m in messages} == {"route_events"}
+        assert len(messages) < len(events) / 2, len(messages)  # together, as they were waiting
+    finally:
+        consumer.stop()
+        emitter.close()
+        for name in (queue, f"{queue}.XQ", route, f"{route}.DQ", f"{route}.XQ"):
+            channel.queue_delete(name)
+        channel.exchange_delete(topology.events_exchange(prefix))
+        connection.close()

@@ -20,7 +20,7 @@ from infra.errors import ConfigurationError
 from infra.middleware.lifecycle import Lifecycle
 from infra.settings import Settings
 from producers.cli import app
-from schemas.messages import StageMessage
+from schemas.messages import REGISTRY, StageMessage
 from tests.fakes import FakeSms
 from workers.registry import HANDLERS, declare
 
@@ -28,7 +28,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _messages() -> list[type[StageMessage]]:
-    return list(HANDLERS)
+    """Every message type of the registry: each has a function of its stage."""
+    assert set(HANDLERS) <= set(REGISTRY.values())
+    return list(REGISTRY.values())
 
 
 @pytest.fixture
@@ -66,7 +68,7 @@ def test_every_registry_message_has_an_actor_under_its_contract_names() -> None:
 def test_a_stage_declares_only_its_own_actors() -> None:
     broker = StubBroker()
     declare(broker, lambda: pytest.fail("no message is processed"), ["route"], queue_prefix="herald")
-    assert set(broker.actors) == {"route_event", "route_mandate_setup"}
+    assert set(broker.actors) == {"route_event", "route_events", "route_mandate_setup"}
     with pytest.raises(ValueError, match="no dramatiq stage 'ingest'"):
         declare(StubBroker(), lambda: pytest.fail("unused"), ["ingest"], queue_prefix="herald")
 

@@ -20,6 +20,7 @@ from prometheus_client import REGISTRY
 from infra import log_context, logs, metrics
 from infra.errors import MalformedMessage, TransientProviderError
 from infra.logs import JsonFormatter, register_secrets
+from infra.middleware.log_context import LogContext
 from infra.middleware.metrics import Metrics, outcome
 from infra.queue_status import (
     StageStatus,
@@ -131,6 +132,44 @@ def test_ids_bound_for_a_message_are_on_every_line_it_logs_and_gone_after() -> N
     finally:
         log_context.clear()
     assert "notification_id" not in _json_line("herald.test", "idle")
+
+
+def test_a_single_messages_event_id_is_read_from_the_store_only_when_a_line_is_logged_once() -> None:
+    reads: list[str] = []
+
+    class Store:
+        def reading(self) -> Any:
+            reads.append("read")
+            raise ConnectionError("no store here")  # the look-up must never fail the message
+
+    middleware = LogContext("herald", lambda: Store())  # type: ignore[arg-type, return-value]
+    message = SimpleNamespace(args=({"notification_id": "ntf_1a"},), queue_name="herald.sms")
+    middleware.before_process_message(None, message)
+    try:
+        assert reads == []  # a message that logs nothing costs no read
+        with log_context.bound(notification_id="ntf_2b"):  # an item's own ids, around its lines
+            assert _json_line("herald.test", "item")["notification_id"] == "ntf_2b"
+        entry = _json_line("herald.test", "sent")
+        assert (entry["notification_id"], entry["stage"]) == ("ntf_1a", "sms")
+        _json_line("herald.test", "again")
+        assert reads == ["read"]  # looked up once, when the first line was logged
+    finally:
+        middleware.after_process_message(None, message)
+    assert log_context.current() == {}
+
+
+def test_ids_bound_around_an_item_are_dropped_after_it() -> None:
+    log_context.bind(stage="render")
+    try:
+        with log_context.bound(notification_id="ntf_1a", event_id="evt_1"):
+            assert log_context.current() == {
+                "stage": "render",
+                "notification_id": "ntf_1a",
+                "event_id": "evt_1",
+            }
+        assert log_context.current() == {"stage": "render"}
+    finally:
+        log_context.clear()
 
 
 def test_context_is_per_thread() -> None:

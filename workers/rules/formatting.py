@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, DecimalException
+from functools import lru_cache
 
 from babel.core import Locale, UnknownLocaleError
 from babel.dates import format_date
@@ -23,10 +24,17 @@ class UnformattableAmount(PermanentError, ValueError):
 
 def babel_locale(locale: str) -> str:
     """A locale Babel knows (``fi-FI`` → ``fi_FI``), or English."""
+    return str(_locale(locale))
+
+
+@lru_cache(maxsize=512)
+def _locale(locale: str) -> Locale:
+    """Babel's ``Locale`` for ``locale`` (or English), parsed once: Babel parses a locale given by
+    name again on every call, which costs more than formatting the amount."""
     try:
-        return str(Locale.parse(locale.replace("-", "_")))
+        return Locale.parse(locale.replace("-", "_"))
     except (ValueError, UnknownLocaleError):
-        return FALLBACK
+        return Locale.parse(FALLBACK)
 
 
 def money(amount: Decimal, currency: str, locale: str) -> str:
@@ -35,7 +43,7 @@ def money(amount: Decimal, currency: str, locale: str) -> str:
     digits = get_currency_precision(currency)
     try:
         rounded = amount.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
-        text = format_currency(rounded, currency, locale=babel_locale(locale))
+        text = format_currency(rounded, currency, locale=_locale(locale))
     except (DecimalException, OverflowError, ValueError) as exc:
         shown = str(amount) if len(str(amount)) <= 40 else f"{str(amount)[:40]}…"
         raise UnformattableAmount(
@@ -47,4 +55,4 @@ def money(amount: Decimal, currency: str, locale: str) -> str:
 
 def day(value: date, locale: str) -> str:
     """A due date as the locale writes it (``1.12.2026``, ``2026/12/01``, ``Dec 1, 2026``)."""
-    return format_date(value, format="medium", locale=babel_locale(locale))
+    return format_date(value, format="medium", locale=_locale(locale))

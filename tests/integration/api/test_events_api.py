@@ -81,7 +81,10 @@ def route_queue(configured_env: dict[str, str]) -> Iterator[Callable[[], list[di
                 method, _properties, body = channel.basic_get(queue, auto_ack=True)
                 if method is None:
                     return found
-                found.append(json.loads(body)["args"][0])
+                message = json.loads(body)
+                argument = message["args"][0]
+                # A run of events travels as one batch message (issue 15): its events, in order.
+                found.extend(argument["events"] if message["actor_name"] == "route_events" else [argument])
         finally:
             connection.close()
 
@@ -239,3 +242,25 @@ def test_any_json_body_is_answered_4xx_in_the_error_shape_never_5xx(api: Api, bo
     answer = api.call("POST", "/events", api.keys["send"], content=json.dumps(body), headers=_JSON)
     assert 400 <= answer.status_code < 500, answer.text
     assert set(answer.json()["error"]) == {"code", "message", "details"}
+
+
+def test_concurrent_requests_share_one_kept_connection_and_each_is_answered_once_confirmed(
+    api: Api, route_queue: Callable[[], list[dict[str, Any]]]
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def post(i: int) -> tuple[int, Any]:
+        answer = api.call("POST", "/events", api.keys["send"], json=invoice_created(f"evt_c{i}"))
+        return answer.status_code, answer.json()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(post, range(24)))
+    assert answers == [(202, {"published": [f"evt_c{i}"], "rejected": []}) for i in range(24)]
+    published = route_queue()  # each answered only once confirmed: all are on the queue already
+    assert sorted(e["event_id"] for e in published) == sorted(f"evt_c{i}" for i in range(24))
+    context = api.client.app.state.operator_api  # type: ignore[attr-defined]
+    publisher = context.publisher
+    assert publisher.publisher.connected  # one connection, kept for the next request
+    api.call("POST", "/events", api.keys["send"], json=invoice_created("evt_next"))
+    assert context.publisher is publisher
+    assert [e["event_id"] for e in route_queue()] == ["evt_next"]

@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from infra.store.notifications import claim_for_sending
 from infra.store.tables import status_changes
-from schemas.messages import DeliveryStatusReported
+from schemas.messages import DeliveryStatusesReported, DeliveryStatusReported, StatusReport
 from schemas.notifications import Status
 from tests.integration.stored import routed_notification
 from tests.unit.workers.conftest import Stages
@@ -18,6 +19,13 @@ from tests.unit.workers.conftest import Stages
 
 def _sending(stages: Stages) -> str:
     nid = routed_notification(stages.services, "sms", "+358401234567")
+    with stages.services.transaction() as conn:
+        claim_for_sending(conn, nid)
+    return nid
+
+
+def _sending_another(stages: Stages) -> str:
+    nid = routed_notification(stages.services, "sms", "+358401234568", event_id="evt_other")
     with stages.services.transaction() as conn:
         claim_for_sending(conn, nid)
     return nid
@@ -91,3 +99,47 @@ def test_a_report_for_an_unknown_notification_is_dead_lettered_at_once(stages: S
     (dead,) = stages.dead_letters("history")
     assert "unknown notification" in str(dead._exception)
     assert dead.options["retries"] == 1  # tried once: permanent, never retried
+
+
+# -- batches (issue 15) ---------------------------------------------------------------------------
+
+
+def _counted(channel: str, status: str) -> float:
+    return (
+        REGISTRY.get_sample_value("herald_notifications_total", {"channel": channel, "status": status}) or 0.0
+    )
+
+
+def _report_body(nid: str, status: Status, **fields: Any) -> dict[str, Any]:
+    report = StatusReport(
+        notification_id=nid, status=status, source="twilio_callback", occurred_at=datetime.now(UTC), **fields
+    )
+    return report.model_dump(mode="json", exclude_none=True)
+
+
+def test_a_batch_applies_its_reports_in_order_and_skips_an_unknown_notification(stages: Stages) -> None:
+    first, second = _sending(stages), _sending_another(stages)
+    unknown = "ntf_" + "0" * 32
+    reports = [
+        _report_body(first, Status.SENT, provider_id="SM1"),
+        _report_body(unknown, Status.SENT),
+        _report_body(first, Status.DELIVERED, provider_id="SM1"),
+        _report_body(second, Status.SENT, provider_id="SM2"),
+    ]
+    before = (_counted("sms", "sent"), _counted("sms", "delivered"))
+    stages.deliver(DeliveryStatusesReported.model_validate({"reports": reports}))
+    stages.run("history")
+
+    assert (stages.notification(first).status, stages.notification(second).status) == ("delivered", "sent")
+    assert _timeline(stages, first) == [("sent", None), ("delivered", None)]
+    assert _timeline(stages, unknown) == []
+    assert stages.dead_letters("history") == []  # the unknown one is skipped, not the batch failed
+    assert (_counted("sms", "sent"), _counted("sms", "delivered")) == (before[0] + 2, before[1] + 1)
+
+    stages.deliver(DeliveryStatusesReported.model_validate({"reports": reports}))  # redelivered
+    stages.run("history")
+
+    assert (stages.notification(first).status, stages.notification(second).status) == ("delivered", "sent")
+    assert _timeline(stages, first) == [("sent", None), ("delivered", None)]  # kept once
+    assert (_counted("sms", "sent"), _counted("sms", "delivered")) == (before[0] + 2, before[1] + 1)
+    assert stages.dead_letters("history") == []

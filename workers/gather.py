@@ -17,6 +17,7 @@ its own and never takes others, so a batch that keeps failing cannot hold good m
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,13 +83,7 @@ def gathering(kind: Kind, actor: str, handler: Handler, batch_handler: Handler) 
         metrics.MESSAGES.labels(stage=stage, outcome=metrics.OK).inc(len(taken))
         logger.debug("messages gathered", extra={"messages": 1 + len(taken), "items": len(items)})
 
-    run.__module__, run.__name__, run.__qualname__ = (
-        handler.__module__,
-        handler.__name__,
-        handler.__qualname__,
-    )
-    run.__doc__ = handler.__doc__
-    return run
+    return functools.update_wrapper(run, handler, updated=())
 
 
 def _take_waiting(channel: Any, queue: str, kind: Kind, room: int) -> list[tuple[int, list[Any]]]:

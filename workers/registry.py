@@ -10,6 +10,7 @@ services they booted.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -133,10 +134,4 @@ def _bound(handler: Handler, services: Callable[[], Services]) -> Callable[[Any]
         handler(services(), body)
 
     # The handler's names, so dramatiq's and herald's log lines name the stage's function.
-    run.__module__, run.__name__, run.__qualname__ = (
-        handler.__module__,
-        handler.__name__,
-        handler.__qualname__,
-    )
-    run.__doc__ = handler.__doc__
-    return run
+    return functools.update_wrapper(run, handler, updated=())

@@ -19,6 +19,7 @@ from schemas.directory import CustomerRecord
 from schemas.notifications import Status
 from tests.conftest import wait_for
 from tests.factories import customer, invoice_created
+from tests.integration.conftest import drain
 
 EVENTS = 300
 
@@ -40,23 +41,6 @@ def _import(services: Services, count: int, run: str) -> None:
             upsert_customer(
                 conn, CustomerRecord.model_validate(customer(f"C{run}{i}", contacts=[contact])), region="FI"
             )
-
-
-def _drain(url: str, queue: str) -> list[tuple[Any, bytes]]:
-    """Take every message off ``queue``: each one's properties and body, in order."""
-    import pika
-
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        channel = connection.channel()
-        found = []
-        while True:
-            method, properties, body = channel.basic_get(queue, auto_ack=True)
-            if method is None:
-                return found
-            found.append((properties, body))
-    finally:
-        connection.close()
 
 
 def _sms(services: Services) -> list[dict[str, Any]]:
@@ -242,7 +226,7 @@ def _route_singles(
             )
         finally:
             worker.stop()
-        assert _drain(url, route) == []  # every message acked, none left behind
+        assert drain(url, route) == []  # every message acked, none left behind
         return _handed(url, prefix), [r["id"] for r in _sms(services)]
     finally:
         for stage in ("route", "render"):

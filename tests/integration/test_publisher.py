@@ -15,6 +15,7 @@ from infra.settings import Settings
 from producers.confirming import ConfirmingChannel
 from producers.publisher import Publisher
 from tests.factories import invoice_created
+from tests.integration.conftest import drain
 
 
 def _settings(url: str, prefix: str) -> Settings:
@@ -31,17 +32,7 @@ def _depth(url: str, queue: str) -> int:
 
 def _read(url: str, queue: str) -> list[dict[str, Any]]:
     """Every message waiting in ``queue``, taken off it, oldest first."""
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        channel = connection.channel()
-        found = []
-        while True:
-            method, _properties, body = channel.basic_get(queue, auto_ack=True)
-            if method is None:
-                return found
-            found.append(json.loads(body))
-    finally:
-        connection.close()
+    return [json.loads(body) for _properties, body in drain(url, queue)]
 
 
 def test_a_lone_event_goes_as_the_single_message_and_a_run_of_events_in_batches(amqp_url: str) -> None:

@@ -32,8 +32,10 @@ STORMS: dict[str, dict[str, Any]] = {
 def test_a_provider_storm_mid_run_delays_but_never_loses_or_doubles(
     deployment: Deployment, storm: str
 ) -> None:
-    sandbox_url = prepare(deployment)
-    faults(sandbox_url, delay_seconds=0.01)
+    # Small batches and a provider slow enough that the storm lands mid-run: with batches of 100
+    # sent 16 at a time, the whole run can be over before the storm is called up.
+    sandbox_url = prepare(deployment, HERALD_STAGE_BATCH_SIZE="10")
+    faults(sandbox_url, delay_seconds=0.1)
     start_all(deployment)
     publish(deployment, EVENTS, run=f"storm-{storm}")
     wait_for(lambda: count(deployment, SENT) >= 10, timeout=60, what="the run under way")

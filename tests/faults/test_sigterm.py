@@ -37,9 +37,14 @@ def _all_delivered_at_twilio(deployment: Deployment, sandbox_url: str) -> bool:
 def test_sigterm_to_every_process_mid_run_then_a_restart_sends_each_exactly_once(
     deployment: Deployment,
 ) -> None:
-    # Each request takes a while: the SIGTERM lands in some.
+    # Each request takes a while and batches are small: the SIGTERM lands in some, mid-run (with
+    # batches of 100 sent 16 at a time, the whole run can be over before the signal).
     sandbox_url, processes = start_run(
-        deployment, (*NAMES, "api"), delay_seconds=0.1, HERALD_SHUTDOWN_TIMEOUT_SECONDS=str(TIMEOUT)
+        deployment,
+        (*NAMES, "api"),
+        delay_seconds=0.5,
+        HERALD_SHUTDOWN_TIMEOUT_SECONDS=str(TIMEOUT),
+        HERALD_STAGE_BATCH_SIZE="10",
     )
     publish(deployment, EVENTS, run="sigterm")
     wait_for(lambda: count(deployment, SENT) >= 50, timeout=60, what="50 SMS sent")

@@ -71,8 +71,10 @@ def deployment(herald_env: dict[str, str], tmp_path: Path, node: Node) -> Iterat
 def test_a_broker_restart_mid_run_loses_nothing_and_sends_nothing_twice(
     deployment: Deployment, node: Node
 ) -> None:
-    sandbox_url = prepare(deployment, HERALD_METRICS_PORT="0")
-    faults(sandbox_url, delay_seconds=0.1)  # a provider slow enough that the run lasts a while
+    # Batches of 10 and a slow provider, so the run lasts a while and the stop lands mid-run
+    # (batches of 100 sent 16 at a time finished all 200 SMS before the stop in CI).
+    sandbox_url = prepare(deployment, HERALD_METRICS_PORT="0", HERALD_STAGE_BATCH_SIZE="10")
+    faults(sandbox_url, delay_seconds=0.2)
     processes = start_all(deployment, NAMES)
     wait_for(lambda: "ingest consuming" in deployment.log("ingest-1.log"), timeout=30, what="ingest")
     publish_raw(deployment, invoice_events(EVENTS, run="broker-restart"))

@@ -6,11 +6,12 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import and_, delete, select, tuple_, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.engine import Connection
 
 from infra.store.batches import in_chunks, unique
 from infra.store.db import insert_ignore
+from infra.store.keys import pairs_in
 from infra.store.tables import contact_emails, contacts, customer_contacts, customers
 from schemas.directory import Contact, ContactView, CustomerRecord, CustomerView, EmailView
 from schemas.phones import to_e164
@@ -151,7 +152,7 @@ def load_customers(conn: Connection, keys: Iterable[tuple[str, str]]) -> dict[tu
     found: dict[tuple[str, str], Any] = {}
     for chunk in in_chunks(unique(keys)):
         rows = conn.execute(
-            select(customers).where(tuple_(customers.c.org_id, customers.c.customer_id).in_(chunk))
+            select(customers).where(pairs_in(customers.c.org_id, customers.c.customer_id, chunk))
         )
         found.update(((r.org_id, r.customer_id), r) for r in rows)
     contact_rows: dict[tuple[str, str], list[Any]] = {}
@@ -165,7 +166,7 @@ def load_customers(conn: Connection, keys: Iterable[tuple[str, str]]) -> dict[tu
                     customer_contacts.c.contact_id == contacts.c.contact_id,
                 ),
             )
-            .where(tuple_(customer_contacts.c.org_id, customer_contacts.c.customer_id).in_(chunk))
+            .where(pairs_in(customer_contacts.c.org_id, customer_contacts.c.customer_id, chunk))
             .order_by(customer_contacts.c.is_primary.desc(), contacts.c.contact_id)
         )
         for r in rows:
@@ -175,7 +176,7 @@ def load_customers(conn: Connection, keys: Iterable[tuple[str, str]]) -> dict[tu
     for chunk in in_chunks(contact_keys):
         rows = conn.execute(
             select(contact_emails)
-            .where(tuple_(contact_emails.c.org_id, contact_emails.c.contact_id).in_(chunk))
+            .where(pairs_in(contact_emails.c.org_id, contact_emails.c.contact_id, chunk))
             .order_by(contact_emails.c.address)
         )
         for e in rows:

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 from infra.errors import MalformedMessage
 from infra.store.batches import in_chunks, rounds, unique
 from infra.store.db import insert_ignore
+from infra.store.keys import pairs_in
 from infra.store.reminders import track_invoices
 from infra.store.tables import events, notifications, status_changes
 from schemas.events import Event
@@ -142,7 +143,7 @@ def record_notifications_many(
         found = conn.execute(
             select(notifications.c.id, notifications.c.org_id, notifications.c.event_id)
             .where(
-                tuple_(notifications.c.org_id, notifications.c.event_id).in_(chunk),
+                pairs_in(notifications.c.org_id, notifications.c.event_id, chunk),
                 notifications.c.status == Status.PENDING,
             )
             .order_by(notifications.c.id)
@@ -227,7 +228,7 @@ def load_event_payloads(
     for chunk in in_chunks(unique(keys)):
         rows = conn.execute(
             select(events.c.org_id, events.c.event_id, events.c.payload).where(
-                tuple_(events.c.org_id, events.c.event_id).in_(chunk)
+                pairs_in(events.c.org_id, events.c.event_id, chunk)
             )
         )
         found.update(((r.org_id, r.event_id), r.payload) for r in rows)

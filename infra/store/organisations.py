@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from infra.store.batches import in_chunks, unique
+from infra.store.keys import pairs_in
 from infra.store.tables import contacts, events, notifications, org_warnings, organisations
 from schemas.directory import OrgView
 
@@ -99,7 +100,7 @@ def invoices_paid(conn: Connection, items: Sequence[tuple[str, str, Decimal]]) -
     for chunk in in_chunks(owing):
         rows = conn.execute(
             select(events.c.org_id, events.c.invoice_id, events.c.payload).where(
-                tuple_(events.c.org_id, events.c.invoice_id).in_(chunk), events.c.type == "payment.received"
+                pairs_in(events.c.org_id, events.c.invoice_id, chunk), events.c.type == "payment.received"
             )
         )
         for row in rows:

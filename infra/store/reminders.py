@@ -8,12 +8,13 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, tuple_, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from infra.store.batches import in_chunks, rounds, unique
 from infra.store.db import insert_ignore
+from infra.store.keys import pairs_in
 from infra.store.organisations import invoices_paid
 from infra.store.tables import invoices, reminder_offsets, reminders_sent
 from schemas.events import Event, InvoiceCreated, PaymentReceived
@@ -83,7 +84,7 @@ def refresh_paid_many(conn: Connection, keys: Sequence[tuple[str, str]], now: da
     for chunk in in_chunks(unique(keys)):
         rows = conn.execute(
             select(invoices.c.org_id, invoices.c.invoice_id, invoices.c.balance, invoices.c.paid_at).where(
-                tuple_(invoices.c.org_id, invoices.c.invoice_id).in_(chunk)
+                pairs_in(invoices.c.org_id, invoices.c.invoice_id, chunk)
             )
         )
         stored.update(((r.org_id, r.invoice_id), r) for r in rows)

@@ -6,10 +6,11 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, delete, select, tuple_
+from sqlalchemy import Column, delete, select
 from sqlalchemy.engine import Connection
 
 from infra.store.batches import in_chunks, unique
+from infra.store.keys import pairs_in
 from infra.store.tables import contacts, customers, organisations, templates
 from schemas.rows import GreetingNames
 
@@ -97,9 +98,7 @@ def _names(
     found: dict[tuple[str, str], str] = {}
     for pairs in in_chunks(unique(keys)):
         rows = conn.execute(
-            select(table.c.org_id, id_column, table.c.name).where(
-                tuple_(table.c.org_id, id_column).in_(pairs)
-            )
+            select(table.c.org_id, id_column, table.c.name).where(pairs_in(table.c.org_id, id_column, pairs))
         )
         found.update(((org_id, ident), name) for org_id, ident, name in rows)
     return found

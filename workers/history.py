@@ -15,8 +15,7 @@ from typing import Any
 from infra import log_context, metrics
 from infra.bootstrap import Services
 from infra.errors import MalformedMessage
-from infra.store.lookups import channels_of
-from infra.store.notifications import StatusChange, apply_statuses
+from infra.store.notifications import StatusChange, apply_statuses_with_channels
 from schemas.messages import DeliveryStatusesReported, DeliveryStatusReported, StatusReport
 from workers.decode import decode
 
@@ -59,8 +58,7 @@ def _record(svc: Services, reports: Sequence[StatusReport]) -> list[str]:
         for r in reports
     ]
     with svc.transaction() as conn:
-        moved = apply_statuses(conn, changes)
-        channels = channels_of(conn, (c.notification_id for c, m in zip(changes, moved, strict=True) if m))
+        moved, channels = apply_statuses_with_channels(conn, changes)
     # Counted once committed: a redelivered report does not move it again.
     counts = Counter(
         (channels.get(c.notification_id, "unknown"), c.status.value)

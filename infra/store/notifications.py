@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import and_, bindparam, case, func, or_, select, tuple_, update
+from sqlalchemy import Integer, String, and_, bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection
 
-from infra.errors import MalformedMessage
+from infra.errors import MalformedMessage, TransientError
 from infra.store.batches import in_chunks, rounds, unique
 from infra.store.db import insert_ignore
 from infra.store.keys import pairs_in
@@ -439,27 +439,26 @@ def apply_statuses(conn: Connection, changes: Sequence[StatusChange]) -> list[bo
     its notification, or ``None`` for a notification that does not exist (nothing of it is
     recorded; ``apply_status`` raises ``MalformedMessage`` there).
 
-    Set-based: one ``SELECT`` of the current statuses; the reports are judged in order from them
-    (two reports of one notification in a batch, ``sent`` then ``delivered``, both move it); one
-    ``UPDATE … RETURNING`` moves every notification to where its reports leave it, guarded by the
-    status it was read in; one ``INSERT`` (executemany) keeps every report. A notification that
-    another transaction moved in between (PostgreSQL, READ COMMITTED) fails that guard: its
-    reports are judged again from where it is now, one at a time, as ``apply_status`` always did,
-    so a ``delivered`` is never lost behind a ``sent``.
+    Set-based: one ``SELECT`` of the current statuses, locking the rows (``FOR UPDATE`` on
+    PostgreSQL, in id order so two batches cannot deadlock; SQLite's write transaction holds the
+    database), so no other report moves them until this one commits and a ``delivered`` is never
+    lost behind a ``sent``; the reports are judged in order from them (two reports of one
+    notification in a batch, ``sent`` then ``delivered``, both move it); one ``UPDATE``
+    (executemany) moves every notification to where its reports leave it; one ``INSERT``
+    (executemany) keeps every report.
     """
+    return apply_statuses_with_channels(conn, changes)[0]
+
+
+def apply_statuses_with_channels(
+    conn: Connection, changes: Sequence[StatusChange]
+) -> tuple[list[bool | None], dict[str, str]]:
+    """``apply_statuses``, and the channel of each notification it found (by id), read with its
+    status: what the metrics count each moved one under."""
     now = datetime.now(UTC)
-    ids = unique(c.notification_id for c in changes)
-    current = _current_statuses(conn, ids)
-    verdicts, moves = _judge(changes, current)
-    moved = _move_many(conn, {nid: current[nid] for nid in moves}, moves, now)
-    raced = [nid for nid in moves if nid not in moved]
-    for nid in raced:
-        # Judge this notification's reports again from where it is now, one by one.
-        now_at = _current_statuses(conn, [nid])[nid]
-        for index, change in enumerate(changes):
-            if change.notification_id == nid:
-                again, now_at = _move_one(conn, change, now_at, now)
-                verdicts[index] = (again, now_at)
+    current = _current_statuses(conn, unique(c.notification_id for c in changes))
+    verdicts, moves = _judge(changes, {nid: status for nid, (status, _) in current.items()})
+    _move_many(conn, {nid: current[nid][0] for nid in moves}, moves, now)
     # Recorded after the moves, so each row can say whether it applied. The same status again is
     # not "ignored": it is the one applied (a duplicate, which the unique key drops anyway).
     rows: list[dict[str, Any]] = []
@@ -483,27 +482,19 @@ def apply_statuses(conn: Connection, changes: Sequence[StatusChange]) -> list[bo
         )
     if rows:
         conn.execute(insert_ignore(conn, status_changes), rows)
-    return [went for went, _ in verdicts]
+    return [went for went, _ in verdicts], {nid: channel for nid, (_, channel) in current.items()}
 
 
-def _current_statuses(conn: Connection, ids: Sequence[str]) -> dict[str, Status]:
-    found: dict[str, Status] = {}
-    for chunk in in_chunks(ids):
+def _current_statuses(conn: Connection, ids: Sequence[str]) -> dict[str, tuple[Status, str]]:
+    """The status and channel of each notification found, its row locked until the commit."""
+    c = notifications.c
+    found: dict[str, tuple[Status, str]] = {}
+    for chunk in in_chunks(sorted(ids)):
         rows = conn.execute(
-            select(notifications.c.id, notifications.c.status).where(notifications.c.id.in_(chunk))
+            select(c.id, c.status, c.channel).where(c.id.in_(chunk)).order_by(c.id).with_for_update()
         )
-        found.update((r.id, Status(r.status)) for r in rows)
+        found.update((r.id, (Status(r.status), r.channel)) for r in rows)
     return found
-
-
-def _move_values(change: StatusChange) -> dict[str, Any]:
-    """What a report that moves its notification writes on it."""
-    values: dict[str, Any] = {"status": change.status.value}
-    if change.provider_id:
-        values["provider_id"] = change.provider_id
-    if change.error_code is not None:
-        values["error_code"] = change.error_code
-    return values
 
 
 def _judge(
@@ -521,60 +512,43 @@ def _judge(
             verdicts.append((None, None))
         elif can_move(at[nid], change.status):
             at[nid] = change.status
-            moves.setdefault(nid, {}).update(_move_values(change))
+            move = moves.setdefault(nid, {"b_provider_id": None, "b_error_code": None})
+            move["b_status"] = change.status.value
+            if change.provider_id:
+                move["b_provider_id"] = change.provider_id
+            if change.error_code is not None:
+                move["b_error_code"] = change.error_code
             verdicts.append((True, change.status))
         else:
             verdicts.append((False, at[nid]))
     return verdicts, moves
 
 
+#: A move, guarded by the status the notification was read in; a provider id or error code the
+#: reports did not give (``NULL``) leaves the stored one. One statement for every batch: an
+#: executemany compiles it once, where a ``CASE`` per row would be built and compiled each time.
+_MOVE = (
+    update(notifications)
+    .where(notifications.c.id == bindparam("b_id"), notifications.c.status == bindparam("b_start"))
+    .values(
+        status=bindparam("b_status"),
+        provider_id=func.coalesce(bindparam("b_provider_id", type_=String), notifications.c.provider_id),
+        error_code=func.coalesce(bindparam("b_error_code", type_=Integer), notifications.c.error_code),
+        updated_at=bindparam("b_now"),
+    )
+)
+
+
 def _move_many(
     conn: Connection, start: dict[str, Status], moves: dict[str, dict[str, Any]], now: datetime
-) -> set[str]:
-    """Write the moves in one ``UPDATE`` (per 500), each guarded by its status when read: the ids
-    that moved."""
-    c = notifications.c
-    moved: set[str] = set()
-    for chunk in in_chunks(list(moves)):
-        values: dict[str, Any] = {
-            "status": case({nid: moves[nid]["status"] for nid in chunk}, value=c.id),
-            "updated_at": now,
-        }
-        for column in ("provider_id", "error_code"):
-            given = {nid: moves[nid][column] for nid in chunk if column in moves[nid]}
-            if given:
-                values[column] = case(given, value=c.id, else_=c[column])
-        result = conn.execute(
-            update(notifications)
-            .where(tuple_(c.id, c.status).in_([(nid, start[nid].value) for nid in chunk]))
-            .values(**values)
-            .returning(c.id)
-        )
-        moved.update(result.scalars())
-    return moved
-
-
-def _move_one(conn: Connection, change: StatusChange, current: Status, now: datetime) -> tuple[bool, Status]:
-    """Move one notification by one report from ``current``, re-reading it when another report
-    moved it first: whether it moved, and where it stands."""
-    values = {**_move_values(change), "updated_at": now}
-    while can_move(current, change.status):
-        result = conn.execute(
-            update(notifications)
-            .where(and_(notifications.c.id == change.notification_id, notifications.c.status == current))
-            .values(**values)
-        )
-        if result.rowcount == 1:
-            return True, change.status
-        # Another report moved it since we read it (PostgreSQL, READ COMMITTED: ``sent`` and
-        # ``delivered`` of one SMS recorded at once): judge again from where it is now, or a
-        # ``delivered`` would be lost behind a ``sent``. Statuses only move forward, so this ends.
-        current = Status(
-            conn.execute(
-                select(notifications.c.status).where(notifications.c.id == change.notification_id)
-            ).scalar_one()
-        )
-    return False, current
+) -> None:
+    """Write the moves in one executemany, each guarded by its status when read (and locked)."""
+    if not moves:
+        return
+    params = [{**move, "b_id": nid, "b_start": start[nid].value, "b_now": now} for nid, move in moves.items()]
+    moved = conn.execute(_MOVE, params).rowcount
+    if moved != len(params):  # pragma: no cover - the rows were locked when read
+        raise TransientError(f"{len(params) - moved} of {len(params)} notifications moved under a lock")
 
 
 class SweepWindow(Protocol):

@@ -935,8 +935,8 @@ def test_overlapping_claim_batches_win_each_notification_once(store: Services) -
 
 
 def test_a_batch_whose_notification_another_transaction_moved_judges_it_again(store: Services) -> None:
-    """The batch reads ``sending`` for both; a ``sent`` of the first commits before the batch's
-    update: its ``delivered`` must still land, and the other notification move as planned."""
+    """A ``sent`` of the first holds its row while the batch comes to read ``sending`` for both: the
+    batch waits, then its ``delivered`` must still land, and the other notification move as planned."""
     if store.engine.dialect.name != "postgresql":
         pytest.skip("SQLite serializes writers (BEGIN IMMEDIATE): the two never overlap")
     event = _event("acme", "evt_race")
@@ -961,7 +961,7 @@ def test_a_batch_whose_notification_another_transaction_moved_judges_it_again(st
     def sent(conn: Connection) -> None:
         assert apply_status(conn, StatusChange(first_id, Status.SENT, "sms", T0, "SM1"))
 
-    while_row_locked(store, sent, deliver)  # deliver reads "sending" for both, then waits for "sent"
+    while_row_locked(store, sent, deliver)  # deliver waits for "sent" to commit, then reads
     assert moved == [[True, True]]
     with store.reading() as conn:
         rows = load_notifications(conn, [first_id, other_id])

@@ -131,8 +131,9 @@ def test_statuses_move_forward_only_and_every_report_is_kept_once(store: Service
 
 
 def test_a_delivered_recorded_while_a_sent_commits_is_not_lost(store: Services) -> None:
-    """Both read ``sending``; ``sent`` commits first. ``delivered`` must still land (found after a
-    database outage, when the history stage records a notification's reports all at once)."""
+    """``sent`` holds the row while ``delivered`` comes to read it. ``delivered`` must still land
+    (found after a database outage, when the history stage records a notification's reports all at
+    once)."""
     if store.engine.dialect.name != "postgresql":
         pytest.skip("SQLite serializes writers (BEGIN IMMEDIATE): the two never overlap")
     nid = claimed_sms(store)
@@ -146,7 +147,7 @@ def test_a_delivered_recorded_while_a_sent_commits_is_not_lost(store: Services) 
     def sent(conn: Connection) -> None:
         assert apply_status(conn, StatusChange(nid, Status.SENT, "test", now, "SM1"))
 
-    while_row_locked(store, sent, deliver)  # deliver reads "sending", then waits for the "sent"
+    while_row_locked(store, sent, deliver)  # deliver waits for the "sent" to commit
     assert moved == [True]
     with store.reading() as conn:
         row = load_notification(conn, nid)

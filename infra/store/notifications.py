@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from infra.errors import MalformedMessage, TransientError
 from infra.store.batches import in_chunks, rounds, unique
 from infra.store.db import insert_ignore
-from infra.store.keys import pairs_in
+from infra.store.keys import among, pairs_in
 from infra.store.reminders import track_invoices
 from infra.store.tables import events, notifications, status_changes
 from schemas.events import Event
@@ -105,41 +105,57 @@ def record_notifications(conn: Connection, event: EventKeys, items: Sequence[New
 
 
 def record_notifications_many(
-    conn: Connection, batch: Sequence[tuple[EventKeys, Sequence[NewNotification]]]
+    conn: Connection,
+    batch: Sequence[tuple[EventKeys, Sequence[NewNotification]]],
+    *,
+    fresh: Sequence[bool] | None = None,
 ) -> list[list[str]]:
     """``record_notifications`` for each ``(event, decisions)``: one ``INSERT`` (executemany) for
     every decision, one ``SELECT`` for every event's pending ids (by id). The same event twice
     gets the same ids twice.
+
+    ``fresh[i]`` says event ``i`` was stored by this transaction (``record_events``): none of its
+    notifications can have existed before (they hang on their event by a foreign key), so its
+    pending ids are those of its decisions that send, as inserted, and it is left out of the
+    ``SELECT``.
     """
     now = datetime.now(UTC)
-    rows = [
-        {
-            "id": notification_id(event.org_id, event.event_id, i.contact_id, i.channel, i.recipient),
-            "org_id": event.org_id,
-            "event_id": event.event_id,
-            "invoice_id": event.invoice_id,
-            "customer_id": event.customer_id,
-            "contact_id": i.contact_id,
-            "kind": i.kind,
-            "channel": i.channel,
-            "recipient": i.recipient,
-            "locale": i.locale,
-            "reason": i.reason,
-            "sender": i.sender,
-            "status": Status.PENDING if i.sends else Status.SKIPPED,
-            "attempts": 0,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for event, items in batch
-        for i in items
-    ]
+    rows = []
+    inserted: list[dict[str, str]] = []  # per event: id → status, as the insert leaves it
+    for event, items in batch:
+        mine: dict[str, str] = {}
+        for i in items:
+            nid = notification_id(event.org_id, event.event_id, i.contact_id, i.channel, i.recipient)
+            status = Status.PENDING if i.sends else Status.SKIPPED
+            mine.setdefault(nid, status)  # the first of two alike is kept, as the insert keeps it
+            rows.append(
+                {
+                    "id": nid,
+                    "org_id": event.org_id,
+                    "event_id": event.event_id,
+                    "invoice_id": event.invoice_id,
+                    "customer_id": event.customer_id,
+                    "contact_id": i.contact_id,
+                    "kind": i.kind,
+                    "channel": i.channel,
+                    "recipient": i.recipient,
+                    "locale": i.locale,
+                    "reason": i.reason,
+                    "sender": i.sender,
+                    "status": status,
+                    "attempts": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        inserted.append(mine)
     if rows:
         # One executemany: a compiled statement per row costs more than the insert itself.
         conn.execute(insert_ignore(conn, notifications), rows)
+    new = fresh or [False] * len(batch)
     keys = [(event.org_id, event.event_id) for event, _ in batch]
     pending: dict[tuple[str, str], list[str]] = {}
-    for chunk in in_chunks(unique(keys)):
+    for chunk in in_chunks(unique(key for key, n in zip(keys, new, strict=True) if not n)):
         found = conn.execute(
             select(notifications.c.id, notifications.c.org_id, notifications.c.event_id)
             .where(
@@ -150,6 +166,9 @@ def record_notifications_many(
         )
         for r in found:
             pending.setdefault((r.org_id, r.event_id), []).append(r.id)
+    for key, n, mine in zip(keys, new, inserted, strict=True):
+        if n and key not in pending:
+            pending[key] = sorted(nid for nid, status in mine.items() if status == Status.PENDING)
     return [list(pending.get(key, ())) for key in keys]
 
 
@@ -193,7 +212,9 @@ def record_events(conn: Connection, records: Sequence[EventRecord]) -> list[Reco
         batch = [records[i] for i in indexes]
         new = _store_events(conn, [(r.event, r.payload, r.outcome) for r in batch])
         pending = record_notifications_many(
-            conn, [(r.event, r.notifications if n else ()) for r, n in zip(batch, new, strict=True)]
+            conn,
+            [(r.event, r.notifications if n else ()) for r, n in zip(batch, new, strict=True)],
+            fresh=new,
         )
         track_invoices(conn, [r.event for r in batch])
         for i, n, p in zip(indexes, new, pending, strict=True):
@@ -210,7 +231,7 @@ def load_notifications(conn: Connection, ids: Iterable[str]) -> dict[str, Notifi
     """The rows of these notifications, by id; an unknown id is left out. One ``SELECT`` per 500."""
     found: dict[str, NotificationRow] = {}
     for chunk in in_chunks(unique(ids)):
-        for row in conn.execute(select(notifications).where(notifications.c.id.in_(chunk))).mappings():
+        for row in conn.execute(select(notifications).where(among(notifications.c.id, chunk))).mappings():
             found[row["id"]] = NotificationRow(**row)
     return found
 
@@ -491,7 +512,7 @@ def _current_statuses(conn: Connection, ids: Sequence[str]) -> dict[str, tuple[S
     found: dict[str, tuple[Status, str]] = {}
     for chunk in in_chunks(sorted(ids)):
         rows = conn.execute(
-            select(c.id, c.status, c.channel).where(c.id.in_(chunk)).order_by(c.id).with_for_update()
+            select(c.id, c.status, c.channel).where(among(c.id, chunk)).order_by(c.id).with_for_update()
         )
         found.update((r.id, (Status(r.status), r.channel)) for r in rows)
     return found

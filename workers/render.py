@@ -1,10 +1,11 @@
 """Stage ``render``: the text of a notification, rendered once and kept.
 
-Notifications come in batches (``NotificationsDecided``): one read of every row, stored event,
-name and template override the batch needs, each rendered on its own, every text stored in one
-transaction, then one confirmed message on to each sender (``NotificationsRendered``,
-``EmailsRendered``) and one to history for what could not be rendered. A single
-``NotificationDecided`` is a batch of one through the same code.
+Notifications come in batches (``NotificationsDecided``): one read of every row with its stored
+event, and of every name and template override the batch needs; each rendered on its own (an
+event's notifications validate it once); every text stored in one transaction, then one confirmed
+message on to each sender (``NotificationsRendered``, ``EmailsRendered``) and one to history for
+what could not be rendered. A single ``NotificationDecided`` is a batch of one through the same
+code.
 """
 
 from __future__ import annotations
@@ -19,14 +20,10 @@ from infra.bootstrap import Services
 from infra.errors import MalformedMessage
 from infra.retry_policy import is_permanent_render_error
 from infra.store.batches import unique
-from infra.store.notifications import (
-    load_event_payloads,
-    load_notifications,
-    store_rendered_emails_many,
-    store_rendered_many,
-)
+from infra.store.notifications import store_rendered_emails_many, store_rendered_many
+from infra.store.rendering import ToRender, load_to_render
 from infra.store.templates import greeting_names_many, load_overrides_many
-from schemas.events import event_adapter
+from schemas.events import Event, event_adapter
 from schemas.messages import (
     DeliveryStatusesReported,
     EmailsRendered,
@@ -35,7 +32,6 @@ from schemas.messages import (
     NotificationsRendered,
 )
 from schemas.notifications import Channel, Kind, Status
-from schemas.rows import NotificationRow
 from workers.batches import dead_letter_item
 from workers.decode import decode
 from workers.rules.collection import authorisation_url_of
@@ -89,8 +85,8 @@ def _render(svc: Services, ids: Sequence[str]) -> list[tuple[str, MalformedMessa
     limits = TemplateLimits.from_settings(svc.settings)
     outcome = _Outcome()
     with svc.transaction() as conn:
-        rows = load_notifications(conn, ids)
-        todo: list[NotificationRow] = []
+        rows = load_to_render(conn, ids)
+        todo: list[ToRender] = []
         for nid in ids:
             row = rows.get(nid)
             if row is None:
@@ -102,16 +98,16 @@ def _render(svc: Services, ids: Sequence[str]) -> list[tuple[str, MalformedMessa
                 outcome.malformed.append((nid, MalformedMessage(reason)))
             else:
                 todo.append(row)
-        fresh = [row for row in todo if row.body is None]  # a redelivery keeps the first text
-        payloads = load_event_payloads(conn, ((r.org_id, r.event_id) for r in fresh))
+        fresh = [row for row in todo if not row.rendered]  # a redelivery keeps the first text
         names = greeting_names_many(conn, ((r.org_id, r.customer_id, r.contact_id) for r in fresh))
         overrides = load_overrides_many(conn, (r.org_id for r in fresh))
         texts: list[tuple[str, str]] = []
         emails: list[tuple[str, str, str, str]] = []
         failed: set[str] = set()
+        events: dict[tuple[str, str], Event | Exception] = {}  # an event's notifications share it
         for row in fresh:
             try:
-                rendered = _render_one(row, payloads, names, overrides, limits)
+                rendered = _render_one(row, events, names, overrides, limits)
             except Exception as exc:  # the pure render only: the store calls are outside the try
                 if not is_permanent_render_error(exc):
                     raise
@@ -135,24 +131,32 @@ def _render(svc: Services, ids: Sequence[str]) -> list[tuple[str, MalformedMessa
 
 
 def _render_one(
-    row: NotificationRow,
-    payloads: dict[tuple[str, str], dict[str, Any]],
+    row: ToRender,
+    events: dict[tuple[str, str], Event | Exception],
     names: dict[tuple[str, str, str], Any],
     overrides: dict[str, dict[Any, str]],
     limits: TemplateLimits,
 ) -> Rendered:
-    """One notification's parts (pure, from what the batch read)."""
-    payload = payloads.get((row.org_id, row.event_id))
+    """One notification's parts (pure, from what the batch read); ``events`` remembers each stored
+    event validated (or why it did not validate) for the batch's other notifications of it."""
     greeting = names[row.org_id, row.customer_id, row.contact_id]
     locales = [row.locale, greeting.org_locale]
     own = overrides[row.org_id]
     if row.kind == Kind.MANDATE_SETUP:
         # herald's own event (collect asked for a mandate): the link is in its payload.
-        url = authorisation_url_of(payload or {})
+        url = authorisation_url_of(row.payload or {})
         return render_mandate_setup(
             row.channel, url, locales=locales, names=greeting, overrides=own, limits=limits
         )
-    event = event_adapter.validate_python(payload)
+    key = (row.org_id, row.event_id)
+    if key not in events:
+        try:
+            events[key] = event_adapter.validate_python(row.payload)
+        except Exception as exc:  # the same for each notification of the event: judged by the caller
+            events[key] = exc
+    event = events[key]
+    if isinstance(event, Exception):
+        raise event
     return render_parts(
         row.kind, row.channel, event, locales=locales, names=greeting, overrides=own, limits=limits
     )

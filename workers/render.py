@@ -22,7 +22,7 @@ from infra.retry_policy import is_permanent_render_error
 from infra.store.batches import unique
 from infra.store.notifications import store_rendered_emails_many, store_rendered_many
 from infra.store.rendering import ToRender, load_to_render
-from infra.store.templates import greeting_names_many, load_overrides_many
+from infra.store.templates import load_overrides_many
 from schemas.events import Event, event_adapter
 from schemas.messages import (
     DeliveryStatusesReported,
@@ -99,7 +99,6 @@ def _render(svc: Services, ids: Sequence[str]) -> list[tuple[str, MalformedMessa
             else:
                 todo.append(row)
         fresh = [row for row in todo if not row.rendered]  # a redelivery keeps the first text
-        names = greeting_names_many(conn, ((r.org_id, r.customer_id, r.contact_id) for r in fresh))
         overrides = load_overrides_many(conn, (r.org_id for r in fresh))
         texts: list[tuple[str, str]] = []
         emails: list[tuple[str, str, str, str]] = []
@@ -107,7 +106,7 @@ def _render(svc: Services, ids: Sequence[str]) -> list[tuple[str, MalformedMessa
         events: dict[tuple[str, str], Event | Exception] = {}  # an event's notifications share it
         for row in fresh:
             try:
-                rendered = _render_one(row, events, names, overrides, limits)
+                rendered = _render_one(row, events, overrides, limits)
             except Exception as exc:  # the pure render only: the store calls are outside the try
                 if not is_permanent_render_error(exc):
                     raise
@@ -133,13 +132,12 @@ def _render(svc: Services, ids: Sequence[str]) -> list[tuple[str, MalformedMessa
 def _render_one(
     row: ToRender,
     events: dict[tuple[str, str], Event | Exception],
-    names: dict[tuple[str, str, str], Any],
     overrides: dict[str, dict[Any, str]],
     limits: TemplateLimits,
 ) -> Rendered:
     """One notification's parts (pure, from what the batch read); ``events`` remembers each stored
     event validated (or why it did not validate) for the batch's other notifications of it."""
-    greeting = names[row.org_id, row.customer_id, row.contact_id]
+    greeting = row.names
     locales = [row.locale, greeting.org_locale]
     own = overrides[row.org_id]
     if row.kind == Kind.MANDATE_SETUP:

@@ -1,5 +1,6 @@
 """What the render stage reads of a batch: the columns it renders from, with each one's stored
-event, in one ``SELECT`` (whole ``NotificationRow``\\ s cost more to build than the render needs)."""
+event and the names it greets with, in one ``SELECT`` (whole ``NotificationRow``\\ s, and a
+statement for each table, cost more than the render needs)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from sqlalchemy.engine import Connection
 
 from infra.store.batches import in_chunks, unique
 from infra.store.keys import among
-from infra.store.tables import events, notifications
+from infra.store.tables import contacts, customers, events, notifications, organisations
+from schemas.rows import GreetingNames
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,12 +33,14 @@ class ToRender:
     status: str
     rendered: bool  # it has a text already (a redelivery keeps the first)
     payload: dict[str, Any] | None
+    names: GreetingNames  # as ``infra.store.templates.greeting_names`` gives them
 
 
 def load_to_render(conn: Connection, ids: Iterable[str]) -> dict[str, ToRender]:
-    """These notifications with their stored events, by id; an unknown id is left out. One
-    ``SELECT`` per 500."""
+    """These notifications with their stored events and greeting names, by id; an unknown id is
+    left out. One ``SELECT`` per 500."""
     n = notifications.c
+    org, customer, contact = organisations.c, customers.c, contacts.c
     found: dict[str, ToRender] = {}
     for chunk in in_chunks(unique(ids)):
         rows = conn.execute(
@@ -52,11 +56,37 @@ def load_to_render(conn: Connection, ids: Iterable[str]) -> dict[str, ToRender]:
                 n.status,
                 n.body.is_not(None).label("rendered"),
                 events.c.payload,
+                org.name.label("org_name"),
+                org.default_locale,
+                customer.name.label("customer_name"),
+                contact.name.label("contact_name"),
             )
             .select_from(notifications)
             .outerjoin(events, and_(events.c.org_id == n.org_id, events.c.event_id == n.event_id))
+            .outerjoin(organisations, org.org_id == n.org_id)
+            .outerjoin(customers, and_(customer.org_id == n.org_id, customer.customer_id == n.customer_id))
+            .outerjoin(contacts, and_(contact.org_id == n.org_id, contact.contact_id == n.contact_id))
             .where(among(n.id, chunk))
         )
         for r in rows:
-            found[r.id] = ToRender(*r)
+            names = GreetingNames(
+                org=r.org_name or r.org_id,
+                org_locale=r.default_locale or "en",
+                customer=r.customer_name or "",
+                contact=r.contact_name or "",
+            )
+            found[r.id] = ToRender(
+                id=r.id,
+                org_id=r.org_id,
+                event_id=r.event_id,
+                customer_id=r.customer_id,
+                contact_id=r.contact_id,
+                kind=r.kind,
+                channel=r.channel,
+                locale=r.locale,
+                status=r.status,
+                rendered=bool(r.rendered),
+                payload=r.payload,
+                names=names,
+            )
     return found

@@ -83,6 +83,7 @@ from infra.store.organisations import (
 )
 from infra.store.rate_limit import take_slot, take_slots
 from infra.store.reminders import track_invoice, track_invoices
+from infra.store.rendering import load_to_render
 from infra.store.tables import (
     delivery_attempts,
     events,
@@ -520,6 +521,32 @@ def test_render_reads_for_a_batch_are_the_reads_one_by_one(store: Services, worl
         channels = channels_of(conn, ids)
         for nid in ids:
             assert channels.get(nid) == ref.channel_of(conn, nid) == channel_of(conn, nid)
+
+
+def test_render_reads_each_row_with_its_event_and_names(store: Services, world: World) -> None:
+    ids = [*world.ids, UNKNOWN, world.ids[0], *world.email_ids]
+    with store.reading() as conn:
+        found = load_to_render(conn, ids)
+        assert set(found) == set(world.ids) | set(world.email_ids)
+        for nid, item in found.items():
+            row = load_notification(conn, nid)
+            assert row is not None
+            assert (item.id, item.org_id, item.event_id, item.customer_id, item.contact_id) == (
+                row.id,
+                row.org_id,
+                row.event_id,
+                row.customer_id,
+                row.contact_id,
+            )
+            assert (item.kind, item.channel, item.locale, item.status) == (
+                row.kind,
+                row.channel,
+                row.locale,
+                row.status,
+            )
+            assert item.rendered == (row.body is not None)
+            assert item.payload == load_event_payload(conn, row.org_id, row.event_id)
+            assert item.names == greeting_names(conn, row.org_id, row.customer_id, row.contact_id)
 
 
 def test_storing_rendered_texts_in_a_batch_keeps_the_first_text_as_one_by_one(
@@ -980,6 +1007,7 @@ BOUNDS = {
     "track_invoices": 4,
     "load_notifications": 1,
     "load_event_payloads": 1,
+    "load_to_render": 1,
     "greeting_names_many": 3,
     "load_overrides_many": 1,
     "store_rendered_many": 1,
@@ -1044,6 +1072,7 @@ def test_a_batch_of_100_takes_a_handful_of_statements(store: Services) -> None:
             c,
             lambda: load_event_payloads(c, [(r.org_id, r.event_id) for r in rows.values()]),
         )
+        measure("load_to_render", c, lambda: load_to_render(c, sms))
         keys = [(r.org_id, r.customer_id, r.contact_id) for r in rows.values()]
         measure("greeting_names_many", c, lambda: greeting_names_many(c, keys))
         measure("load_overrides_many", c, lambda: load_overrides_many(c, [r.org_id for r in rows.values()]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,11 +23,23 @@ from schemas.notifications import Status, can_move
 from schemas.rows import NotificationRow
 
 _NS = uuid.UUID("5b1f6f0e-4d0c-4d52-9a55-6865726c6421")
+#: SHA-1 of the namespace, the part of every id's hash that never changes.
+_SEED = hashlib.sha1(_NS.bytes, usedforsecurity=False)
 
 
 def notification_id(org_id: str, event_id: str, contact_id: str, channel: str, recipient: str) -> str:
-    """A stable id: the same (event, contact, channel, address) always gets the same one."""
-    return "ntf_" + uuid.uuid5(_NS, "\x1f".join((org_id, event_id, contact_id, channel, recipient))).hex
+    """A stable id: the same (event, contact, channel, address) always gets the same one.
+
+    ``uuid.uuid5(_NS, the key joined by US)``, bit for bit, as ids have always been made (they are
+    stored: another id for the same key would notify twice); computed without building a ``UUID``
+    and from the namespace's hash kept, at half the cost of one per decision.
+    """
+    digest = _SEED.copy()
+    digest.update("\x1f".join((org_id, event_id, contact_id, channel, recipient)).encode())
+    value = int.from_bytes(digest.digest()[:16], "big")
+    value = (value & ~(0xC000 << 48)) | (0x8000 << 48)  # the RFC 4122 variant
+    value = (value & ~(0xF000 << 64)) | (5 << 76)  # version 5
+    return f"ntf_{value:032x}"
 
 
 def record_event(conn: Connection, event: Event, payload: dict[str, Any], outcome: str) -> bool:

@@ -36,20 +36,22 @@ def track_invoice(conn: Connection, event: Event) -> None:
 def track_invoices(conn: Connection, events: Sequence[Event]) -> None:
     """``track_invoice`` for each event, in order, with the same outcome: events of one invoice
     go in successive rounds (``infra.store.batches.rounds``); each round stores its invoices in
-    one upsert (executemany) and refreshes their paid state with ``refresh_paid_many``."""
+    one upsert (executemany, handing back each invoice as it now stands) and refreshes their paid
+    state with ``refresh_paid_many`` (reading only the invoices the upsert did not hand back)."""
     tracked = [e for e in events if isinstance(e, InvoiceCreated | PaymentReceived)]
     now = datetime.now(UTC)
     for indexes in rounds([[(e.org_id, e.invoice_id)] for e in tracked]):
         batch = [tracked[i] for i in indexes]
         created = [e for e in batch if isinstance(e, InvoiceCreated)]
+        stored: dict[tuple[str, str], Any] = {}
         if created:
             insert = (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(invoices)
             columns = ("customer_id", "currency", "total", "balance", "due_date", "invoice", "updated_at")
-            conn.execute(
+            upserted = conn.execute(
                 insert.on_conflict_do_update(
                     index_elements=["org_id", "invoice_id"],
                     set_={name: insert.excluded[name] for name in columns},
-                ),
+                ).returning(invoices.c.org_id, invoices.c.invoice_id, invoices.c.balance, invoices.c.paid_at),
                 [
                     {
                         "org_id": e.org_id,
@@ -65,7 +67,8 @@ def track_invoices(conn: Connection, events: Sequence[Event]) -> None:
                     for e in created
                 ],
             )
-        refresh_paid_many(conn, [(e.org_id, e.invoice_id) for e in batch], now)
+            stored = {(r.org_id, r.invoice_id): r for r in upserted}
+        _refresh_paid(conn, [(e.org_id, e.invoice_id) for e in batch], now, stored)
 
 
 def refresh_paid(conn: Connection, org_id: str, invoice_id: str, now: datetime) -> bool:
@@ -80,8 +83,16 @@ def refresh_paid(conn: Connection, org_id: str, invoice_id: str, now: datetime) 
 def refresh_paid_many(conn: Connection, keys: Sequence[tuple[str, str]], now: datetime) -> list[bool]:
     """``refresh_paid`` for each ``(org_id, invoice_id)``: one ``SELECT`` of the invoices, one of
     their payments (``invoices_paid``), one ``UPDATE`` (executemany) of those now paid."""
-    stored: dict[tuple[str, str], Any] = {}
-    for chunk in in_chunks(unique(keys)):
+    return _refresh_paid(conn, keys, now, {})
+
+
+def _refresh_paid(
+    conn: Connection, keys: Sequence[tuple[str, str]], now: datetime, known: dict[tuple[str, str], Any]
+) -> list[bool]:
+    """``refresh_paid_many``, given the invoices already read (``known``: rows with ``balance`` and
+    ``paid_at``, by key): only the others are read."""
+    stored = dict(known)
+    for chunk in in_chunks(unique(key for key in keys if key not in known)):
         rows = conn.execute(
             select(invoices.c.org_id, invoices.c.invoice_id, invoices.c.balance, invoices.c.paid_at).where(
                 pairs_in(invoices.c.org_id, invoices.c.invoice_id, chunk)

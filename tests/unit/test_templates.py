@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from jinja2.exceptions import SecurityError, UndefinedError
 
 from infra.errors import PermanentError
 from schemas.rows import GreetingNames
 from schemas.validation import parse_event
 from tests.factories import invoice_created, payment_received, reminder_due
+from workers.rules.links import safe_url
 from workers.rules.render import render_notification
 from workers.rules.template_defaults import DEFAULTS, LOCALES, PARTS
 from workers.rules.templates import TemplateRenderError, check, render, template_name
@@ -189,3 +194,15 @@ def test_a_render_error_names_the_template_and_the_line() -> None:
             "invoice", "sms", parse_event(invoice_created()), locales=["en"], names=NAMES, overrides=overrides
         )
     assert isinstance(refused.value, PermanentError)
+
+
+#: What a URL is made of, with what a browser ignores inside a scheme (and a no-break space, which
+#: it does not).
+URL_CHARACTERS = ["h", "t", "p", "s", "j", ":", "/", "x", ".", " ", "\t", "\x00", "\x7f", "\xa0"]
+
+
+@given(st.text(st.sampled_from(URL_CHARACTERS)))
+def test_a_url_is_judged_with_whitespace_and_control_characters_taken_out(url: str) -> None:
+    parts = urlsplit(re.sub(r"[\x00-\x20\x7f]+", "", url))
+    judged = parts.scheme.lower() in ("http", "https") and parts.netloc
+    assert safe_url(url) == (url.strip() if judged else "")

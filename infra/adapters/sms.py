@@ -1,10 +1,11 @@
 """Sending SMS: the port and the Twilio adapter (its in-memory fake is ``tests.fakes.FakeSms``).
 
 Twilio's answers are sorted here, and only here, into permanent refusals
-and transient failures (see ``infra.errors``).
+and transient failures (see ``infra.errors``); a failure to reach Twilio at all is sorted by the
+transport, which knows how far the request got (``infra.adapters.twilio_http``).
 
 Connections: the official client talks through ``infra.adapters.twilio_http``, a lean transport
-(twilio's ``HttpClient`` extension point) over one urllib3 pool that keeps up to ``concurrency``
+(twilio's ``HttpClient`` extension point) over ``http.client``, keeping up to ``concurrency``
 connections alive, so a message costs no new TCP (or TLS) connection. ``send_many`` sends a batch
 concurrently on the adapter's pool of ``concurrency`` threads (``infra.adapters.batch``), each
 taking a kept-alive connection for its call; ``close()`` ends the pool and closes every connection.
@@ -20,10 +21,9 @@ from typing import Protocol
 
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.rest import Client
-from urllib3.exceptions import ConnectTimeoutError, HTTPError, ReadTimeoutError
 
 from infra.adapters.batch import Attempt, SendPool, once
-from infra.adapters.twilio_http import LeanHttpClient
+from infra.adapters.twilio_http import LeanHttpClient, NoAnswer
 from infra.errors import PermanentProviderError, ProviderError, TransientProviderError
 
 #: Twilio error codes that retrying cannot fix.
@@ -123,26 +123,6 @@ def classify_twilio_error(
     return PermanentProviderError(text, code=code, status=status)
 
 
-def classify_transport_error(exc: HTTPError) -> TransientProviderError:
-    """Map a failure to talk to Twilio at all (``infra.adapters.twilio_http``) to a transient
-    error, ambiguous unless the request certainly never reached Twilio.
-
-    Not sent: no connection could be made (refused, unresolvable, not accepted in time).
-    Ambiguous: no answer in time, or a connection dropped (or a TLS or proxy failure) once the
-    request may have gone out: Twilio may have accepted it.
-    """
-    if isinstance(exc, ConnectTimeoutError):  # NewConnectionError and NameResolutionError too
-        return TransientProviderError(f"could not connect to twilio; not sent: {exc}")
-    if isinstance(exc, ReadTimeoutError):
-        return TransientProviderError(
-            f"twilio did not answer in time; it may have accepted the message: {exc}",
-            accepted_unknown=True,
-        )
-    return TransientProviderError(
-        f"could not reach twilio; it may have accepted the message: {exc}", accepted_unknown=True
-    )
-
-
 class TwilioSms:
     """SMS through the official ``twilio`` client, at a configurable base URL.
 
@@ -186,8 +166,6 @@ class TwilioSms:
             message = self._client.messages.create(**kwargs)
         except (TwilioRestException, TwilioServiceException) as exc:
             raise classify_twilio_error(exc, self._retry_after()) from None
-        except HTTPError as exc:
-            raise classify_transport_error(exc) from None
         return SentSms(provider_id=str(message.sid), status=str(message.status))
 
     def send_many(
@@ -221,7 +199,7 @@ class TwilioSms:
             )
         except (TwilioRestException, TwilioServiceException) as exc:
             raise classify_twilio_error(exc, self._retry_after()) from None
-        except (TwilioException, HTTPError) as exc:
+        except (TwilioException, NoAnswer) as exc:
             # Paged list calls raise a bare TwilioException ("Unable to fetch page") on any HTTP error.
             raise TransientProviderError(f"could not list twilio messages: {exc}") from None
         floor = since - timedelta(minutes=2)
@@ -236,7 +214,7 @@ class TwilioSms:
             message = self._client.messages(provider_id).fetch()
         except (TwilioRestException, TwilioServiceException) as exc:
             raise classify_twilio_error(exc, self._retry_after()) from None
-        except (TwilioException, HTTPError) as exc:
+        except (TwilioException, NoAnswer) as exc:
             # A read changes nothing at Twilio: every connection failure or timeout is simply transient.
             raise TransientProviderError(f"could not fetch the twilio message: {exc}") from None
         code = message.error_code

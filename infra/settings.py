@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     #: Each Twilio request.
     twilio_timeout_seconds: float = Field(10.0, gt=0)
     #: SMS of one batch on the wire to Twilio at once: the threads of the ``sms`` stage's sending
-    #: pool, each reusing one kept-alive HTTPS connection (per process).
+    #: pool, each reusing a kept-alive HTTPS connection (per process; at most this many are kept).
     sms_send_concurrency: int = Field(16, ge=1, le=256)
     #: A kept-alive connection to Twilio idle longer than this is closed and a new one opened, so a
     #: request seldom meets a connection the server is closing (that would leave it ambiguous).

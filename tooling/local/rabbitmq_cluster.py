@@ -75,10 +75,11 @@ class LocalCluster:
         if not 1 <= nodes <= MAX_NODES:
             raise ValueError(f"--nodes must be between 1 and {MAX_NODES}, not {nodes}")
         ports = ports or [base_port + i for i in range(nodes)]
-        if len(ports) != nodes or not all(1024 <= p <= 65535 - 20000 for p in ports):
+        highest = 65535 if dist_ports else 65535 - 20000
+        if len(ports) != nodes or not all(1024 <= p <= highest for p in ports):
             raise ValueError(
                 f"--base-port must leave each of the {nodes} nodes a port between 1024 and "
-                f"{65535 - 20000} (its distribution port is 20000 above): {ports[0]}..{ports[-1]}"
+                f"{highest} (its distribution port is 20000 above): {ports[0]}..{ports[-1]}"
             )
         dist = dist_ports or [p + 20000 for p in ports]
         self.data_dir = Path(data_dir).resolve()

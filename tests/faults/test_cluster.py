@@ -10,6 +10,7 @@ the module; each test leaves every node running.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -246,7 +247,7 @@ def test_a_node_stopped_and_started_then_the_whole_cluster_down_lose_nothing_and
     assert faults(sandbox_url)["requests"] == total  # the provider was asked once per SMS
 
 
-def test_herald_publish_goes_through_the_second_node_when_the_first_is_down(
+def test_herald_publish_status_and_dlq_go_through_the_second_node_when_the_first_is_down(
     hosts: tuple[Deployment, Deployment], cluster: LocalCluster
 ) -> None:
     a, _ = hosts
@@ -263,5 +264,12 @@ def test_herald_publish_goes_through_the_second_node_when_the_first_is_down(
             assert connection.channel().queue_declare(queue, passive=True).method.message_count == 1
         finally:
             connection.close()
+        status = a.herald("status", "--json")
+        assert status.returncode == 0, status.stderr
+        route = next(row for row in json.loads(status.stdout)["stages"] if row["stage"] == "route")
+        assert route["ready"] == 1
+        dlq = a.herald("dlq", "list", "--json")
+        assert dlq.returncode == 0, dlq.stderr
+        assert set(json.loads(dlq.stdout).values()) == {0}
     finally:
         cluster.start(1)

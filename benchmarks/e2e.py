@@ -402,7 +402,8 @@ class Benchmark:
             rabbitmq_local.ensure_broker(self.url, self.broker_dir, dist_port=_free_port())
         else:
             self.url = os.environ.get("HERALD_AMQP_URL", DEFAULT_AMQP_URL)
-            rabbitmq_local.ensure_broker(self.url, REPO / ".herald" / "rabbitmq")
+            if "," not in self.url:  # a cluster's nodes (benchmarks/scale.py) are already up
+                rabbitmq_local.ensure_broker(self.url, REPO / ".herald" / "rabbitmq")
         if self.args.database == "postgresql":
             from tooling.local.postgres import LocalPostgres
 
@@ -500,10 +501,14 @@ class Benchmark:
         except Exception:  # not declared yet
             return 0
 
-    def _queue_state(self, queue: str) -> tuple[int, int]:
-        import pika
+    def _connect(self) -> Any:
+        """A blocking connection to the first node of ``self.url`` that answers."""
+        from infra import amqp_nodes
 
-        connection = pika.BlockingConnection(pika.URLParameters(self.url))
+        return amqp_nodes.connect(amqp_nodes.split_urls(self.url))
+
+    def _queue_state(self, queue: str) -> tuple[int, int]:
+        connection = self._connect()
         try:
             result = connection.channel().queue_declare(queue, passive=True)
             return result.method.message_count, result.method.consumer_count
@@ -688,10 +693,10 @@ class Benchmark:
     def _server_cpu(self) -> dict[str, float]:
         """CPU seconds so far of the RabbitMQ node on our AMQP port and of our PostgreSQL server."""
         figures = {}
-        port = urlsplit(self.url).port or 5672
-        broker = listener_pid(port, comm="beam.smp")
-        if broker is not None:
-            figures["rabbitmq"] = cpu_seconds(broker)
+        # Every node of a cluster: the replicas of quorum queues cost CPU on each.
+        brokers = [listener_pid(urlsplit(url).port or 5672, comm="beam.smp") for url in self.url.split(",")]
+        if any(pid is not None for pid in brokers):
+            figures["rabbitmq"] = sum(cpu_seconds(pid) for pid in brokers if pid is not None)
         if self.database_port is not None:
             postmaster = listener_pid(self.database_port, comm="postgres")
             if postmaster is not None:
@@ -709,10 +714,9 @@ class Benchmark:
         return figures | self._server_cpu()
 
     def _sample_depths(self, stop: threading.Event) -> None:
-        import pika
 
         self.depth_samples = {name: 0 for name in STAGES}
-        connection = pika.BlockingConnection(pika.URLParameters(self.url))
+        connection = self._connect()
         try:
             channel = connection.channel()
             while not stop.wait(0.25):
@@ -869,10 +873,9 @@ class Benchmark:
                 rabbitmq_local.stop_broker(self.broker_dir)
 
     def _delete_queues(self) -> None:
-        import pika
 
         try:
-            connection = pika.BlockingConnection(pika.URLParameters(self.url))
+            connection = self._connect()
         except Exception:  # the broker is gone: nothing to delete
             return
         try:

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
+from infra import amqp_nodes
 from infra.adapters.email import EmailGateway, SmtpConfig, SmtpEmail
 from infra.adapters.gocardless import DirectDebit, GoCardlessDirectDebit
 from infra.adapters.gocardless_client import build_gocardless_client
@@ -105,6 +106,19 @@ def require(settings: Settings, *names: str) -> None:
         raise ConfigurationError(f"missing setting(s): {', '.join(missing)}")
 
 
+def check_cluster(settings: Settings, *, store: bool) -> None:
+    """Refuse what a RabbitMQ cluster (several nodes in ``HERALD_AMQP_URL``) cannot run on, unless
+    the settings allow it: classic queues, and with ``store`` SQLite (``ConfigurationError``)."""
+    urls = settings.amqp_urls
+    amqp_nodes.check_cluster_queues(
+        urls, settings.queue_type, allowed=settings.allow_classic_queues_on_cluster
+    )
+    if store:
+        amqp_nodes.check_cluster_store(
+            urls, settings.database_url.get_secret_value(), allowed=settings.allow_sqlite_on_cluster
+        )
+
+
 def build_twilio(settings: Settings) -> TwilioSms:
     """The Twilio adapter from settings."""
     require(settings, "twilio_account_sid", "twilio_auth_token")
@@ -149,7 +163,10 @@ def bootstrap(
 ) -> Services:
     """New services from ``settings`` (migrating the store unless told not to), with the clients
     given (fakes, or the emitter of the broker the caller declared its actors on); the others are
-    built from the settings on first use. ``shutdown`` them when done."""
+    built from the settings on first use. ``shutdown`` them when done.
+
+    ``ConfigurationError`` for SQLite with several broker nodes (``check_cluster``)."""
+    check_cluster(settings, store=True)
     engine = make_engine(settings.database_url.get_secret_value())
     if migrate:
         upgrade(engine)

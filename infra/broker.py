@@ -30,7 +30,7 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
-from infra import topology
+from infra import amqp_nodes, topology
 from infra.dead_letters import (
     ATTEMPTS_HEADER,
     MAX_REASON,
@@ -121,10 +121,20 @@ def build_broker(settings: Settings, *, services: Callable[[], Services] | None 
 
     A worker process adds its ``Lifecycle`` (``workers.start``): it is not part of every broker,
     so that a process that only emits, or a test that boots its own services, never boots twice.
+
+    With several nodes in ``HERALD_AMQP_URL`` every connection it opens (each consumer's, each
+    thread's for publishing) goes to the first node that answers, pika trying them in order, and
+    one lost is opened again the same way (dramatiq restarts consumers; ``enqueue`` retries on a
+    new connection, a message unconfirmed when the connection went being published again).
+    ``ConfigurationError`` for classic queues on several nodes (``amqp_nodes.check_cluster_queues``).
     """
+    urls = settings.amqp_urls
+    amqp_nodes.check_cluster_queues(
+        urls, settings.queue_type, allowed=settings.allow_classic_queues_on_cluster
+    )
     middleware = herald_middleware(settings, services=services)
     return HeraldBroker(
-        url=settings.amqp_url.get_secret_value(),
+        url=urls if len(urls) > 1 else urls[0],
         confirm_delivery=True,
         middleware=middleware,
         dead_message_ttl_ms=settings.dead_message_ttl_ms,

@@ -28,7 +28,7 @@ from dramatiq.brokers.rabbitmq import _RabbitmqConsumer
 from dramatiq.errors import ConnectionClosed
 from pika.adapters.blocking_connection import BlockingChannel
 
-from infra import topology
+from infra import amqp_nodes, topology
 from infra.errors import MessageUnroutable, NotFound
 from infra.masking import mask_text
 from infra.settings import Settings
@@ -209,9 +209,7 @@ class DeadLetters:
         self._publisher: BlockingChannel | None = None
 
     def __enter__(self) -> DeadLetters:
-        self._connection = pika.BlockingConnection(
-            pika.URLParameters(self.settings.amqp_url.get_secret_value())
-        )
+        self._connection = amqp_nodes.connect(self.settings.amqp_urls)  # the first node that answers
         self._channel = self._connection.channel()
         return self
 

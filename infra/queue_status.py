@@ -11,14 +11,14 @@ import base64
 import json
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import pika
 
-from infra import topology
+from infra import amqp_nodes, topology
 from infra.settings import Settings
 
 MANAGEMENT_PORT = 15672
@@ -61,9 +61,11 @@ def stage_queues(prefix: str) -> list[tuple[str, str]]:
     return [(s, topology.queue_name(prefix, s)) for s in topology.PLAIN_STAGES + topology.STAGES]
 
 
-def read_depths(amqp_url: str, prefix: str) -> list[StageStatus]:
-    """Passive declares of each stage's queue, delay queue and dead-letter queue (one connection)."""
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+def read_depths(amqp_url: str | Sequence[str], prefix: str) -> list[StageStatus]:
+    """Passive declares of each stage's queue, delay queue and dead-letter queue (one connection,
+    to the first of the nodes that answers: a cluster's nodes all see every queue)."""
+    urls = [amqp_url] if isinstance(amqp_url, str) else list(amqp_url)
+    connection = amqp_nodes.connect(urls)
     try:
         rows = []
         for stage, queue in stage_queues(prefix):
@@ -131,10 +133,12 @@ def collect(
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
     """The whole report: rows per stage and where the rates came from."""
-    amqp_url = settings.amqp_url.get_secret_value()
+    urls = settings.amqp_urls
+    rows = read_depths(urls, settings.queue_prefix)
+    # On a cluster, the management API of the first node that answers (any node reports every queue).
+    amqp_url = next((url for url in urls if _answers(url)), urls[0]) if len(urls) > 1 else urls[0]
     explicit = settings.rabbitmq_management_url
     base = management_url(amqp_url, explicit.get_secret_value() if explicit else None)
-    rows = read_depths(amqp_url, settings.queue_prefix)
     try:
         apply_management_rates(rows, fetch_management(base, vhost_of(amqp_url)))
         source, note = "management", "rates from RabbitMQ's management API"
@@ -142,7 +146,7 @@ def collect(
         # No management plugin (or no access): two reads a second apart give the net change only.
         started = time.monotonic()
         sleep(sample_seconds)
-        second = read_depths(amqp_url, settings.queue_prefix)
+        second = read_depths(urls, settings.queue_prefix)
         apply_sampled_rates(rows, second, time.monotonic() - started)
         rows = second
         source = "sampled"
@@ -151,6 +155,14 @@ def collect(
             f"each ready count over {sample_seconds:g}s, not published/delivered"
         )
     return {"prefix": settings.queue_prefix, "rates_source": source, "note": note, "stages": rows}
+
+
+def _answers(url: str) -> bool:
+    try:
+        amqp_nodes.connect([url], timeout=2.0).close()
+    except (pika.exceptions.AMQPError, OSError):
+        return False
+    return True
 
 
 def as_json(report: dict[str, Any]) -> dict[str, Any]:

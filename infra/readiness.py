@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
-import pika
 from sqlalchemy import Engine, create_engine, text
 
+from infra import amqp_nodes
 from infra.masking import mask_text
 from infra.settings import Settings
 
@@ -69,17 +69,13 @@ def _timed(check: Check) -> float:
     return time.monotonic() - started
 
 
-def broker_check(amqp_url: str, timeout: float) -> Check:
-    """Open and close an AMQP connection."""
+def broker_check(amqp_url: str | Sequence[str], timeout: float) -> Check:
+    """Open and close an AMQP connection, to the first of the nodes that answers (a cluster is
+    ready while one of its nodes is)."""
+    urls = [amqp_url] if isinstance(amqp_url, str) else list(amqp_url)
 
     def check() -> None:
-        params = pika.URLParameters(amqp_url)
-        params.socket_timeout = timeout
-        params.stack_timeout = timeout
-        params.blocked_connection_timeout = timeout
-        params.connection_attempts = 1
-        params.retry_delay = 0
-        pika.BlockingConnection(params).close()
+        amqp_nodes.connect(urls, timeout=timeout).close()
 
     return check
 
@@ -117,6 +113,6 @@ def default_checks(settings: Settings) -> dict[str, Check]:
     """The broker and the database of these settings."""
     timeout = settings.readiness_timeout_seconds
     return {
-        "broker": broker_check(settings.amqp_url.get_secret_value(), timeout),
+        "broker": broker_check(settings.amqp_urls, timeout),
         "database": DatabaseCheck(settings.database_url.get_secret_value(), timeout),
     }

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from infra.amqp_nodes import split_urls
 from schemas.messages import MAX_BATCH_ITEMS
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -29,10 +30,14 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+        # A wrong value is named in the error, never echoed: URLs and tokens carry secrets.
+        hide_input_in_errors=True,
     )
 
     # Broker and store. URLs may carry passwords, hence SecretStr.
-    #: RabbitMQ's AMQP URL.
+    #: RabbitMQ's AMQP URL, or one per node of a RabbitMQ cluster, comma-separated: each process
+    #: connects to the first that answers and moves on to the next when its connection is lost
+    #: (list each host's nearest node first). Several nodes need ``queue_type=quorum`` and PostgreSQL.
     amqp_url: SecretStr = SecretStr(DEFAULT_AMQP_URL)
     #: SQLAlchemy URL: SQLite, or PostgreSQL with psycopg 3 (``postgresql+psycopg://user:pass@host/db``,
     #: ``pip install '.[postgres]'``). Migrations run on start.
@@ -46,6 +51,10 @@ class Settings(BaseSettings):
     queue_type: Literal["classic", "quorum"] = "classic"
     #: Quorum queues only: deliveries of one message (crashes included) before it is dead-lettered.
     delivery_limit: int = Field(20, ge=1)
+    #: Run classic (unreplicated) queues against a multi-node ``amqp_url`` anyway; refused otherwise.
+    allow_classic_queues_on_cluster: bool = False
+    #: Run on SQLite with a multi-node ``amqp_url`` anyway (every process on one host); refused otherwise.
+    allow_sqlite_on_cluster: bool = False
 
     # Twilio (SMS).
     #: Twilio's account SID; required by the ``sms`` stage.
@@ -59,7 +68,7 @@ class Settings(BaseSettings):
     #: Each Twilio request.
     twilio_timeout_seconds: float = Field(10.0, gt=0)
     #: SMS of one batch on the wire to Twilio at once: the threads of the ``sms`` stage's sending
-    #: pool, each reusing one kept-alive HTTPS connection (per process).
+    #: pool, each reusing a kept-alive HTTPS connection (per process; at most this many are kept).
     sms_send_concurrency: int = Field(16, ge=1, le=256)
     #: A kept-alive connection to Twilio idle longer than this is closed and a new one opened, so a
     #: request seldom meets a connection the server is closing (that would leave it ambiguous).
@@ -209,6 +218,12 @@ class Settings(BaseSettings):
     # How long /readyz waits for the broker and the database.
     readiness_timeout_seconds: float = Field(2.0, gt=0)
 
+    @field_validator("amqp_url")
+    @classmethod
+    def _check_amqp_urls(cls, value: SecretStr) -> SecretStr:
+        split_urls(value.get_secret_value())  # ValueError naming the wrong entry, password masked
+        return value
+
     @field_validator("default_region")
     @classmethod
     def _upper_region(cls, value: str) -> str:
@@ -218,6 +233,11 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @property
+    def amqp_urls(self) -> list[str]:
+        """The broker's nodes in the order processes try them (one for a single broker)."""
+        return split_urls(self.amqp_url.get_secret_value())
 
     @property
     def dead_message_ttl_ms(self) -> int:

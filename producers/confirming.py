@@ -7,6 +7,7 @@ in flight and RabbitMQ's (often multiple) acks are matched as they arrive.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -16,8 +17,12 @@ import pika
 from pika.adapters.select_connection import SelectConnection
 from pika.spec import Basic
 
+from infra import amqp_nodes
+from infra.amqp_nodes import split_urls
 from infra.errors import BrokerUnavailable, MessageNacked, MessageUnroutable, PublishError
 from infra.masking import redact_url
+
+logger = logging.getLogger(__name__)
 
 
 class ConfirmingChannel:
@@ -25,16 +30,19 @@ class ConfirmingChannel:
 
     ``declare`` lists ``(queue, arguments)`` pairs declared (durable) on open,
     so publishing works before any worker has started.
+
+    ``url`` is one AMQP URL, or several (a list, or comma-separated as in ``HERALD_AMQP_URL``), one
+    per node of a cluster: ``open`` connects to the first that answers, trying them in order.
     """
 
-    def __init__(self, url: str, declare: Sequence[tuple[str, dict[str, Any]]], timeout: float) -> None:
-        self._url = url
-        self._params = pika.URLParameters(url)
+    def __init__(
+        self, url: str | Sequence[str], declare: Sequence[tuple[str, dict[str, Any]]], timeout: float
+    ) -> None:
+        self.urls = split_urls(url) if isinstance(url, str) else list(url)
         # Between calls nobody drives the I/O loop, so heartbeats could not be answered.
-        self._params.heartbeat = 0
-        self._params.socket_timeout = timeout
-        self._params.stack_timeout = timeout
-        self._params.connection_attempts = 1
+        self._nodes = amqp_nodes.parameters(self.urls, timeout=timeout, heartbeat=0)
+        self._url = self.urls[0]
+        self._params = self._nodes[0]
         self._declare = list(declare)
         self._timeout = timeout
         self._conn: SelectConnection | None = None
@@ -57,8 +65,33 @@ class ConfirmingChannel:
     def is_open(self) -> bool:
         return self._ready and self._conn is not None and self._conn.is_open
 
+    @property
+    def node(self) -> str:
+        """The node connected to last (``host:port``)."""
+        return amqp_nodes.node_name(self._url)
+
     def open(self) -> None:
-        """Connect, enable confirms, declare the queues; raises ``BrokerUnavailable``."""
+        """Connect to the first node that answers, enable confirms, declare the queues; raises
+        ``BrokerUnavailable`` (naming every node tried) when none does."""
+        errors: list[str] = []
+        for url, params in zip(self.urls, self._nodes, strict=True):
+            self._url, self._params = url, params
+            try:
+                self._open_node()
+            except BrokerUnavailable as exc:
+                if len(self.urls) == 1:
+                    raise
+                errors.append(str(exc))
+                continue
+            if errors:
+                logger.warning(
+                    "publisher connected past unanswering nodes",
+                    extra={"node": self.node, "skipped": len(errors)},
+                )
+            return
+        raise BrokerUnavailable(f"no RabbitMQ node answers: {'; '.join(errors)}")
+
+    def _open_node(self) -> None:
         self._ready = False
         self._error = None
         self._next_tag = 1

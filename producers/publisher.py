@@ -20,6 +20,7 @@ between threads (the api's requests), putting together what they publish at the 
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -27,7 +28,7 @@ from typing import Any
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from infra import topology
+from infra import amqp_nodes, topology
 from infra.errors import BrokerUnavailable, InvalidEvent, PublishError
 from infra.settings import Settings
 from producers.coalescing import Coalescer
@@ -42,6 +43,7 @@ BATCH_BYTES = 1024 * 1024
 # As dramatiq's JSON encoder writes a message, so a message built here decodes as any other.
 _JSON = json.JSONEncoder(separators=(",", ":"))
 _TAIL = b'],"kwargs":{},"options":{},"message_id":"'
+logger = logging.getLogger(__name__)
 
 
 def _message_head(queue: str, actor: str) -> bytes:
@@ -68,8 +70,13 @@ class Publisher:
         self._single_head = _message_head(self.queue, EventPublished.actor)
         self._batch_head = _message_head(self.queue, EventsPublished.actor)
         timeout = self.settings.publish_timeout_seconds
+        urls = self.settings.amqp_urls
+        # It declares the route queue: classic queues on a cluster are refused here too.
+        amqp_nodes.check_cluster_queues(
+            urls, self.settings.queue_type, allowed=self.settings.allow_classic_queues_on_cluster
+        )
         self._channel = ConfirmingChannel(
-            self.settings.amqp_url.get_secret_value(),
+            urls,
             declare=[
                 (self.queue, topology.stage_queue_arguments(self.settings, self.queue)),
                 (
@@ -172,20 +179,57 @@ class Publisher:
 
         ``on_confirmed`` is told how many events each confirm covered; a ``PublishError``'s
         ``confirmed`` lists the event ids of the messages that were confirmed.
+
+        With several nodes in ``HERALD_AMQP_URL``, a connection lost mid-publish leaves what was
+        not confirmed unconfirmed: it is published again on the next node that answers (up to once
+        per node), and ``confirmed`` counts what any node confirmed.
         """
         if not messages:
             return 0
         batches = self.batches(messages)
-        wire = [(message_id, body) for message_id, body, _ in batches]
+        pending = [(message_id, body) for message_id, body, _ in batches]
         events_of = {message_id: event_ids for message_id, _, event_ids in batches}
-        counts = [len(event_ids) for _, _, event_ids in batches]
-        self.connect()
-        try:
-            self._channel.publish(self.queue, wire, self.window, on_confirmed, weights=counts)
-        except PublishError as exc:
-            exc.confirmed = [event_id for m in exc.confirmed for event_id in events_of.get(m, [m])]
-            raise
-        return len(messages)
+        count_of = {message_id: len(event_ids) for message_id, _, event_ids in batches}
+        confirmed: list[str] = []  # message ids, over every node tried
+        failovers = 0
+
+        def failed(exc: PublishError) -> PublishError:
+            exc.confirmed = [
+                event_id for m in confirmed + exc.confirmed for event_id in events_of.get(m, [m])
+            ]
+            return exc
+
+        while True:
+            try:
+                self.connect()  # the first node that answers, retried briefly
+            except BrokerUnavailable as exc:
+                raise failed(exc) from None
+            try:
+                self._channel.publish(
+                    self.queue, pending, self.window, on_confirmed, weights=[count_of[m] for m, _ in pending]
+                )
+                return len(messages)
+            except BrokerUnavailable as exc:
+                if len(self._channel.urls) == 1 or failovers >= len(self._channel.urls):
+                    raise failed(exc) from None
+                confirmed += exc.confirmed
+            except PublishError as exc:  # nacked or unroutable: another node would not take it
+                raise failed(exc) from None
+            # The connection was lost mid-publish: what RabbitMQ had not confirmed is unconfirmed,
+            # and goes again on the next node that answers (a message the lost node did take is
+            # then queued twice; the route stage is idempotent on the event id).
+            failovers += 1
+            done = set(confirmed)
+            pending = [(m, body) for m, body in pending if m not in done]
+            logger.warning(
+                "publisher lost its node; publishing the unconfirmed on the next",
+                extra={
+                    "node": self._channel.node,
+                    "unconfirmed_messages": len(pending),
+                    "confirmed_messages": len(done),
+                },
+            )
+            self._channel.close()
 
     def batches(self, messages: Sequence[tuple[str, bytes]]) -> list[tuple[str, bytes, list[str]]]:
         """Encoded events put together in order as the messages that carry them: ``(message id,

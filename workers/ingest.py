@@ -29,7 +29,7 @@ import pika
 from dramatiq.errors import BrokerConnectionError
 from pika.adapters.blocking_connection import BlockingChannel
 
-from infra import metrics, metrics_http, topology
+from infra import amqp_nodes, metrics, metrics_http, topology
 from infra.broker import Emitter, build_broker
 from infra.dead_letters import dead_letter_rejected
 from infra.errors import InvalidEvent
@@ -106,7 +106,8 @@ class Ingest:
     def run(self, on_ready: Callable[[], None] | None = None) -> None:
         """Consume until stopped."""
         settings = self.settings
-        connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url.get_secret_value()))
+        # The first node that answers; lost, ``main`` runs this again, which moves on to the next.
+        connection = amqp_nodes.connect(settings.amqp_urls)
         channel = connection.channel()
         channel.confirm_delivery()
         self._channel = channel

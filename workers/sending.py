@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection
 from infra import log_context, metrics
 from infra.bootstrap import Services
 from infra.errors import MalformedMessage, TransientProviderError
-from infra.retry_policy import in_call_retrying
+from infra.retry_policy import in_call_retrying, retry_in_call
 from infra.store.attempts import Attempt, Outcome, count_attempts_many, first_attempts_at, log_attempts
 from infra.store.notifications import record_refusals, release_claims
 from schemas.messages import (
@@ -251,10 +251,24 @@ def call_provider(svc: Services, nid: str, call: Callable[[], T], *, source: str
             log_attempts(conn, [_attempt(nid, exc, Outcome.RETRY)])
         logger.info("provider call retried", extra={"notification_id": nid, "wait_s": round(sleep, 3)})
 
-    retrying = in_call_retrying(
-        svc.settings.send_call_attempts, svc.settings.send_call_max_wait_seconds, log_retry
-    )
-    answer = retrying(timed)
+    settings = svc.settings
+    try:
+        # The first try alone: most calls succeed at once, and need none of the retry machinery.
+        return timed(), began[-1]
+    except Exception as exc:
+        if settings.send_call_attempts <= 1 or not retry_in_call(exc, settings.send_call_max_wait_seconds):
+            raise
+        first: list[BaseException] = [exc]
+    retrying = in_call_retrying(settings.send_call_attempts, settings.send_call_max_wait_seconds, log_retry)
+
+    def again() -> T:
+        # The loop's first try is the one that just failed (its wait and its log line are the
+        # loop's, as for any retried try); the provider is called again only from the second.
+        if first:
+            raise first.pop()
+        return timed()
+
+    answer = retrying(again)
     return answer, began[-1]
 
 

@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar, cast
 
 from infra.errors import ProviderError, TransientProviderError
 from infra.masking import mask_text
@@ -108,18 +108,34 @@ class SendPool:
     ) -> list[R | ProviderError]:
         """``send_one(item)`` for each item through ``attempt``, concurrently; results in order.
 
-        Returns once every item has its result. Raises only ``RuntimeError`` on a closed pool.
+        Items are taken in order by up to ``size`` runners on the pool's threads (fewer for a
+        small batch), each sending one item at a time. Returns once every item has its result.
+        Raises only ``RuntimeError`` on a closed pool.
         """
         if not items:
             return []
+        results: list[R | ProviderError | None] = [None] * len(items)
+        order = iter(range(len(items)))
+        taking = threading.Lock()
+
+        def drain() -> None:
+            # One of the batch's runners: the next item not yet taken, until none is left. A
+            # runner per pool thread, not a task per item: a batch costs a handful of hand-offs
+            # between threads, not one (with its Future) per item.
+            while True:
+                with taking:
+                    index = next(order, None)
+                if index is None:
+                    return
+                results[index] = run_item(attempt, index, _bind(send_one, items[index]), what)
+
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"{self._name}: the send pool is closed")
-            futures: list[Future[R | ProviderError]] = [
-                self._executor.submit(run_item, attempt, index, _bind(send_one, item), what)
-                for index, item in enumerate(items)
-            ]
-        return [future.result() for future in futures]
+            runners = [self._executor.submit(drain) for _ in range(min(self.size, len(items)))]
+        for runner in runners:
+            runner.result()
+        return cast("list[R | ProviderError]", results)
 
     def close(self) -> None:
         """Wait for the items under way, then end the threads; idempotent."""

@@ -1,34 +1,29 @@
 """Sending SMS: the port and the Twilio adapter (its in-memory fake is ``tests.fakes.FakeSms``).
 
 Twilio's answers are sorted here, and only here, into permanent refusals
-and transient failures (see ``infra.errors``).
+and transient failures (see ``infra.errors``); a failure to reach Twilio at all is sorted by the
+transport, which knows how far the request got (``infra.adapters.twilio_http``).
 
-Connections: every thread that talks to Twilio has a ``requests.Session`` of its own (a session is
-not thread-safe), kept alive across its calls, so a message costs no new TCP (or TLS) connection.
-``send_many`` sends a batch concurrently on the adapter's pool of ``concurrency`` threads
-(``infra.adapters.batch``), one kept-alive connection each; ``close()`` ends the pool and closes
-every session.
+Connections: the official client talks through ``infra.adapters.twilio_http``, a lean transport
+(twilio's ``HttpClient`` extension point) over ``http.client``, keeping up to ``concurrency``
+connections alive, so a message costs no new TCP (or TLS) connection. ``send_many`` sends a batch
+concurrently on the adapter's pool of ``concurrency`` threads (``infra.adapters.batch``), each
+taking a kept-alive connection for its call; ``close()`` ends the pool and closes every connection.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-import requests
-from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
-from twilio.http.http_client import TwilioHttpClient
-from twilio.http.response import Response
 from twilio.rest import Client
-from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from infra.adapters.batch import Attempt, SendPool, once
+from infra.adapters.twilio_http import LeanHttpClient, NoAnswer
 from infra.errors import PermanentProviderError, ProviderError, TransientProviderError
 
 #: Twilio error codes that retrying cannot fix.
@@ -93,12 +88,6 @@ class SmsGateway(Protocol):
         ...
 
 
-def _never_sent(exc: requests.exceptions.ConnectionError) -> bool:
-    """Whether a connection error happened before the request reached the provider."""
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    return isinstance(reason, NewConnectionError | ConnectTimeoutError | NameResolutionError)
-
-
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """Seconds from an HTTP ``Retry-After`` header (delta-seconds or an HTTP date), if any."""
     if not value:
@@ -134,95 +123,6 @@ def classify_twilio_error(
     return PermanentProviderError(text, code=code, status=status)
 
 
-def _closed() -> TransientProviderError:
-    # Shutting down: nothing went out, so a clean transient failure (retried after the restart).
-    return TransientProviderError("the twilio adapter is closed; not sent")
-
-
-class _HeaderKeepingHttpClient(TwilioHttpClient):
-    """Twilio's HTTP client with one kept-alive ``requests.Session`` per thread, remembering each
-    thread's last response so ``Retry-After`` can be read (the client's exceptions carry the body,
-    not the headers).
-
-    A session holds one connection per host (a thread makes one request at a time), so the
-    connections kept alive are one per thread that calls Twilio: the sending pool's
-    ``concurrency`` plus the stage's own threads. A connection idle longer than
-    ``keepalive_idle`` seconds is closed before the next request rather than reused: a server
-    closes idle connections on its own schedule, and a request that meets a connection closing
-    under it cannot know whether Twilio took it (ambiguous, reconciled later).
-    """
-
-    def __init__(self, *, timeout: float, keepalive_idle: float, base_url: str) -> None:
-        self._local = threading.local()
-        self._keepalive_idle = keepalive_idle
-        self._base_url = base_url
-        self._sessions: list[requests.Session] = []
-        self._sessions_lock = threading.Lock()
-        self._closed = False
-        # No shared session: ``session`` below is this thread's.
-        super().__init__(pool_connections=False, timeout=timeout)
-
-    @property
-    def session(self) -> requests.Session:
-        """This thread's session, made on its first request."""
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            for prefix in ("https://", "http://"):
-                session.mount(prefix, HTTPAdapter(pool_connections=1, pool_maxsize=1))
-            # What requests would read from the environment on every request (HTTPS_PROXY,
-            # NO_PROXY, REQUESTS_CA_BUNDLE), read once: every request goes to the one base URL, and
-            # the look-up (which walks the whole environment) cost 0.2-0.4 ms of CPU per send, a
-            # fifth of it. (netrc is never read: every request carries its credentials.)
-            found = session.merge_environment_settings(self._base_url, {}, None, None, None)
-            session.proxies.update(found["proxies"])
-            session.verify = found["verify"]
-            session.trust_env = False
-            with self._sessions_lock:
-                if self._closed:
-                    session.close()
-                    raise _closed()
-                self._sessions.append(session)
-            self._local.session = session
-        return session
-
-    @session.setter
-    def session(self, value: requests.Session | None) -> None:
-        # TwilioHttpClient.__init__ assigns its shared session (None here): each thread has its own.
-        if value is not None:
-            value.close()
-
-    def request(self, *args: Any, **kwargs: Any) -> Response:
-        if self._closed:
-            raise _closed()
-        local = self._local
-        local.response = None
-        session = self.session
-        last_used: float | None = getattr(local, "used", None)
-        if last_used is not None and time.monotonic() - last_used > self._keepalive_idle:
-            session.close()  # drops the idle connection; the session opens a fresh one
-        try:
-            response = super().request(*args, **kwargs)
-        finally:
-            local.used = time.monotonic()
-        local.response = response
-        return response
-
-    def last_retry_after(self) -> float | None:
-        """``Retry-After`` of this thread's last response, in seconds."""
-        response = getattr(self._local, "response", None)
-        headers = getattr(response, "headers", None) or {}
-        return parse_retry_after(headers.get("Retry-After"))
-
-    def close(self) -> None:
-        """Close every thread's session (and so its connection); later requests are refused."""
-        with self._sessions_lock:
-            self._closed = True
-            sessions, self._sessions = self._sessions, []
-        for session in sessions:
-            session.close()
-
-
 class TwilioSms:
     """SMS through the official ``twilio`` client, at a configurable base URL.
 
@@ -241,8 +141,10 @@ class TwilioSms:
         concurrency: int = 16,
         keepalive_idle: float = 30.0,
     ) -> None:
-        self._http = _HeaderKeepingHttpClient(
-            timeout=timeout, keepalive_idle=keepalive_idle, base_url=base_url
+        # Every thread of the pool keeps a connection alive, and so may the stage's own threads
+        # (reconciliation, status look-ups) for a while.
+        self._http = LeanHttpClient(
+            base_url=base_url, timeout=timeout, maxsize=concurrency, keepalive_idle=keepalive_idle
         )
         self._client = Client(account_sid, auth_token, http_client=self._http)
         # Every REST call of the Messages resource is built from this base (real Twilio or a sandbox).
@@ -263,33 +165,27 @@ class TwilioSms:
         try:
             message = self._client.messages.create(**kwargs)
         except (TwilioRestException, TwilioServiceException) as exc:
-            raise classify_twilio_error(exc, self._http.last_retry_after()) from None
-        except requests.exceptions.ConnectTimeout as exc:
-            raise TransientProviderError(f"twilio did not answer the connection: {exc}") from None
-        except requests.exceptions.ConnectionError as exc:
-            # Refused before the request went out: certainly not sent. Dropped after it went out
-            # (no answer): Twilio may have accepted it, so it is ambiguous, like a read timeout.
-            raise TransientProviderError(
-                f"could not reach twilio: {exc}", accepted_unknown=not _never_sent(exc)
-            ) from None
-        except requests.exceptions.Timeout as exc:
-            raise TransientProviderError(
-                f"twilio did not answer in time; it may have accepted the message: {exc}",
-                accepted_unknown=True,
-            ) from None
+            raise classify_twilio_error(exc, self._retry_after()) from None
         return SentSms(provider_id=str(message.sid), status=str(message.status))
 
     def send_many(
         self, messages: Sequence[OutgoingSms], /, *, attempt: Attempt[SentSms] = once
     ) -> list[SentSms | ProviderError]:
-        """See ``SmsGateway.send_many``: on the pool's threads, each with its kept-alive session."""
+        """See ``SmsGateway.send_many``: on the pool's threads, over the kept-alive connections."""
         return self._pool.run(messages, self._send_one, attempt, "sms to twilio")
 
     def _send_one(self, sms: OutgoingSms) -> SentSms:
         return self.send(to=sms.to, sender=sms.sender, body=sms.body, status_callback=sms.status_callback)
 
+    def _retry_after(self) -> float | None:
+        """``Retry-After`` of this thread's last response, in seconds (twilio's exceptions carry
+        the body, not the headers)."""
+        response = self._http.last_response()
+        headers = response.headers if response is not None else None
+        return parse_retry_after(headers.get("Retry-After")) if headers else None
+
     def close(self) -> None:
-        """End the pool (after the sends under way), then close every session; idempotent."""
+        """End the pool (after the sends under way), then close every connection; idempotent."""
         self._pool.close()
         self._http.close()
 
@@ -302,8 +198,8 @@ class TwilioSms:
                 to=to, date_sent_after=since - timedelta(days=1), page_size=100, limit=500
             )
         except (TwilioRestException, TwilioServiceException) as exc:
-            raise classify_twilio_error(exc, self._http.last_retry_after()) from None
-        except (TwilioException, requests.exceptions.RequestException) as exc:
+            raise classify_twilio_error(exc, self._retry_after()) from None
+        except (TwilioException, NoAnswer) as exc:
             # Paged list calls raise a bare TwilioException ("Unable to fetch page") on any HTTP error.
             raise TransientProviderError(f"could not list twilio messages: {exc}") from None
         floor = since - timedelta(minutes=2)
@@ -317,8 +213,8 @@ class TwilioSms:
         try:
             message = self._client.messages(provider_id).fetch()
         except (TwilioRestException, TwilioServiceException) as exc:
-            raise classify_twilio_error(exc, self._http.last_retry_after()) from None
-        except (TwilioException, requests.exceptions.RequestException) as exc:
+            raise classify_twilio_error(exc, self._retry_after()) from None
+        except (TwilioException, NoAnswer) as exc:
             # A read changes nothing at Twilio: every connection failure or timeout is simply transient.
             raise TransientProviderError(f"could not fetch the twilio message: {exc}") from None
         code = message.error_code

@@ -221,3 +221,20 @@ def load_customers(conn: Connection, keys: Iterable[tuple[str, str]]) -> dict[tu
         )
         for key, row in found.items()
     }
+
+
+#: The tables route's directory read joins.
+DIRECTORY_TABLES = (customers, contacts, customer_contacts, contact_emails)
+
+
+def refresh_statistics(conn: Connection) -> bool:
+    """``ANALYZE`` the directory's tables on PostgreSQL (a no-op elsewhere); returns whether it ran.
+
+    A bulk import is followed by traffic at once, and autovacuum analyzes a new table only after a
+    while: without statistics PostgreSQL plans route's contact read as a nested loop over every
+    contact of the organisation (5 s a query at 1,500 contacts, 0.1 ms once analyzed).
+    """
+    if conn.dialect.name != "postgresql":
+        return False
+    conn.exec_driver_sql("ANALYZE " + ", ".join(table.name for table in DIRECTORY_TABLES))
+    return True

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import typer
+from pydantic import ValidationError
 
+from infra.errors import ConfigurationError
 from infra.logs import configure_logging
 from infra.settings import Settings, get_settings
 from producers.cli import (
@@ -27,6 +29,7 @@ from producers.cli import (
     templates_cmd,
     worker,
 )
+from producers.cli.console import err
 from producers.cli.tooling import add_tooling_commands
 
 app = typer.Typer(
@@ -42,7 +45,11 @@ app = typer.Typer(
 def _configure(ctx: typer.Context) -> None:
     # The one place the CLI reads its settings; every command takes them from the invocation
     # (producers.cli.context). A caller running the CLI in-process may give its own as ``obj``.
-    settings = ctx.obj if isinstance(ctx.obj, Settings) else get_settings()
+    try:
+        settings = ctx.obj if isinstance(ctx.obj, Settings) else get_settings()
+    except ValidationError as exc:  # names each wrong HERALD_ variable; never echoes its value
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(2) from None
     ctx.obj = settings
     context.begin(settings)
     ctx.call_on_close(context.end)
@@ -76,4 +83,8 @@ add_tooling_commands(app)
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    try:
+        app()
+    except ConfigurationError as exc:  # settings that cannot run (e.g. classic queues on a cluster)
+        err.print(f"error: {exc}", markup=False)
+        raise SystemExit(2) from None

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from infra.store.directory import refresh_statistics
 from infra.store.toggles import contact_details
 from producers.cli.console import err, out
 from producers.cli.store import open_store
@@ -59,6 +60,9 @@ def import_(file: Path = typer.Argument(..., exists=True, dir_okay=False, readab
         out.print(
             f"{_where(row)}: {record.org_id}/{record.customer_id}: {result.outcome}{suffix}", markup=False
         )
+    if counts["created"] or counts["updated"]:
+        with svc.transaction() as conn:
+            refresh_statistics(conn)  # the traffic that follows an import is planned on them
     out.print(
         f"{counts['created']} created, {counts['updated']} updated, "
         f"{counts['unchanged']} unchanged, {counts['failed']} failed"

@@ -8,7 +8,7 @@ import pika
 import typer
 from rich.table import Table
 
-from infra.masking import redact_url
+from infra.amqp_nodes import describe
 from infra.queue_status import as_json, collect
 from producers.cli.console import err, out
 from producers.cli.context import settings as cli_settings
@@ -26,8 +26,8 @@ def status(
     try:
         report = collect(settings)
     except pika.exceptions.AMQPError as exc:
-        url = redact_url(settings.amqp_url.get_secret_value())
-        err.print(f"error: RabbitMQ at {url} did not answer: {type(exc).__name__}", markup=False)
+        nodes = describe(settings.amqp_urls)
+        err.print(f"error: RabbitMQ at {nodes} did not answer: {type(exc).__name__}", markup=False)
         raise typer.Exit(2) from None
     if as_json_:
         typer.echo(json.dumps(as_json(report), indent=2))

@@ -9,7 +9,7 @@ import tempfile
 import typer
 
 from infra import topology
-from infra.bootstrap import require
+from infra.bootstrap import check_cluster, require
 from infra.errors import ConfigurationError
 from producers.cli.console import err
 from producers.cli.context import settings as cli_settings
@@ -35,6 +35,7 @@ def worker(
     settings = cli_settings()
     try:
         require(settings, *REQUIRED.get(stage, ()))
+        check_cluster(settings, store=True)  # here, before dramatiq forks a process to fail each
     except ConfigurationError as exc:
         err.print(f"error: stage {stage}: {exc}", markup=False)
         raise typer.Exit(2) from None

@@ -19,7 +19,7 @@ from typing import Any
 import pika
 from twilio.rest import Client
 
-from infra import topology
+from infra import amqp_nodes, topology
 from tests.conftest import wait_for
 from tests.e2e.conftest import BIN, Deployment, start_sandbox, write_jsonl
 from tooling.demo.data import demo_customers, invoice_events
@@ -123,7 +123,7 @@ def publish_events(deployment: Deployment, items: list[dict[str, Any]], run: str
 
 def publish_raw(deployment: Deployment, events: list[dict[str, Any]]) -> None:
     """Publish events the way a non-Python upstream does: plain JSON to ``herald.events``."""
-    connection = pika.BlockingConnection(pika.URLParameters(deployment.env["HERALD_AMQP_URL"]))
+    connection = connect(deployment)
     try:
         channel = connection.channel()
         channel.confirm_delivery()
@@ -139,6 +139,11 @@ def publish_raw(deployment: Deployment, events: list[dict[str, Any]]) -> None:
             )
     finally:
         connection.close()
+
+
+def connect(deployment: Deployment) -> pika.BlockingConnection:
+    """A connection to the deployment's broker: the first node of its ``HERALD_AMQP_URL`` that answers."""
+    return amqp_nodes.connect(amqp_nodes.split_urls(deployment.env["HERALD_AMQP_URL"]))
 
 
 def dropped_callbacks(deployment: Deployment) -> set[str]:
@@ -200,7 +205,7 @@ def delete_queues(deployment: Deployment) -> None:
     """Remove the deployment's queues (its own prefix): a killed run leaves messages behind."""
     prefix = deployment.env["HERALD_QUEUE_PREFIX"]
     try:
-        connection = pika.BlockingConnection(pika.URLParameters(deployment.env["HERALD_AMQP_URL"]))
+        connection = connect(deployment)
     except pika.exceptions.AMQPError:
         return  # a broker the test started and stopped: its queues went with it
     try:

@@ -72,16 +72,23 @@ def _install() -> str:
     return binary
 
 
-def _node_env(data_dir: Path, port: int, dist_port: int | None = None) -> dict[str, str]:
+def node_name(port: int) -> str:
+    """The Erlang node name of the local node listening on AMQP ``port``."""
+    return f"herald-{port}@localhost"
+
+
+def _node_env(
+    data_dir: Path, port: int, dist_port: int | None = None, extra_conf: str = ""
+) -> dict[str, str]:
     (data_dir / "rabbitmq.conf").write_text(
-        f"listeners.tcp.default = 127.0.0.1:{port}\nloopback_users.guest = true\n"
+        f"listeners.tcp.default = 127.0.0.1:{port}\nloopback_users.guest = true\n{extra_conf}"
     )
     (data_dir / "enabled_plugins").write_text("[].\n")
     (data_dir / "rabbitmq-env.conf").touch()
     return {
         **os.environ,
         "HOME": str(data_dir),  # the Erlang cookie lives here
-        "RABBITMQ_NODENAME": f"herald-{port}@localhost",
+        "RABBITMQ_NODENAME": node_name(port),
         "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
         "RABBITMQ_NODE_PORT": str(port),
         "RABBITMQ_DIST_PORT": str(dist_port or port + 20000),
@@ -93,7 +100,9 @@ def _node_env(data_dir: Path, port: int, dist_port: int | None = None) -> dict[s
         "RABBITMQ_CONF_ENV_FILE": str(data_dir / "rabbitmq-env.conf"),
         "ERL_EPMD_ADDRESS": "127.0.0.1",
         # Without this the Erlang distribution port listens on every interface.
-        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+        # No scheduler busy-waiting: idle nodes (a cluster's three) then leave a shared CPU alone.
+        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1} "
+        "+sbwt none +sbwtdcpu none +sbwtdio none",
     }
 
 
@@ -104,7 +113,14 @@ def _log_tail(path: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
-def ensure_broker(url: str, data_dir: Path, *, timeout: float = 90.0, dist_port: int | None = None) -> str:
+def ensure_broker(
+    url: str,
+    data_dir: Path,
+    *,
+    timeout: float = 90.0,
+    dist_port: int | None = None,
+    extra_conf: str = "",
+) -> str:
     """Return ``url`` once a broker answers there, starting a local node if needed.
 
     The node is named after its AMQP port (``herald-PORT@localhost``); its Erlang distribution port
@@ -132,7 +148,7 @@ def ensure_broker(url: str, data_dir: Path, *, timeout: float = 90.0, dist_port:
         with log_path.open("ab") as log:
             process = subprocess.Popen(
                 [binary],
-                env=_node_env(data_dir, port, dist_port),
+                env=_node_env(data_dir, port, dist_port, extra_conf),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -155,15 +171,16 @@ def ensure_broker(url: str, data_dir: Path, *, timeout: float = 90.0, dist_port:
     return url
 
 
-def stop_broker(data_dir: Path, timeout: float = 30.0) -> bool:
-    """Stop a node this module started under ``data_dir``; True if one was running."""
+def stop_broker(data_dir: Path, timeout: float = 30.0, *, sig: signal.Signals = signal.SIGTERM) -> bool:
+    """Stop a node this module started under ``data_dir``; True if one was running. ``SIGKILL``
+    for ``sig`` kills it as a crash would (no goodbye to its clients or its cluster)."""
     pid_file = Path(data_dir) / "launcher.pid"
     try:
         pid = int(pid_file.read_text())
     except (OSError, ValueError):
         return False
     try:
-        os.killpg(pid, signal.SIGTERM)
+        os.killpg(pid, sig)
     except ProcessLookupError:
         pid_file.unlink(missing_ok=True)
         return False

@@ -279,3 +279,19 @@ def test_an_item_whose_call_cannot_start_within_the_batchs_window_is_released_no
     ((actor, body, _),) = _delayed(stages)
     assert (actor, sorted(body["notification_ids"])) == ("send_sms_batch", sorted(ids))
     assert stages.emitted("history") == []
+
+
+def test_in_call_retries_try_again_at_once_log_each_retried_try_and_send_once(stages: Stages) -> None:
+    # Three tries per call; the busy number answers 429 (Retry-After 0) twice, then takes it.
+    stages.services.settings = stages.services.settings.model_copy(update={"send_call_attempts": 3})
+    stages.sms.busy_retry_after = 0.0
+    stages.sms.busy[BUSY] = 2
+    busy, calm = _rendered(stages, BUSY), _rendered(stages, "+358401110002")
+    _send(stages, busy, calm)
+
+    assert stages.sms.tries.count(BUSY) == 3
+    assert stages.sms.tries.count("+358401110002") == 1  # the first try took it: no retry machinery
+    assert [m["to"] for m in stages.sms.sent].count(BUSY) == 1
+    assert stages.attempts(busy) == ["retry", "retry", "accepted"]
+    assert stages.attempts(calm) == ["accepted"]
+    assert _delayed(stages) == []  # nothing came back to the queue

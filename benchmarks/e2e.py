@@ -44,7 +44,8 @@ worker process; more processes per stage, more notifications/s.
                              [--idle-samples 5] [--idle-seconds 1]
                              [--threads 4] [--processes 1] [--scaling 1,2,4] [--warmup 10]
                              [--json benchmarks/results-e2e.json]
-                             [--profile DIR [--profile-mode gil|wall]]
+                             [--profile DIR [--profile-mode gil|wall]
+                                            [--profile-phase throughput|latency]]
 
 ``--profile`` needs py-spy in the venv (``.venv/bin/pip install py-spy``; not a dependency):
 collapsed stacks of each stage's worker processes during the throughput phase, one file each.
@@ -620,7 +621,7 @@ class Benchmark:
         events = _events(first, count, f"tp{uuid.uuid4().hex[:6]}")
         stop_sampling = threading.Event()
         sampler = threading.Thread(target=self._sample_depths, args=(stop_sampling,), daemon=True)
-        profilers = self._start_profilers()
+        profilers = self._start_profilers("throughput")
         cpu_before = {s.name: s.cpu() for s in self.stages}
         others_before = self._other_cpu()
         before = self.sandbox.count()
@@ -667,15 +668,16 @@ class Benchmark:
             "max_queue_depth": dict(self.depth_samples),
         }
 
-    def _start_profilers(self) -> list[subprocess.Popen[bytes]]:
-        """With ``--profile DIR``: py-spy on each stage's worker processes (raw collapsed stacks)."""
-        if not self.args.profile:
+    def _start_profilers(self, phase: str, rate: float = 0) -> list[subprocess.Popen[bytes]]:
+        """With ``--profile DIR``: py-spy on each stage's worker processes (raw collapsed stacks),
+        when ``phase`` is the one ``--profile-phase`` names."""
+        if not self.args.profile or self.args.profile_phase != phase or (rate and rate != self.args.rate):
             return []
         self.args.profile.mkdir(parents=True, exist_ok=True)
         started = []
         for stage in self.stages:
             for pid in stage.workers():  # not the supervisor (it only waits) nor the metrics fork
-                out = self.args.profile / f"{stage.name}-{pid}.txt"
+                out = self.args.profile / f"{phase}-{stage.name}-{pid}.txt"
                 argv = [str(BIN / "py-spy"), "record", "--format", "raw", "--rate", "200"]
                 # gil: only the thread holding the GIL (where the CPU goes); wall: waiting stacks too.
                 argv.append("--gil" if self.args.profile_mode == "gil" else "--idle")
@@ -802,6 +804,7 @@ class Benchmark:
         timeline: list[dict[str, Any]] = []
         stop_sampling = threading.Event()
         sampler = threading.Thread(target=self._sample_depths, args=(stop_sampling, timeline), daemon=True)
+        profilers = self._start_profilers("latency", rate)
         cpu_before = {s.name: s.cpu() for s in self.stages} | self._server_cpu()
         with Publisher(self.settings) as publisher:
             publisher.connect()
@@ -823,6 +826,7 @@ class Benchmark:
         finally:
             stop_sampling.set()
             sampler.join(timeout=5)
+            self._stop_profilers(profilers)
         cpu = {
             k: v - cpu_before.get(k, 0.0)
             for k, v in ({s.name: s.cpu() for s in self.stages} | self._server_cpu()).items()
@@ -1101,6 +1105,12 @@ def main() -> int:
         choices=("gil", "wall"),
         default="gil",
         help="with --profile: CPU (gil) or wall time",
+    )
+    parser.add_argument(
+        "--profile-phase",
+        choices=("throughput", "latency"),
+        default="throughput",
+        help="with --profile: the throughput phase, or the latency phase at --rate",
     )
     args = parser.parse_args()
 

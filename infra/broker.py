@@ -42,6 +42,7 @@ from infra.dead_letters import (
 from infra.middleware.dead_letters import DeadLetterLog
 from infra.middleware.log_context import LogContext
 from infra.middleware.metrics import Metrics
+from infra.middleware.prefetched import Prefetched
 from infra.middleware.single_sigterm import SingleSigterm
 from infra.retry_policy import retry_when
 from infra.settings import Settings
@@ -160,6 +161,8 @@ def herald_middleware(
         CurrentMessage(),
         DeadLetterLog(),
         SingleSigterm(),
+        # What the worker prefetched, for the stages that gather what waits (workers.gather).
+        Prefetched(),
     ]
 
 

@@ -11,6 +11,7 @@ services they booted.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -94,8 +95,9 @@ def handlers(stage: str) -> dict[type[StageMessage], Handler]:
     kind = GATHERED.get(stage)
     if kind is not None:
         batch_handler = found[kind.batch]
+        turn = threading.Lock()  # the stage's actors gather one batch at a time between them
         found = {
-            message: gather.gathering(kind, message.actor, handler, batch_handler)
+            message: gather.gathering(kind, message.actor, handler, batch_handler, turn)
             if message.actor in kind.items
             else handler
             for message, handler in found.items()

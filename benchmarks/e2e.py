@@ -681,6 +681,8 @@ class Benchmark:
                 argv = [str(BIN / "py-spy"), "record", "--format", "raw", "--rate", "200"]
                 # gil: only the thread holding the GIL (where the CPU goes); wall: waiting stacks too.
                 argv.append("--gil" if self.args.profile_mode == "gil" else "--idle")
+                if phase == "latency":
+                    argv.append("--nonblocking")  # pausing a process to sample it would stretch latencies
                 started.append(
                     subprocess.Popen(
                         [*argv, "--pid", str(pid), "-o", str(out)],

@@ -54,6 +54,12 @@ if TYPE_CHECKING:
     from infra.bootstrap import Services
 
 
+#: Messages a worker's consumer holds delivered and unacked, at most (or a batch's worth, if
+#: fewer): what a stage can gather a batch from with no round trip (``workers.gather``). Bounded,
+#: since a message can itself be a batch of ``HERALD_STAGE_BATCH_SIZE`` items held in memory, and
+#: since what one process holds another process of the stage cannot take.
+GATHER_PREFETCH = 32
+
 #: Tries to publish a dead letter (a lost connection is reopened in between), as dramatiq's enqueue.
 _DEAD_LETTER_ATTEMPTS = 6
 
@@ -162,7 +168,7 @@ def herald_middleware(
         DeadLetterLog(),
         SingleSigterm(),
         # What the worker prefetched, for the stages that gather what waits (workers.gather).
-        Prefetched(),
+        Prefetched(prefetch=min(settings.stage_batch_size, GATHER_PREFETCH)),
     ]
 
 

@@ -5,14 +5,17 @@ Producers that publish one event at a time (an upstream at 200 events/s, the sch
 single messages; handled one by one, each pays a stage's whole fixed cost (a transaction, the
 round trips, dramatiq's own). So when ``route``, ``render``, ``sms`` or ``history`` takes a message
 it takes those waiting behind it, up to ``HERALD_STAGE_BATCH_SIZE`` items in all, and hands the lot
-to its batch function. They wait in two places: delivered to this worker but not yet started (the
-consumer's prefetch, in the worker's work queue: ``infra.middleware.prefetched``), and, when the
-prefetch is full, still in RabbitMQ's queue (``basic_get``, on the worker thread's own channel).
-Nothing waits to fill: a quiet pipeline handles each message as it comes (asking RabbitMQ nothing
-more), and a busy one handles bigger batches the busier it is.
+to its batch function. They wait delivered to this worker but not yet started: the consumer's
+prefetch, in the worker's work queue (``infra.middleware.prefetched``, which also makes that
+prefetch large enough for a batch). Taking them costs no round trip; asking RabbitMQ for more
+(``basic_get``) costs one per message, and made the stage that did it drain its queue no faster
+than one by one. The threads of a stage process gather one batch at a time: those that took a
+message meanwhile wait their turn, and the next to go takes whatever came in the meantime. Nothing
+waits to fill: a quiet pipeline handles each message as it comes, and a busy one handles bigger
+batches the busier it is.
 
 The messages taken are acked only once the batch is done (committed and handed on); if it fails,
-they go back untouched (to the work queue, or to RabbitMQ's queue), to be handled again (the
+they go back to the work queue untouched, still unacked, to be handled again (the
 message taken first is retried or dead-lettered by dramatiq as always). A message tried before (a
 retry) is handled on its own and never takes others, so a batch that keeps failing cannot hold
 good messages hostage.
@@ -27,8 +30,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import dramatiq
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.middleware import CurrentMessage
 from pydantic import ValidationError
 
@@ -87,78 +88,35 @@ def _gather(
 ) -> None:
     """Handle ``body`` (whose items are ``own``) with what waits behind it, up to ``room`` more
     items: alone when nothing does."""
-    broker = svc.emitter.broker
     queue = topology.queue_name(svc.settings.queue_prefix, kind.batch.stage)
-    buffer = prefetched(broker)
+    buffer = prefetched(svc.emitter.broker)
     held = buffer.take(lambda message: _joins(kind, queue, message), room, len) if buffer else []
-    room -= sum(len(one.value) for one in held)
-    # Only a consumer whose prefetch is full leaves messages in RabbitMQ's queue: one that
-    # held nothing in its buffer asks no round trip of an empty queue.
-    channel = broker.channel if held and room > 0 and isinstance(broker, RabbitmqBroker) else None
-    fetched = _take_waiting(channel, queue, kind, room) if channel is not None else []
-    if not held and not fetched:
+    if buffer is None or not held:
         handler(svc, body)
         return
-    items = (
-        own + [item for one in held for item in one.value] + [item for _, more in fetched for item in more]
-    )
+    items = own + [item for one in held for item in one.value]
     try:
         batch_handler(svc, {kind.batch.items_field: items})
     except BaseException:
-        if buffer is not None:
-            buffer.give_back(held)
-        if channel is not None and channel.is_open:  # else RabbitMQ has put them back already
-            for tag, _ in fetched:
-                channel.basic_nack(tag, requeue=True)
+        buffer.give_back(held)
         raise
-    if channel is not None and channel.is_open:
-        for tag, _ in fetched:
-            channel.basic_ack(tag)
-    if buffer is not None:
-        buffer.settle(held)
-    taken = len(held) + len(fetched)
-    metrics.MESSAGES.labels(stage=kind.batch.stage, outcome=metrics.OK).inc(taken)
-    logger.debug("messages gathered", extra={"messages": 1 + taken, "items": len(items)})
+    buffer.settle(held)
+    metrics.MESSAGES.labels(stage=kind.batch.stage, outcome=metrics.OK).inc(len(held))
+    logger.debug("messages gathered", extra={"messages": 1 + len(held), "items": len(items)})
 
 
 def _joins(kind: Kind, queue: str, message: Any) -> list[Any] | None:
     """The items of a prefetched message (a ``dramatiq`` message proxy) that can join a batch of
-    ``kind`` from ``queue``, or ``None`` (see ``_items``)."""
+    ``kind`` from ``queue``, or ``None`` (see ``_valid_items``)."""
     if message.queue_name != queue:
         return None  # another stage's, in a worker that runs several
     return _valid_items(kind, message.actor_name, message.options, message.args)
 
 
-def _take_waiting(channel: Any, queue: str, kind: Kind, room: int) -> list[tuple[int, list[Any]]]:
-    """Messages of ``kind`` waiting in ``queue``, up to ``room`` items, unacked: (tag, items) each.
-    The first one that does not fit, or is not of the kind, goes back where it was, and taking
-    stops there."""
-    taken: list[tuple[int, list[Any]]] = []
-    while room > 0:
-        method, _properties, body = channel.basic_get(queue, auto_ack=False)
-        if method is None:
-            break
-        items = _items(kind, body)
-        if items is None or len(items) > room:
-            channel.basic_nack(method.delivery_tag, requeue=True)
-            break
-        taken.append((method.delivery_tag, items))
-        room -= len(items)
-    return taken
-
-
-def _items(kind: Kind, body: bytes) -> list[Any] | None:
-    """The items of a waiting message that can join the batch, or ``None``: another actor's, one
-    tried before, or one that is not valid as items of the batch (it is handled on its own, and
-    fails on its own)."""
-    try:
-        message = dramatiq.Message.decode(body)
-    except dramatiq.errors.DecodeError:
-        return None
-    return _valid_items(kind, message.actor_name, message.options, message.args)
-
-
 def _valid_items(kind: Kind, actor: str, options: dict[str, Any], args: tuple[Any, ...]) -> list[Any] | None:
+    """The items of a message that can join the batch, or ``None``: another actor's, one tried
+    before, or one that is not valid as items of the batch (it is handled on its own, and fails on
+    its own)."""
     if options.get("retries") or actor not in kind.items or len(args) != 1:
         return None
     try:

@@ -44,13 +44,18 @@ class Taken(Generic[T]):
 
 class Prefetched(Middleware):
     """Knows the worker of this process (dramatiq hands it to middleware at boot) and takes, from
-    its work queue, the prefetched messages a caller accepts."""
+    its work queue, the prefetched messages a caller accepts. Its consumers prefetch at least
+    ``prefetch`` messages."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefetch: int = 0) -> None:
+        self.prefetch = prefetch
         self._worker: Any = None
         self._lock = threading.Lock()
 
     def before_worker_boot(self, broker: Any, worker: Any) -> None:
+        # Before its consumers exist (dramatiq makes them once the boot hooks ran): dramatiq's own
+        # prefetch is two messages a thread, too few to gather a batch from.
+        worker.queue_prefetch = max(worker.queue_prefetch, self.prefetch)
         with self._lock:
             self._worker = worker
 

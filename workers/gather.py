@@ -5,27 +5,28 @@ Producers that publish one event at a time (an upstream at 200 events/s, the sch
 single messages; handled one by one, each pays a stage's whole fixed cost (a transaction, the
 round trips, dramatiq's own). So when ``route``, ``render``, ``sms`` or ``history`` takes a message
 it takes those waiting behind it, up to ``HERALD_STAGE_BATCH_SIZE`` items in all, and hands the lot
-to its batch function. They wait delivered to this worker but not yet started: the consumer's
-prefetch, in the worker's work queue (``infra.middleware.prefetched``, which also makes that
-prefetch large enough for a batch). Taking them costs no round trip; asking RabbitMQ for more
-(``basic_get``) costs one per message, and made the stage that did it drain its queue no faster
-than one by one. The threads of a stage process gather one batch at a time: those that took a
-message meanwhile wait their turn, and the next to go takes whatever came in the meantime. Nothing
-waits to fill: a quiet pipeline handles each message as it comes, and a busy one handles bigger
-batches the busier it is.
+to its batch function. Nothing waits to fill: a quiet pipeline handles each message as it comes,
+and a busy one handles bigger batches the busier it is.
 
-The messages taken are acked only once the batch is done (committed and handed on); if it fails,
-they go back to the work queue untouched, still unacked, to be handled again (the
-message taken first is retried or dead-lettered by dramatiq as always). A message tried before (a
-retry) is handled on its own and never takes others, so a batch that keeps failing cannot hold
-good messages hostage.
+They wait in two places. Taken by the stage's other threads while a batch was in flight: the
+threads of a stage process gather one batch at a time, and a thread that takes a message
+meanwhile waits, its message joining the next batch (``workers.batch_turn``). Delivered to this
+worker and not yet taken: the consumer's prefetch, in the worker's work queue
+(``infra.middleware.prefetched``, which also makes that prefetch large enough for a batch).
+Neither costs a round trip; asking RabbitMQ for more (``basic_get``) costs one per message, and
+made the stage that did it drain its queue no faster than one by one.
+
+The messages taken are acked only once the batch is done (committed and handed on). If it fails,
+the prefetched ones go back to the work queue untouched, still unacked, and those of other threads
+are handled by their threads alone; the message taken first is retried or dead-lettered by
+dramatiq as always. A message tried before (a retry) is handled on its own and never takes others,
+so a batch that keeps failing cannot hold good messages hostage.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,7 @@ from infra import metrics, topology
 from infra.bootstrap import Services
 from infra.middleware.prefetched import prefetched
 from schemas.messages import BatchMessage
+from workers.batch_turn import Outcome, Turn
 
 logger = logging.getLogger("herald.gather")
 
@@ -52,57 +54,78 @@ class Kind:
     items: dict[str, Callable[[Any], list[Any]]]
 
 
-def gathering(
-    kind: Kind, actor: str, handler: Handler, batch_handler: Handler, turn: threading.Lock
-) -> Handler:
+def gathering(kind: Kind, actor: str, handler: Handler, batch_handler: Handler, turn: Turn) -> Handler:
     """``handler`` for a message of ``actor``, taking the messages of ``kind`` waiting behind it
     into one batch for ``batch_handler`` (see the module). ``turn`` is shared by the actors of
-    ``kind`` in this process: one gathered batch at a time."""
+    ``kind`` in this process: one gathering batch at a time (``workers.batch_turn``)."""
 
     def run(svc: Services, body: Any) -> None:
         current = CurrentMessage.get_current_message()
         if current is None or current.options.get("retries"):
             handler(svc, body)  # a retry (or called outside a worker): alone, as ever
             return
-        try:
-            own = kind.items[actor](body)
-        except (KeyError, TypeError):
-            handler(svc, body)  # not a body of its kind: its own function says what is wrong
+        own = _valid_items(kind, actor, {}, (body,))
+        if own is None:
+            handler(svc, body)  # not a valid body of its kind: its own function says what is wrong
             return
         room = svc.settings.stage_batch_size - len(own)
         if room <= 0:
             handler(svc, body)  # a full batch already
             return
-        # One gathering batch at a time per process: the threads that took a message meanwhile
-        # wait here, and the first to go on takes everything that came in the meantime, as one
-        # batch. Gathering first and then waiting (for the store's write lock, on SQLite) would
-        # make each of them a batch of one, queued behind the others.
-        with turn:
-            _gather(kind, svc, body, own, room, handler, batch_handler)
+        waiting = turn.enter(own)
+        if waiting is not None:
+            outcome = waiting.wait()
+            if outcome is Outcome.DONE:
+                return  # handled in another thread's batch: dramatiq acks it now
+            if outcome is Outcome.ALONE:
+                handler(svc, body)  # that batch failed: on its own account
+                return
+        try:
+            _lead(kind, svc, body, own, room, turn, handler, batch_handler)
+        finally:
+            turn.leave()
 
     return functools.update_wrapper(run, handler, updated=())
 
 
-def _gather(
-    kind: Kind, svc: Services, body: Any, own: list[Any], room: int, handler: Handler, batch_handler: Handler
+def _lead(
+    kind: Kind,
+    svc: Services,
+    body: Any,
+    own: list[Any],
+    room: int,
+    turn: Turn,
+    handler: Handler,
+    batch_handler: Handler,
 ) -> None:
     """Handle ``body`` (whose items are ``own``) with what waits behind it, up to ``room`` more
-    items: alone when nothing does."""
+    items: the messages other threads of the stage took meanwhile, then those prefetched and not
+    yet taken; alone when nothing waits."""
+    joined = turn.take(room)
+    room -= sum(len(one.items) for one in joined)
     queue = topology.queue_name(svc.settings.queue_prefix, kind.batch.stage)
     buffer = prefetched(svc.emitter.broker)
     held = buffer.take(lambda message: _joins(kind, queue, message), room, len) if buffer else []
-    if buffer is None or not held:
+    if not joined and not held:
         handler(svc, body)
         return
-    items = own + [item for one in held for item in one.value]
+    items = (
+        own + [item for one in joined for item in one.items] + [item for one in held for item in one.value]
+    )
     try:
         batch_handler(svc, {kind.batch.items_field: items})
     except BaseException:
-        buffer.give_back(held)
+        if buffer is not None:
+            buffer.give_back(held)
+        for one in joined:
+            one.settle(Outcome.ALONE)
         raise
-    buffer.settle(held)
+    if buffer is not None:
+        buffer.settle(held)
+    for one in joined:
+        one.settle(Outcome.DONE)
     metrics.MESSAGES.labels(stage=kind.batch.stage, outcome=metrics.OK).inc(len(held))
-    logger.debug("messages gathered", extra={"messages": 1 + len(held), "items": len(items)})
+    logger.debug("messages gathered", extra={"messages": 1 + len(joined) + len(held), "items": len(items)})
 
 
 def _joins(kind: Kind, queue: str, message: Any) -> list[Any] | None:

@@ -11,7 +11,6 @@ services they booted.
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -35,6 +34,7 @@ from schemas.messages import (
     StageMessage,
 )
 from workers import collect, email, gather, history, render, route, sms
+from workers.batch_turn import Turn
 
 #: What a stage runs for one message: the process's services and the message body.
 Handler = Callable[[Services, Any], None]
@@ -95,7 +95,7 @@ def handlers(stage: str) -> dict[type[StageMessage], Handler]:
     kind = GATHERED.get(stage)
     if kind is not None:
         batch_handler = found[kind.batch]
-        turn = threading.Lock()  # the stage's actors gather one batch at a time between them
+        turn = Turn()  # the stage's actors gather one batch at a time between them
         found = {
             message: gather.gathering(kind, message.actor, handler, batch_handler, turn)
             if message.actor in kind.items

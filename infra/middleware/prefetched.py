@@ -59,6 +59,12 @@ class Prefetched(Middleware):
         with self._lock:
             self._worker = worker
 
+    def before_worker_shutdown(self, broker: Any, worker: Any) -> None:
+        # Stopping: what is not started stays for RabbitMQ to hand out again, not for a last batch.
+        with self._lock:
+            if self._worker is worker:
+                self._worker = None
+
     def after_worker_shutdown(self, broker: Any, worker: Any) -> None:
         with self._lock:
             if self._worker is worker:

@@ -75,6 +75,17 @@ class Turn:
                     room -= len(waiting.items)
         return taken
 
+    def withdraw(self, waiting: Waiting) -> None:
+        """A waiting thread gives up (its message was interrupted: dramatiq's time limit, a stop):
+        no longer waiting, and should the turn have passed to it, it passes on. Its items may be
+        in a batch already; that is the stages' idempotency's to absorb, as for a redelivery."""
+        with self._lock:
+            if waiting in self._waiting:
+                self._waiting.remove(waiting)
+                return
+        if waiting.outcome is Outcome.LEAD:
+            self.leave()
+
     def leave(self) -> None:
         """The leader's batch ended: the first waiting thread leads the next one, if any waits."""
         with self._lock:

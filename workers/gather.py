@@ -74,7 +74,11 @@ def gathering(kind: Kind, actor: str, handler: Handler, batch_handler: Handler, 
             return
         waiting = turn.enter(own)
         if waiting is not None:
-            outcome = waiting.wait()
+            try:
+                outcome = waiting.wait()
+            except BaseException:  # interrupted while waiting: the turn must not stop with us
+                turn.withdraw(waiting)
+                raise
             if outcome is Outcome.DONE:
                 return  # handled in another thread's batch: dramatiq acks it now
             if outcome is Outcome.ALONE:

@@ -50,3 +50,18 @@ def test_a_waiting_thread_learns_how_its_message_fared() -> None:
     taken.settle(Outcome.ALONE)  # the batch failed: its thread handles it on its own
     thread.join(timeout=10)
     assert seen == [Outcome.ALONE]
+
+
+def test_a_thread_that_gives_up_waiting_leaves_the_line_and_passes_the_turn_on() -> None:
+    turn = Turn()
+    turn.enter(["a"])
+    quitter, next_one = turn.enter(["b"]), turn.enter(["c"])
+    assert quitter is not None
+    assert next_one is not None
+    turn.leave()  # the turn passes to the quitter, which is interrupted before it leads
+    turn.withdraw(quitter)
+    assert next_one.wait() is Outcome.LEAD
+    late = turn.enter(["d"])
+    assert late is not None
+    turn.withdraw(late)  # still in line: just leaves it
+    assert turn.take(10) == []

@@ -30,7 +30,7 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
-from infra import topology
+from infra import handing_on, topology
 from infra.dead_letters import (
     ATTEMPTS_HEADER,
     MAX_REASON,
@@ -240,6 +240,7 @@ class Emitter:
             raise TypeError(f"cannot dead-letter on {type(self.broker).__name__}")
 
     def _send(self, stage: str, actor: str, body: Any, *, delay: int | None = None) -> None:
+        handing_on.sending()
         self.broker.enqueue(
             dramatiq.Message(
                 queue_name=self.queue(stage),

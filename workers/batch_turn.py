@@ -5,7 +5,9 @@ dramatiq's threads each take a message off the work queue. Were each to make its
 time, queued for the store's write lock one behind the other, each paying a batch's whole fixed
 cost. Instead a thread that finds a batch in flight leaves its message's items here and waits; the
 thread whose batch ends hands the turn to the first that waits, which leads the next batch and
-takes every waiting thread's items into it (``workers.gather``). A waiting thread then learns how
+takes every waiting thread's items into it (``workers.gather``); a leader passes the turn on as
+soon as its batch starts handing on (its store work done, ``infra.handing_on``), so the next batch
+does its store work while this one waits for RabbitMQ's confirm. A waiting thread then learns how
 its message fared: done with the batch (dramatiq acks it), or the batch failed and it is to handle
 its message alone, or it leads the next batch.
 """

@@ -36,6 +36,7 @@ from pydantic import ValidationError
 
 from infra import metrics, topology
 from infra.bootstrap import Services
+from infra.handing_on import on_first_send
 from infra.middleware.prefetched import prefetched
 from schemas.messages import BatchMessage
 from workers.batch_turn import Outcome, Turn
@@ -84,12 +85,29 @@ def gathering(kind: Kind, actor: str, handler: Handler, batch_handler: Handler, 
             if outcome is Outcome.ALONE:
                 handler(svc, body)  # that batch failed: on its own account
                 return
+        # The next batch may start once this one hands on (its store work done, its confirm
+        # awaited), or at the latest once it ends.
+        hand_over = _once(turn.leave)
         try:
-            _lead(kind, svc, body, own, room, turn, handler, batch_handler)
+            with on_first_send(hand_over):
+                _lead(kind, svc, body, own, room, turn, handler, batch_handler)
         finally:
-            turn.leave()
+            hand_over()
 
     return functools.update_wrapper(run, handler, updated=())
+
+
+def _once(action: Callable[[], None]) -> Callable[[], None]:
+    """``action``, run on the first call only (calls come from one thread)."""
+    done = False
+
+    def run() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            action()
+
+    return run
 
 
 def _lead(

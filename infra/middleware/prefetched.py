@@ -86,7 +86,11 @@ class Prefetched(Middleware):
                     item = work_queue.get_nowait()
                 except Empty:
                     break
-                value = accept(item.message)
+                try:
+                    value = accept(item.message)
+                except BaseException:
+                    passed.append(item)
+                    raise
                 if value is None or size(value) > room:
                     passed.append(item)
                     continue

@@ -44,7 +44,8 @@ worker process; more processes per stage, more notifications/s.
                              [--idle-samples 5] [--idle-seconds 1]
                              [--threads 4] [--processes 1] [--scaling 1,2,4] [--warmup 10]
                              [--json benchmarks/results-e2e.json]
-                             [--profile DIR [--profile-mode gil|wall]]
+                             [--profile DIR [--profile-mode gil|wall]
+                                            [--profile-phase throughput|latency]]
 
 ``--profile`` needs py-spy in the venv (``.venv/bin/pip install py-spy``; not a dependency):
 collapsed stacks of each stage's worker processes during the throughput phase, one file each.
@@ -564,12 +565,27 @@ class Benchmark:
         return count / elapsed
 
     def idle_cpu(self, seconds: float = 2.0) -> dict[str, float]:
-        """Percent of one core each stage (and the broker, the database server) burns with nothing to do."""
+        """Percent of one core each stage (and the broker, the database server) burns with nothing to do,
+        once the stages are warm: a stage's queue has a consumer before every process of it has
+        finished starting (the ``/metrics`` fork imports for a second or two after it), and that
+        start-up is not idling."""
+        self._wait_warm()
         before = {s.name: s.cpu() for s in self.stages} | self._server_cpu()
         time.sleep(seconds)
         after = {s.name: s.cpu() for s in self.stages} | self._server_cpu()
         both = [name for name in after if name in before]
         return {name: round((after[name] - before[name]) / seconds * 100, 1) for name in both}
+
+    def _wait_warm(self, window: float = 0.5, quiet_percent: float = 5.0, timeout: float = 30.0) -> None:
+        """Until no stage burns more than ``quiet_percent`` of a core over ``window`` seconds (at most
+        ``timeout``): the processes have done starting."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            before = {s.name: s.cpu() for s in self.stages}
+            time.sleep(window)
+            busy = max((s.cpu() - before[s.name]) / window * 100 for s in self.stages)
+            if busy <= quiet_percent:
+                return
 
     def log_problems(self) -> dict[str, dict[str, int]]:
         """Warnings and errors in each stage's log, counted by message."""
@@ -610,7 +626,7 @@ class Benchmark:
         events = _events(first, count, f"tp{uuid.uuid4().hex[:6]}")
         stop_sampling = threading.Event()
         sampler = threading.Thread(target=self._sample_depths, args=(stop_sampling,), daemon=True)
-        profilers = self._start_profilers()
+        profilers = self._start_profilers("throughput")
         cpu_before = {s.name: s.cpu() for s in self.stages}
         others_before = self._other_cpu()
         before = self.sandbox.count()
@@ -657,18 +673,21 @@ class Benchmark:
             "max_queue_depth": dict(self.depth_samples),
         }
 
-    def _start_profilers(self) -> list[subprocess.Popen[bytes]]:
-        """With ``--profile DIR``: py-spy on each stage's worker processes (raw collapsed stacks)."""
-        if not self.args.profile:
+    def _start_profilers(self, phase: str, rate: float = 0) -> list[subprocess.Popen[bytes]]:
+        """With ``--profile DIR``: py-spy on each stage's worker processes (raw collapsed stacks),
+        when ``phase`` is the one ``--profile-phase`` names."""
+        if not self.args.profile or self.args.profile_phase != phase or (rate and rate != self.args.rate):
             return []
         self.args.profile.mkdir(parents=True, exist_ok=True)
         started = []
         for stage in self.stages:
             for pid in stage.workers():  # not the supervisor (it only waits) nor the metrics fork
-                out = self.args.profile / f"{stage.name}-{pid}.txt"
+                out = self.args.profile / f"{phase}-{stage.name}-{pid}.txt"
                 argv = [str(BIN / "py-spy"), "record", "--format", "raw", "--rate", "200"]
                 # gil: only the thread holding the GIL (where the CPU goes); wall: waiting stacks too.
                 argv.append("--gil" if self.args.profile_mode == "gil" else "--idle")
+                if phase == "latency":
+                    argv.append("--nonblocking")  # pausing a process to sample it would stretch latencies
                 started.append(
                     subprocess.Popen(
                         [*argv, "--pid", str(pid), "-o", str(out)],
@@ -713,16 +732,22 @@ class Benchmark:
         }
         return figures | self._server_cpu()
 
-    def _sample_depths(self, stop: threading.Event) -> None:
-
+    def _sample_depths(self, stop: threading.Event, timeline: list[dict[str, Any]] | None = None) -> None:
+        """Each stage's ready messages every 0.25 s, the maximum in ``depth_samples``; with
+        ``timeline``, every sample too (seconds since the start, depth by stage)."""
         self.depth_samples = {name: 0 for name in STAGES}
         connection = self._connect()
+        started = time.monotonic()
         try:
             channel = connection.channel()
             while not stop.wait(0.25):
+                sample: dict[str, Any] = {"t": round(time.monotonic() - started, 2)}
                 for name in STAGES:
                     depth = channel.queue_declare(f"{self.prefix}.{name}", passive=True).method.message_count
                     self.depth_samples[name] = max(self.depth_samples[name], depth)
+                    sample[name] = depth
+                if timeline is not None:
+                    timeline.append(sample)
         finally:
             connection.close()
 
@@ -781,8 +806,14 @@ class Benchmark:
         before = self.sandbox.count()
         published_at: dict[str, float] = {}
         late = 0
+        timeline: list[dict[str, Any]] = []
+        stop_sampling = threading.Event()
+        sampler = threading.Thread(target=self._sample_depths, args=(stop_sampling, timeline), daemon=True)
+        profilers = self._start_profilers("latency", rate)
+        cpu_before = {s.name: s.cpu() for s in self.stages} | self._server_cpu()
         with Publisher(self.settings) as publisher:
             publisher.connect()
+            sampler.start()
             started = time.monotonic()
             for i, event in enumerate(events):
                 due = started + i / rate
@@ -795,7 +826,16 @@ class Benchmark:
                 publisher.publish(event)
             publishing = time.monotonic() - started
         self.published += count
-        _wait(lambda: self.sandbox.count() >= before + count, 60 + count / 20, f"{count} more SMS")
+        try:
+            _wait(lambda: self.sandbox.count() >= before + count, 60 + count / 20, f"{count} more SMS")
+        finally:
+            stop_sampling.set()
+            sampler.join(timeout=5)
+            self._stop_profilers(profilers)
+        cpu = {
+            k: v - cpu_before.get(k, 0.0)
+            for k, v in ({s.name: s.cpu() for s in self.stages} | self._server_cpu()).items()
+        }
         arrivals = self.sandbox.arrivals()
         latencies = sorted((arrivals[to] - t) * 1000 for to, t in published_at.items() if to in arrivals)
         return {
@@ -807,6 +847,11 @@ class Benchmark:
             "p90_ms": round(_percentile(latencies, 90), 1),
             "p99_ms": round(_percentile(latencies, 99), 1),
             "max_ms": round(latencies[-1], 1) if latencies else None,
+            # Where the time went: CPU per notification by stage over the phase (to the sandbox's
+            # last accept), and each stage's ready messages sampled every 0.25 s.
+            "cpu_ms_per_notification": {k: round(v * 1000 / count, 2) for k, v in cpu.items()},
+            "max_queue_depth": dict(self.depth_samples),
+            "queue_depths": timeline,
         }
 
     def peak_rss(self) -> dict[str, list[dict[str, Any]]]:
@@ -954,6 +999,10 @@ def _table(figures: dict[str, Any]) -> str:
         "  idle CPU before the run (% of a core): "
         + ", ".join(f"{k} {v}" for k, v in figures["idle_cpu_percent"].items())
     )
+    if "cpu_ms_per_notification" in lat:
+        title = f"CPU per notification at {lat['rate']:g} events/s"
+        heading = f"{title:<44}{'ms':>8}{'':>12}    max queue depth"
+        lines += [heading, *_cpu_lines(lat["cpu_ms_per_notification"], lat["max_queue_depth"])]
     for stage, counts in figures["log_problems"].items():
         for message, n in sorted(counts.items(), key=lambda item: -item[1])[:5]:
             lines.append(f"  {stage} log: {n} x {message}")
@@ -1060,6 +1109,12 @@ def main() -> int:
         choices=("gil", "wall"),
         default="gil",
         help="with --profile: CPU (gil) or wall time",
+    )
+    parser.add_argument(
+        "--profile-phase",
+        choices=("throughput", "latency"),
+        default="throughput",
+        help="with --profile: the throughput phase, or the latency phase at --rate",
     )
     args = parser.parse_args()
 

@@ -30,7 +30,7 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
-from infra import amqp_nodes, topology
+from infra import amqp_nodes, handing_on, topology
 from infra.dead_letters import (
     ATTEMPTS_HEADER,
     MAX_REASON,
@@ -42,6 +42,7 @@ from infra.dead_letters import (
 from infra.middleware.dead_letters import DeadLetterLog
 from infra.middleware.log_context import LogContext
 from infra.middleware.metrics import Metrics
+from infra.middleware.prefetched import Prefetched
 from infra.middleware.single_sigterm import SingleSigterm
 from infra.retry_policy import retry_when
 from infra.settings import Settings
@@ -52,6 +53,12 @@ from schemas.validation import event_to_json
 if TYPE_CHECKING:
     from infra.bootstrap import Services
 
+
+#: Messages a worker's consumer holds delivered and unacked, at most (or a batch's worth, if
+#: fewer): what a stage can gather a batch from with no round trip (``workers.gather``). Bounded,
+#: since a message can itself be a batch of ``HERALD_STAGE_BATCH_SIZE`` items held in memory, and
+#: since what one process holds another process of the stage cannot take.
+GATHER_PREFETCH = 32
 
 #: Tries to publish a dead letter (a lost connection is reopened in between), as dramatiq's enqueue.
 _DEAD_LETTER_ATTEMPTS = 6
@@ -170,6 +177,8 @@ def herald_middleware(
         CurrentMessage(),
         DeadLetterLog(),
         SingleSigterm(),
+        # What the worker prefetched, for the stages that gather what waits (workers.gather).
+        Prefetched(prefetch=min(settings.stage_batch_size, GATHER_PREFETCH)),
     ]
 
 
@@ -241,6 +250,7 @@ class Emitter:
             raise TypeError(f"cannot dead-letter on {type(self.broker).__name__}")
 
     def _send(self, stage: str, actor: str, body: Any, *, delay: int | None = None) -> None:
+        handing_on.sending()
         self.broker.enqueue(
             dramatiq.Message(
                 queue_name=self.queue(stage),

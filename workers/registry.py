@@ -34,6 +34,7 @@ from schemas.messages import (
     StageMessage,
 )
 from workers import collect, email, gather, history, render, route, sms
+from workers.batch_turn import Turn
 
 #: What a stage runs for one message: the process's services and the message body.
 Handler = Callable[[Services, Any], None]
@@ -94,8 +95,9 @@ def handlers(stage: str) -> dict[type[StageMessage], Handler]:
     kind = GATHERED.get(stage)
     if kind is not None:
         batch_handler = found[kind.batch]
+        turn = Turn()  # the stage's actors gather one batch at a time between them
         found = {
-            message: gather.gathering(kind, message.actor, handler, batch_handler)
+            message: gather.gathering(kind, message.actor, handler, batch_handler, turn)
             if message.actor in kind.items
             else handler
             for message, handler in found.items()

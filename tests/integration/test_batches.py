@@ -161,9 +161,9 @@ def test_single_events_waiting_in_routes_queue_are_routed_together_and_handed_on
     handed on."""
     handed, routed = _route_singles(herald_env, tmp_path, 60)
     assert sorted(nid for m in handed for nid in m) == sorted(routed)  # each once
-    # The worker took at most two messages ahead (its prefetch); the rest waited, and were taken
-    # together: far fewer messages on to render than events.
-    assert len(handed) <= 4, [len(m) for m in handed]
+    # The worker's consumer holds up to 32 of them delivered (its prefetch): each batch takes
+    # whatever is there when it starts, so far fewer messages go on to render than events.
+    assert len(handed) <= 6, [len(m) for m in handed]
 
 
 def test_a_gathered_batch_that_fails_puts_the_messages_it_took_back_and_none_is_lost_or_doubled(
@@ -172,17 +172,17 @@ def test_a_gathered_batch_that_fails_puts_the_messages_it_took_back_and_none_is_
     import workers.route
 
     original = workers.route._route
-    calls: list[int] = []
+    failed: list[int] = []
 
     def fails_once(svc: Any, events: Any) -> Any:
-        calls.append(len(events))
-        if len(calls) == 1:
+        if len(events) > 1 and not failed:  # the first batch that took waiting messages
+            failed.append(len(events))
             raise ConnectionError("the store went away")  # transient: the first message is retried
         return original(svc, events)
 
     monkeypatch.setattr(workers.route, "_route", fails_once)
     handed, routed = _route_singles(herald_env, tmp_path, 20)
-    assert calls[0] > 1  # the failed batch had taken the waiting messages
+    assert failed  # a gathered batch failed, with the messages it had taken
     assert sorted(nid for m in handed for nid in m) == sorted(routed)  # each handed on once
     assert len(routed) == 20
 

@@ -113,11 +113,16 @@ def test_the_pipeline_counts_sent_and_refused_sms_and_tags_every_line_with_its_i
         ),
         what="history counted two sent and one failed",
     )
-    assert _value("herald_messages_total", **labels["ok"]) == before["ok"] + 3
+    # Messages, not notifications: render gathers what waits into one batch message, so the three
+    # notifications reach sms in one to three messages, each counted once as handled.
+    handled = _value("herald_messages_total", **labels["ok"]) - before["ok"]
+    assert 1 <= handled <= 3
     assert _value("herald_provider_errors_total", **labels["refused"]) == before["refused"] + 1
     segments = sum(count_segments(r["body"]).parts for r in sent)
     assert _value("herald_sms_segments_sent_total") == before["segments"] + segments
-    assert _value("herald_message_duration_seconds_count", stage="sms") >= before["timed"] + 3
+    assert (
+        _value("herald_message_duration_seconds_count", stage="sms") > before["timed"]
+    )  # gathered ones ride in its time
 
     lines = [json.loads(line) for line in json_log.getvalue().splitlines()]
     refused = [e for e in lines if e["msg"] == "sms refused"]

@@ -167,10 +167,9 @@ class WebhookRunner:
             )
             for d in due
         ]
+        # Every attempt made is recorded, also those in flight when the endpoint was paused.
         for d, future in futures:
-            attempt = future.result()
-            if self._record(endpoint["endpoint_id"], d, attempt, counts):
-                break  # paused: the rest stay pending (their answers, if any, are recorded next time)
+            self._record(endpoint["endpoint_id"], d, future.result(), counts)
 
     def _record(self, endpoint_id: str, due: Due, attempt: Attempt, counts: Counts) -> bool:
         """Record one attempt; whether the endpoint is now paused."""

@@ -101,7 +101,7 @@ def every_event_type(services: Services, event_id: str = "evt_1") -> dict[str, s
     with services.transaction() as conn:
         upsert_payment(conn, payment | {"status": "confirmed"}, now)
     with services.transaction() as conn:
-        assert claim(conn, "acme", "INV-1", 3, "evt_reminder_3", now)
+        claim(conn, "acme", "INV-1", 3, "evt_reminder_3", now)  # once per invoice and offset
         mark_published(conn, "acme", "INV-1", 3, now)
     return ids
 

@@ -134,7 +134,7 @@ class _Handler(SandboxHandler):
                     state.secrets = [str(s) for s in spec.get("secrets", [])]
                 self._send(200, {"secrets": len(state.secrets)})
                 return
-            _configure(state, spec)
+            configure(state, spec)
             self._send(200, state.faults.state())
             return
         self._webhook(path, body)
@@ -170,7 +170,8 @@ class _Handler(SandboxHandler):
         self._send(status, None if status < 300 else {"error": "sandbox says no"}, extra)
 
 
-def _configure(state: ReceiverState, spec: dict[str, Any]) -> None:
+def configure(state: ReceiverState, spec: dict[str, Any]) -> None:
+    """Plan failures (the body of ``POST /sandbox/faults``)."""
     state.faults.configure(spec)
     if "for_seconds" in spec:
         state.outage = _Outage(time.monotonic() + float(spec["for_seconds"]), int(spec.get("status", 500)))
@@ -208,7 +209,7 @@ class WebhookReceiver(HttpSandbox):
 
     def fail_for(self, seconds: float, status: int = 500) -> None:
         """Answer every webhook with ``status`` for ``seconds`` from now."""
-        _configure(self.state, {"for_seconds": seconds, "status": status})
+        configure(self.state, {"for_seconds": seconds, "status": status})
 
 
 def serve(secrets: list[str], host: str, port: int) -> None:

@@ -125,6 +125,12 @@ class WebhookRunner:
         """Publish the oldest unpublished outbox rows in order, mark them once confirmed."""
         if self._channel is None:
             return 0
+        try:
+            if not self._channel.is_open:  # declares the exchange, so upstreams can bind before any event
+                self._channel.open()
+        except PublishError as exc:
+            log.warning("status exchange: broker unavailable, retried next round: %s", exc)
+            return 0
         with self.services.reading() as conn:
             rows = store.outbox_to_publish(conn, limit)
         if not rows:

@@ -4,11 +4,13 @@ the ``standardwebhooks`` library, in order per notification; failures, pauses, r
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pika
 import pytest
 from sqlalchemy import func, select
 
@@ -310,3 +312,49 @@ def test_retry_after_is_honoured_and_each_attempt_is_recorded(hooks: Services) -
         assert (second - first).total_seconds() >= 2 - 0.1  # not before the asked time
         attempts = ops.deliveries(hooks, "acme", endpoint)
         assert [(a["response"], a["outcome"]) for a in attempts] == [(204, "delivered"), (429, "retry")]
+
+
+def test_every_event_is_published_to_the_status_exchange_in_order_with_its_type_as_routing_key(
+    amqp_url: str, database_url: str
+) -> None:
+    prefix = f"{RUN_PREFIX}-st"
+    settings = Settings(
+        database_url=database_url, amqp_url=amqp_url, queue_prefix=prefix, **{**FAST, "status_exchange": True}
+    )  # type: ignore[arg-type]
+    services = bootstrap(settings)
+    runner = WebhookRunner(services)
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    try:
+        runner.round()  # declares the exchange (nothing to publish yet)
+        queue = channel.queue_declare("", exclusive=True).method.queue
+        channel.queue_bind(queue, f"{prefix}.notifications", routing_key="#")
+        mine = channel.queue_declare("", exclusive=True).method.queue
+        channel.queue_bind(mine, f"{prefix}.notifications", routing_key="payment.*")
+        every_event_type(services)
+        expected = _outbox_order(services)
+        total = sum(len(v) for v in expected.values())
+        _until(runner, lambda: channel.queue_declare(queue, passive=True).method.message_count >= total)
+        got = []
+        while (message := channel.basic_get(queue, auto_ack=True))[0] is not None:
+            method, properties, body = message
+            payload = json.loads(body)
+            assert method.routing_key == payload["type"]
+            assert properties.message_id == payload["id"]
+            got.append(payload)
+        assert len(got) == total  # each once
+        by_subject: dict[str, list[str]] = {}
+        for payload in got:
+            data = payload["data"]
+            subject = data.get("notification_id") or data.get("payment_id") or data.get("mandate_id")
+            by_subject.setdefault(subject or f"{data['org_id']}/{data['invoice_id']}", []).append(
+                payload["id"]
+            )
+        assert by_subject == expected
+        assert channel.queue_declare(mine, passive=True).method.message_count == 2  # the topic filter
+        runner.round()
+        assert channel.queue_declare(queue, passive=True).method.message_count == 0  # not published twice
+    finally:
+        connection.close()
+        runner.close()
+        shutdown(services)

@@ -267,6 +267,14 @@ def lease_endpoints(conn: Connection, owner: str, now: datetime, lease: timedelt
     )
 
 
+def release_leases(conn: Connection, owner: str) -> None:
+    """Give up every endpoint ``owner`` holds (a clean stop)."""
+    e = webhook_endpoints.c
+    conn.execute(
+        update(webhook_endpoints).where(e.lease_owner == owner).values(lease_owner=None, lease_until=None)
+    )
+
+
 @dataclass(frozen=True)
 class Due:
     """A delivery that may be attempted now."""

@@ -31,9 +31,8 @@ from workers.rules.webhooks import Pending, RetryPolicy, gives_up, next_attempt_
 
 log = logging.getLogger("herald.webhooks")
 
-#: Deliveries read per endpoint per round; at most ``webhook_concurrency`` of them go at once.
-ROUND = 200
-LEASE = timedelta(seconds=60)
+#: Groups of ``webhook_concurrency`` deliveries sent to one endpoint per round.
+CHUNKS = 4
 
 
 def policy_of(services: Services) -> RetryPolicy:
@@ -80,6 +79,9 @@ class WebhookRunner:
         self.owner = f"{socket.gethostname()[:40]}:{os.getpid()}"
         self.session = requests.Session()
         self._pool = ThreadPoolExecutor(self.settings.webhook_concurrency, thread_name_prefix="webhook")
+        # Held across rounds and renewed by each; it outlives a round (CHUNKS groups, each at most one
+        # timeout long), and a process killed without releasing it holds it no longer than this.
+        self.lease = timedelta(seconds=max(30.0, (CHUNKS + 2) * self.settings.webhook_timeout_seconds))
         self._channel: ConfirmingChannel | None = None
         if self.settings.status_exchange:
             self._channel = ConfirmingChannel(
@@ -90,8 +92,14 @@ class WebhookRunner:
             )
 
     def close(self) -> None:
-        """Release the HTTP pool, the threads and the broker connection."""
+        """Release the endpoints' leases (another process takes them at once), the HTTP pool, the
+        threads and the broker connection."""
         self._pool.shutdown(wait=True)
+        try:
+            with self.services.transaction() as conn:
+                store.release_leases(conn, self.owner)
+        except Exception:  # the store away: the leases run out on their own
+            log.warning("webhooks: leases not released", exc_info=True)
         self.session.close()
         if self._channel is not None:
             self._channel.close()
@@ -115,7 +123,7 @@ class WebhookRunner:
             counts.fanned_out = store.fan_out(conn, self.now())
         counts.published = self.publish()
         with self.services.transaction() as conn:
-            endpoints = store.lease_endpoints(conn, self.owner, self.now(), LEASE)
+            endpoints = store.lease_endpoints(conn, self.owner, self.now(), self.lease)
         for endpoint in endpoints:
             self.deliver(endpoint, counts)
         return counts
@@ -149,33 +157,31 @@ class WebhookRunner:
 
     # -- webhooks --------------------------------------------------------------------------------
     def deliver(self, endpoint: Any, counts: Counts) -> None:
-        """Send what may go now to one endpoint, in order per subject, recording every attempt."""
+        """Send what may go now to one endpoint, in order per subject, recording every attempt.
+
+        At most ``webhook_concurrency`` requests are in flight, each recorded before the next group
+        goes: a crash re-sends at most that many (same ``webhook-id``). A round takes at most
+        ``CHUNKS`` groups, so it ends well within the endpoint's lease."""
         now = self.now()
+        size = self.settings.webhook_concurrency
         with self.services.reading() as conn:
-            pending = store.pending_of(conn, endpoint["endpoint_id"], ROUND * 5)
-            ids = sendable([Pending(i, subject, at <= now) for i, subject, at in pending])[:ROUND]
+            pending = store.pending_of(conn, endpoint["endpoint_id"], size * CHUNKS * 5)
+            ids = sendable([Pending(i, subject, at <= now) for i, subject, at in pending])[: size * CHUNKS]
             due = store.load_due(conn, ids)
-        if not due:
-            return
         secrets = store.signing_secrets(endpoint, now)
-        futures = [
-            (
-                d,
-                self._pool.submit(
-                    post,
-                    self.session,
-                    endpoint["url"],
-                    d.msg_id,
-                    d.payload,
-                    secrets,
-                    self.settings.webhook_timeout_seconds,
-                ),
-            )
-            for d in due
-        ]
-        # Every attempt made is recorded, also those in flight when the endpoint was paused.
-        for d, future in futures:
-            self._record(endpoint["endpoint_id"], d, future.result(), counts)
+        timeout = self.settings.webhook_timeout_seconds
+        for start in range(0, len(due), size):
+            group = due[start : start + size]
+            futures = [
+                self._pool.submit(post, self.session, endpoint["url"], d.msg_id, d.payload, secrets, timeout)
+                for d in group
+            ]
+            paused = False
+            for d, future in zip(group, futures, strict=True):
+                # Every attempt made is recorded, also those in flight when the endpoint was paused.
+                paused = self._record(endpoint["endpoint_id"], d, future.result(), counts) or paused
+            if paused:
+                return
 
     def _record(self, endpoint_id: str, due: Due, attempt: Attempt, counts: Counts) -> bool:
         """Record one attempt; whether the endpoint is now paused."""

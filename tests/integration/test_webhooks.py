@@ -102,7 +102,7 @@ def test_every_event_type_reaches_the_receiver_signed_verified_and_in_order(hook
             skip.payload["data"].items()
             >= {
                 "decision": "skip",
-                "reason": "no_mobile_number",
+                "reason": "no_phone",
                 "contact_id": "P3",
             }.items()
         )

@@ -52,7 +52,7 @@ def every_event_type(services: Services, event_id: str = "evt_1") -> dict[str, s
         NewNotification("P1", "invoice", "sms", "+358401234567", "fi", "send", True),
         NewNotification("P1", "invoice", "email", "aino@example.fi", "fi", "send", True),
         NewNotification("P2", "invoice", "sms", "+358401234568", "fi", "send", True),
-        NewNotification("P3", "invoice", "sms", "", "fi", "no_mobile_number", False),
+        NewNotification("P3", "invoice", "sms", "", "fi", "no_phone", False),
         NewNotification("P4", "mandate_setup", "email", "pay@example.fi", "fi", "send", True),
     ]
     now = datetime.now(UTC)

@@ -37,6 +37,8 @@ def test_the_webhooks_process_killed_twice_mid_run_loses_nothing(tmp_path: Path,
         "HERALD_WEBHOOK_RETRY_BASE_SECONDS": "0.2",
         "HERALD_WEBHOOK_RETRY_MAX_SECONDS": "1",
         "HERALD_WEBHOOK_CONCURRENCY": str(CONCURRENCY),
+        # The lease a killed process leaves is 6 timeouts (at least 30 s): the restart waits it out.
+        "HERALD_WEBHOOK_TIMEOUT_SECONDS": "2",
         "HERALD_LOG_FORMAT": "json",
     }
     with WebhookReceiver() as receiver:

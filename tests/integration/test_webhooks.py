@@ -358,3 +358,32 @@ def test_every_event_is_published_to_the_status_exchange_in_order_with_its_type_
         connection.close()
         runner.close()
         shutdown(services)
+
+
+@pytest.mark.parametrize(
+    "webhook_fields", [{"webhook_pause_after_failures": 0, "webhook_retry_window_hours": 1 / 3600}]
+)
+def test_a_delivery_failing_for_the_whole_retry_window_is_given_up_and_stays_replayable(
+    hooks: Services,
+) -> None:
+    with receiver_with_endpoint(hooks, events=["payment.created", "payment.status_changed"]) as (
+        receiver,
+        endpoint,
+    ):
+        since = datetime.now(UTC) - timedelta(seconds=1)
+        receiver.fail_for(3600, 500)
+        every_event_type(hooks)
+        runner = WebhookRunner(hooks)
+        try:
+
+            def given_up() -> bool:
+                return [a["outcome"] for a in ops.deliveries(hooks, "acme", endpoint)].count("gave_up") == 2
+
+            _until(runner, given_up, what="both payment events given up after the window")
+            assert ops.list_(hooks, "acme")[0]["pending"] == 0
+            receiver.fail_for(0)
+            assert ops.replay(hooks, "acme", endpoint, since)["queued"] == 2
+            _until(runner, lambda: len(receiver.state.accepted()) == 2, what="the replayed events")
+        finally:
+            runner.close()
+        assert [r.type for r in receiver.state.accepted()] == ["payment.created", "payment.status_changed"]

@@ -66,6 +66,7 @@ def write(conn: Connection, items: Sequence[OutboxEvent]) -> int:
     if not items:
         return 0
     now = datetime.now(UTC)
+    stamp = _iso(now)
     rows = []
     for item in items:
         msg_id = message_id(item.key)
@@ -73,7 +74,7 @@ def write(conn: Connection, items: Sequence[OutboxEvent]) -> int:
             "type": item.type.value,
             "version": STATUS_SCHEMA_VERSION,
             "id": msg_id,
-            "timestamp": _iso(now),
+            "timestamp": stamp,
             "data": item.data,
         }
         rows.append(

@@ -197,6 +197,28 @@ class Settings(BaseSettings):
     #: Not looked up any more this long after it was sent (some carriers never report).
     status_sweep_max_age_hours: float = Field(72.0, gt=0)
 
+    # Statuses back to the upstream (the ``webhooks`` process; docs: "Statuses back to your system").
+    #: Longest one webhook request may take (connecting and the answer); past it, the attempt failed.
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    #: The wait after a delivery's first failed attempt; it doubles each attempt (with jitter).
+    webhook_retry_base_seconds: float = Field(5.0, gt=0)
+    #: The longest wait between two attempts of one delivery (a ``Retry-After`` may ask for more).
+    webhook_retry_max_seconds: float = Field(3600.0, gt=0)
+    #: A delivery still failing this long after its first attempt is given up (kept, replayable).
+    webhook_retry_window_hours: float = Field(72.0, gt=0)
+    #: Failed attempts in a row after which an endpoint is paused until an operator resumes it; 0: never.
+    webhook_pause_after_failures: int = Field(50, ge=0)
+    #: After ``herald webhooks rotate-secret``, how long the previous secret keeps signing too.
+    webhook_secret_overlap_hours: float = Field(24.0, ge=0)
+    #: Deliveries to one endpoint in flight at once (each of a different notification: one
+    #: notification's events always go one after another).
+    webhook_concurrency: int = Field(8, ge=1, le=64)
+    #: How often the ``webhooks`` process looks for new events when it has nothing to do.
+    webhook_poll_seconds: float = Field(0.5, gt=0)
+    #: Publish every status event to the topic exchange ``PREFIX.notifications`` too (routing key:
+    #: the event type), with publisher confirms, for upstreams that consume from RabbitMQ.
+    status_exchange: bool = True
+
     #: The least severe level logged.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: ``json`` lines on stderr, or ``console`` for people.

@@ -36,7 +36,12 @@ class ConfirmingChannel:
     """
 
     def __init__(
-        self, url: str | Sequence[str], declare: Sequence[tuple[str, dict[str, Any]]], timeout: float
+        self,
+        url: str | Sequence[str],
+        declare: Sequence[tuple[str, dict[str, Any]]],
+        timeout: float,
+        *,
+        exchange: str = "",
     ) -> None:
         self.urls = split_urls(url) if isinstance(url, str) else list(url)
         # Between calls nobody drives the I/O loop, so heartbeats could not be answered.
@@ -44,6 +49,9 @@ class ConfirmingChannel:
         self._url = self.urls[0]
         self._params = self._nodes[0]
         self._declare = list(declare)
+        # A named exchange (topic, durable) is declared on open and published to, unrouted messages
+        # allowed: a status exchange nobody has bound a queue to yet is not an error.
+        self._exchange = exchange
         self._timeout = timeout
         self._conn: SelectConnection | None = None
         self._channel: Any = None
@@ -158,13 +166,21 @@ class ConfirmingChannel:
 
     def _declare_next(self, i: int) -> None:
         if i == len(self._declare):
-            self._ready = True
-            self._check()
+            if self._exchange:
+                self._channel.exchange_declare(
+                    exchange=self._exchange, exchange_type="topic", durable=True, callback=self._declared
+                )
+            else:
+                self._declared(None)
             return
         queue, arguments = self._declare[i]
         self._channel.queue_declare(
             queue=queue, durable=True, arguments=arguments, callback=lambda _f: self._declare_next(i + 1)
         )
+
+    def _declared(self, _frame: Any) -> None:
+        self._ready = True
+        self._check()
 
     def _on_channel_closed(self, _channel: Any, reason: BaseException) -> None:
         self._ready = False
@@ -217,11 +233,14 @@ class ConfirmingChannel:
         on_confirmed: Callable[[int], None] | None = None,
         *,
         weights: Sequence[int] | None = None,
+        routing_keys: Sequence[str] | None = None,
     ) -> None:
         """Publish ``(message_id, body)`` pairs; return once RabbitMQ confirmed every one.
 
         ``on_confirmed`` is told how many messages each confirm covered, or with ``weights`` (one
         per message: the events a batch carries) the sum of theirs.
+        ``routing_keys`` (one per message) replaces ``routing_key`` message by message (a topic
+        exchange's routing keys, in one ordered stream).
         Raises ``MessageNacked``, ``MessageUnroutable`` or ``BrokerUnavailable``;
         the error's ``confirmed`` lists the message ids that were confirmed.
         """
@@ -243,13 +262,13 @@ class ConfirmingChannel:
             while sent < total and len(self._open_tags) < window:
                 message_id, body = messages[sent]
                 channel.basic_publish(
-                    "",
-                    routing_key,
+                    self._exchange,
+                    routing_keys[sent] if routing_keys is not None else routing_key,
                     body,
                     pika.BasicProperties(
                         delivery_mode=2, content_type="application/json", message_id=message_id
                     ),
-                    mandatory=True,
+                    mandatory=not self._exchange,
                 )
                 tag = self._next_tag
                 self._next_tag += 1

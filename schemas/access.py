@@ -16,9 +16,11 @@ class Level(StrEnum):
 
 class Capability(StrEnum):
     """What an endpoint needs: read, send (events, notifications, payment actions), change the
-    directory and templates, or see unmasked numbers and addresses."""
+    directory and templates, see unmasked numbers and addresses, or manage webhook endpoints."""
 
     VIEW = "view"
     SEND = "send"
     EDIT = "edit"
     REVEAL = "reveal"
+    #: Register, rotate, replay and resume the organisation's webhook endpoints (their secrets).
+    MANAGE_WEBHOOKS = "manage_webhooks"

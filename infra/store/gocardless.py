@@ -19,6 +19,7 @@ from typing import Any, Literal
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from infra.store import status_outbox
 from infra.store.tables import (
     contact_emails,
     customer_contacts,
@@ -203,7 +204,12 @@ def upsert_mandate(conn: Connection, mandate: Mapping[str, Any], now: datetime) 
         "reference": mandate.get("reference"),
         "created_at": _when(mandate.get("created_at")),
     }
-    return _upsert(conn, gc_mandates, str(mandate["id"]), values, now)
+    gc_id = str(mandate["id"])
+    previous = conn.execute(select(gc_mandates.c.status).where(gc_mandates.c.gc_id == gc_id)).scalar()
+    outcome = _upsert(conn, gc_mandates, gc_id, values, now)
+    if outcome != "unchanged":  # mandate.status_changed, in this transaction
+        status_outbox.mandate(conn, _mandate_owner(conn, gc_id), gc_id, values["status"], previous)
+    return outcome
 
 
 def active_mandate_for(conn: Connection, org_id: str, customer_id: str) -> str | None:
@@ -271,7 +277,10 @@ def upsert_payment(
         "charge_date": payment.get("charge_date"),
         "created_at": _when(payment.get("created_at")),
     }
-    return _upsert(conn, gc_payments, gc_id, values, now)
+    outcome = _upsert(conn, gc_payments, gc_id, values, now)
+    if outcome != "unchanged":  # payment.created / payment.status_changed, in this transaction
+        status_outbox.payment(conn, values, gc_id, have.get("status"))
+    return outcome
 
 
 def _mandate_owner(conn: Connection, mandate_id: str) -> tuple[str, str] | None:

@@ -13,6 +13,7 @@ from sqlalchemy import Integer, String, and_, bindparam, func, or_, select, upda
 from sqlalchemy.engine import Connection
 
 from infra.errors import MalformedMessage, TransientError
+from infra.store import status_outbox
 from infra.store.batches import in_chunks, rounds, unique
 from infra.store.db import insert_ignore
 from infra.store.keys import among, pairs_in
@@ -165,6 +166,7 @@ def record_notifications_many(
     if rows:
         # One executemany: a compiled statement per row costs more than the insert itself.
         conn.execute(insert_ignore(conn, notifications), rows)
+        status_outbox.decisions(conn, rows)  # the webhooks' notification.decided, in this transaction
     new = fresh or [False] * len(batch)
     keys = [(event.org_id, event.event_id) for event, _ in batch]
     pending: dict[tuple[str, str], list[str]] = {}
@@ -516,7 +518,22 @@ def apply_statuses_with_channels(
         )
     if rows:
         conn.execute(insert_ignore(conn, status_changes), rows)
+    status_outbox.statuses(conn, _standing(changes, verdicts))
     return [went for went, _ in verdicts], {nid: channel for nid, (_, channel) in current.items()}
+
+
+def _standing(
+    changes: Sequence[StatusChange], verdicts: Sequence[tuple[bool | None, Status | None]]
+) -> list[status_outbox.Applied]:
+    """The reports whose status stands after them (moved, or already there): what the status
+    outbox tells (each once, by its key)."""
+    return [
+        status_outbox.Applied(
+            c.notification_id, c.status, c.occurred_at, c.provider_id, c.error_code, c.detail
+        )
+        for c, (_, stands) in zip(changes, verdicts, strict=True)
+        if stands is not None and stands == c.status
+    ]
 
 
 def _current_statuses(conn: Connection, ids: Sequence[str]) -> dict[str, tuple[Status, str]]:

@@ -12,6 +12,7 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from infra.store import status_outbox
 from infra.store.batches import in_chunks, rounds, unique
 from infra.store.db import insert_ignore
 from infra.store.keys import pairs_in
@@ -208,8 +209,10 @@ def claim(
 
 
 def mark_published(conn: Connection, org_id: str, invoice_id: str, offset_days: int, now: datetime) -> None:
-    """RabbitMQ confirmed the reminder: it is published for good."""
-    _settle_claim(conn, (org_id, invoice_id, offset_days), PUBLISHED, now)
+    """RabbitMQ confirmed the reminder: it is published for good (and ``reminder.scheduled`` is
+    written to the status outbox in the same transaction)."""
+    if _settle_claim(conn, (org_id, invoice_id, offset_days), PUBLISHED, now):
+        _tell_scheduled(conn, org_id, invoice_id, offset_days)
 
 
 def stale_claims(conn: Connection, before: datetime) -> list[dict[str, Any]]:
@@ -239,12 +242,28 @@ def drop_claim(conn: Connection, org_id: str, invoice_id: str, offset_days: int,
     _settle_claim(conn, (org_id, invoice_id, offset_days), SUPERSEDED, now)
 
 
-def _settle_claim(conn: Connection, key: tuple[str, str, int], status: str, now: datetime) -> None:
-    """A claim (still ``claimed``) ends as ``status``."""
-    conn.execute(
-        update(reminders_sent)
-        .where(*_key(*key), reminders_sent.c.status == CLAIMED)
-        .values(status=status, at=now)
+def _tell_scheduled(conn: Connection, org_id: str, invoice_id: str, offset_days: int) -> None:
+    row = conn.execute(
+        select(reminders_sent.c.event_id, invoices.c.customer_id)
+        .join(
+            invoices,
+            (invoices.c.org_id == reminders_sent.c.org_id)
+            & (invoices.c.invoice_id == reminders_sent.c.invoice_id),
+        )
+        .where(*_key(org_id, invoice_id, offset_days))
+    ).first()
+    if row is not None and row.event_id:
+        status_outbox.reminder(conn, org_id, invoice_id, row.customer_id, offset_days, row.event_id)
+
+
+def _settle_claim(conn: Connection, key: tuple[str, str, int], status: str, now: datetime) -> bool:
+    """A claim (still ``claimed``) ends as ``status``; whether it was still claimed."""
+    return bool(
+        conn.execute(
+            update(reminders_sent)
+            .where(*_key(*key), reminders_sent.c.status == CLAIMED)
+            .values(status=status, at=now)
+        ).rowcount
     )
 
 

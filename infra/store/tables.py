@@ -375,3 +375,83 @@ reminders_sent = Table(
     Column("at", DateTime(timezone=True), nullable=False),  # when claimed / last changed
     Index("ix_reminders_sent_status", "status", "at"),
 )
+
+
+# --- Statuses back to the upstream: the status outbox, webhook endpoints, deliveries, attempts -----
+#: One row per outward status event (``schemas.status_events``), written in the same transaction as
+#: the change it reports. ``id`` orders them; ``msg_id`` is the event's ``webhook-id``, the same
+#: whoever writes it twice (the row is kept once). ``fanned_out_at``: copied to the organisation's
+#: webhook deliveries; ``published_at``: confirmed on the ``PREFIX.notifications`` exchange.
+status_outbox = Table(
+    "status_outbox",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("msg_id", String(40), nullable=False, unique=True),
+    Column("org_id", String(200), nullable=False),
+    Column("type", String(40), nullable=False),
+    # What orders it: the notification's id (or the payment's, mandate's, invoice's).
+    Column("subject", String(200), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("fanned_out_at", DateTime(timezone=True)),
+    Column("published_at", DateTime(timezone=True)),
+    Index("ix_status_outbox_fan_out", "fanned_out_at", "id"),
+    Index("ix_status_outbox_publish", "published_at", "id"),
+    Index("ix_status_outbox_org", "org_id", "created_at"),
+)
+
+#: An organisation's webhook endpoint. ``secrets``: ``[{"secret": "whsec_…", "expires_at": iso|null}]``,
+#: newest first, every unexpired one signs (rotation). ``event_types``: NULL for every type.
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("endpoint_id", String(40), primary_key=True),
+    Column("org_id", String(200), nullable=False),
+    Column("url", String(2000), nullable=False),
+    Column("event_types", JSON),
+    Column("secrets", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("removed_at", DateTime(timezone=True)),
+    Column("paused_at", DateTime(timezone=True)),
+    Column("paused_reason", String(500)),
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+    # Which webhooks process delivers it now, and until when (a dead one's lease runs out).
+    Column("lease_owner", String(64)),
+    Column("lease_until", DateTime(timezone=True)),
+    Index("ix_webhook_endpoints_org", "org_id"),
+)
+
+#: One status event to one endpoint: ``pending`` until ``delivered`` (2xx) or ``gave_up`` (retried
+#: for the whole retry window).
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("endpoint_id", String(40), nullable=False),
+    Column("outbox_id", BigInteger, nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("first_attempt_at", DateTime(timezone=True)),
+    Column("last_attempt_at", DateTime(timezone=True)),
+    Column("last_status_code", Integer),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("endpoint_id", "outbox_id", name="uq_webhook_delivery"),
+    Index("ix_webhook_deliveries_due", "endpoint_id", "status", "outbox_id"),
+)
+
+#: Every HTTP attempt of a delivery: what ``herald webhooks deliveries`` shows.
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("delivery_id", BigInteger, nullable=False),
+    Column("endpoint_id", String(40), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("status_code", Integer),  # NULL: no answer (timeout, refused connection)
+    Column("outcome", String(20), nullable=False),  # delivered, retry, gave_up
+    Column("error", String(500)),
+    Column("duration_ms", Integer, nullable=False),
+    Index("ix_webhook_attempts_endpoint", "endpoint_id", "at"),
+)

@@ -27,6 +27,7 @@ from producers.cli import (
     status,
     status_sweep_cmd,
     templates_cmd,
+    webhooks_cmd,
     worker,
 )
 from producers.cli.console import err
@@ -72,6 +73,7 @@ app.add_typer(templates_cmd.app, name="templates")
 app.add_typer(credits.app, name="credits")
 app.add_typer(notify.app, name="notify")
 app.add_typer(keys_cmd.app, name="keys")
+app.add_typer(webhooks_cmd.app, name="webhooks")
 app.add_typer(integrations.app, name="integrations")
 app.add_typer(gocardless_cmd.gocardless_app, name="gocardless")
 app.add_typer(gocardless_cmd.sync_app, name="sync")

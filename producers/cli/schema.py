@@ -1,4 +1,5 @@
-"""``herald schema``: the event JSON Schema, for publishers in any language."""
+"""``herald schema``: the event JSON Schema, for publishers in any language (and, with
+``--status``, the schema of the status events herald sends back)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,14 @@ import json
 import typer
 
 from schemas.events import event_json_schema
+from schemas.status_events import status_event_json_schema
 
 
-def schema() -> None:
-    """Print the JSON Schema of one event (the envelope and the three types)."""
-    typer.echo(json.dumps(event_json_schema(), indent=2, sort_keys=True))
+def schema(
+    status: bool = typer.Option(
+        False, "--status", help="The status events herald sends back (webhooks, PREFIX.notifications)."
+    ),
+) -> None:
+    """Print the JSON Schema of one event (the envelope and the three types), or of one status event."""
+    value = status_event_json_schema() if status else event_json_schema()
+    typer.echo(json.dumps(value, indent=2, sort_keys=True))

@@ -1003,7 +1003,8 @@ BOUNDS = {
     "load_customers": 3,
     "invoices_paid": 1,
     "record_events": 8,
-    "record_notifications_many": 2,
+    # + the status outbox's notification.decided rows: one executemany.
+    "record_notifications_many": 3,
     "track_invoices": 4,
     "load_notifications": 1,
     "load_event_payloads": 1,
@@ -1023,7 +1024,8 @@ BOUNDS = {
     "count_attempts_many": 1,
     "first_attempts_at": 1,
     "refund_credit_many": 3,
-    "apply_statuses": 3,
+    # + the status outbox: one SELECT of what its events carry (the notifications' ids), one INSERT.
+    "apply_statuses": 5,
     "channels_of": 1,
 }
 

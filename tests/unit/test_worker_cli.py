@@ -13,10 +13,11 @@ from producers.cli import app
 PROCFILE = Path(__file__).resolve().parents[2] / "Procfile"
 
 
-def test_every_procfile_line_runs_a_stage_herald_worker_accepts_and_the_http_app() -> None:
+def test_every_procfile_line_runs_a_stage_herald_worker_accepts_the_http_app_scheduler_or_webhooks() -> None:
     lines = dict(line.split(": ", 1) for line in PROCFILE.read_text().splitlines() if line.strip())
     assert lines.pop("api").startswith("herald api --port ")
     assert lines.pop("scheduler") == "herald scheduler"
+    assert lines.pop("webhooks") == "herald webhooks run"
     assert set(lines) == set(topology.STAGES + topology.PLAIN_STAGES)
     assert all(command == f"herald worker {name}" for name, command in lines.items())
 

@@ -27,17 +27,19 @@ from infra.bootstrap import Services, bootstrap, shutdown
 from infra.masking import redact_url
 from infra.settings import Settings
 from infra.store.directory import upsert_customer
-from infra.store.tables import notifications
+from infra.store.tables import notifications, status_outbox
 from producers.cli import context
 from producers.cli.console import err, out
 from producers.cli.history import history
 from producers.publisher import Publisher
+from producers.webhooks import operations as webhook_ops
 from schemas.directory import CustomerRecord
 from schemas.notifications import Status
 from tooling.demo import data as demo_data
 from tooling.sandboxes.gocardless import GoCardlessConfig, GoCardlessSandbox
 from tooling.sandboxes.smtp import SmtpSandbox
 from tooling.sandboxes.twilio import SandboxConfig, TwilioSandbox
+from tooling.sandboxes.webhook_receiver import WebhookReceiver
 
 WORK = Path(".herald")
 DEMO_SID = "AC" + "d" * 32
@@ -94,6 +96,37 @@ def _wait_settled(svc: Services, expected: int, timeout: float) -> tuple[Counter
             return counts, True
         time.sleep(0.5)  # the poll interval; the deadline above bounds the wait
     return counts, False
+
+
+def _print_received(svc: Services, receiver: WebhookReceiver, timeout: float) -> None:
+    """Wait until the receiver sandbox has every status event herald recorded (or the timeout),
+    then print what it received, verified, by type, and one notification's events in order."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with svc.reading() as conn:
+            written = int(conn.execute(select(func.count()).select_from(status_outbox)).scalar_one())
+        got = {r.webhook_id for r in receiver.state.accepted()}
+        if len(got) >= written or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)  # the poll interval; the deadline above bounds the wait
+    accepted = receiver.state.accepted()
+    table = Table(title=f"webhooks received and verified by the receiver sandbox ({len(got)} of {written})")
+    table.add_column("type")
+    table.add_column("count", justify="right")
+    for type_, n in sorted(Counter(str(r.type) for r in accepted).items()):
+        table.add_row(type_, str(n))
+    out.print(table)
+    first = next((r for r in accepted if r.type == "notification.delivered"), None)
+    if first is not None:
+        nid = first.payload["data"]["notification_id"]
+        for r in accepted:
+            data = r.payload["data"]
+            if data.get("notification_id") == nid:
+                out.print(
+                    f"  {data['invoice_id']} {data['channel']} {data['recipient']}: {r.type} "
+                    f"({data.get('reason') or data['status']}) webhook-id {r.webhook_id}",
+                    markup=False,
+                )
 
 
 def demo(
@@ -164,6 +197,13 @@ def demo(
         for record in customers:
             upsert_customer(conn, CustomerRecord.model_validate(record), region=svc.settings.default_region)
     out.print(f"[bold]3. directory[/]: {len(customers)} customers imported")
+    receiver = WebhookReceiver()
+    receiver.start()
+    endpoint = webhook_ops.add(svc, demo_data.DEMO_ORG, receiver.url + "/herald", None)
+    receiver.state.secrets = [endpoint["secret"]]
+    out.print(
+        f"    webhook receiver {receiver.url}: endpoint {endpoint['endpoint_id']} of {demo_data.DEMO_ORG}"
+    )
 
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -193,6 +233,7 @@ def demo(
         out.print(table)
         out.print(f"SMS captured by the sandbox: {len(sandbox.messages())}")
         out.print(f"Emails captured by the SMTP sandbox: {len(mail.messages)}")
+        _print_received(svc, receiver, timeout=60)
         shutdown(svc)
         for invoice in ("INV-00001", "INV-09001", "INV-09002", "INV-09003"):
             history(invoice=invoice, contact=None, org=None, as_json=False, reveal=False)
@@ -208,5 +249,6 @@ def demo(
         sandbox.stop()
         mail.stop()
         gocardless.stop()
+        receiver.stop()
         log.close()
     out.print("done. The broker keeps running for the next run; stop it with: herald broker down")

@@ -8,6 +8,7 @@ from producers.cli.console import err
 from producers.cli.context import settings as cli_settings
 from tooling.sandboxes import gocardless as gocardless_sandbox
 from tooling.sandboxes import smtp as smtp_sandbox
+from tooling.sandboxes import webhook_receiver as webhook_receiver_sandbox
 from tooling.sandboxes.twilio import SandboxConfig, serve
 
 app = typer.Typer(help="Local provider-compatible sandboxes.", no_args_is_help=True)
@@ -78,3 +79,16 @@ def gocardless(
         host,
         port,
     )
+
+
+@app.command("webhook-receiver")
+def webhook_receiver(
+    port: int = typer.Option(8027, help="Port to listen on (127.0.0.1)."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    secret: list[str] = typer.Option(
+        [], "--secret", help="A whsec_ secret that verifies (repeat; or POST /sandbox/secrets later)."
+    ),
+) -> None:
+    """A webhook receiver: verifies Standard Webhooks signatures, keeps what it received
+    (GET /sandbox/received) and fails on request (POST /sandbox/faults)."""
+    webhook_receiver_sandbox.serve(secret, host, port)

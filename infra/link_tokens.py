@@ -1,0 +1,132 @@
+"""Signed links to a contact's preference page (and its one-click unsubscribe URL).
+
+A token names the organisation, the contact and the address it was sent to, when it expires and
+a random token id; it is signed with HMAC-SHA256 under a named key::
+
+    <key id>.<payload, base64url JSON>.<signature, base64url>
+
+The key id says which secret signed it, so ``HERALD_LINK_SECRET`` can be replaced while links
+signed with the old one keep opening (``HERALD_LINK_PREVIOUS_SECRETS``) until they expire. A token
+is never a database id alone: without the secret nobody can make one, change one, or stretch its
+life. The organisation is checked against the URL's, so one organisation's link never opens
+another's page.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from infra.settings import Settings
+
+#: Domain separation: a signature over anything else herald signs never passes for a link's.
+_CONTEXT = b"herald-link.v1."
+#: Longest token accepted before any work is done on it (a URL path segment).
+MAX_TOKEN_CHARS = 2000
+
+Problem = Literal["malformed", "unknown_key", "bad_signature", "expired", "wrong_organisation"]
+
+
+class LinkError(Exception):
+    """A token that opens nothing; ``problem`` says why (never shown with any data)."""
+
+    def __init__(self, problem: Problem, message: str) -> None:
+        super().__init__(message)
+        self.problem: Problem = problem
+
+
+@dataclass(frozen=True)
+class LinkClaims:
+    """What a verified token names."""
+
+    org_id: str
+    contact_id: str
+    address: str
+    expires_at: int  # epoch seconds
+    token_id: str
+    key_id: str
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class LinkSigner:
+    """Signs with the current key; verifies with it or any previous one."""
+
+    def __init__(
+        self, key_id: str, secret: bytes, *, previous: dict[str, bytes] | None = None, ttl_days: int = 90
+    ) -> None:
+        if not secret:
+            raise ValueError("a link secret must not be empty")
+        self.key_id = key_id
+        self._keys = {**(previous or {}), key_id: secret}
+        self.ttl_seconds = ttl_days * 86400
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LinkSigner | None:
+        """The signer ``HERALD_LINK_*`` describe; ``None`` without ``HERALD_LINK_SECRET``."""
+        if settings.link_secret is None or not settings.link_secret.get_secret_value():
+            return None
+        previous: dict[str, bytes] = {}
+        if settings.link_previous_secrets is not None:
+            for item in settings.link_previous_secrets.get_secret_value().split(","):
+                kid, sep, secret = item.strip().partition("=")
+                if sep and kid and secret:
+                    previous[kid] = secret.encode()
+        return cls(
+            settings.link_key_id,
+            settings.link_secret.get_secret_value().encode(),
+            previous=previous,
+            ttl_days=settings.link_ttl_days,
+        )
+
+    def _sign(self, key_id: str, payload: str) -> str:
+        mac = hmac.new(self._keys[key_id], _CONTEXT + f"{key_id}.{payload}".encode(), hashlib.sha256)
+        return _b64(mac.digest())
+
+    def sign(self, org_id: str, contact_id: str, address: str, *, now: float | None = None) -> str:
+        """A token for ``address`` of ``contact_id`` in ``org_id``, valid for the configured days."""
+        expires = int((time.time() if now is None else now) + self.ttl_seconds)
+        claims = {"o": org_id, "c": contact_id, "a": address, "x": expires, "t": secrets.token_urlsafe(9)}
+        payload = _b64(json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode())
+        return f"{self.key_id}.{payload}.{self._sign(self.key_id, payload)}"
+
+    def verify(self, token: str, *, org_id: str | None = None, now: float | None = None) -> LinkClaims:
+        """The claims of a genuine, unexpired token (of ``org_id`` when given); ``LinkError``
+        otherwise."""
+        if len(token) > MAX_TOKEN_CHARS or token.count(".") != 2:
+            raise LinkError("malformed", "not a herald link")
+        key_id, payload, signature = token.split(".")
+        if key_id not in self._keys:
+            raise LinkError("unknown_key", "the link was signed with a key that is no longer known")
+        if not hmac.compare_digest(signature, self._sign(key_id, payload)):
+            raise LinkError("bad_signature", "the link has been changed")
+        try:
+            claims = json.loads(_unb64(payload))
+            parsed = LinkClaims(
+                org_id=str(claims["o"]),
+                contact_id=str(claims["c"]),
+                address=str(claims["a"]),
+                expires_at=int(claims["x"]),
+                token_id=str(claims["t"]),
+                key_id=key_id,
+            )
+        except (ValueError, KeyError, TypeError, binascii.Error):  # signed by us, so never expected
+            raise LinkError("malformed", "not a herald link") from None
+        if parsed.expires_at < (time.time() if now is None else now):
+            raise LinkError("expired", "the link has expired")
+        if org_id is not None and parsed.org_id != org_id:
+            raise LinkError("wrong_organisation", "the link belongs to another organisation")
+        return parsed

@@ -23,6 +23,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import quote
 
 from infra.settings import Settings
 
@@ -106,7 +107,7 @@ class LinkSigner:
     def verify(self, token: str, *, org_id: str | None = None, now: float | None = None) -> LinkClaims:
         """The claims of a genuine, unexpired token (of ``org_id`` when given); ``LinkError``
         otherwise."""
-        if len(token) > MAX_TOKEN_CHARS or token.count(".") != 2:
+        if len(token) > MAX_TOKEN_CHARS or not token.isascii() or token.count(".") != 2:
             raise LinkError("malformed", "not a herald link")
         key_id, payload, signature = token.split(".")
         if key_id not in self._keys:
@@ -130,3 +131,17 @@ class LinkSigner:
         if org_id is not None and parsed.org_id != org_id:
             raise LinkError("wrong_organisation", "the link belongs to another organisation")
         return parsed
+
+
+#: Where the api serves the preference page: ``/preferences/<org id>/<token>``.
+PREFERENCES_PATH = "/preferences"
+
+
+def preference_url(base_url: str, org_id: str, token: str) -> str:
+    """The page's absolute URL for a token (``base_url`` is ``HERALD_PUBLIC_URL``)."""
+    return f"{base_url.rstrip('/')}{PREFERENCES_PATH}/{quote(org_id, safe='')}/{token}"
+
+
+def unsubscribe_url(base_url: str, org_id: str, token: str, kind: str) -> str:
+    """The one-click unsubscribe URL (RFC 8058) for an email of ``kind``."""
+    return f"{preference_url(base_url, org_id, token)}/unsubscribe?kind={quote(kind, safe='')}"

@@ -41,6 +41,7 @@ from schemas.messages import EmailRendered, EmailsRendered
 from schemas.notifications import Status
 from schemas.rows import NotificationRow
 from workers.decode import decode
+from workers.email_links import EmailLinks, with_footer
 from workers.rules.delivery import Step
 from workers.sending import (
     START_WINDOW_SECONDS,
@@ -91,6 +92,17 @@ def send_email(svc: Services, body: Any) -> None:
     outcome = BatchOutcome(SOURCE)
     handle(svc, [nid], outcome)
     finish_one(svc, outcome)
+
+
+def _outgoing(row: NotificationRow, links: EmailLinks) -> OutgoingEmail:
+    """The email as rendered, with the preference link and the unsubscribe headers."""
+    text, html = str(row.body), str(row.html)
+    headers: tuple[tuple[str, str], ...] = ()
+    made = links.for_row(row)
+    if made is not None:
+        text, html = with_footer(text, html, made.page_url, row.locale)
+        headers = made.headers
+    return OutgoingEmail(row.id, row.recipient, str(row.subject), text, html, headers)
 
 
 def _alone(nid: str) -> EmailRendered:
@@ -157,16 +169,8 @@ def _send(
             sent, began[index] = call_provider(svc, row.id, call, source=SOURCE)
             return sent
 
-    emails = [
-        OutgoingEmail(
-            notification_id=r.id,
-            to=r.recipient,
-            subject=str(r.subject),
-            text=str(r.body),
-            html=str(r.html),
-        )
-        for r in sending
-    ]
+    links = EmailLinks(svc.settings)
+    emails = [_outgoing(r, links) for r in sending]
     results = svc.email.send_many(emails, attempt=attempt)
     accepted: list[tuple[NotificationRow, SentEmail, datetime]] = []
     refused: list[tuple[NotificationRow, PermanentProviderError]] = []

@@ -55,6 +55,8 @@ class OutgoingEmail:
     subject: str
     text: str
     html: str
+    #: Further headers (``List-Unsubscribe``...), each checked like every other header value.
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,8 @@ def build_message(email: OutgoingEmail, sender: str, *, when: datetime | None = 
     _set_header(message, "To", "to", email.to)
     _set_header(message, "Subject", "subject", email.subject)
     _set_header(message, NOTIFICATION_HEADER, "notification_id", email.notification_id)
+    for name, value in email.headers:
+        _set_header(message, name, name, value)
     # Quoted-printable keeps the message 7-bit, so it passes servers that do not offer 8BITMIME.
     message.set_content(email.text, cte="quoted-printable")
     message.add_alternative(email.html, subtype="html", cte="quoted-printable")

@@ -18,6 +18,7 @@ from producers.api.operator import install_operator_api
 from producers.api.ops import ops_router
 from producers.api.pages import pages_router
 from producers.api.payments import payments_router
+from producers.api.preference_page import preferences_router
 from producers.api.security_headers import SecurityHeaders
 from producers.api.url_check import UrlCheck
 from producers.api.webhooks import gocardless_router
@@ -48,6 +49,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(payments_router(gocardless), dependencies=[Depends(payment_of_caller)])
     app.include_router(ops_router(settings))  # /readyz, /metrics
     app.include_router(pages_router(settings, booted))  # public: the mandate-setup landing page
+    app.include_router(preferences_router(settings, booted))  # public: the signed link is the key
     install_operator_api(app, settings, booted)  # keyed operator endpoints, body limit, one error shape
     install_docs(app, settings.api_docs_exposure)  # /openapi.json, /docs, /redoc
 

@@ -79,7 +79,8 @@ def sms_decision(
     2. SMS switched off for the customer covers all its contacts;
     3. the primary contact gets SMS unless switched off;
     4. other contact persons only where switched on individually;
-       a contact who switched SMS off for this account (preference page) gets none from it;
+       a contact's own choice for this account (preference page): "no" always holds, "yes"
+       switches a contact person on (but not over an explicit "off" of their toggle);
     5. no mobile → ``no_phone``; not E.164 in the organisation's region → ``invalid_phone``;
     6. a contact who replied STOP is ``opted_out``.
     (7, credit, is checked atomically at send; 8 picks the sender.)
@@ -98,8 +99,11 @@ def sms_decision(
         return outcome("customer_sms_off")
     if contact.sms_opted_out:
         return outcome("opted_out")
-    enabled = contact.sms_enabled if contact.sms_enabled is not None else contact.is_primary
-    if not enabled or contact.account_sms is False:
+    if contact.account_sms is False:
+        return outcome("contact_sms_off")
+    default = contact.is_primary or contact.account_sms is True
+    enabled = contact.sms_enabled if contact.sms_enabled is not None else default
+    if not enabled:
         return outcome("contact_sms_off")
     if not contact.mobile_raw:
         return outcome("no_phone")

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from infra.adapters.email import OutgoingEmail, SentEmail, UnsendableEmail
+from infra.adapters.email import OutgoingEmail, RecipientRefused, SentEmail, UnsendableEmail
 from infra.bootstrap import Services
 from infra.errors import MalformedMessage, PermanentProviderError, TransientProviderError
 from infra.masking import mask_email
@@ -37,6 +37,7 @@ from infra.store.notifications import (
     record_refusals,
     release_claims,
 )
+from infra.store.suppression import suppress_address
 from schemas.messages import EmailRendered, EmailsRendered
 from schemas.notifications import Status
 from schemas.rows import NotificationRow
@@ -188,6 +189,9 @@ def _send(
         attempts, given_up = settle_transients(conn, svc, failing, outcome, in_flight=_in_flight(svc))
         record_provider_ids(conn, [(r.id, sent.message_id) for r, sent, _ in accepted])
         record_refusals(conn, [(r.id, exc.code) for r, exc in refused])
+        for r, exc in refused:
+            if isinstance(exc, RecipientRefused):  # a hard bounce: no more email to the address
+                suppress_address(conn, r.org_id, r.recipient, str(exc), actor=f"smtp:{r.id}")
         attempts += [Attempt(r.id, Outcome.ACCEPTED, at=at) for r, _, at in accepted]
         attempts += [
             Attempt(r.id, Outcome.REFUSED, error_code=exc.code, detail=str(exc)) for r, exc in refused

@@ -46,6 +46,13 @@ class UnsendableEmail(PermanentProviderError):
     reason = "unsendable_email"
 
 
+class RecipientRefused(PermanentProviderError):
+    """The server refused the recipient for good (5xx to RCPT TO): a hard bounce. The email stage
+    suppresses the address for email (``infra.store.suppression``)."""
+
+    reason = "recipient_refused"
+
+
 @dataclass(frozen=True)
 class OutgoingEmail:
     """One rendered email notification."""
@@ -165,6 +172,8 @@ def classify_smtp_error(
         # Replies often quote the recipient; errors end up in logs, so it is masked here.
         text = mask_text(f"smtp refused the message: {exc}")
         if final and code is not None and 500 <= code < 600:
+            if isinstance(exc, smtplib.SMTPRecipientsRefused):
+                return RecipientRefused(text, code=code)
             return PermanentProviderError(text, code=code)
         ambiguous = after_data and isinstance(exc, smtplib.SMTPServerDisconnected)
         return TransientProviderError(text, code=code, accepted_unknown=ambiguous)

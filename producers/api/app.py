@@ -14,6 +14,7 @@ from producers.api.auth import payment_of_caller
 from producers.api.callbacks import twilio_router
 from producers.api.docs import install_docs
 from producers.api.errors import UnhandledErrors
+from producers.api.inbound_sms import inbound_router
 from producers.api.operator import install_operator_api
 from producers.api.ops import ops_router
 from producers.api.pages import pages_router
@@ -43,6 +44,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     # The docs are served by install_docs, with their exposure and their own policy.
     app = FastAPI(title="herald", version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(twilio_router(settings, booted, emitter))
+    app.include_router(inbound_router(settings, booted))  # SMS keywords (STOP, START, HELP)
     gocardless = GoCardlessWiring(settings, booted)  # builds nothing until a request needs it
     app.include_router(gocardless_router(settings, gocardless))
     # A send key of the payment's organisation (producers/api/auth.py says why send, not edit).

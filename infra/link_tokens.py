@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote
 
+from infra.errors import HeraldError
 from infra.settings import Settings
 
 #: Domain separation: a signature over anything else herald signs never passes for a link's.
@@ -35,7 +36,7 @@ MAX_TOKEN_CHARS = 2000
 Problem = Literal["malformed", "unknown_key", "bad_signature", "expired", "wrong_organisation"]
 
 
-class LinkError(Exception):
+class LinkError(HeraldError):
     """A token that opens nothing; ``problem`` says why (never shown with any data)."""
 
     def __init__(self, problem: Problem, message: str) -> None:

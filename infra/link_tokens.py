@@ -1,7 +1,9 @@
 """Signed links to a contact's preference page (and its one-click unsubscribe URL).
 
 A token names the organisation, the contact and the address it was sent to, when it expires and
-a random token id; it is signed with HMAC-SHA256 under a named key::
+a random token id; it is signed with HMAC-SHA256 under a named key. The address is named by a
+keyed digest, not in clear: a link that ends up in a log or a proxy's history gives no address
+away (and ``infra.masking`` hides the whole token in our own logs)::
 
     <key id>.<payload, base64url JSON>.<signature, base64url>
 
@@ -21,6 +23,7 @@ import hmac
 import json
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote
@@ -50,7 +53,7 @@ class LinkClaims:
 
     org_id: str
     contact_id: str
-    address: str
+    address_digest: str  # a keyed digest of the address (``LinkSigner.address_of`` matches it)
     expires_at: int  # epoch seconds
     token_id: str
     key_id: str
@@ -98,10 +101,15 @@ class LinkSigner:
         mac = hmac.new(self._keys[key_id], _CONTEXT + f"{key_id}.{payload}".encode(), hashlib.sha256)
         return _b64(mac.digest())
 
+    def _digest(self, key_id: str, address: str) -> str:
+        mac = hmac.new(self._keys[key_id], b"herald-link-address." + address.lower().encode(), hashlib.sha256)
+        return _b64(mac.digest()[:12])
+
     def sign(self, org_id: str, contact_id: str, address: str, *, now: float | None = None) -> str:
         """A token for ``address`` of ``contact_id`` in ``org_id``, valid for the configured days."""
         expires = int((time.time() if now is None else now) + self.ttl_seconds)
-        claims = {"o": org_id, "c": contact_id, "a": address, "x": expires, "t": secrets.token_urlsafe(9)}
+        digest = self._digest(self.key_id, address)
+        claims = {"o": org_id, "c": contact_id, "a": digest, "x": expires, "t": secrets.token_urlsafe(9)}
         payload = _b64(json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode())
         return f"{self.key_id}.{payload}.{self._sign(self.key_id, payload)}"
 
@@ -120,7 +128,7 @@ class LinkSigner:
             parsed = LinkClaims(
                 org_id=str(claims["o"]),
                 contact_id=str(claims["c"]),
-                address=str(claims["a"]),
+                address_digest=str(claims["a"]),
                 expires_at=int(claims["x"]),
                 token_id=str(claims["t"]),
                 key_id=key_id,
@@ -132,6 +140,19 @@ class LinkSigner:
         if org_id is not None and parsed.org_id != org_id:
             raise LinkError("wrong_organisation", "the link belongs to another organisation")
         return parsed
+
+    def address_of(self, claims: LinkClaims, candidates: Iterable[str]) -> str | None:
+        """Which of ``candidates`` (the contact's addresses) the verified token was sent to."""
+        if claims.key_id not in self._keys:
+            return None
+        return next(
+            (
+                a
+                for a in candidates
+                if hmac.compare_digest(self._digest(claims.key_id, a), claims.address_digest)
+            ),
+            None,
+        )
 
 
 #: Where the api serves the preference page: ``/preferences/<org id>/<token>``.

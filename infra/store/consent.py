@@ -147,10 +147,16 @@ def apply_consent(
     return moving
 
 
+def _iso(value: datetime) -> str:
+    if value.tzinfo is None:  # SQLite hands back naive UTC
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
 def _row(r: Any) -> dict[str, Any]:
     return {
         "id": r.id,
-        "at": r.at.isoformat(),
+        "at": _iso(r.at),
         "toggle": r.toggle,
         "old": r.old,
         "new": r.new,

@@ -141,7 +141,8 @@ def preferences_router(settings: Settings, services: Callable[[], Services]) -> 
         if isinstance(claims, HTMLResponse):
             return claims
         with services().transaction() as conn:
-            changes = one_click(conn, claims, load_preference_settings(conn, claims.org_id), kind)
+            assert signer is not None  # verified() refuses every token without one
+            changes = one_click(conn, signer, claims, load_preference_settings(conn, claims.org_id), kind)
         if changes is None:
             return refused("gone")
         return PlainTextResponse(texts("en")["unsubscribed"], headers={"Cache-Control": "no-store"})

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from sqlalchemy.engine import Connection
 
-from infra.link_tokens import LinkClaims
+from infra.link_tokens import LinkClaims, LinkSigner
 from infra.store.consent import apply_consent
 from infra.store.preferences import ContactPreferences, PreferenceSettings, load_contact_preferences
 from schemas.notifications import Kind
@@ -81,14 +81,15 @@ def unsubscribe_changes(
 
 
 def one_click(
-    conn: Connection, claims: LinkClaims, settings: PreferenceSettings, kind: str | None
+    conn: Connection, signer: LinkSigner, claims: LinkClaims, settings: PreferenceSettings, kind: str | None
 ) -> list[Change] | None:
     """RFC 8058 one-click unsubscribe of the token's address; the changes written, or ``None``
-    when the contact is gone."""
+    when the contact is gone. An address the contact no longer has changes nothing."""
     prefs = load_contact_preferences(conn, claims.org_id, claims.contact_id)
     if prefs is None:
         return None
-    changes = unsubscribe_changes(prefs, settings, claims.address, kind)
+    address = signer.address_of(claims, prefs.emails)
+    changes = unsubscribe_changes(prefs, settings, address, kind) if address else []
     return apply_consent(
         conn,
         claims.org_id,
@@ -96,5 +97,5 @@ def one_click(
         changes,
         source="one_click",
         actor=link_actor(claims),
-        detail=f"List-Unsubscribe-Post for a {kind} email" if kind in set(Kind) else None,
+        detail=f"List-Unsubscribe-Post on an email of kind {kind}" if kind in set(Kind) else None,
     )

@@ -21,7 +21,9 @@ def signer(**kw: object) -> LinkSigner:
 def test_a_valid_token_names_organisation_contact_and_address() -> None:
     token = signer().sign("acme", "C1", "ann@example.com", now=NOW)
     claims = signer().verify(token, org_id="acme", now=NOW + 60)
-    assert (claims.org_id, claims.contact_id, claims.address) == ("acme", "C1", "ann@example.com")
+    assert (claims.org_id, claims.contact_id) == ("acme", "C1")
+    assert signer().address_of(claims, ["bob@example.com", "Ann@Example.com"]) == "Ann@Example.com"
+    assert signer().address_of(claims, ["bob@example.com"]) is None
     assert claims.key_id == "k1"
     assert claims.expires_at == int(NOW) + 90 * 86400
     assert len(claims.token_id) >= 12
@@ -31,6 +33,9 @@ def test_the_token_is_not_a_bare_database_id() -> None:
     token = signer().sign("acme", "C1", "ann@example.com", now=NOW)
     assert token.count(".") == 2
     assert "C1" not in token.split(".")[0]
+    payload = token.split(".")[1]
+    decoded = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode()
+    assert "ann" not in decoded  # the address is named by a keyed digest, never in clear
     assert signer().sign("acme", "C1", "ann@example.com", now=NOW) != token  # a fresh token id each time
 
 
@@ -130,3 +135,13 @@ def test_signer_from_settings_reads_rotation_and_ttl() -> None:
     old = LinkSigner("k1", b"old").sign("acme", "C1", "a@example.com", now=NOW)
     assert made.verify(old, now=NOW).contact_id == "C1"
     assert LinkSigner.from_settings(Settings()) is None
+
+
+def test_a_link_token_is_masked_in_log_text() -> None:
+    from infra.masking import mask_text
+
+    token = signer().sign("acme", "C1", "ann@example.com", now=NOW)
+    line = f'"POST /preferences/acme/{token}/unsubscribe?kind=invoice HTTP/1.1" 200'
+    masked = mask_text(line)
+    assert token not in masked
+    assert masked == '"POST /preferences/acme/***/unsubscribe?kind=invoice HTTP/1.1" 200'

@@ -113,6 +113,10 @@ def update_preference_settings(conn: Connection, org_id: str, changes: dict[str,
         raise ValueError(f"required_categories: no such category: {', '.join(sorted(bad))}")
     if changes.get("unsubscribe_scope", "category") not in SCOPES:
         raise ValueError(f"unsubscribe_scope: one of {', '.join(SCOPES)}")
+    for key in ("required_reason", "sms_help_text"):
+        text = changes.get(key)
+        if text is not None and (len(text) > 300 or not text.isprintable()):
+            raise ValueError(f"{key}: at most 300 printable characters")
     now = datetime.now(UTC)
     exists = conn.execute(
         select(preference_settings.c.org_id).where(preference_settings.c.org_id == org_id)

@@ -117,6 +117,8 @@ def update_preference_settings(conn: Connection, org_id: str, changes: dict[str,
         text = changes.get(key)
         if text is not None and (len(text) > 300 or not text.isprintable()):
             raise ValueError(f"{key}: at most 300 printable characters")
+    if "sms_link" in changes and not isinstance(changes["sms_link"], bool):
+        raise ValueError("sms_link: true or false")
     now = datetime.now(UTC)
     exists = conn.execute(
         select(preference_settings.c.org_id).where(preference_settings.c.org_id == org_id)

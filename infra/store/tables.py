@@ -114,6 +114,16 @@ consent_changes = Table(
     Index("ix_consent_changes_contact", "org_id", "contact_id", "id"),
 )
 
+#: The short preference links SMS carry (``/p/<code>``): each stands for a signed token.
+short_links = Table(
+    "short_links",
+    metadata,
+    Column("code", String(16), primary_key=True),
+    Column("org_id", String(200), nullable=False),
+    Column("token", String(2000), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
 #: How an organisation's preference page and unsubscribe links behave (defaults when no row).
 preference_settings = Table(
     "preference_settings",

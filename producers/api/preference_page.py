@@ -20,14 +20,15 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.datastructures import UploadFile
 
 from infra.bootstrap import Services
-from infra.link_tokens import PREFERENCES_PATH, LinkClaims, LinkError, LinkSigner
+from infra.link_tokens import PREFERENCES_PATH, LinkClaims, LinkError, LinkSigner, preference_url
 from infra.settings import Settings
 from infra.store.preferences import load_contact_preferences, load_preference_settings
+from infra.store.short_links import SHORT_PATH, resolve_short_link
 from producers.api.preference_texts import language, texts
 from producers.operations.preferences import one_click, save_form
 from schemas.toggles import EMAIL_CATEGORIES, Change
@@ -107,6 +108,15 @@ def preferences_router(settings: Settings, services: Callable[[], Services]) -> 
             accounts=prefs.accounts,
             saved=None if saved is None else [_describe(c, t, accounts) for c in saved],
         )
+
+    @router.get(SHORT_PATH + "/{code}", response_class=HTMLResponse)
+    def short(code: str) -> Response:
+        with services().reading() as conn:
+            found = resolve_short_link(conn, code)
+        if found is None:
+            return refused("expired")
+        org_id, token = found
+        return RedirectResponse(preference_url("", org_id, token), status_code=303, headers=HEADERS)
 
     @router.get(PREFERENCES_PATH + "/{org_id}/{token}", response_class=HTMLResponse)
     def show(org_id: str, token: str) -> Response:

@@ -92,6 +92,7 @@ def preferences(
     required_reason: str | None = typer.Option(None, help="Why the required categories are required."),
     unsubscribe_scope: str | None = typer.Option(None, help="category (the email's kind) or all."),
     sms_help: str | None = typer.Option(None, help="The answer to an SMS HELP."),
+    sms_link: bool | None = typer.Option(None, "--sms-link/--no-sms-link", help="A short link in every SMS."),
 ) -> None:
     """The preference page, one-click unsubscribe and SMS HELP of an organisation
     (docs/preferences.md); unnamed settings keep their value."""
@@ -103,6 +104,7 @@ def preferences(
         ("required_reason", required_reason),
         ("unsubscribe_scope", unsubscribe_scope),
         ("sms_help_text", sms_help),
+        ("sms_link", sms_link),
     ):
         if value is not None:
             changes[key] = value

@@ -17,12 +17,13 @@ from sqlalchemy import select
 from infra.bootstrap import Services
 from infra.store.consent import consent_trail
 from infra.store.history import invoice_history
+from infra.store.preferences import update_preference_settings
 from infra.store.suppression import list_suppressions
 from infra.store.tables import contact_emails, notifications
 from producers.api.app import create_app
 from schemas.notifications import Status
 from tests.conftest import wait_for
-from tests.factories import email_customer, invoice_created
+from tests.factories import customer, email_customer, invoice_created
 from tests.integration.conftest import import_customers, publish
 
 PUBLIC = "https://herald.acme.example"
@@ -123,3 +124,26 @@ def test_a_hard_bounce_suppresses_the_address_until_an_operator_lifts_it(
         history = invoice_history(conn, "INV-2", "acme")
     (decided,) = [e for e in history["timeline"] if e["what"] == "decided" and e["channel"] == "email"]
     assert decided["consent"]["source"] == "bounce"
+
+
+def test_an_organisation_may_put_a_short_preference_link_in_its_sms(
+    pipeline: Services, twilio_sandbox: Any
+) -> None:
+    with pipeline.transaction() as conn:
+        update_preference_settings(conn, "acme", {"sms_link": True})
+    import_customers(pipeline, customer())  # C1 with its primary contact P1, texted
+    publish(pipeline.settings, invoice_created("evt_1", id="INV-1"))
+    (sms,) = wait_for(lambda: twilio_sandbox.messages(), what="the SMS")
+    (code,) = re.findall(rf"{re.escape(PUBLIC)}/p/([A-Za-z0-9_-]+)$", sms["body"])
+    client = TestClient(create_app(pipeline.settings, pipeline))
+    opened = client.get(f"/p/{code}")  # follows the redirect to the signed page
+    assert opened.status_code == 200
+    assert 'name="sms|C1"' in opened.text
+    assert opened.url.path.startswith("/preferences/acme/")
+    for unknown in ("nope", "x" * 17, code[:-1] + ("A" if code[-1] != "A" else "B")):
+        refused = client.get(f"/p/{unknown}")
+        assert refused.status_code == 410
+        assert "sms|" not in refused.text
+    with pipeline.reading() as conn:
+        stored = conn.execute(select(notifications.c.body).where(notifications.c.channel == "sms")).scalar()
+    assert stored == sms["body"]  # what was stored (and counted for credit) is what was sent

@@ -1,4 +1,5 @@
-"""consent: the consent trail, per-account SMS choice, email suppression, preference-page settings
+"""consent: the consent trail, per-account SMS choice, email suppression, preference-page settings,
+short links for SMS
 
 Revision ID: 0010_consent
 Revises: 0008_merge
@@ -42,6 +43,14 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("org_id"),
     )
+    op.create_table(
+        "short_links",
+        sa.Column("code", sa.String(length=16), nullable=False),
+        sa.Column("org_id", sa.String(length=200), nullable=False),
+        sa.Column("token", sa.String(length=2000), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("code"),
+    )
     with op.batch_alter_table("customer_contacts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("sms_enabled", sa.Boolean(), nullable=True))
     with op.batch_alter_table("contact_emails", schema=None) as batch_op:
@@ -55,6 +64,7 @@ def downgrade() -> None:
         batch_op.drop_column("suppressed_reason")
     with op.batch_alter_table("customer_contacts", schema=None) as batch_op:
         batch_op.drop_column("sms_enabled")
+    op.drop_table("short_links")
     op.drop_table("preference_settings")
     op.drop_index("ix_consent_changes_contact", table_name="consent_changes")
     op.drop_table("consent_changes")

@@ -119,7 +119,9 @@ def build_message(email: OutgoingEmail, sender: str, *, when: datetime | None = 
     _set_header(message, "Subject", "subject", email.subject)
     _set_header(message, NOTIFICATION_HEADER, "notification_id", email.notification_id)
     for name, value in email.headers:
-        _set_header(message, name, name, value)
+        # As given, never folded into RFC 2047 encoded words: a List-Unsubscribe URL is one long
+        # token, and receivers read the header as URLs in angle brackets (see ``_wire``).
+        message.set_raw(_header_value(name, name), _header_value(name, value))
     # Quoted-printable keeps the message 7-bit, so it passes servers that do not offer 8BITMIME.
     message.set_content(email.text, cte="quoted-printable")
     message.add_alternative(email.html, subtype="html", cte="quoted-printable")
@@ -381,5 +383,6 @@ class SmtpEmail:
 
 
 def _wire(message: EmailMessage) -> bytes:
-    # smtplib sends bytes as given: lines must already end in CRLF.
-    return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+    # smtplib sends bytes as given: lines must already end in CRLF. Headers set raw (the extra
+    # ones of ``OutgoingEmail.headers``) are sent as set: refolding a long URL would encode it.
+    return message.as_bytes(policy=message.policy.clone(linesep="\r\n", refold_source="none"))

@@ -59,7 +59,9 @@ class AccountChoice:
     customer_id: str
     name: str
     sms: bool
-    blocked_by_org: bool  # SMS switched off for the whole account by the organisation
+    #: Not the contact's to switch: SMS is off for the whole account, or the organisation switched
+    #: the contact's SMS off (their "yes" for the account would not be heard).
+    blocked_by_org: bool
 
 
 @dataclass(frozen=True)
@@ -177,7 +179,7 @@ def load_contact_preferences(conn: Connection, org_id: str, contact_id: str) -> 
             customer_id=link.customer_id,
             name=link.name or link.customer_id,
             sms=account_sms(row.sms_enabled, link.is_primary, link.sms_enabled),
-            blocked_by_org=not link.customer_sms,
+            blocked_by_org=not link.customer_sms or row.sms_enabled is False,
         )
         for link in links
     )

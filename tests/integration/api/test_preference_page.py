@@ -405,3 +405,15 @@ def test_a_hostile_form_never_costs_a_5xx_or_changes_anything(page: Page) -> Non
         answer = page.client.post(url, content=body, headers={"Content-Type": kind})
         assert answer.status_code < 500
     assert page.trail() == []
+
+
+def test_an_account_the_organisation_switched_off_is_shown_but_not_offered(page: Page) -> None:
+    with page.store.transaction() as conn:
+        conn.execute(contacts.update().where(contacts.c.contact_id == "P1").values(sms_enabled=False))
+    url = page.url()
+    html = page.client.get(url).text
+    assert 'name="sms|C1"' not in html
+    assert "Acme Oy ei lähetä tekstiviestejä tästä asiakkuudesta." in html
+    page.client.post(url, data={**_form(page, url), "sms|C1": "on"})  # a crafted "yes"
+    assert page.account_sms("C1") is None
+    assert page.trail() == []

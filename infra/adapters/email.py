@@ -11,6 +11,7 @@ value is never allowed to start another header.
 from __future__ import annotations
 
 import contextlib
+import email.policy
 import re
 import smtplib
 import ssl
@@ -382,7 +383,11 @@ class SmtpEmail:
             connection.close()
 
 
+#: ``EmailMessage``'s own policy, with CRLF, and raw headers not refolded.
+_WIRE_POLICY = email.policy.default.clone(linesep="\r\n", refold_source="none")
+
+
 def _wire(message: EmailMessage) -> bytes:
     # smtplib sends bytes as given: lines must already end in CRLF. Headers set raw (the extra
     # ones of ``OutgoingEmail.headers``) are sent as set: refolding a long URL would encode it.
-    return message.as_bytes(policy=message.policy.clone(linesep="\r\n", refold_source="none"))
+    return message.as_bytes(policy=_WIRE_POLICY)

@@ -127,11 +127,21 @@ def _sync_emails(conn: Connection, org: str, contact: Contact) -> bool:
         for e in contact.emails
     }
     rows = conn.execute(
-        select(contact_emails.c.address, contact_emails.c.notify, contact_emails.c.categories).where(
-            contact_emails.c.org_id == org, contact_emails.c.contact_id == contact.contact_id
-        )
+        select(
+            contact_emails.c.address,
+            contact_emails.c.notify,
+            contact_emails.c.categories,
+            contact_emails.c.suppressed_reason,
+            contact_emails.c.suppressed_at,
+        ).where(contact_emails.c.org_id == org, contact_emails.c.contact_id == contact.contact_id)
     ).all()
     have = {r.address: {"notify": r.notify, "categories": r.categories} for r in rows}
+    # A hard bounce's suppression outlives an import: only an operator lifts it.
+    suppressed = {
+        r.address: {"suppressed_reason": r.suppressed_reason, "suppressed_at": r.suppressed_at}
+        for r in rows
+        if r.suppressed_reason is not None
+    }
     if have == wanted:
         return False
     conn.execute(
@@ -142,7 +152,11 @@ def _sync_emails(conn: Connection, org: str, contact: Contact) -> bool:
     for address, values in wanted.items():
         conn.execute(
             insert_ignore(conn, contact_emails).values(
-                org_id=org, contact_id=contact.contact_id, address=address, **values
+                org_id=org,
+                contact_id=contact.contact_id,
+                address=address,
+                **values,
+                **suppressed.get(address, {}),
             )
         )
     return True

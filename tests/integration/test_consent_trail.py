@@ -111,3 +111,16 @@ def test_an_operator_sets_the_preference_page_and_bad_values_are_refused(store: 
         assert refused.exit_code != 0
     cleared = runner.invoke(app, ["orgs", "preferences", "acme", "--no-required"], obj=store.settings)
     assert json.loads(cleared.output)["required_categories"] == []
+
+
+def test_a_suppression_outlives_an_import_that_rewrites_the_addresses(store: Services) -> None:
+    import_customers(store, _record())
+    with store.transaction() as conn:
+        suppress_address(conn, "acme", "aino@example.fi", "550 no such user", actor="smtp:ntf_1")
+    rewritten = _record(
+        emails=[{"address": "aino@example.fi", "notify": False}, {"address": "new@example.fi"}]
+    )
+    import_customer(store, CustomerRecord.model_validate(rewritten))
+    with store.reading() as conn:
+        (row,) = list_suppressions(conn, "acme")
+    assert (row["address"], row["reason"]) == ("aino@example.fi", "550 no such user")

@@ -81,7 +81,12 @@ def contact_details(
     if row is None:
         return None
     links = conn.execute(
-        select(customer_contacts.c.customer_id, customer_contacts.c.is_primary, customers.c.sms_enabled)
+        select(
+            customer_contacts.c.customer_id,
+            customer_contacts.c.is_primary,
+            customer_contacts.c.sms_enabled.label("own_choice"),
+            customers.c.sms_enabled,
+        )
         .join(
             customers,
             and_(
@@ -109,7 +114,13 @@ def contact_details(
         "sms_enabled": row["sms_enabled"],
         "sms_opted_out": row["sms_opted_out"],
         "customers": [
-            {"customer_id": c.customer_id, "primary": c.is_primary, "customer_sms_enabled": c.sms_enabled}
+            {
+                "customer_id": c.customer_id,
+                "primary": c.is_primary,
+                "customer_sms_enabled": c.sms_enabled,
+                # The contact's own SMS choice for this account (preference page); None: not made.
+                "contact_sms_choice": c.own_choice,
+            }
             for c in links
         ],
         "emails": [

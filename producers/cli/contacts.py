@@ -177,7 +177,9 @@ def show(
     )
     for link in details["customers"]:
         role = "primary" if link["primary"] else "contact person"
-        out.print(f"  customer {link['customer_id']} ({role})", markup=False)
+        choice = link.get("contact_sms_choice")
+        chosen = "" if choice is None else f"; their SMS choice: {'on' if choice else 'off'}"
+        out.print(f"  customer {link['customer_id']} ({role}{chosen})", markup=False)
     for email in details["emails"]:
         off = [c for c in EMAIL_CATEGORIES if not email["categories"][c]]
         out.print(

@@ -96,10 +96,16 @@ def _masked_field(match: re.Match[str]) -> str:
     return key + mask_phone(value.replace("%2B", "+").replace("%2b", "+"))
 
 
+#: A signed preference link's token in a path (``infra.link_tokens``): a bearer credential.
+_LINK_TOKEN = re.compile(r"(/preferences/[^/\s\"']+/)[A-Za-z0-9_-]{1,16}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+
+
 def mask_text(text: str) -> str:
     """Mask every email address and phone number in free text (URL-encoded ones too, and any
-    value of a ``mobile``/``phone`` field); leave timestamps, dates, ids, amounts, UUIDs and
-    durations as they are."""
+    value of a ``mobile``/``phone`` field), and the token of every preference link; leave
+    timestamps, dates, ids, amounts, UUIDs and durations as they are."""
+    if "/preferences/" in text:
+        text = _LINK_TOKEN.sub(r"\1***", text)
     text = _FIELD.sub(_masked_field, text)
     text = _EMAIL.sub(lambda m: f"{m.group(1)}***{m.group(2)}{m.group(3)}", text)
     return _PHONE.sub(_masked_number, text)

@@ -117,6 +117,21 @@ class Settings(BaseSettings):
     #: drop idle sessions on their own.
     smtp_keepalive_idle_seconds: float = Field(30.0, ge=0)
 
+    # Preference links and one-click unsubscribe (docs/preferences.md).
+    #: Signs the links to a contact's preference page and the one-click unsubscribe URLs
+    #: (HMAC-SHA256). Without it no email carries a link and the page refuses every token.
+    link_secret: SecretStr | None = None
+    #: The name of ``link_secret`` inside each token, so a new secret can take over while links
+    #: signed with the old one still open (``link_previous_secrets``).
+    link_key_id: str = Field("k1", pattern=r"^[A-Za-z0-9_-]{1,16}$")
+    #: Secrets retired from signing that still open the links they signed, as
+    #: ``keyid=secret,keyid=secret``.
+    link_previous_secrets: SecretStr | None = None
+    #: How long a preference or unsubscribe link opens the page.
+    link_ttl_days: int = Field(90, ge=1, le=3650)
+    #: The ``mailto:`` of ``List-Unsubscribe`` (a mailbox someone reads); ``smtp_from`` when unset.
+    unsubscribe_mailto: str | None = None
+
     # GoCardless (Direct Debit).
     #: Required by the ``collect`` stage, ``herald gocardless sync`` and the webhooks.
     gocardless_access_token: SecretStr | None = None

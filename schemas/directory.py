@@ -183,6 +183,8 @@ class EmailView:
     address: str
     notify: bool = True
     categories: tuple[tuple[str, bool], ...] = ()
+    #: Hard-bounced: no email to it until an operator lifts the suppression.
+    suppressed: bool = False
 
     def category_on(self, category: str) -> bool:
         """A category is on unless switched off."""
@@ -203,6 +205,8 @@ class ContactView:
     status: str
     sms_opted_out: bool = False
     emails: tuple[EmailView, ...] = ()
+    #: The contact's own SMS choice for this customer account (preference page); None: not made.
+    account_sms: bool | None = None
 
 
 @dataclass(frozen=True)

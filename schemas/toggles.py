@@ -6,7 +6,41 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from schemas.notifications import Kind
+
 EMAIL_CATEGORIES: tuple[str, ...] = ("new_invoice", "pending_reminders", "payment_confirmation", "refunds")
+
+#: Which email category toggle governs each notification kind.
+EMAIL_CATEGORY: dict[Kind, str] = {
+    Kind.INVOICE: "new_invoice",
+    Kind.PAYMENT_REMINDER: "pending_reminders",
+    Kind.PAYMENT_THANK_YOU: "payment_confirmation",
+    # The link is asked for because a new invoice is to be collected: whoever switched new-invoice
+    # emails off has said they do not want to hear about new invoices (recorded ``category_off``).
+    Kind.MANDATE_SETUP: "new_invoice",
+}
+
+#: The skip reasons a contact's (or an operator's) choice causes: history shows the consent row.
+CONSENT_REASONS = frozenset(
+    {"category_off", "email_notify_off", "contact_sms_off", "opted_out", "suppressed"}
+)
+
+
+def toggles_behind(reason: str, kind: str, recipient: str, customer_id: str) -> tuple[str, ...]:
+    """The toggles (named as the consent trail names them) whose change explains ``reason`` for a
+    notification of ``kind`` to ``recipient``; ``()`` for a reason no toggle causes."""
+    if reason == "category_off":
+        category = next((c for k, c in EMAIL_CATEGORY.items() if k == kind), None)
+        return (f"{recipient} {category}",) if category else ()
+    if reason == "email_notify_off":
+        return (f"{recipient} notify",)
+    if reason == "suppressed":
+        return (f"{recipient} suppressed",)
+    if reason == "contact_sms_off":
+        return ("sms", f"customer {customer_id} sms")
+    if reason == "opted_out":
+        return ("sms_opted_out",)
+    return ()
 
 
 class Action(StrEnum):

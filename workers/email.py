@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from infra.adapters.email import OutgoingEmail, SentEmail, UnsendableEmail
+from infra.adapters.email import OutgoingEmail, RecipientRefused, SentEmail, UnsendableEmail
 from infra.bootstrap import Services
 from infra.errors import MalformedMessage, PermanentProviderError, TransientProviderError
 from infra.masking import mask_email
@@ -37,10 +37,12 @@ from infra.store.notifications import (
     record_refusals,
     release_claims,
 )
+from infra.store.suppression import suppress_address
 from schemas.messages import EmailRendered, EmailsRendered
 from schemas.notifications import Status
 from schemas.rows import NotificationRow
 from workers.decode import decode
+from workers.email_links import EmailLinks, with_footer
 from workers.rules.delivery import Step
 from workers.sending import (
     START_WINDOW_SECONDS,
@@ -91,6 +93,17 @@ def send_email(svc: Services, body: Any) -> None:
     outcome = BatchOutcome(SOURCE)
     handle(svc, [nid], outcome)
     finish_one(svc, outcome)
+
+
+def _outgoing(row: NotificationRow, links: EmailLinks) -> OutgoingEmail:
+    """The email as rendered, with the preference link and the unsubscribe headers."""
+    text, html = str(row.body), str(row.html)
+    headers: tuple[tuple[str, str], ...] = ()
+    made = links.for_row(row)
+    if made is not None:
+        text, html = with_footer(text, html, made.page_url, row.locale)
+        headers = made.headers
+    return OutgoingEmail(row.id, row.recipient, str(row.subject), text, html, headers)
 
 
 def _alone(nid: str) -> EmailRendered:
@@ -157,16 +170,8 @@ def _send(
             sent, began[index] = call_provider(svc, row.id, call, source=SOURCE)
             return sent
 
-    emails = [
-        OutgoingEmail(
-            notification_id=r.id,
-            to=r.recipient,
-            subject=str(r.subject),
-            text=str(r.body),
-            html=str(r.html),
-        )
-        for r in sending
-    ]
+    links = EmailLinks(svc.settings)
+    emails = [_outgoing(r, links) for r in sending]
     results = svc.email.send_many(emails, attempt=attempt)
     accepted: list[tuple[NotificationRow, SentEmail, datetime]] = []
     refused: list[tuple[NotificationRow, PermanentProviderError]] = []
@@ -184,6 +189,9 @@ def _send(
         attempts, given_up = settle_transients(conn, svc, failing, outcome, in_flight=_in_flight(svc))
         record_provider_ids(conn, [(r.id, sent.message_id) for r, sent, _ in accepted])
         record_refusals(conn, [(r.id, exc.code) for r, exc in refused])
+        for r, exc in refused:
+            if isinstance(exc, RecipientRefused):  # a hard bounce: no more email to the address
+                suppress_address(conn, r.org_id, r.recipient, str(exc), actor=f"smtp:{r.id}")
         attempts += [Attempt(r.id, Outcome.ACCEPTED, at=at) for r, _, at in accepted]
         attempts += [
             Attempt(r.id, Outcome.REFUSED, error_code=exc.code, detail=str(exc)) for r, exc in refused

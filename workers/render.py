@@ -38,6 +38,7 @@ from workers.rules.collection import authorisation_url_of
 from workers.rules.render import Rendered, TemplateInvalid, render_failure, render_mandate_setup
 from workers.rules.render import render_notification as render_parts
 from workers.rules.templates import TemplateLimits, TemplateRenderError
+from workers.sms_links import with_sms_links
 
 logger = logging.getLogger("herald.render")
 
@@ -120,7 +121,7 @@ def _render(svc: Services, ids: Sequence[str]) -> list[tuple[str, MalformedMessa
                 emails.append((row.id, parts["subject"], parts["text"], parts["html"]))
             else:
                 texts.append((row.id, rendered.parts["body"]))
-        store_rendered_many(conn, texts)
+        store_rendered_many(conn, with_sms_links(conn, svc.settings, rows, texts))
         store_rendered_emails_many(conn, emails)
     for row in todo:
         if row.id not in failed:

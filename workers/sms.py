@@ -363,7 +363,7 @@ def _call_twilio(svc: Services, items: list[_Item], start_by: float, outcome: Ba
         refunded = sum(refund_credit_many(conn, back)) if back else 0
         for i, exc in refused:
             if exc.code == OPTED_OUT:
-                mark_opted_out(conn, i.row.org_id, i.row.contact_id)
+                mark_opted_out(conn, i.row.org_id, i.row.contact_id, notification_id=i.row.id)
     if refunded:
         metrics.SMS_CREDIT.labels(operation="refunded").inc(refunded)
     segments = sum(i.parts for i, _, _ in accepted)

@@ -11,6 +11,7 @@ value is never allowed to start another header.
 from __future__ import annotations
 
 import contextlib
+import email.policy
 import re
 import smtplib
 import ssl
@@ -46,6 +47,13 @@ class UnsendableEmail(PermanentProviderError):
     reason = "unsendable_email"
 
 
+class RecipientRefused(PermanentProviderError):
+    """The server refused the recipient for good (5xx to RCPT TO): a hard bounce. The email stage
+    suppresses the address for email (``infra.store.suppression``)."""
+
+    reason = "recipient_refused"
+
+
 @dataclass(frozen=True)
 class OutgoingEmail:
     """One rendered email notification."""
@@ -55,6 +63,8 @@ class OutgoingEmail:
     subject: str
     text: str
     html: str
+    #: Further headers (``List-Unsubscribe``...), each checked like every other header value.
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -109,6 +119,10 @@ def build_message(email: OutgoingEmail, sender: str, *, when: datetime | None = 
     _set_header(message, "To", "to", email.to)
     _set_header(message, "Subject", "subject", email.subject)
     _set_header(message, NOTIFICATION_HEADER, "notification_id", email.notification_id)
+    for name, value in email.headers:
+        # As given, never folded into RFC 2047 encoded words: a List-Unsubscribe URL is one long
+        # token, and receivers read the header as URLs in angle brackets (see ``_wire``).
+        message.set_raw(_header_value(name, name), _header_value(name, value))
     # Quoted-printable keeps the message 7-bit, so it passes servers that do not offer 8BITMIME.
     message.set_content(email.text, cte="quoted-printable")
     message.add_alternative(email.html, subtype="html", cte="quoted-printable")
@@ -161,6 +175,8 @@ def classify_smtp_error(
         # Replies often quote the recipient; errors end up in logs, so it is masked here.
         text = mask_text(f"smtp refused the message: {exc}")
         if final and code is not None and 500 <= code < 600:
+            if isinstance(exc, smtplib.SMTPRecipientsRefused):
+                return RecipientRefused(text, code=code)
             return PermanentProviderError(text, code=code)
         ambiguous = after_data and isinstance(exc, smtplib.SMTPServerDisconnected)
         return TransientProviderError(text, code=code, accepted_unknown=ambiguous)
@@ -367,6 +383,11 @@ class SmtpEmail:
             connection.close()
 
 
+#: ``EmailMessage``'s own policy, with CRLF, and raw headers not refolded.
+_WIRE_POLICY = email.policy.default.clone(linesep="\r\n", refold_source="none")
+
+
 def _wire(message: EmailMessage) -> bytes:
-    # smtplib sends bytes as given: lines must already end in CRLF.
-    return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+    # smtplib sends bytes as given: lines must already end in CRLF. Headers set raw (the extra
+    # ones of ``OutgoingEmail.headers``) are sent as set: refolding a long URL would encode it.
+    return message.as_bytes(policy=_WIRE_POLICY)

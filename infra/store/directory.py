@@ -90,11 +90,13 @@ def _sync_links(conn: Connection, record: CustomerRecord) -> bool:
     org, customer = record.org_id, record.customer_id
     wanted = {c.contact_id: c.primary for c in record.contacts}
     rows = conn.execute(
-        select(customer_contacts.c.contact_id, customer_contacts.c.is_primary).where(
-            customer_contacts.c.org_id == org, customer_contacts.c.customer_id == customer
-        )
+        select(
+            customer_contacts.c.contact_id, customer_contacts.c.is_primary, customer_contacts.c.sms_enabled
+        ).where(customer_contacts.c.org_id == org, customer_contacts.c.customer_id == customer)
     ).all()
     have = {r.contact_id: r.is_primary for r in rows}
+    # The contact's own choice for this account (preference page) outlives a change of links.
+    chosen = {r.contact_id: r.sms_enabled for r in rows}
     if have == wanted:
         return False
     conn.execute(
@@ -106,7 +108,13 @@ def _sync_links(conn: Connection, record: CustomerRecord) -> bool:
         conn.execute(
             customer_contacts.insert(),
             [
-                {"org_id": org, "customer_id": customer, "contact_id": cid, "is_primary": primary}
+                {
+                    "org_id": org,
+                    "customer_id": customer,
+                    "contact_id": cid,
+                    "is_primary": primary,
+                    "sms_enabled": chosen.get(cid),
+                }
                 for cid, primary in wanted.items()
             ],
         )
@@ -119,11 +127,21 @@ def _sync_emails(conn: Connection, org: str, contact: Contact) -> bool:
         for e in contact.emails
     }
     rows = conn.execute(
-        select(contact_emails.c.address, contact_emails.c.notify, contact_emails.c.categories).where(
-            contact_emails.c.org_id == org, contact_emails.c.contact_id == contact.contact_id
-        )
+        select(
+            contact_emails.c.address,
+            contact_emails.c.notify,
+            contact_emails.c.categories,
+            contact_emails.c.suppressed_reason,
+            contact_emails.c.suppressed_at,
+        ).where(contact_emails.c.org_id == org, contact_emails.c.contact_id == contact.contact_id)
     ).all()
     have = {r.address: {"notify": r.notify, "categories": r.categories} for r in rows}
+    # A hard bounce's suppression outlives an import: only an operator lifts it.
+    suppressed = {
+        r.address: {"suppressed_reason": r.suppressed_reason, "suppressed_at": r.suppressed_at}
+        for r in rows
+        if r.suppressed_reason is not None
+    }
     if have == wanted:
         return False
     conn.execute(
@@ -134,7 +152,11 @@ def _sync_emails(conn: Connection, org: str, contact: Contact) -> bool:
     for address, values in wanted.items():
         conn.execute(
             insert_ignore(conn, contact_emails).values(
-                org_id=org, contact_id=contact.contact_id, address=address, **values
+                org_id=org,
+                contact_id=contact.contact_id,
+                address=address,
+                **values,
+                **suppressed.get(address, {}),
             )
         )
     return True
@@ -173,6 +195,7 @@ def load_customers(conn: Connection, keys: Iterable[tuple[str, str]]) -> dict[tu
                 contacts.c.sms_opted_out,
                 customer_contacts.c.customer_id,
                 customer_contacts.c.is_primary,
+                customer_contacts.c.sms_enabled.label("account_sms"),
             )
             .join(
                 customer_contacts,
@@ -196,7 +219,9 @@ def load_customers(conn: Connection, keys: Iterable[tuple[str, str]]) -> dict[tu
         )
         for e in rows:
             categories = tuple(sorted((str(k), bool(v)) for k, v in (e.categories or {}).items()))
-            emails.setdefault((e.org_id, e.contact_id), []).append(EmailView(e.address, e.notify, categories))
+            emails.setdefault((e.org_id, e.contact_id), []).append(
+                EmailView(e.address, e.notify, categories, suppressed=e.suppressed_reason is not None)
+            )
     return {
         key: CustomerView(
             org_id=key[0],
@@ -214,6 +239,7 @@ def load_customers(conn: Connection, keys: Iterable[tuple[str, str]]) -> dict[tu
                     locale=r.locale,
                     status=r.status,
                     sms_opted_out=r.sms_opted_out,
+                    account_sms=r.account_sms,
                     emails=tuple(emails.get((r.org_id, r.contact_id), ())),
                 )
                 for r in contact_rows.get(key, ())

@@ -10,8 +10,10 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from infra.store.attempts import load_attempts
 from infra.store.collection import collection_timeline
+from infra.store.consent import cause_of
 from infra.store.notifications import IGNORED_PREFIX
 from infra.store.tables import events, notifications, org_warnings, status_changes
+from schemas.toggles import CONSENT_REASONS, toggles_behind
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -96,6 +98,18 @@ def _history(
             }
         )
     by_id = {n["id"]: n for n in nt_rows}
+    # A skip a toggle caused shows the consent row that switched it off.
+    consent = {
+        n["id"]: cause_of(
+            conn,
+            n["org_id"],
+            n["contact_id"],
+            toggles_behind(n["reason"], n["kind"], n["recipient"], n["customer_id"]),
+            n["created_at"],
+        )
+        for n in nt_rows
+        if n["reason"] in CONSENT_REASONS
+    }
     for n in nt_rows:
         timeline.append(
             {
@@ -108,6 +122,7 @@ def _history(
                 "kind": n["kind"],
                 "recipient": n["recipient"],
                 "reason": n["reason"],
+                **({"consent": consent[n["id"]]} if consent.get(n["id"]) else {}),
             }
         )
         if n["attempted_at"] is not None and n["id"] not in logged:
@@ -190,6 +205,7 @@ def _history(
                 "provider_id": n["provider_id"],
                 "error_code": n["error_code"],
                 "attempts": n["attempts"],
+                **({"consent": consent[n["id"]]} if consent.get(n["id"]) else {}),
             }
             for n in nt_rows
         ],

@@ -12,9 +12,11 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from infra.store.batches import in_chunks, unique
+from infra.store.consent import apply_consent
 from infra.store.keys import pairs_in
 from infra.store.tables import contacts, events, notifications, org_warnings, organisations
 from schemas.directory import OrgView
+from schemas.toggles import Change
 
 #: Settings an organisation that was never configured has.
 DEFAULTS: dict[str, Any] = {
@@ -111,12 +113,24 @@ def invoices_paid(conn: Connection, items: Sequence[tuple[str, str, Decimal]]) -
     return [balance <= 0 or paid[org_id, invoice_id] >= balance for org_id, invoice_id, balance in items]
 
 
-def mark_opted_out(conn: Connection, org_id: str, contact_id: str) -> None:
-    """The contact replied STOP: no SMS to them from now on."""
-    conn.execute(
-        update(contacts)
-        .where(contacts.c.org_id == org_id, contacts.c.contact_id == contact_id)
-        .values(sms_opted_out=True, updated_at=datetime.now(UTC))
+def mark_opted_out(conn: Connection, org_id: str, contact_id: str, *, notification_id: str = "") -> None:
+    """The contact replied STOP (Twilio refused a send with 21610): no SMS to them from now on,
+    recorded in the consent trail."""
+    current = conn.execute(
+        select(contacts.c.sms_opted_out).where(
+            contacts.c.org_id == org_id, contacts.c.contact_id == contact_id
+        )
+    ).scalar()
+    if current is None or current:
+        return
+    apply_consent(
+        conn,
+        org_id,
+        contact_id,
+        [Change("sms_opted_out", False, True)],
+        source="twilio_21610",
+        actor=f"twilio:{notification_id}" if notification_id else "twilio",
+        detail="Twilio refused an SMS with 21610: the recipient replied STOP",
     )
 
 

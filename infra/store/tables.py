@@ -75,6 +75,8 @@ customer_contacts = Table(
     Column("customer_id", String(200), primary_key=True),
     Column("contact_id", String(200), primary_key=True),
     Column("is_primary", Boolean, nullable=False, default=False),
+    # The contact's own SMS choice for this account (preference page); NULL: their contact toggle.
+    Column("sms_enabled", Boolean),
     ForeignKeyConstraint(["org_id", "customer_id"], ["customers.org_id", "customers.customer_id"]),
     ForeignKeyConstraint(["org_id", "contact_id"], ["contacts.org_id", "contacts.contact_id"]),
 )
@@ -87,7 +89,53 @@ contact_emails = Table(
     Column("address", String(320), primary_key=True),
     Column("notify", Boolean, nullable=False, default=True),
     Column("categories", JSON, nullable=False),
+    # Hard-bounced (SMTP 5xx on the recipient): no email to it until an operator lifts it.
+    Column("suppressed_reason", String(500)),
+    Column("suppressed_at", DateTime(timezone=True)),
     ForeignKeyConstraint(["org_id", "contact_id"], ["contacts.org_id", "contacts.contact_id"]),
+)
+
+#: Every change of a contact's toggles, from any source; append-only (``infra.store.consent``).
+consent_changes = Table(
+    "consent_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("org_id", String(200), nullable=False),
+    Column("contact_id", String(200), nullable=False),
+    # "sms", "sms_opted_out", "customer <id> sms", "<address> notify|<category>|suppressed"
+    Column("toggle", String(400), nullable=False),
+    Column("old", Boolean),
+    Column("new", Boolean),
+    # preference_page, one_click, sms_keyword, twilio_21610, operator, import, bulk, bounce
+    Column("source", String(20), nullable=False),
+    Column("actor", String(200), nullable=False),  # API key id, link key:token id, "cli", ...
+    Column("detail", String(500)),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_consent_changes_contact", "org_id", "contact_id", "id"),
+)
+
+#: The short preference links SMS carry (``/p/<code>``): each stands for a signed token.
+short_links = Table(
+    "short_links",
+    metadata,
+    Column("code", String(16), primary_key=True),
+    Column("org_id", String(200), nullable=False),
+    Column("token", String(2000), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+#: How an organisation's preference page and unsubscribe links behave (defaults when no row).
+preference_settings = Table(
+    "preference_settings",
+    metadata,
+    Column("org_id", String(200), primary_key=True),
+    Column("brand_colour", String(7)),  # "#rrggbb"; NULL: herald's
+    Column("required_categories", JSON, nullable=False),  # categories a contact cannot switch off
+    Column("required_reason", String(300)),
+    Column("unsubscribe_scope", String(10), nullable=False),  # category | all
+    Column("sms_help_text", String(300)),
+    Column("sms_link", Boolean, nullable=False),  # SMS carry a short preference link
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 events = Table(

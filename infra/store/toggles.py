@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, select
 from sqlalchemy.engine import Connection
 
+from infra.store.consent import Source, apply_consent
 from infra.store.tables import contact_emails, contacts, customer_contacts, customers, notifications
 from schemas.directory import is_directory_id
 from schemas.toggles import EMAIL_CATEGORIES, Change, ContactToggles
@@ -60,38 +60,11 @@ def load_toggles(conn: Connection, org_id: str, contact_id: str) -> ContactToggl
     return ContactToggles(contact_id, primary is not None, row.sms_enabled, emails)
 
 
-def apply_changes(conn: Connection, org_id: str, contact_id: str, changes: list[Change]) -> None:
-    """Write planned changes (from ``workers.rules.toggles.plan``)."""
-    now = datetime.now(UTC)
-    current = load_toggles(conn, org_id, contact_id)
-    if current is None:
-        return
-    emails = {address: (notify, dict(categories)) for address, (notify, categories) in current.emails.items()}
-    for change in changes:
-        if change.what == "sms":
-            conn.execute(
-                update(contacts)
-                .where(contacts.c.org_id == org_id, contacts.c.contact_id == contact_id)
-                .values(sms_enabled=change.new, updated_at=now)
-            )
-            continue
-        address, toggle = change.what.rsplit(" ", 1)
-        notify, categories = emails[address]
-        if toggle == "notify":
-            notify = change.new
-        elif toggle in EMAIL_CATEGORIES:
-            categories[toggle] = change.new
-        emails[address] = (notify, categories)
-    for address, (notify, categories) in emails.items():
-        conn.execute(
-            update(contact_emails)
-            .where(
-                contact_emails.c.org_id == org_id,
-                contact_emails.c.contact_id == contact_id,
-                contact_emails.c.address == address,
-            )
-            .values(notify=notify, categories={c: categories.get(c, True) for c in EMAIL_CATEGORIES})
-        )
+def apply_changes(
+    conn: Connection, org_id: str, contact_id: str, changes: list[Change], *, source: Source, actor: str
+) -> None:
+    """Write planned changes (from ``workers.rules.toggles.plan``), each with its consent row."""
+    apply_consent(conn, org_id, contact_id, changes, source=source, actor=actor)
 
 
 def contact_details(
@@ -108,7 +81,12 @@ def contact_details(
     if row is None:
         return None
     links = conn.execute(
-        select(customer_contacts.c.customer_id, customer_contacts.c.is_primary, customers.c.sms_enabled)
+        select(
+            customer_contacts.c.customer_id,
+            customer_contacts.c.is_primary,
+            customer_contacts.c.sms_enabled.label("own_choice"),
+            customers.c.sms_enabled,
+        )
         .join(
             customers,
             and_(
@@ -136,7 +114,13 @@ def contact_details(
         "sms_enabled": row["sms_enabled"],
         "sms_opted_out": row["sms_opted_out"],
         "customers": [
-            {"customer_id": c.customer_id, "primary": c.is_primary, "customer_sms_enabled": c.sms_enabled}
+            {
+                "customer_id": c.customer_id,
+                "primary": c.is_primary,
+                "customer_sms_enabled": c.sms_enabled,
+                # The contact's own SMS choice for this account (preference page); None: not made.
+                "contact_sms_choice": c.own_choice,
+            }
             for c in links
         ],
         "emails": [

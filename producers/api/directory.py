@@ -149,7 +149,7 @@ def put_customer(
         details = validation_details(errors)
         summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
         raise ApiError(422, "invalid_request", f"invalid customer: {summary}", details) from None
-    result = import_customer(ctx.services, record)
+    result = import_customer(ctx.services, record, actor=f"api:{key.key_id}")
     if result.outcome is None:
         details = [
             {"field": f"body.{path}", "message": message, "type": "refused"}
@@ -169,7 +169,9 @@ def put_toggles(
     ctx: ApiContext = Depends(context),
 ) -> dict[str, Any]:
     """Change one contact's toggles; what changed (or would, with ``dry_run``)."""
-    (row,) = change_toggles(ctx.services, key.org_id, body.request(), ids=[contact_id], dry_run=dry_run)
+    (row,) = change_toggles(
+        ctx.services, key.org_id, body.request(), ids=[contact_id], dry_run=dry_run, actor=f"api:{key.key_id}"
+    )
     if row["result"] == "failed":
         raise ApiError(404, "not_found", f"no contact {contact_id}")
     return {"dry_run": dry_run, **row}
@@ -191,6 +193,7 @@ def bulk_toggles(
         ids=body.contacts,
         customer_id=body.customer_id,
         dry_run=body.dry_run,
+        actor=f"api:{key.key_id}",
     )
     counts = {r: sum(row["result"] == r for row in report) for r in ("changed", "unchanged", "failed")}
     return {"dry_run": body.dry_run, "contacts": report, **counts}

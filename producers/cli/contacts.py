@@ -9,13 +9,15 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from infra.store.consent import consent_trail
 from infra.store.directory import refresh_statistics
-from infra.store.toggles import contact_details
+from infra.store.suppression import lift_suppression, list_suppressions
+from infra.store.toggles import contact_details, load_toggles
 from producers.cli.console import err, out
 from producers.cli.store import open_store
 from producers.imports import HeaderError, Row, read_directory
 from producers.operations.directory import change_toggles, import_customer
-from producers.operations.views import mask_contact
+from producers.operations.views import mask_consent, mask_contact
 from schemas.toggles import EMAIL_CATEGORIES, Action, ToggleRequest
 
 app = typer.Typer(help="Load the contact directory, change toggles, show a contact.", no_args_is_help=True)
@@ -175,7 +177,9 @@ def show(
     )
     for link in details["customers"]:
         role = "primary" if link["primary"] else "contact person"
-        out.print(f"  customer {link['customer_id']} ({role})", markup=False)
+        choice = link.get("contact_sms_choice")
+        chosen = "" if choice is None else f"; their SMS choice: {'on' if choice else 'off'}"
+        out.print(f"  customer {link['customer_id']} ({role}{chosen})", markup=False)
     for email in details["emails"]:
         off = [c for c in EMAIL_CATEGORIES if not email["categories"][c]]
         out.print(
@@ -191,3 +195,63 @@ def show(
             n["at"], n["invoice_id"], n["kind"], n["channel"], n["recipient"], n["reason"], n["status"]
         )
     out.print(table)
+
+
+@app.command("consent")
+def consent(
+    contact: str = typer.Option(..., "--contact", help="Contact id."),
+    org: str = typer.Option(..., "--org", help="Organisation."),
+    as_json: bool = typer.Option(False, "--json"),
+    reveal: bool = typer.Option(False, "--reveal", help="Show full addresses."),
+) -> None:
+    """A contact's consent trail: every change of their toggles, when, from where, by whom."""
+    with open_store().reading() as conn:
+        known = load_toggles(conn, org, contact) is not None
+        rows = consent_trail(conn, org, contact) if known else []
+    if not known:
+        err.print(f"error: no contact {contact} in organisation {org}", markup=False)
+        raise typer.Exit(1)
+    if not reveal:
+        rows = mask_consent(rows)
+    if as_json:
+        typer.echo(json.dumps({"contact_id": contact, "consent": rows}, indent=2))
+        return
+    table = Table(title=f"consent trail of {contact}")
+    for column in ("#", "time", "toggle", "change", "source", "who", "detail"):
+        table.add_column(column)
+    for r in rows:
+        change = f"{_onoff(r['old'])} → {_onoff(r['new'])}"
+        table.add_row(str(r["id"]), r["at"], r["toggle"], change, r["source"], r["actor"], r["detail"] or "")
+    out.print(table)
+    if not rows:
+        out.print("no changes recorded", markup=False)
+
+
+def _onoff(value: bool | None) -> str:
+    return "-" if value is None else "on" if value else "off"
+
+
+@app.command("suppressions")
+def suppressions(
+    org: str = typer.Option(..., "--org", help="Organisation."),
+    lift: str | None = typer.Option(None, "--lift", help="Email this address again."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The addresses suppressed after a hard bounce, or ``--lift ADDRESS`` to email it again."""
+    svc = open_store()
+    if lift is not None:
+        with svc.transaction() as conn:
+            count = lift_suppression(conn, org, lift, actor="cli")
+        if not count:
+            err.print(f"error: {lift} is not suppressed in organisation {org}", markup=False)
+            raise typer.Exit(1)
+        out.print(f"{lift}: suppression lifted ({count} contact(s))", markup=False)
+        return
+    with svc.reading() as conn:
+        rows = list_suppressions(conn, org)
+    if as_json:
+        typer.echo(json.dumps({"suppressions": rows}, indent=2))
+        return
+    for r in rows:
+        out.print(f"{r['address']} ({r['contact_id']}) since {r['since']}: {r['reason']}", markup=False)
+    out.print(f"{len(rows)} suppressed", markup=False)

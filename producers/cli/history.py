@@ -19,7 +19,13 @@ def _detail(entry: dict[str, Any]) -> str:
     if what == "event_received":
         return f"{entry['type']} {entry['event_id']} ({entry['outcome']})"
     if what == "decided":
-        return f"{entry['kind']} → {entry['contact_id']}: {entry['reason']}"
+        consent = entry.get("consent")
+        why = (
+            f" (consent #{consent['id']}: {consent['toggle']} off by {consent['source']} {consent['at']})"
+            if consent
+            else ""
+        )
+        return f"{entry['kind']} → {entry['contact_id']}: {entry['reason']}{why}"
     if what == "payment_status":
         amount = f"{entry['amount_minor'] / 100:.2f} {entry['currency']}"
         return f"Direct Debit {entry['payment_id']} {entry['status']} ({amount})"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import asdict
 from typing import Any
 
 import typer
 
 from infra.store.organisations import org_settings, update_org
+from infra.store.preferences import update_preference_settings
 from producers.cli import reminders_cmd
 from producers.cli.console import out
 from producers.cli.store import open_store
@@ -79,3 +81,40 @@ def show(org: str = typer.Argument(..., help="Organisation id.")) -> None:
     with open_store().transaction() as conn:
         settings = org_settings(conn, org)
     out.print(json.dumps(settings, indent=2), markup=False)
+
+
+@app.command("preferences")
+def preferences(
+    org: str = typer.Argument(..., help="Organisation id."),
+    colour: str | None = typer.Option(None, help="The preference page's colour, #rrggbb."),
+    require: list[str] = typer.Option([], help="A category contacts cannot switch off (repeatable)."),
+    optional: bool = typer.Option(False, "--no-required", help="No category is required any more."),
+    required_reason: str | None = typer.Option(None, help="Why the required categories are required."),
+    unsubscribe_scope: str | None = typer.Option(None, help="category (the email's kind) or all."),
+    sms_help: str | None = typer.Option(None, help="The answer to an SMS HELP."),
+    sms_link: bool | None = typer.Option(None, "--sms-link/--no-sms-link", help="A short link in every SMS."),
+) -> None:
+    """The preference page, one-click unsubscribe and SMS HELP of an organisation
+    (docs/preferences.md); unnamed settings keep their value."""
+    changes: dict[str, Any] = {}
+    if require or optional:
+        changes["required_categories"] = sorted(set(require))
+    for key, value in (
+        ("brand_colour", colour),
+        ("required_reason", required_reason),
+        ("unsubscribe_scope", unsubscribe_scope),
+        ("sms_help_text", sms_help),
+        ("sms_link", sms_link),
+    ):
+        if value is not None:
+            changes[key] = value
+    with open_store().transaction() as conn:
+        try:
+            made = update_preference_settings(conn, org, changes)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    typer.echo(
+        json.dumps(
+            {k: sorted(v) if isinstance(v, frozenset) else v for k, v in asdict(made).items()}, indent=2
+        )
+    )

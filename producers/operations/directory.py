@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from infra.bootstrap import Services
+from infra.store.consent import Source, record_trail
 from infra.store.directory import UpsertOutcome, upsert_customer
 from infra.store.organisations import load_org
 from infra.store.tables import customers
@@ -15,7 +16,7 @@ from infra.store.toggles import apply_changes, load_toggles, select_contacts
 from schemas.directory import CustomerRecord
 from schemas.phones import extension, to_e164
 from schemas.toggles import ToggleRequest
-from workers.rules.toggles import plan
+from workers.rules.toggles import plan, toggle_diff
 
 
 @dataclass
@@ -53,8 +54,13 @@ def phone_warnings(record: CustomerRecord, region: str) -> list[str]:
     ]
 
 
-def import_customer(svc: Services, record: CustomerRecord, *, named: bool = True) -> ImportResult:
+def import_customer(
+    svc: Services, record: CustomerRecord, *, named: bool = True, actor: str = "cli"
+) -> ImportResult:
     """Upsert one customer whole, in one transaction.
+
+    Toggles the import changes on contacts already known go in the consent trail (``import``, by
+    ``actor``); a new contact's or a new address's first values are the record itself.
 
     ``named`` is False for a CSV row without ``customer_name``: such a row may update a known
     customer but not create one, so a mistyped id is refused rather than created.
@@ -77,7 +83,14 @@ def import_customer(svc: Services, record: CustomerRecord, *, named: bool = True
             return ImportResult(
                 None, error="; ".join(f"{path}: {message}" for path, message in problems), problems=problems
             )
+        before = {c.contact_id: load_toggles(conn, record.org_id, c.contact_id) for c in record.contacts}
         outcome = upsert_customer(conn, record, region=region)
+        for contact_id, old in before.items():
+            new = load_toggles(conn, record.org_id, contact_id)
+            if old is not None and new is not None:
+                record_trail(
+                    conn, record.org_id, contact_id, toggle_diff(old, new), source="import", actor=actor
+                )
     return ImportResult(outcome, warnings=phone_warnings(record, region))
 
 
@@ -89,12 +102,15 @@ def change_toggles(
     ids: list[str] | None = None,
     customer_id: str | None = None,
     dry_run: bool = False,
+    actor: str = "cli",
 ) -> list[dict[str, Any]]:
     """Apply ``request`` to the listed contacts, a customer's, or all of the organisation's.
 
     One row per contact: ``changed`` / ``unchanged`` with the changes, or ``failed`` with the
-    reason; ``dry_run`` plans without writing.
+    reason; ``dry_run`` plans without writing. Each change is in the consent trail, from
+    ``operator`` (one listed contact) or ``bulk`` (several, a customer's, all), by ``actor``.
     """
+    source: Source = "operator" if ids is not None and len(ids) == 1 else "bulk"
     report: list[dict[str, Any]] = []
     with svc.transaction() as conn:
         for contact_id in select_contacts(conn, org_id, ids=ids, customer_id=customer_id):
@@ -104,7 +120,7 @@ def change_toggles(
                 continue
             changes = plan(current, request)
             if changes and not dry_run:
-                apply_changes(conn, org_id, contact_id, changes)
+                apply_changes(conn, org_id, contact_id, changes, source=source, actor=actor)
             report.append(
                 {
                     "contact_id": contact_id,

@@ -67,6 +67,7 @@ TWILIO_SID = "AC" + "0" * 32
 TWILIO_TOKEN = "fuzz-twilio-token"
 GC_TOKEN = "fuzz_gc_token"
 GC_SECRET = "fuzz-gc-webhook-secret"
+LINK_SECRET = "fuzz-link-secret"
 #: Which key a request carries: each level of acme, other's admin, an unknown key, none, junk.
 KEY_KINDS = ("view", "send", "edit", "admin", "other_admin", "unknown", "missing", "malformed")
 
@@ -265,6 +266,7 @@ def world(
             gocardless_access_token=GC_TOKEN,
             gocardless_base_url=sandbox.url,
             gocardless_webhook_secret=GC_SECRET,
+            link_secret=LINK_SECRET,
             # The limits the strategies are built around (huge strings pass 64 KiB, nesting
             # passes 32 levels, a batch stays under the body limit), pinned against the defaults.
             max_event_bytes=64 * 1024,

@@ -108,6 +108,15 @@ def test_one_event_for_six_contacts_in_six_states_records_exactly_the_expected_d
         publisher.publish(reminder_due("evt_rem1"))
     wait_for(lambda: _sms_settled(pipeline, 12), timeout=60, what="the reminder's SMS decisions")
     assert ("Q6", "sms", "opted_out", "skipped") in _decisions(pipeline.settings, "INV-1", "evt_rem1")
+    # History shows the consent row the 21610 wrote beside the skip.
+    (skip,) = [
+        n
+        for n in _history(pipeline.settings, "INV-1")["notifications"]
+        if (n["event_id"], n["contact_id"], n["channel"]) == ("evt_rem1", "Q6", "sms")
+    ]
+    assert skip["consent"]["source"] == "twilio_21610"
+    assert (skip["consent"]["toggle"], skip["consent"]["new"]) == ("sms_opted_out", True)
+    assert skip["consent"]["actor"].startswith("twilio:ntf_")
     with Publisher(pipeline.settings) as publisher:
         publisher.publish(payment_received("evt_pay"))
         # Route runs several threads: the reminder must not overtake the payment it depends on.

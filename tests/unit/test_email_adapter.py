@@ -166,3 +166,24 @@ def test_a_line_break_in_a_header_value_is_a_permanent_refusal_and_never_a_heade
     with pytest.raises(UnsendableEmail):
         fake.send(email)
     assert fake.sent == []
+
+
+def test_list_unsubscribe_goes_as_given_never_folded_into_encoded_words() -> None:
+    from email import message_from_bytes, policy
+
+    from infra.adapters.email import _wire
+
+    url = "https://billing.example/preferences/acme/k1." + "A" * 200 + ".sig/unsubscribe?kind=invoice"
+    value = f"<{url}>, <mailto:billing@acme.example?subject=unsubscribe>"
+    headers = (("List-Unsubscribe", value), ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    email = OutgoingEmail("ntf_" + "0" * 32, "aino@example.fi", "Lasku — marraskuu", "t", "<p>h</p>", headers)
+    raw = _wire(build_message(email, "billing@acme.example"))
+    assert f"\r\nList-Unsubscribe: {value}\r\n".encode() in raw
+    assert b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in raw
+    assert message_from_bytes(raw, policy=policy.default)["List-Unsubscribe"] == value
+
+
+def test_an_extra_header_with_a_line_break_is_refused_before_any_connection() -> None:
+    bad = (("List-Unsubscribe", "<https://x.example/u>\r\nBcc: eve@example.com"),)
+    with pytest.raises(UnsendableEmail, match="line break"):
+        build_message(OutgoingEmail("ntf_" + "0" * 32, "a@example.fi", "S", "t", "<p/>", bad), "b@x.fi")

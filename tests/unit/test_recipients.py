@@ -143,6 +143,18 @@ def test_sms_6_a_contact_who_replied_stop_is_opted_out() -> None:
     assert sms(contact(sms_opted_out=True, sms_enabled=True)) == "opted_out"
 
 
+def test_sms_4_a_contacts_own_no_for_an_account_always_holds() -> None:
+    assert sms(contact(account_sms=False)) == "contact_sms_off"
+    assert sms(contact(account_sms=False, sms_enabled=True)) == "contact_sms_off"
+    assert sms(contact(account_sms=None)) == SEND
+
+
+def test_sms_4_a_contacts_own_yes_for_an_account_switches_a_contact_person_on_but_not_over_an_off() -> None:
+    assert sms(contact(primary=False, account_sms=True)) == SEND
+    assert sms(contact(primary=False, account_sms=True, sms_enabled=False)) == "contact_sms_off"
+    assert sms(contact(primary=False)) == "contact_sms_off"
+
+
 @pytest.mark.parametrize(
     ("buys_credit", "balance", "parts", "allowed"),
     [(False, 0, 3, True), (True, 3, 3, True), (True, 2, 3, False), (True, 0, 1, False)],
@@ -215,6 +227,13 @@ def test_email_1_each_address_has_its_own_notify_toggle() -> None:
 def test_email_1_and_per_category_toggles(kind: Kind, category: str) -> None:
     assert mails(contact(emails=(email(**{category: False}),)), kind=kind) == ["category_off"]
     assert mails(contact(emails=(email(refunds=False),)), kind=kind) == [SEND]
+
+
+def test_email_5_an_address_that_hard_bounced_is_suppressed_before_its_toggles() -> None:
+    bounced = EmailView("a@x.fi", True, (), suppressed=True)
+    assert mails(contact(emails=(bounced, email("b@x.fi")))) == ["suppressed", SEND]
+    off_and_bounced = EmailView("a@x.fi", False, (), suppressed=True)
+    assert mails(contact(emails=(off_and_bounced,))) == ["suppressed"]
 
 
 def test_email_2_a_contact_still_pending_activation_is_notified() -> None:

@@ -14,6 +14,7 @@ from infra.adapters.batch import SendPool, once, run_item
 from infra.adapters.email import (
     EmailGateway,
     OutgoingEmail,
+    RecipientRefused,
     SentEmail,
     UnsendableEmail,
     _gone_away,
@@ -114,7 +115,7 @@ def test_the_fake_email_sends_a_batch_in_order_and_each_failure_stays_its_own() 
 
     assert [type(r) for r in results] == [
         SentEmail,
-        PermanentProviderError,
+        RecipientRefused,  # a 5xx to RCPT TO: a hard bounce, which suppresses the address
         TransientProviderError,
         UnsendableEmail,
         SentEmail,

@@ -30,12 +30,14 @@ from infra.store.directory import upsert_customer
 from infra.store.tables import notifications, status_outbox
 from producers.cli import context
 from producers.cli.console import err, out
+from producers.cli.contacts import consent
 from producers.cli.history import history
 from producers.publisher import Publisher
 from producers.webhooks import operations as webhook_ops
 from schemas.directory import CustomerRecord
 from schemas.notifications import Status
 from tooling.demo import data as demo_data
+from tooling.demo.unsubscribe import show_unsubscribe
 from tooling.sandboxes.gocardless import GoCardlessConfig, GoCardlessSandbox
 from tooling.sandboxes.smtp import SmtpSandbox
 from tooling.sandboxes.twilio import SandboxConfig, TwilioSandbox
@@ -47,6 +49,7 @@ DEMO_TOKEN = "demo-auth-token"  # noqa: S105 - the local sandbox's, not a real s
 DEMO_FROM = "+15005550006"
 DEMO_EMAIL_FROM = "Acme Billing <billing@acme.example>"
 DEMO_GOCARDLESS_TOKEN = "demo-gocardless-token"  # noqa: S105 - the local sandbox's, not a real secret
+DEMO_LINK_SECRET = "demo-link-secret"  # noqa: S105 - signs the demo's own links only
 
 
 def _purge(url: str, prefix: str) -> None:
@@ -153,6 +156,8 @@ def demo(
         "HERALD_API_PORT": str(api_port),
         # The sandbox sends its signed status callbacks to the api process.
         "HERALD_PUBLIC_URL": f"http://127.0.0.1:{api_port}",
+        # Signs the preference links every email carries (docs/preferences.md).
+        "HERALD_LINK_SECRET": os.environ.get("HERALD_LINK_SECRET", DEMO_LINK_SECRET),
     }
     os.environ.update(overrides)
     settings = _demo_settings()
@@ -234,9 +239,14 @@ def demo(
         out.print(f"SMS captured by the sandbox: {len(sandbox.messages())}")
         out.print(f"Emails captured by the SMTP sandbox: {len(mail.messages)}")
         _print_received(svc, receiver, timeout=60)
+        unsubscribed = show_unsubscribe(svc, settings, mail.messages, timeout=30)
         shutdown(svc)
-        for invoice in ("INV-00001", "INV-09001", "INV-09002", "INV-09003"):
+        for invoice in ("INV-00001", "INV-09001", "INV-09002", "INV-09003", "INV-09005"):
             history(invoice=invoice, contact=None, org=None, as_json=False, reveal=False)
+        consent(contact="P-SMS-OFF", org="acme", as_json=False, reveal=False)
+        if not unsubscribed:
+            err.print("[red]the one-click unsubscribe did not skip the next invoice's email[/]")
+            raise typer.Exit(1)
         if not settled:
             err.print("[red]the pipeline did not settle in time[/]; see the worker log")
             raise typer.Exit(1)

@@ -12,19 +12,10 @@ from schemas.directory import ContactView, CustomerView, OrgView
 from schemas.events import Event, InvoiceCreated, PaymentReceived, ReminderDue
 from schemas.notifications import Channel, Kind
 from schemas.phones import to_e164
+from schemas.toggles import EMAIL_CATEGORY
 
 #: The go-ahead reason: the notification goes on to render and send.
 SEND = "send"
-
-#: Which email category toggle governs each notification kind.
-EMAIL_CATEGORY: dict[Kind, str] = {
-    Kind.INVOICE: "new_invoice",
-    Kind.PAYMENT_REMINDER: "pending_reminders",
-    Kind.PAYMENT_THANK_YOU: "payment_confirmation",
-    # The link is asked for because a new invoice is to be collected: whoever switched new-invoice
-    # emails off has said they do not want to hear about new invoices (recorded ``category_off``).
-    Kind.MANDATE_SETUP: "new_invoice",
-}
 
 
 @dataclass(frozen=True)
@@ -88,6 +79,8 @@ def sms_decision(
     2. SMS switched off for the customer covers all its contacts;
     3. the primary contact gets SMS unless switched off;
     4. other contact persons only where switched on individually;
+       a contact's own choice for this account (preference page): "no" always holds, "yes"
+       switches a contact person on (but not over an explicit "off" of their toggle);
     5. no mobile → ``no_phone``; not E.164 in the organisation's region → ``invalid_phone``;
     6. a contact who replied STOP is ``opted_out``.
     (7, credit, is checked atomically at send; 8 picks the sender.)
@@ -106,7 +99,10 @@ def sms_decision(
         return outcome("customer_sms_off")
     if contact.sms_opted_out:
         return outcome("opted_out")
-    enabled = contact.sms_enabled if contact.sms_enabled is not None else contact.is_primary
+    if contact.account_sms is False:
+        return outcome("contact_sms_off")
+    default = contact.is_primary or contact.account_sms is True
+    enabled = contact.sms_enabled if contact.sms_enabled is not None else default
     if not enabled:
         return outcome("contact_sms_off")
     if not contact.mobile_raw:
@@ -122,7 +118,8 @@ def email_decisions(kind: Kind, org: OrgView, contact: ContactView, told: set[st
     1. each address has its own notify toggle and per-category toggles;
     2. a contact still pending activation is notified all the same;
     3. within one event, one address is told once (``told`` carries the addresses already told);
-    4. the organisation's email template for the kind is on.
+    4. the organisation's email template for the kind is on;
+    5. an address that hard-bounced is ``suppressed`` until an operator lifts it.
     """
     if not contact.emails:
         return [Decision(contact.contact_id, Channel.EMAIL, "", contact.locale, "no_email")]
@@ -135,6 +132,8 @@ def email_decisions(kind: Kind, org: OrgView, contact: ContactView, told: set[st
         seen.add(address)
         if not org.template_enabled(kind, Channel.EMAIL):
             reason = "template_disabled"
+        elif email.suppressed:
+            reason = "suppressed"
         elif not email.notify:
             reason = "email_notify_off"
         elif kind in EMAIL_CATEGORY and not email.category_on(EMAIL_CATEGORY[kind]):

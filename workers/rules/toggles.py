@@ -26,3 +26,22 @@ def plan(contact: ContactToggles, request: ToggleRequest) -> list[Change]:
             if new != now:
                 changes.append(Change(f"{address} {category}", now, new))
     return changes
+
+
+def toggle_diff(old: ContactToggles, new: ContactToggles) -> list[Change]:
+    """The toggles that differ between two states of one contact (an import's before and after);
+    an address on one side only is not a change of a toggle."""
+    changes: list[Change] = []
+    if old.sms_enabled != new.sms_enabled and new.sms_enabled is not None:
+        was = old.sms_enabled if old.sms_enabled is not None else old.is_primary
+        if was != new.sms_enabled:
+            changes.append(Change("sms", was, new.sms_enabled))
+    for address in sorted(old.emails.keys() & new.emails.keys()):
+        (notify_old, cats_old), (notify_new, cats_new) = old.emails[address], new.emails[address]
+        if notify_old != notify_new:
+            changes.append(Change(f"{address} notify", notify_old, notify_new))
+        for category in EMAIL_CATEGORIES:
+            before, after = cats_old.get(category, True), cats_new.get(category, True)
+            if before != after:
+                changes.append(Change(f"{address} {category}", before, after))
+    return changes

@@ -1,7 +1,8 @@
 """The reminder scheduler: publishes ``reminder.due`` once per (invoice, offset) while unpaid.
 
 Each tick: re-publish claims a dead scheduler left unconfirmed, then, per organisation with
-reminder offsets, plan each open invoice (``workers.rules.scheduling.plan``, pure) and for a reminder
+reminder offsets, build its reminder calendar (zone, local hour, business days:
+``reminder_calendar``) and plan each open invoice (``workers.rules.scheduling.plan``, pure) and for a reminder
 to send: re-check payment, claim the (invoice, offset) row (insert-ignore: of any number of
 schedulers one wins), publish with a deterministic event id (confirmed), mark it published.
 A crash between claim and confirm leaves a ``claimed`` row that the next tick after
@@ -18,10 +19,12 @@ from datetime import UTC, datetime, timedelta
 
 from infra import metrics
 from infra.bootstrap import Services
+from infra.store.organisations import org_settings
 from infra.store.reminders import (
     claim,
     decided_offsets,
     drop_claim,
+    load_business_offsets,
     load_invoice,
     load_offsets,
     mark_published,
@@ -33,9 +36,38 @@ from infra.store.reminders import (
 )
 from producers.publisher import Publisher
 from schemas.rows import InvoiceRow
-from workers.rules.scheduling import Plan, plan, reminder_event, reminder_event_id
+from workers.rules.business_days import closed_days
+from workers.rules.local_time import UnknownZone, zone
+from workers.rules.scheduling import Plan, ReminderCalendar, fire, plan, reminder_event, reminder_event_id
 
 log = logging.getLogger("herald.scheduler")
+
+
+def reminder_calendar(
+    settings: Mapping[str, object],
+    *,
+    default_zone: str,
+    default_hour: int,
+    business_offsets: frozenset[int] = frozenset(),
+) -> ReminderCalendar:
+    """An organisation's reminder calendar from its stored settings (``org_settings``): its zone
+    and hour, else the deployment's; its holidays when it counts business days."""
+    try:
+        tz = zone(str(settings.get("timezone") or default_zone))
+    except UnknownZone:  # checked when set; a zone later dropped from the database falls back
+        tz = zone(default_zone)
+    hour = settings.get("reminder_hour")
+    country = settings.get("country")
+    subdivision = settings.get("subdivision")
+    closed = None
+    if settings.get("business_days") and isinstance(country, str):
+        closed = closed_days(country, subdivision if isinstance(subdivision, str) else None)
+    return ReminderCalendar(
+        zone=tz,
+        hour=hour if isinstance(hour, int) else default_hour,
+        closed=closed,
+        business_offsets=business_offsets,
+    )
 
 
 def utcnow() -> datetime:
@@ -80,9 +112,14 @@ class Scheduler:
         report = TickReport()
         with self.services.reading() as conn:
             offsets = load_offsets(conn)
-        self._republish_stale(now, offsets, report)
+            business = load_business_offsets(conn)
+            calendars = {
+                org_id: self._calendar(org_settings(conn, org_id), business.get(org_id, frozenset()))
+                for org_id in offsets
+            }
+        self._republish_stale(now, offsets, calendars, report)
         for org_id, org_offsets in offsets.items():
-            self._tick_org(org_id, org_offsets, now, report)
+            self._tick_org(org_id, org_offsets, calendars[org_id], now, report)
         if report.published or report.superseded or report.republished:
             log.info(
                 "scheduler tick",
@@ -102,7 +139,7 @@ class Scheduler:
         claimed but did not confirm is re-published once its claim goes stale.
         """
         published = 0
-        log.info("scheduler started", extra={"interval_seconds": interval, "hour_utc": self.hour})
+        log.info("scheduler started", extra={"interval_seconds": interval, "default_local_hour": self.hour})
         while not stop.is_set():
             try:
                 published += len(self.tick().published)
@@ -117,11 +154,27 @@ class Scheduler:
         log.info("scheduler stopped", extra={"published": published})
         return published
 
+    def _calendar(self, settings: Mapping[str, object], business: frozenset[int]) -> ReminderCalendar:
+        return reminder_calendar(
+            settings,
+            default_zone=self.services.settings.default_timezone,
+            default_hour=self.hour,
+            business_offsets=business,
+        )
+
     def _tick_org(
-        self, org_id: str, offsets: Mapping[int, str | None], now: datetime, report: TickReport
+        self,
+        org_id: str,
+        offsets: Mapping[int, str | None],
+        calendar: ReminderCalendar,
+        now: datetime,
+        report: TickReport,
     ) -> None:
-        # Only invoices whose earliest reminder may have come; the rule decides exactly.
-        due_by = now.date() - timedelta(days=min(offsets))
+        # Only invoices whose earliest reminder may have come; the rule decides exactly. The local
+        # date may be a day ahead of UTC's, and business days reach further back than calendar days.
+        earliest = min(offsets)
+        reach = -earliest if earliest not in calendar.business_offsets else -2 * earliest + 14
+        due_by = now.date() + timedelta(days=max(reach, -earliest) + 1)
         with self.services.reading() as conn:
             rows = open_invoices(conn, org_id, due_by)
             decided = decided_offsets(conn, org_id, [r.invoice_id for r in rows])
@@ -132,10 +185,10 @@ class Scheduler:
                 offsets=offsets,
                 decided=decided[row.invoice_id],
                 now=now,
-                hour=self.hour,
+                hour=calendar,
             )
             if todo.publish is not None or todo.supersede:
-                self._carry_out(org_id, row, todo, offsets, now, report)
+                self._carry_out(org_id, row, todo, offsets, calendar, now, report)
 
     def _carry_out(
         self,
@@ -143,10 +196,12 @@ class Scheduler:
         row: InvoiceRow,
         todo: Plan,
         offsets: Mapping[int, str | None],
+        calendar: ReminderCalendar,
         now: datetime,
         report: TickReport,
     ) -> None:
         invoice_id = row.invoice_id
+        when = fire(row.due_date, todo.publish, calendar) if todo.publish is not None else None
         with self.services.transaction() as conn:
             # Events of one invoice are routed concurrently: ask the payments themselves, not only
             # the paid mark route may not have written yet.
@@ -154,17 +209,33 @@ class Scheduler:
                 return
             supersede(conn, org_id, invoice_id, todo.supersede, now)
             report.superseded += len(todo.supersede)
-            won = todo.publish is not None and claim(
-                conn, org_id, invoice_id, todo.publish, reminder_event_id(invoice_id, todo.publish), now
+            won = (
+                todo.publish is not None
+                and when is not None
+                and claim(
+                    conn,
+                    org_id,
+                    invoice_id,
+                    todo.publish,
+                    reminder_event_id(invoice_id, todo.publish),
+                    now,
+                    fire_at=when.at,
+                    moved_from=when.moved_from,
+                    moved_reason=when.reason,
+                )
             )
         if not won or todo.publish is None:
             return
-        event_id = self._publish(row, todo.publish, offsets, now)
+        event_id = self._publish(row, todo.publish, offsets, calendar, now)
         report.published.append(event_id)
         metrics.REMINDERS.labels(kind="due").inc()
 
     def _republish_stale(
-        self, now: datetime, offsets: Mapping[str, Mapping[int, str | None]], report: TickReport
+        self,
+        now: datetime,
+        offsets: Mapping[str, Mapping[int, str | None]],
+        calendars: Mapping[str, ReminderCalendar],
+        report: TickReport,
     ) -> None:
         with self.services.reading() as conn:
             stale = stale_claims(conn, now - self.claim_timeout)
@@ -177,14 +248,22 @@ class Scheduler:
                     continue
                 if not retake_claim(conn, row, now):
                     continue  # another scheduler took it over
-            event_id = self._publish(invoice, offset, offsets.get(org_id, {}), now)
+            calendar = calendars.get(org_id) or ReminderCalendar(
+                zone=zone(self.services.settings.default_timezone), hour=self.hour
+            )
+            event_id = self._publish(invoice, offset, offsets.get(org_id, {}), calendar, now)
             report.republished.append(event_id)
             metrics.REMINDERS.labels(kind="republished").inc()
 
     def _publish(
-        self, invoice: InvoiceRow, offset: int, offsets: Mapping[int, str | None], now: datetime
+        self,
+        invoice: InvoiceRow,
+        offset: int,
+        offsets: Mapping[int, str | None],
+        calendar: ReminderCalendar,
+        now: datetime,
     ) -> str:
-        event = reminder_event(invoice, offset, hour=self.hour, template=offsets.get(offset))
+        event = reminder_event(invoice, offset, hour=calendar, template=offsets.get(offset))
         self.publisher.publish(event)  # returns once RabbitMQ confirmed it
         with self.services.transaction() as conn:
             mark_published(conn, invoice.org_id, invoice.invoice_id, offset, now)

@@ -117,19 +117,23 @@ def _refresh_paid(
     return [key in paid for key in keys]
 
 
-def set_offsets(conn: Connection, org_id: str, offsets: Mapping[int, str | None]) -> None:
-    """Replace an organisation's reminder offsets (offset → template key, or None: the standard one).
+def set_offsets(
+    conn: Connection, org_id: str, offsets: Mapping[int, str | None], business: Iterable[int] = ()
+) -> None:
+    """Replace an organisation's reminder offsets (offset → template key, or None: the standard one;
+    the offsets in ``business`` count business days, ``+3b``).
 
     Reminders already decided stay decided; a new offset whose time has passed is caught up once
     (with the latest-only rule) on the next tick.
     """
     now = datetime.now(UTC)
+    in_business = set(business)
     conn.execute(delete(reminder_offsets).where(reminder_offsets.c.org_id == org_id))
     if offsets:
         conn.execute(
             reminder_offsets.insert(),
             [
-                {"org_id": org_id, "offset_days": o, "template": t, "updated_at": now}
+                {"org_id": org_id, "offset_days": o, "template": t, "updated_at": now, "business": o in in_business}
                 for o, t in sorted(offsets.items())
             ],
         )
@@ -144,6 +148,19 @@ def load_offsets(conn: Connection, org_id: str | None = None) -> dict[str, dict[
     for row in conn.execute(query.order_by(reminder_offsets.c.org_id, reminder_offsets.c.offset_days)):
         found.setdefault(row.org_id, {})[row.offset_days] = row.template
     return found
+
+
+def load_business_offsets(conn: Connection, org_id: str | None = None) -> dict[str, frozenset[int]]:
+    """Per organisation, its offsets that count business days (``+3b``)."""
+    query = select(reminder_offsets.c.org_id, reminder_offsets.c.offset_days).where(
+        reminder_offsets.c.business.is_(True)
+    )
+    if org_id is not None:
+        query = query.where(reminder_offsets.c.org_id == org_id)
+    found: dict[str, set[int]] = {}
+    for row in conn.execute(query):
+        found.setdefault(row.org_id, set()).add(row.offset_days)
+    return {org: frozenset(days) for org, days in found.items()}
 
 
 def open_invoices(conn: Connection, org_id: str, due_by: date) -> list[InvoiceRow]:
@@ -191,9 +208,21 @@ def supersede(conn: Connection, org_id: str, invoice_id: str, offsets: Iterable[
 
 
 def claim(
-    conn: Connection, org_id: str, invoice_id: str, offset_days: int, event_id: str, now: datetime
+    conn: Connection,
+    org_id: str,
+    invoice_id: str,
+    offset_days: int,
+    event_id: str,
+    now: datetime,
+    *,
+    fire_at: datetime | None = None,
+    moved_from: date | None = None,
+    moved_reason: str | None = None,
 ) -> bool:
-    """Claim one (invoice, offset) for publishing. Atomic: of any number of schedulers, one wins."""
+    """Claim one (invoice, offset) for publishing. Atomic: of any number of schedulers, one wins.
+
+    Its fire time, and the date it moved from to a business day and why, are kept for history.
+    """
     result = conn.execute(
         insert_ignore(conn, reminders_sent).values(
             org_id=org_id,
@@ -202,6 +231,9 @@ def claim(
             event_id=event_id,
             status=CLAIMED,
             at=now,
+            fire_at=fire_at,
+            moved_from=moved_from,
+            moved_reason=moved_reason[:200] if moved_reason else None,
         )
     )
     return bool(result.rowcount)

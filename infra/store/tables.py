@@ -40,6 +40,15 @@ organisations = Table(
     Column("credit_balance", Integer, nullable=False, default=0),
     Column("low_balance_threshold", Integer),  # NULL: no warning
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Local time (docs/reminders.md): IANA zone (NULL: HERALD_DEFAULT_TIMEZONE), local reminder hour
+    # (NULL: HERALD_REMINDER_HOUR), the holiday calendar, and send windows by "channel" or
+    # "kind:channel" (NULL: SMS 08:00-21:00, email any time).
+    Column("timezone", String(64)),
+    Column("reminder_hour", Integer),
+    Column("country", String(2)),
+    Column("subdivision", String(10)),
+    Column("business_days", Boolean, nullable=False, default=False, server_default=false()),
+    Column("send_windows", JSON),
 )
 
 customers = Table(
@@ -66,6 +75,7 @@ contacts = Table(
     Column("locale", String(10), nullable=False, default="en"),
     Column("status", String(20), nullable=False, default="active"),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("timezone", String(64)),  # NULL: its number's single zone, else the organisation's
 )
 
 customer_contacts = Table(
@@ -360,6 +370,7 @@ reminder_offsets = Table(
     Column("offset_days", Integer, primary_key=True),
     Column("template", String(40)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("business", Boolean, nullable=False, default=False, server_default=false()),  # +3b
 )
 
 #: One row per (invoice, offset) ever decided: ``claimed`` (a scheduler won it and is publishing),
@@ -373,5 +384,8 @@ reminders_sent = Table(
     Column("event_id", String(200)),  # NULL when superseded
     Column("status", String(20), nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),  # when claimed / last changed
+    Column("fire_at", DateTime(timezone=True)),  # when it was due (NULL: decided before 0011)
+    Column("moved_from", Date),  # the date it fell on when moved to the next business day
+    Column("moved_reason", String(200)),  # why: the holiday's name, "Saturday" or "Sunday"
     Index("ix_reminders_sent_status", "status", "at"),
 )

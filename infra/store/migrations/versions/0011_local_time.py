@@ -1,0 +1,49 @@
+"""local time: organisations' time zone, reminder hour, business days and send windows; contacts'
+time zones; business-day offsets; when each reminder fires and why it moved; held notifications
+
+Revision ID: 0011_local_time
+Revises: 0008_merge
+Create Date: 2026-12-07 12:00:00
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0011_local_time"
+down_revision = "0008_merge"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("organisations", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("timezone", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("reminder_hour", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("country", sa.String(length=2), nullable=True))
+        batch_op.add_column(sa.Column("subdivision", sa.String(length=10), nullable=True))
+        batch_op.add_column(
+            sa.Column("business_days", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+        batch_op.add_column(sa.Column("send_windows", sa.JSON(), nullable=True))
+    with op.batch_alter_table("contacts", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("timezone", sa.String(length=64), nullable=True))
+    with op.batch_alter_table("reminder_offsets", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("business", sa.Boolean(), nullable=False, server_default=sa.false()))
+    with op.batch_alter_table("reminders_sent", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("fire_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("moved_from", sa.Date(), nullable=True))
+        batch_op.add_column(sa.Column("moved_reason", sa.String(length=200), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("reminders_sent", schema=None) as batch_op:
+        batch_op.drop_column("moved_reason")
+        batch_op.drop_column("moved_from")
+        batch_op.drop_column("fire_at")
+    with op.batch_alter_table("reminder_offsets", schema=None) as batch_op:
+        batch_op.drop_column("business")
+    with op.batch_alter_table("contacts", schema=None) as batch_op:
+        batch_op.drop_column("timezone")
+    with op.batch_alter_table("organisations", schema=None) as batch_op:
+        for name in ("send_windows", "business_days", "subdivision", "country", "reminder_hour", "timezone"):
+            batch_op.drop_column(name)

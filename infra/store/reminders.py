@@ -133,7 +133,13 @@ def set_offsets(
         conn.execute(
             reminder_offsets.insert(),
             [
-                {"org_id": org_id, "offset_days": o, "template": t, "updated_at": now, "business": o in in_business}
+                {
+                    "org_id": org_id,
+                    "offset_days": o,
+                    "template": t,
+                    "updated_at": now,
+                    "business": o in in_business,
+                }
                 for o, t in sorted(offsets.items())
             ],
         )

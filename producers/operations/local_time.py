@@ -93,7 +93,11 @@ def local_time_changes(
             raise Invalid(f"timezone: {exc}") from None
         changes["timezone"] = name
     if reminder_hour is not None:
-        if isinstance(reminder_hour, bool) or not isinstance(reminder_hour, int) or not 0 <= reminder_hour <= 23:
+        if (
+            isinstance(reminder_hour, bool)
+            or not isinstance(reminder_hour, int)
+            or not 0 <= reminder_hour <= 23
+        ):
             raise Invalid(f"reminder_hour: a whole hour 0-23, got {str(reminder_hour)[:20]!r}")
         changes["reminder_hour"] = reminder_hour
     if country is not None:

@@ -55,7 +55,9 @@ def check_country(country: str, subdivision: str | None = None) -> tuple[str, st
     subdivisions = {s.upper(): s for s in supported[code]}
     found = subdivisions.get(subdivision.upper()) if isinstance(subdivision, str) else None
     if found is None:
-        raise UnknownCountry(f"subdivision {subdivision!r}: not one of {code}'s ({', '.join(supported[code][:10])}…)")
+        raise UnknownCountry(
+            f"subdivision {subdivision!r}: not one of {code}'s ({', '.join(supported[code][:10])}…)"
+        )
     return code, found
 
 

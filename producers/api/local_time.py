@@ -34,7 +34,9 @@ class LocalTimeChange(BaseModel):
 
 
 @router.get("/organisation/local-time")
-def get_local_time(key: ApiKey = needs(Capability.VIEW), ctx: ApiContext = Depends(context)) -> dict[str, Any]:
+def get_local_time(
+    key: ApiKey = needs(Capability.VIEW), ctx: ApiContext = Depends(context)
+) -> dict[str, Any]:
     """The organisation's time zone, reminder hour, holiday calendar and send windows (null: the
     deployment's defaults)."""
     with ctx.services.reading() as conn:

@@ -76,7 +76,8 @@ def test_reminders_fire_on_the_right_local_date() -> None:
     assert fire(date(2026, 12, 1), 0, ReminderCalendar(zone=TOKYO, hour=9)).at == utc(2026, 12, 1, 0)
     assert fire(date(2026, 12, 1), 0, ReminderCalendar(zone=TOKYO, hour=8)).at == utc(2026, 11, 30, 23)
     new_york = fire(date(2026, 12, 1), 0, ReminderCalendar(zone=NEW_YORK, hour=22))
-    assert new_york.at == utc(2026, 12, 2, 3) and new_york.local_date == date(2026, 12, 1)
+    assert new_york.at == utc(2026, 12, 2, 3)
+    assert new_york.local_date == date(2026, 12, 1)
 
 
 def test_offsets_count_local_calendar_days_across_a_dst_change() -> None:

@@ -57,7 +57,8 @@ def test_quiet_hours_crossing_midnight() -> None:
 
 def test_a_window_ending_at_midnight() -> None:
     evening = parse_window("18:00-24:00")
-    assert evening is not None and str(evening) == "18:00-24:00"
+    assert evening is not None
+    assert str(evening) == "18:00-24:00"
     assert release_at(utc(2026, 12, 1, 21, 59), evening, HELSINKI) is None  # 23:59 local
     assert release_at(utc(2026, 12, 1, 22), evening, HELSINKI) == utc(2026, 12, 2, 16)
 

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine
@@ -32,6 +33,10 @@ from infra.store.db import READ_ONLY, make_engine
 from infra.store.migrate import upgrade
 
 
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass
 class Services:
     """Everything the stages need, built once per process."""
@@ -47,6 +52,8 @@ class Services:
     #: Provider clients built here (closed at shut-down); given ones are closed by whoever gave them.
     _built: list[SmsGateway | EmailGateway] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: The clock the stages decide by (quiet hours); tests give their own to simulate days.
+    clock: Callable[[], datetime] = field(default_factory=lambda: _utcnow, repr=False)
 
     @property
     def emitter(self) -> Emitter:

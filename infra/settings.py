@@ -191,6 +191,13 @@ class Settings(BaseSettings):
     reminder_hour: int = Field(9, ge=0, le=23)
     #: The IANA time zone of organisations without their own (``herald orgs set --timezone``).
     default_timezone: str = Field("UTC", max_length=64)
+    #: Send windows of organisations without their own, in the recipient's local time, comma-separated
+    #: ``channel=HH:MM-HH:MM`` or ``channel=any`` (``herald orgs set --send-window`` overrides them).
+    default_send_windows: str = Field(
+        "sms=08:00-21:00,email=any",
+        max_length=200,
+        pattern=r"^(?:[a-z_]+(?::[a-z]+)?=(?:any|\d\d:\d\d-\d\d:\d\d))(?:,[a-z_]+(?::[a-z]+)?=(?:any|\d\d:\d\d-\d\d:\d\d))*$",
+    )
     # The status sweep (each scheduler tick; ``herald status-sweep``): an SMS ``sent`` for longer than
     # ``after`` is looked up at Twilio, at most once every ``every`` seconds, at most ``batch`` per
     # tick (oldest first), and no more once it has been ``sent`` for ``max_age_hours``.

@@ -34,6 +34,7 @@ from infra.store.reminders import (
     stale_claims,
     supersede,
 )
+from producers.held_release import ReleaseReport, release_held
 from producers.publisher import Publisher
 from schemas.rows import InvoiceRow
 from workers.rules.business_days import closed_days
@@ -82,6 +83,7 @@ class TickReport:
     published: list[str] = field(default_factory=list)  # event ids
     superseded: int = 0
     republished: list[str] = field(default_factory=list)  # event ids of stale claims
+    released: ReleaseReport = field(default_factory=ReleaseReport)  # held notifications (quiet hours)
 
 
 class Scheduler:
@@ -120,6 +122,7 @@ class Scheduler:
         self._republish_stale(now, offsets, calendars, report)
         for org_id, org_offsets in offsets.items():
             self._tick_org(org_id, org_offsets, calendars[org_id], now, report)
+        report.released = release_held(self.services, now)
         if report.published or report.superseded or report.republished:
             log.info(
                 "scheduler tick",

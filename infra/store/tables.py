@@ -389,3 +389,22 @@ reminders_sent = Table(
     Column("moved_reason", String(200)),  # why: the holiday's name, "Saturday" or "Sunday"
     Index("ix_reminders_sent_status", "status", "at"),
 )
+
+
+#: Notifications decided inside their recipient's quiet hours, held in the store (never on the
+#: broker's delay queue) until ``release_at``; the scheduler releases them in ``id`` order (the
+#: order they were decided), once. ``outcome``: ``released``, or why it was settled unsent
+#: (``already_paid``, ``opted_out``).
+held_notifications = Table(
+    "held_notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("notification_id", String(40), nullable=False, unique=True),
+    Column("org_id", String(200), nullable=False),
+    Column("release_at", DateTime(timezone=True), nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+    Column("released_at", DateTime(timezone=True)),
+    Column("outcome", String(40)),
+    ForeignKeyConstraint(["notification_id"], ["notifications.id"]),
+    Index("ix_held_due", "released_at", "release_at"),
+)

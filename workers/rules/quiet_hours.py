@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from workers.rules.local_time import local_instant
+from workers.rules.local_time import local_instant, recipient_zone, zone
 
 #: The organisation's windows when it set none (``any``: no quiet hours).
 DEFAULT_WINDOWS: Mapping[str, str] = {"sms": "08:00-21:00", "email": "any"}
@@ -64,6 +64,20 @@ def parse_window(text: str) -> Window | None:
     return Window(start, end)
 
 
+def parse_default_windows(text: str) -> dict[str, str]:
+    """``"sms=08:00-21:00,email=any"`` (``HERALD_DEFAULT_SEND_WINDOWS``) → a mapping for
+    ``window_for``; an item that does not parse is left out (the built-in default applies)."""
+    windows: dict[str, str] = {}
+    for item in text.split(","):
+        target, _, value = item.strip().partition("=")
+        try:
+            parse_window(value)
+        except ValueError:
+            continue
+        windows[target] = value
+    return windows
+
+
 def window_for(channel: str, kind: str, windows: Mapping[str, str]) -> Window | None:
     """The window a ``kind`` notification on ``channel`` keeps: the kind's own
     (``kind:channel``), else the channel's, else the default (None: any time)."""
@@ -86,3 +100,39 @@ def release_at(now: datetime, window: Window | None, tz: ZoneInfo) -> datetime |
             return opening
         day += timedelta(days=1)
     raise AssertionError("no opening within two days")  # pragma: no cover
+
+
+def hold_until(
+    now: datetime,
+    *,
+    channel: str,
+    kind: str,
+    windows: Mapping[str, str],
+    contact_zone: str | None,
+    e164: str | None,
+    org_zone: str,
+) -> datetime | None:
+    """When a notification decided at ``now`` may go (None: now), in its recipient's zone
+    (``recipient_zone``), by the window of its kind and channel. A stored window that no longer
+    parses counts as the channel's default, never as a reason to drop the message."""
+    try:
+        window = window_for(channel, kind, windows)
+    except ValueError:
+        window = window_for(channel, kind, {})
+    return release_at(now, window, zone(recipient_zone(contact_zone, e164, org_zone)))
+
+
+def settle_reason(*, kind: str, channel: str, pending: bool, paid: bool, opted_out: bool) -> str | None:
+    """Why a held notification is settled unsent at its release (None: it goes).
+
+    - one that is no longer pending (settled another way meanwhile) is ``not_pending``;
+    - a payment reminder whose invoice was paid meanwhile is ``already_paid``;
+    - an SMS to a contact who opted out meanwhile is ``opted_out``.
+    """
+    if not pending:
+        return "not_pending"
+    if kind.startswith("payment_reminder") and paid:
+        return "already_paid"
+    if channel == "sms" and opted_out:
+        return "opted_out"
+    return None

@@ -33,9 +33,27 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("fire_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("moved_from", sa.Date(), nullable=True))
         batch_op.add_column(sa.Column("moved_reason", sa.String(length=200), nullable=True))
+    op.create_table(
+        "held_notifications",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("notification_id", sa.String(length=40), nullable=False),
+        sa.Column("org_id", sa.String(length=200), nullable=False),
+        sa.Column("release_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("released_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("outcome", sa.String(length=40), nullable=True),
+        sa.ForeignKeyConstraint(["notification_id"], ["notifications.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("notification_id"),
+    )
+    with op.batch_alter_table("held_notifications", schema=None) as batch_op:
+        batch_op.create_index("ix_held_due", ["released_at", "release_at"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("held_notifications", schema=None) as batch_op:
+        batch_op.drop_index("ix_held_due")
+    op.drop_table("held_notifications")
     with op.batch_alter_table("reminders_sent", schema=None) as batch_op:
         batch_op.drop_column("moved_reason")
         batch_op.drop_column("moved_from")

@@ -18,11 +18,13 @@ from functools import lru_cache
 
 import holidays
 
+from infra.errors import Invalid
+
 #: Longest run of non-business days searched through before giving up (no calendar has one).
 _MAX_RUN = 60
 
 
-class UnknownCountry(ValueError):
+class UnknownCountry(Invalid):
     """A country or subdivision the ``holidays`` package does not know."""
 
 

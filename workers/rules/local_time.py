@@ -21,11 +21,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import phonenumbers
 from phonenumbers import timezone as phone_zones
 
+from infra.errors import Invalid
+
 #: The longest IANA zone name we accept (the longest real one is 32 characters).
 MAX_ZONE_NAME = 64
 
 
-class UnknownZone(ValueError):
+class UnknownZone(Invalid):
     """A time-zone name that is not an IANA zone."""
 
 

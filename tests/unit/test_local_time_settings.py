@@ -88,3 +88,15 @@ def test_a_bad_send_window_option_is_refused_naming_it(bad: str) -> None:
 
 def test_offsets_may_be_given_in_business_days() -> None:
     assert parse_schedule(["-3", "+3b", "+10b=final"], None) == ({-3: None, 3: None, 10: "final"}, {3, 10})
+
+
+def test_a_contact_may_carry_its_own_time_zone_in_the_directory_import() -> None:
+    from pydantic import ValidationError
+
+    from schemas.directory import Contact
+
+    assert Contact(contact_id="P1", timezone="Asia/Tokyo").timezone == "Asia/Tokyo"
+    assert Contact(contact_id="P1").timezone is None
+    for bad in ("Mars/Olympus", "../etc/passwd", "Asia/Tokyo\x00", "x" * 1000, "Asia/\u202eTokyo"):
+        with pytest.raises(ValidationError, match="timezone"):
+            Contact(contact_id="P1", timezone=bad)

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from workers.rules.quiet_hours import Window, parse_window, release_at, window_for
+from workers.rules.quiet_hours import Window, hold_until, parse_window, release_at, settle_reason, window_for
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -86,3 +86,99 @@ def test_an_opening_on_a_dst_night_is_the_moment_the_clocks_show_it() -> None:
 def test_a_bad_window_is_refused_naming_it(bad: str) -> None:
     with pytest.raises(ValueError, match="window"):
         parse_window(bad)
+
+
+# --- Holding and releasing ------------------------------------------------------------------------
+
+
+def test_a_notification_decided_inside_its_window_goes_now() -> None:
+    at_noon = utc(2026, 12, 1, 10)  # 12:00 in Helsinki
+    assert (
+        hold_until(
+            at_noon,
+            channel="sms",
+            kind="invoice",
+            windows={},
+            contact_zone=None,
+            e164=None,
+            org_zone="Europe/Helsinki",
+        )
+        is None
+    )
+
+
+def test_a_notification_decided_in_quiet_hours_is_held_until_the_opening_in_the_recipients_zone() -> None:
+    late = utc(2026, 12, 1, 20, 30)  # 22:30 in Helsinki, 05:30 in Tokyo
+    held = hold_until(
+        late,
+        channel="sms",
+        kind="invoice",
+        windows={},
+        contact_zone=None,
+        e164="+358401234567",
+        org_zone="Europe/Helsinki",
+    )
+    assert held == utc(2026, 12, 2, 6)  # 08:00 in Helsinki
+    tokyo = hold_until(
+        late,
+        channel="sms",
+        kind="invoice",
+        windows={},
+        contact_zone=None,
+        e164="+819012345678",
+        org_zone="Europe/Helsinki",
+    )
+    assert tokyo == utc(2026, 12, 1, 23)  # 08:00 in Tokyo
+
+
+def test_a_stored_window_that_no_longer_parses_falls_back_to_the_default_never_drops() -> None:
+    late = utc(2026, 12, 1, 20, 30)
+    held = hold_until(
+        late,
+        channel="sms",
+        kind="invoice",
+        windows={"sms": "garbage"},
+        contact_zone=None,
+        e164=None,
+        org_zone="Europe/Helsinki",
+    )
+    assert held == utc(2026, 12, 2, 6)
+
+
+def test_at_release_a_held_reminder_whose_invoice_was_paid_is_settled_already_paid() -> None:
+    assert (
+        settle_reason(kind="payment_reminder", channel="sms", pending=True, paid=True, opted_out=False)
+        == "already_paid"
+    )
+    assert (
+        settle_reason(
+            kind="payment_reminder.final", channel="email", pending=True, paid=True, opted_out=False
+        )
+        == "already_paid"
+    )
+
+
+def test_at_release_a_held_sms_to_a_contact_who_opted_out_is_settled_opted_out() -> None:
+    assert (
+        settle_reason(kind="invoice", channel="sms", pending=True, paid=False, opted_out=True) == "opted_out"
+    )
+    assert settle_reason(kind="invoice", channel="email", pending=True, paid=False, opted_out=True) is None
+
+
+def test_at_release_a_held_notification_settled_otherwise_meanwhile_is_left_alone() -> None:
+    assert (
+        settle_reason(kind="invoice", channel="sms", pending=False, paid=False, opted_out=False)
+        == "not_pending"
+    )
+
+
+def test_at_release_a_held_notification_whose_reason_stands_goes() -> None:
+    assert (
+        settle_reason(kind="payment_reminder", channel="sms", pending=True, paid=False, opted_out=False)
+        is None
+    )
+    # A thank-you for a paid invoice is not a reminder: paid is no reason to hold it back.
+    assert (
+        settle_reason(kind="payment_thank_you", channel="sms", pending=True, paid=True, opted_out=False)
+        is None
+    )

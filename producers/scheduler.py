@@ -16,13 +16,18 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy.engine import Connection
 
 from infra import metrics
 from infra.bootstrap import Services
+from infra.store.dunning import collections_of, paid_so_far
 from infra.store.organisations import org_settings
 from infra.store.reminders import (
     claim,
     decided_offsets,
+    defer,
     drop_claim,
     load_business_offsets,
     load_invoice,
@@ -38,6 +43,7 @@ from producers.held_release import ReleaseReport, release_held
 from producers.publisher import Publisher
 from schemas.rows import InvoiceRow
 from workers.rules.business_days import closed_days
+from workers.rules.dunning import DEFAULT_GRACE_DAYS, Collection, Deferral, deferral, outstanding
 from workers.rules.local_time import UnknownZone, zone
 from workers.rules.scheduling import Plan, ReminderCalendar, fire, plan, reminder_event, reminder_event_id
 
@@ -58,6 +64,7 @@ def reminder_calendar(
     except UnknownZone:  # checked when set; a zone later dropped from the database falls back
         tz = zone(default_zone)
     hour = settings.get("reminder_hour")
+    grace = settings.get("collection_grace_days")
     country = settings.get("country")
     subdivision = settings.get("subdivision")
     closed = None
@@ -68,6 +75,17 @@ def reminder_calendar(
         hour=hour if isinstance(hour, int) else default_hour,
         closed=closed,
         business_offsets=business_offsets,
+        grace_days=grace if isinstance(grace, int) else DEFAULT_GRACE_DAYS,
+    )
+
+
+def _waits_for_collection(
+    conn: Connection, org_id: str, invoice_id: str, now: datetime, calendar: ReminderCalendar
+) -> Deferral | None:
+    """The GoCardless payment a reminder of the invoice waits for now, if any."""
+    payments = collections_of(conn, [(org_id, invoice_id)]).get((org_id, invoice_id), [])
+    return deferral(
+        [Collection(**p) for p in payments], now.astimezone(calendar.zone).date(), calendar.grace_days
     )
 
 
@@ -84,6 +102,8 @@ class TickReport:
     superseded: int = 0
     republished: list[str] = field(default_factory=list)  # event ids of stale claims
     released: ReleaseReport = field(default_factory=ReleaseReport)  # held notifications (quiet hours)
+    #: (invoice, offset, payment id) of reminders deferred while a Direct Debit payment is on its way.
+    deferred: list[tuple[str, int, str]] = field(default_factory=list)
 
 
 class Scheduler:
@@ -212,6 +232,22 @@ class Scheduler:
                 return
             supersede(conn, org_id, invoice_id, todo.supersede, now)
             report.superseded += len(todo.supersede)
+            if todo.publish is not None and when is not None:
+                wait = _waits_for_collection(conn, org_id, invoice_id, now, calendar)
+                if wait is not None:
+                    defer(
+                        conn,
+                        org_id,
+                        invoice_id,
+                        todo.publish,
+                        now,
+                        payment_id=wait.payment_id,
+                        reason=f"payment {wait.payment_id} {wait.status}",
+                        resume_after=wait.until,
+                        fire_at=when.at,
+                    )
+                    report.deferred.append((invoice_id, todo.publish, wait.payment_id))
+                    return
             won = (
                 todo.publish is not None
                 and when is not None
@@ -266,7 +302,12 @@ class Scheduler:
         calendar: ReminderCalendar,
         now: datetime,
     ) -> str:
-        event = reminder_event(invoice, offset, hour=calendar, template=offsets.get(offset))
+        with self.services.reading() as conn:
+            paid = paid_so_far(conn, [(invoice.org_id, invoice.invoice_id)]).get(
+                (invoice.org_id, invoice.invoice_id), Decimal(0)
+            )
+        owed = outstanding(Decimal(invoice.balance), paid)
+        event = reminder_event(invoice, offset, hour=calendar, template=offsets.get(offset), outstanding=owed)
         self.publisher.publish(event)  # returns once RabbitMQ confirmed it
         with self.services.transaction() as conn:
             mark_published(conn, invoice.org_id, invoice.invoice_id, offset, now)

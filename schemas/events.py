@@ -234,6 +234,8 @@ class Reminder(_Model):
     """Which reminder this is: days from the due date (negative: before it)."""
 
     offset_days: int = Field(ge=-365, le=365)
+    #: What is still owed after partial payments, when less than the invoice's balance (added).
+    outstanding: Amount | None = None
 
 
 class Payment(_Model):

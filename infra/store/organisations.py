@@ -36,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "subdivision": None,
     "business_days": False,
     "send_windows": None,
+    "collection_grace_days": None,
 }
 
 

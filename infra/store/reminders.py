@@ -21,6 +21,8 @@ from schemas.events import Event, InvoiceCreated, PaymentReceived
 from schemas.rows import InvoiceRow
 
 CLAIMED, PUBLISHED, SUPERSEDED = "claimed", "published", "superseded"
+#: Waiting for a Direct Debit payment on its way: not decided, planned again each tick.
+DEFERRED = "deferred_collection_pending"
 
 
 def track_invoice(conn: Connection, event: Event) -> None:
@@ -189,13 +191,16 @@ def load_invoice(conn: Connection, org_id: str, invoice_id: str) -> InvoiceRow |
 
 
 def decided_offsets(conn: Connection, org_id: str, invoice_ids: Iterable[str]) -> dict[str, set[int]]:
-    """For each invoice, the offsets already claimed, published or superseded."""
+    """For each invoice, the offsets already claimed, published or superseded (a deferred one is
+    not decided: it is planned again)."""
     ids = list(invoice_ids)
     found: dict[str, set[int]] = {i: set() for i in ids}
     for start in range(0, len(ids), 500):  # bounded IN lists
         rows = conn.execute(
             select(reminders_sent.c.invoice_id, reminders_sent.c.offset_days).where(
-                reminders_sent.c.org_id == org_id, reminders_sent.c.invoice_id.in_(ids[start : start + 500])
+                reminders_sent.c.org_id == org_id,
+                reminders_sent.c.invoice_id.in_(ids[start : start + 500]),
+                reminders_sent.c.status != DEFERRED,
             )
         )
         for row in rows:
@@ -211,6 +216,49 @@ def supersede(conn: Connection, org_id: str, invoice_id: str, offsets: Iterable[
     ]
     if rows:
         conn.execute(insert_ignore(conn, reminders_sent), rows)
+        conn.execute(
+            update(reminders_sent)
+            .where(
+                reminders_sent.c.org_id == org_id,
+                reminders_sent.c.invoice_id == invoice_id,
+                reminders_sent.c.offset_days.in_([r["offset_days"] for r in rows]),
+                reminders_sent.c.status == DEFERRED,
+            )
+            .values(status=SUPERSEDED, at=now)
+        )
+
+
+def defer(
+    conn: Connection,
+    org_id: str,
+    invoice_id: str,
+    offset_days: int,
+    now: datetime,
+    *,
+    payment_id: str,
+    reason: str,
+    resume_after: date | None,
+    fire_at: datetime | None = None,
+) -> None:
+    """Record one (invoice, offset) as ``deferred_collection_pending``: it waits for GoCardless
+    payment ``payment_id`` (``reason``: its status), until after ``resume_after`` (None: while the
+    payment is on its way). It stays undecided: each tick plans it again."""
+    values = {
+        "status": DEFERRED,
+        "at": now,
+        "payment_id": payment_id,
+        "resume_after": resume_after,
+        "moved_reason": reason[:200],
+        "fire_at": fire_at,
+    }
+    key = {"org_id": org_id, "invoice_id": invoice_id, "offset_days": offset_days}
+    inserted = conn.execute(insert_ignore(conn, reminders_sent).values(**key, **values))
+    if not inserted.rowcount:
+        conn.execute(
+            update(reminders_sent)
+            .where(*_key(org_id, invoice_id, offset_days), reminders_sent.c.status == DEFERRED)
+            .values(**values)
+        )
 
 
 def claim(
@@ -242,7 +290,22 @@ def claim(
             moved_reason=moved_reason[:200] if moved_reason else None,
         )
     )
-    return bool(result.rowcount)
+    if result.rowcount:
+        return True
+    # A reminder deferred while a payment was on its way is claimed the same way, once.
+    resumed = conn.execute(
+        update(reminders_sent)
+        .where(*_key(org_id, invoice_id, offset_days), reminders_sent.c.status == DEFERRED)
+        .values(
+            status=CLAIMED,
+            event_id=event_id,
+            at=now,
+            fire_at=fire_at,
+            moved_from=moved_from,
+            moved_reason=moved_reason[:200] if moved_reason else None,
+        )
+    )
+    return bool(resumed.rowcount)
 
 
 def mark_published(conn: Connection, org_id: str, invoice_id: str, offset_days: int, now: datetime) -> None:

@@ -49,6 +49,7 @@ organisations = Table(
     Column("subdivision", String(10)),
     Column("business_days", Boolean, nullable=False, default=False, server_default=false()),
     Column("send_windows", JSON),
+    Column("collection_grace_days", Integer),  # NULL: 3 days after a retry's charge date
 )
 
 customers = Table(
@@ -294,6 +295,8 @@ gc_payments = Table(
     Column("charge_date", String(10)),
     Column("created_at", DateTime(timezone=True)),
     Column("synced_at", DateTime(timezone=True), nullable=False),
+    # From the last payments.failed webhook: GoCardless will retry it (Success+); NULL: not said.
+    Column("will_attempt_retry", Boolean),
     Index("ix_gc_payments_invoice", "org_id", "invoice_id"),
 )
 
@@ -386,7 +389,11 @@ reminders_sent = Table(
     Column("at", DateTime(timezone=True), nullable=False),  # when claimed / last changed
     Column("fire_at", DateTime(timezone=True)),  # when it was due (NULL: decided before 0011)
     Column("moved_from", Date),  # the date it fell on when moved to the next business day
-    Column("moved_reason", String(200)),  # why: the holiday's name, "Saturday" or "Sunday"
+    # Why it moved (the holiday's name, "Saturday", "Sunday") or waits (the payment's status).
+    Column("moved_reason", String(200)),
+    # deferred_collection_pending: the GoCardless payment it waits for, and the day it may go after.
+    Column("payment_id", String(40)),
+    Column("resume_after", Date),
     Index("ix_reminders_sent_status", "status", "at"),
 )
 

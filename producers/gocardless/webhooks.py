@@ -34,6 +34,7 @@ from infra.bootstrap import Services
 from infra.errors import WebhookRejected
 from infra.store import gocardless as store
 from infra.store.db import insert_ignore
+from infra.store.dunning import record_retry
 from infra.store.sync_history import SyncCounts, purge_sync_history, record_sync
 from infra.store.tables import gc_webhook_events
 from schemas.bounded_json import loads_bounded, too_deep
@@ -305,6 +306,11 @@ def _handle_one(
             else:
                 outcome = store.upsert_payment(conn, record, at)
             result.of(kind).count(outcome)
+        if event.get("resource_type") == "payments" and event.get("action") == "failed" and got.records:
+            # Whether GoCardless retries it (Success+): reminders wait for the retry meanwhile.
+            details = event.get("details")
+            retry = isinstance(details, dict) and details.get("will_attempt_retry") is True
+            record_retry(conn, str(_resource_id(event)), retry)
         if got.billing_request is not None:
             store.set_billing_request_status(
                 conn, str(got.billing_request["id"]), got.billing_request["status"]

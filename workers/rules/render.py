@@ -81,6 +81,9 @@ def context(
         values["due_date"] = values["invoice"]["due_date"]
     if isinstance(event, ReminderDue):
         values["reminder"] = {"offset_days": event.data.reminder.offset_days}
+        owed = event.data.reminder.outstanding
+        if owed is not None:  # partly paid: the reminder asks for what is left
+            values["amount"] = _money("reminder.outstanding", owed, event.data.invoice.currency, locale)
     if isinstance(event, PaymentReceived):
         payment = event.data.payment
         values["payment"] = {

@@ -16,6 +16,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -44,6 +45,8 @@ class ReminderCalendar:
     hour: int = 9
     closed: Closed | None = None
     business_offsets: frozenset[int] = frozenset()
+    #: Days after a GoCardless retry's charge date before reminders resume (``workers.rules.dunning``).
+    grace_days: int = 3
 
 
 @dataclass(frozen=True)
@@ -127,20 +130,24 @@ def reminder_event(
     *,
     hour: int | ReminderCalendar,
     template: str | None = None,
+    outstanding: Decimal | None = None,
 ) -> dict[str, Any]:
     """The ``reminder.due`` event (JSON) for one (invoice, offset), identical every time it is built.
 
     It repeats the invoice word for word as its ``invoice.created`` carried it. ``occurred_at`` is
     the fire time, not the clock, so a re-publish is the same event. The organisation's template
     key for the offset, when it has one, travels as ``data.reminder.template`` (an added field) for
-    render to pick the variant. A reminder moved to a business day says from which date and why
-    (``moved_from``, ``moved_reason``: added fields, kept in the event's history).
+    render to pick the variant. A partly paid invoice's reminder says what is still owed
+    (``outstanding``, an added field render asks for). A reminder moved to a business day says
+    from which date and why (``moved_from``, ``moved_reason``: added fields, kept in history).
     """
     calendar = hour if isinstance(hour, ReminderCalendar) else ReminderCalendar(hour=hour)
     when = fire(invoice.due_date, offset_days, calendar)
     reminder: dict[str, Any] = {"offset_days": offset_days}
     if template:
         reminder["template"] = template
+    if outstanding is not None:
+        reminder["outstanding"] = str(outstanding)
     if when.moved_from is not None:
         reminder["moved_from"] = when.moved_from.isoformat()
         reminder["moved_reason"] = when.reason

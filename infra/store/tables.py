@@ -385,7 +385,7 @@ reminders_sent = Table(
     Column("invoice_id", String(200), primary_key=True),
     Column("offset_days", Integer, primary_key=True),
     Column("event_id", String(200)),  # NULL when superseded
-    Column("status", String(20), nullable=False),
+    Column("status", String(40), nullable=False),  # 40: deferred_collection_pending
     Column("at", DateTime(timezone=True), nullable=False),  # when claimed / last changed
     Column("fire_at", DateTime(timezone=True)),  # when it was due (NULL: decided before 0011)
     Column("moved_from", Date),  # the date it fell on when moved to the next business day

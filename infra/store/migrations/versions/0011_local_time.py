@@ -32,6 +32,7 @@ def upgrade() -> None:
     with op.batch_alter_table("reminder_offsets", schema=None) as batch_op:
         batch_op.add_column(sa.Column("business", sa.Boolean(), nullable=False, server_default=sa.false()))
     with op.batch_alter_table("reminders_sent", schema=None) as batch_op:
+        batch_op.alter_column("status", existing_type=sa.String(length=20), type_=sa.String(length=40))
         batch_op.add_column(sa.Column("fire_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("moved_from", sa.Date(), nullable=True))
         batch_op.add_column(sa.Column("moved_reason", sa.String(length=200), nullable=True))
@@ -68,6 +69,7 @@ def downgrade() -> None:
         batch_op.drop_column("moved_reason")
         batch_op.drop_column("moved_from")
         batch_op.drop_column("fire_at")
+        batch_op.alter_column("status", existing_type=sa.String(length=40), type_=sa.String(length=20))
     with op.batch_alter_table("reminder_offsets", schema=None) as batch_op:
         batch_op.drop_column("business")
     with op.batch_alter_table("contacts", schema=None) as batch_op:

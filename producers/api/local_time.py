@@ -31,6 +31,7 @@ class LocalTimeChange(BaseModel):
         None, max_length=20, examples=[{"sms": "08:00-21:00", "email": "any", "payment_thank_you:sms": "any"}]
     )
     replace_send_windows: StrictBool = Field(False, description="Forget the current windows first.")
+    collection_grace_days: StrictInt | None = Field(None, ge=0, le=60, examples=[3])
 
 
 @router.get("/organisation/local-time")
@@ -60,5 +61,6 @@ def patch_local_time(
             business_days=body.business_days,
             send_windows=body.send_windows,
             clear_windows=body.replace_send_windows,
+            collection_grace_days=body.collection_grace_days,
         )
         return local_time_view(update_org(conn, key.org_id, changes))

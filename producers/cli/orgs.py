@@ -55,6 +55,9 @@ def set_(
         "payment_thank_you:sms=any (repeatable).",
     ),
     reset_send_windows: bool = typer.Option(False, help="Forget its send windows first (the defaults)."),
+    collection_grace_days: int | None = typer.Option(
+        None, help="Days after a Direct Debit retry's charge date before reminders resume (default 3)."
+    ),
 ) -> None:
     """Change an organisation's settings; unnamed settings keep their value."""
     changes: dict[str, Any] = {}
@@ -92,6 +95,7 @@ def set_(
                     business_days=business_days,
                     send_windows=parse_send_windows(send_window) if send_window else None,
                     clear_windows=reset_send_windows,
+                    collection_grace_days=collection_grace_days,
                 )
             )
         except Invalid as exc:

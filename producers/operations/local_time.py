@@ -11,11 +11,20 @@ from typing import Any
 from infra.errors import Invalid
 from schemas.notifications import Channel, Kind
 from workers.rules.business_days import UnknownCountry, check_country
+from workers.rules.dunning import MAX_GRACE_DAYS
 from workers.rules.local_time import UnknownZone, zone
 from workers.rules.quiet_hours import parse_window
 
 #: The settings this module owns (names as stored and as the API takes them).
-FIELDS = ("timezone", "reminder_hour", "country", "subdivision", "business_days", "send_windows")
+FIELDS = (
+    "timezone",
+    "reminder_hour",
+    "country",
+    "subdivision",
+    "business_days",
+    "send_windows",
+    "collection_grace_days",
+)
 _CHANNELS = tuple(str(c) for c in Channel)
 _KINDS = tuple(str(k) for k in Kind)
 
@@ -77,6 +86,7 @@ def local_time_changes(
     business_days: Any = None,
     send_windows: Mapping[str, Any] | None = None,
     clear_windows: bool = False,
+    collection_grace_days: Any = None,
 ) -> dict[str, Any]:
     """The changes to store for the given settings (None: keep), checked against each other and
     the organisation's ``current`` settings; ``Invalid`` naming the first bad one.
@@ -100,6 +110,11 @@ def local_time_changes(
         ):
             raise Invalid(f"reminder_hour: a whole hour 0-23, got {str(reminder_hour)[:20]!r}")
         changes["reminder_hour"] = reminder_hour
+    if collection_grace_days is not None:
+        days = collection_grace_days
+        if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= MAX_GRACE_DAYS:
+            raise Invalid(f"collection_grace_days: whole days 0-{MAX_GRACE_DAYS}, got {str(days)[:20]!r}")
+        changes["collection_grace_days"] = days
     if country is not None:
         changes["country"] = _text("country", country, 2).upper() or None
         if changes["country"] is None:

@@ -29,6 +29,7 @@ def test_an_edit_key_sets_its_organisations_zone_hour_calendar_and_windows(api: 
         "country": "fi",
         "business_days": True,
         "send_windows": {"sms": "08:00-21:00", "payment_thank_you:sms": "any"},
+        "collection_grace_days": 5,
     }
     answer = api.call("PATCH", PATH, api.keys["edit"], json=body)
     assert answer.status_code == 200, answer.text
@@ -39,6 +40,7 @@ def test_an_edit_key_sets_its_organisations_zone_hour_calendar_and_windows(api: 
         "subdivision": None,
         "business_days": True,
         "send_windows": {"sms": "08:00-21:00", "payment_thank_you:sms": "any"},
+        "collection_grace_days": 5,
     }
     assert api.call("GET", PATH, api.keys["view"]).json() == answer.json()
     with store.reading() as conn:
@@ -74,6 +76,7 @@ def test_a_view_or_send_key_may_not_change_them(api: Api) -> None:
         ({"reminder_hour": 10**30}, "reminder_hour"),
         ({"reminder_hour": "9"}, "reminder_hour"),
         ({"reminder_hour": 9.5}, "reminder_hour"),
+        ({"collection_grace_days": 10**9}, "collection_grace_days"),
         ({"country": "XX"}, "country"),
         ({"country": "FI", "subdivision": "??"}, "subdivision"),
         ({"business_days": True}, "business_days"),

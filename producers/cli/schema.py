@@ -10,5 +10,5 @@ from schemas.events import event_json_schema
 
 
 def schema() -> None:
-    """Print the JSON Schema of one event (the envelope and the three types)."""
+    """Print the JSON Schema of one event (the envelope and every type)."""
     typer.echo(json.dumps(event_json_schema(), indent=2, sort_keys=True))

@@ -20,7 +20,7 @@ from producers.scheduler import Scheduler
 from schemas.directory import CustomerRecord
 from schemas.notifications import Status
 from tests.conftest import wait_for
-from tests.factories import customer, invoice_created, payment_received
+from tests.factories import customer, invoice_created, payment_failed, payment_received
 
 PLUS_1 = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
 
@@ -93,9 +93,11 @@ def test_a_reminder_deferred_by_a_pending_direct_debit_resumes_after_the_payment
             [row] = reminder_rows(conn, "acme", "INV-1")
         assert str(row["resume_after"]) == "2026-12-08"
 
-        # It fails for good (no retry): the schedule resumes at once, with the reminder deferred.
+        # It fails for good (no retry): the webhook publishes payment.failed (the customer is told)
+        # and the schedule resumes at once, with the reminder deferred.
         with pipeline.transaction() as conn:
             record_retry(conn, "PM0001", False)
+        publisher.publish(payment_failed("gocardless-EV0001"))
         resumed = scheduler.tick(PLUS_1 + timedelta(days=2, minutes=1))
         assert resumed.published == ["rem_INV-1_1"]
         assert resumed.deferred == []
@@ -107,7 +109,18 @@ def test_a_reminder_deferred_by_a_pending_direct_debit_resumes_after_the_payment
         timeout=60,
         what="the resumed reminder sent",
     )
-    assert len(twilio_sandbox.messages()) == 1
+    wait_for(
+        lambda: [r["status"] for r in _sms_of(pipeline, "payment_failed")] == [Status.SENT],
+        timeout=60,
+        what="the payment-failed SMS sent",
+    )
+    assert len(twilio_sandbox.messages()) == 2  # payment failed, then the reminder; each once
+
+
+def _sms_of(services: Services, kind: str) -> list[dict[str, Any]]:
+    with services.reading() as conn:
+        query = select(notifications).where(notifications.c.kind == kind, notifications.c.channel == "sms")
+        return [dict(r) for r in conn.execute(query).mappings()]
 
 
 def test_a_deferred_reminder_overtaken_by_the_next_offset_is_superseded(pipeline: Services) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+import pytest
+
 from tests.factories import invoice_row
 from workers.rules.dunning import Collection, Deferral, deferral, outstanding
 from workers.rules.scheduling import ReminderCalendar, reminder_event
@@ -56,3 +58,65 @@ def test_partial_payments_reduce_what_a_reminder_asks_for() -> None:
     event = reminder_event(invoice_row(), 7, hour=ReminderCalendar(hour=9), outstanding=Decimal("1000.00"))
     assert event["data"]["reminder"]["outstanding"] == "1000.00"
     assert event["data"]["invoice"]["balance"] == "1234.50"  # the invoice itself word for word
+
+
+# --- payment.failed: the customer is told ---------------------------------------------------------
+
+
+def test_a_failed_direct_debit_makes_a_payment_failed_notification() -> None:
+    from schemas.notifications import Kind
+    from schemas.validation import parse_event
+    from tests.factories import payment_failed
+    from workers.rules.recipients import notification_kind
+
+    assert notification_kind(parse_event(payment_failed())) == (Kind.PAYMENT_FAILED, "routed")
+
+
+@pytest.mark.parametrize(
+    ("channel", "locale", "says"),
+    [
+        ("sms", "en", "Direct Debit payment of €1,234.50 failed"),
+        ("sms", "fi", "Suoraveloitus 1 234,50 € epäonnistui"),
+        ("sms", "ja", "口座振替"),
+        ("email", "en", "Direct Debit payment failed: €1,234.50"),
+        ("email", "fi", "Suoraveloitus epäonnistui"),
+        ("email", "ja", "口座振替のお引き落としができませんでした"),
+    ],
+)
+def test_herald_ships_payment_failed_templates_for_sms_and_email_in_three_languages(
+    channel: str, locale: str, says: str
+) -> None:
+    from schemas.rows import GreetingNames
+    from schemas.validation import parse_event
+    from tests.factories import payment_failed
+    from workers.rules.render import render_notification
+
+    names = GreetingNames(org="Acme Oy", customer="Kuluttaja Oy", contact="Aino")
+    rendered = render_notification(
+        "payment_failed", channel, parse_event(payment_failed()), locales=[locale], names=names
+    )
+    assert rendered.locale == locale
+    text = rendered.parts["body"] if channel == "sms" else rendered.parts["subject"] + rendered.parts["text"]
+    assert says in text, text
+
+
+def test_the_webhooks_payment_failed_event_names_the_invoice_and_the_reason() -> None:
+    from producers.gocardless.webhooks import payment_failed as from_webhook
+    from schemas.validation import parse_event
+
+    stored = {
+        "gc_id": "PM0001",
+        "org_id": "acme",
+        "invoice_id": "INV-1",
+        "customer_id": "C1",
+        "amount_minor": 123450,
+        "currency": "EUR",
+    }
+    webhook = {"id": "EV0001", "created_at": "2026-12-04T10:00:00Z", "details": {"description": "x" * 500}}
+    event = from_webhook(webhook, stored)
+    assert event is not None
+    parsed = parse_event(event)
+    assert parsed.event_id == "gocardless-EV0001"
+    assert parsed.data.payment.amount == Decimal("1234.50")
+    assert parsed.data.payment.reason == "x" * 200
+    assert from_webhook(webhook, {**stored, "invoice_id": None}) is None  # not known: nobody told

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas.directory import ContactView, CustomerView, OrgView
-from schemas.events import Event, InvoiceCreated, PaymentReceived, ReminderDue
+from schemas.events import Event, InvoiceCreated, PaymentFailed, PaymentReceived, ReminderDue
 from schemas.notifications import Channel, Kind
 from schemas.phones import to_e164
 
@@ -21,6 +21,8 @@ EMAIL_CATEGORY: dict[Kind, str] = {
     Kind.INVOICE: "new_invoice",
     Kind.PAYMENT_REMINDER: "pending_reminders",
     Kind.PAYMENT_THANK_YOU: "payment_confirmation",
+    # A failed Direct Debit is a call to pay, like a reminder.
+    Kind.PAYMENT_FAILED: "pending_reminders",
     # The link is asked for because a new invoice is to be collected: whoever switched new-invoice
     # emails off has said they do not want to hear about new invoices (recorded ``category_off``).
     Kind.MANDATE_SETUP: "new_invoice",
@@ -58,7 +60,8 @@ def notification_kind(event: Event) -> tuple[Kind | None, str]:
     - ``invoice.created`` → invoice, only when the invoice says to send it
       (create-and-send, recurring ones included);
     - ``reminder.due`` → payment reminder;
-    - ``payment.received`` → thank-you, for online payments, or manual ones that ask.
+    - ``payment.received`` → thank-you, for online payments, or manual ones that ask;
+    - ``payment.failed`` → payment failed.
     """
     if isinstance(event, InvoiceCreated):
         return (Kind.INVOICE, "routed") if event.data.invoice.send else (None, "manual_only")
@@ -69,6 +72,8 @@ def notification_kind(event: Event) -> tuple[Kind | None, str]:
         if payment.method == "online" or payment.notify:
             return Kind.PAYMENT_THANK_YOU, "routed"
         return None, "manual_only"
+    if isinstance(event, PaymentFailed):
+        return Kind.PAYMENT_FAILED, "routed"
     raise TypeError(f"not an event: {event!r}")  # pragma: no cover - the union is closed
 
 

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from infra.bootstrap import Services
 from infra.settings import Settings
-from producers.api import directory, events, history, local_time, notify, templates
+from producers.api import directory, events, history, local_time, notify, reminders, templates
 from producers.api.auth import ApiContext
 from producers.api.errors import install_error_handlers
 from producers.api.limits import BodyLimit
@@ -22,7 +22,7 @@ def install_operator_api(app: FastAPI, settings: Settings, services: Callable[[]
     """
     app.state.operator_api = ApiContext(settings, services)
     app.router.on_shutdown.append(app.state.operator_api.close)  # the publisher's connection
-    for module in (events, directory, templates, notify, history, local_time):
+    for module in (events, directory, templates, notify, history, local_time, reminders):
         app.include_router(module.router)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)

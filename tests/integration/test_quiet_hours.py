@@ -20,6 +20,7 @@ from infra.store.history import invoice_history
 from infra.store.organisations import update_org
 from infra.store.reminders import set_offsets
 from infra.store.tables import events, held_notifications, invoices, notifications
+from producers.operations.reminder_schedule import reminder_schedule
 from producers.publisher import Publisher
 from producers.scheduler import Scheduler
 from schemas.directory import CustomerRecord
@@ -125,6 +126,8 @@ def test_a_held_reminder_is_settled_already_paid_when_the_payment_lands_in_betwe
         assert scheduler.tick(fire_at - timedelta(minutes=1)).published == []
         assert scheduler.tick(fire_at).published == ["rem_INV-1_1"]
         wait_for(lambda: _held_count(pipeline) == 1, timeout=60, what="the reminder SMS held")
+        [shown] = reminder_schedule(pipeline, "acme", "INV-1") or []
+        assert (shown["state"], shown["reason"]) == ("held", "quiet hours: goes at 2026-12-03T06:00:00Z")
         clock.now = fire_at + timedelta(hours=2)
         publisher.publish(payment_received("evt_pay_1"))
         wait_for(lambda: _routed(pipeline, "evt_pay_1"), timeout=60, what="the payment routed")

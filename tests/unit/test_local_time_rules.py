@@ -221,3 +221,32 @@ def test_a_tokyo_contact_of_a_helsinki_organisation_gets_its_sms_in_tokyo_daytim
     # 20:00 in Helsinki is 03:00 in Tokyo: held until 08:00 Tokyo (23:00 UTC, 01:00 Helsinki).
     at_eight_pm = fire(date(2026, 12, 1), 0, ReminderCalendar(zone=HELSINKI, hour=20)).at
     assert release_at(at_eight_pm, sms, contact) == utc(2026, 12, 1, 23)
+
+
+# --- The organisation's calendar from its settings ------------------------------------------------
+
+
+def test_an_organisation_without_settings_uses_the_deployments_zone_and_hour() -> None:
+    from producers.scheduler import reminder_calendar
+
+    calendar = reminder_calendar({}, default_zone="Europe/Helsinki", default_hour=10)
+    assert (calendar.zone, calendar.hour, calendar.closed) == (HELSINKI, 10, None)
+
+
+def test_an_organisations_own_zone_hour_and_holidays_win() -> None:
+    from producers.scheduler import reminder_calendar
+
+    settings = {"timezone": "Asia/Tokyo", "reminder_hour": 8, "country": "FI", "business_days": True}
+    calendar = reminder_calendar(settings, default_zone="UTC", default_hour=9)
+    assert (calendar.zone, calendar.hour) == (TOKYO, 8)
+    assert calendar.closed is not None
+    assert calendar.closed(date(2026, 12, 6)) == "Independence Day"
+
+
+def test_holidays_apply_only_when_the_organisation_counts_business_days() -> None:
+    from producers.scheduler import reminder_calendar
+
+    calendar = reminder_calendar(
+        {"country": "FI", "business_days": False}, default_zone="UTC", default_hour=9
+    )
+    assert calendar.closed is None

@@ -359,6 +359,30 @@ def reminder_rows(conn: Connection, org_id: str, invoice_id: str) -> list[dict[s
     return [dict(r) for r in rows]
 
 
+def reminder_timeline(conn: Connection, invoice_id: str, org_id: str | None = None) -> list[dict[str, Any]]:
+    """The invoice's reminder decisions as history entries (``what: reminder``): each offset's
+    state, when it was due, and why it moved or waits (``at``: when last decided, a datetime)."""
+    query = select(reminders_sent).where(reminders_sent.c.invoice_id == invoice_id)
+    if org_id is not None:
+        query = query.where(reminders_sent.c.org_id == org_id)
+    entries = []
+    for r in conn.execute(query.order_by(reminders_sent.c.offset_days)).mappings():
+        entries.append(
+            {
+                "at": r["at"],
+                "what": "reminder",
+                "org_id": r["org_id"],
+                "offset_days": r["offset_days"],
+                "status": r["status"],
+                "fire_at": r["fire_at"].isoformat() if r["fire_at"] else None,
+                "moved_from": r["moved_from"].isoformat() if r["moved_from"] else None,
+                "reason": r["moved_reason"],
+                "payment_id": r["payment_id"],
+            }
+        )
+    return entries
+
+
 def _key(org_id: str, invoice_id: str, offset_days: int) -> tuple[Any, ...]:
     return (
         reminders_sent.c.org_id == org_id,

@@ -11,12 +11,14 @@ from typer.testing import CliRunner
 
 from infra.bootstrap import Services
 from infra.store.api_keys import create_key
+from infra.store.history import invoice_history
+from infra.store.notifications import record_event
 from infra.store.organisations import update_org
 from infra.store.reminders import claim, defer, mark_published, set_offsets, track_invoices
 from producers.api.app import create_app
 from producers.cli import app
 from schemas.access import Level
-from schemas.validation import parse_event
+from schemas.validation import event_to_json, parse_event
 from tests.factories import invoice_created
 
 NOW = datetime(2027, 11, 30, 7, 0, tzinfo=UTC)
@@ -24,7 +26,9 @@ NOW = datetime(2027, 11, 30, 7, 0, tzinfo=UTC)
 
 def _setup(store: Services) -> None:
     with store.transaction() as conn:
-        track_invoices(conn, [parse_event(invoice_created("evt_inv", due_date="2027-12-03"))])
+        created = parse_event(invoice_created("evt_inv", due_date="2027-12-03"))
+        record_event(conn, created, event_to_json(created), "routed")
+        track_invoices(conn, [created])
         update_org(
             conn,
             "acme",
@@ -128,3 +132,36 @@ def test_another_organisations_invoice_is_unknown_to_the_cli_and_the_api(store: 
     for hostile in ("INV-1%00", "x" * 5000, "%E2%80%AE", "..%2F..%2Fetc"):
         answer = client.get(f"/invoices/{hostile}/reminders", headers={"Authorization": f"Bearer {acme}"})
         assert answer.status_code in (400, 404, 414), (hostile, answer.status_code)
+
+
+def test_the_invoices_history_says_when_a_reminder_was_moved_or_deferred_and_why(store: Services) -> None:
+    _setup(store)
+    with store.transaction() as conn:
+        moved_at = datetime(2027, 12, 7, 7, 0, tzinfo=UTC)
+        claim(
+            conn,
+            "acme",
+            "INV-1",
+            2,
+            "rem_INV-1_2",
+            moved_at,
+            fire_at=moved_at,
+            moved_from=datetime(2027, 12, 5).date(),
+            moved_reason="Sunday",
+        )
+        mark_published(conn, "acme", "INV-1", 2, moved_at)
+        timeline = invoice_history(conn, "INV-1", "acme")["timeline"]
+    reminders = {e["offset_days"]: e for e in timeline if e["what"] == "reminder"}
+    assert (reminders[2]["status"], reminders[2]["moved_from"], reminders[2]["reason"]) == (
+        "published",
+        "2027-12-05",
+        "Sunday",
+    )
+    assert reminders[2]["fire_at"].startswith("2027-12-07T07:00:00")
+    assert (reminders[1]["status"], reminders[1]["payment_id"]) == ("deferred_collection_pending", "PM0001")
+    with store.reading() as conn:
+        assert invoice_history(conn, "INV-1", "other")["timeline"] == []  # another organisation sees nothing
+    shown = CliRunner().invoke(app, ["history", "--invoice", "INV-1", "--org", "acme"], obj=store.settings)
+    assert shown.exit_code == 0, shown.output
+    assert "reminder +2 published, moved from 2027-12-05 (Sunday)" in shown.output
+    assert "reminder +1 deferred_collection_pending: payment PM0001 submitted" in shown.output

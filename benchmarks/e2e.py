@@ -424,6 +424,8 @@ class Benchmark:
             "HERALD_TWILIO_BASE_URL": self.sandbox.url,
             # The per-sender rate limit off (once it exists): this measures the pipeline.
             "HERALD_SMS_SEGMENTS_PER_SECOND": "0",
+            # No quiet hours: a run at night measures the pipeline, not the hold.
+            "HERALD_DEFAULT_SEND_WINDOWS": "sms=any,email=any",
             "HERALD_LOG_LEVEL": self.args.log_level,
             "HERALD_WORKER_THREADS": str(self.args.threads),
             "HERALD_WORKER_PROCESSES": str(self.args.processes),

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine
@@ -35,6 +36,10 @@ from infra.store.migrate import upgrade
 SQLITE_WRITE_WAIT_SECONDS = 30
 
 
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass
 class Services:
     """Everything the stages need, built once per process."""
@@ -52,6 +57,8 @@ class Services:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     #: Write transactions of this process, one at a time on SQLite (``transaction``).
     _writers: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    #: The clock the stages decide by (quiet hours); tests give their own to simulate days.
+    clock: Callable[[], datetime] = field(default_factory=lambda: _utcnow, repr=False)
 
     @property
     def emitter(self) -> Emitter:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from typing import Literal
+from zoneinfo import available_timezones
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -199,8 +200,19 @@ class Settings(BaseSettings):
     #: returned to its queue unacknowledged (idempotency makes the redelivery harmless).
     shutdown_timeout_seconds: float = Field(30.0, gt=0)
 
-    # Reminder scheduler: a reminder ``offset`` days from the due date fires that day at this hour, UTC.
+    # Reminder scheduler: a reminder ``offset`` days from the due date fires that local day at this
+    # hour, in the organisation's time zone (``herald orgs set --reminder-hour`` overrides it).
+    #: The local hour reminders fire at, for organisations without their own.
     reminder_hour: int = Field(9, ge=0, le=23)
+    #: The IANA time zone of organisations without their own (``herald orgs set --timezone``).
+    default_timezone: str = Field("UTC", max_length=64)
+    #: Send windows of organisations without their own, in the recipient's local time, comma-separated
+    #: ``channel=HH:MM-HH:MM`` or ``channel=any`` (``herald orgs set --send-window`` overrides them).
+    default_send_windows: str = Field(
+        "sms=08:00-21:00,email=any",
+        max_length=200,
+        pattern=r"^(?:[a-z_]+(?::[a-z]+)?=(?:any|\d\d:\d\d-\d\d:\d\d))(?:,[a-z_]+(?::[a-z]+)?=(?:any|\d\d:\d\d-\d\d:\d\d))*$",
+    )
     # The status sweep (each scheduler tick; ``herald status-sweep``): an SMS ``sent`` for longer than
     # ``after`` is looked up at Twilio, at most once every ``every`` seconds, at most ``batch`` per
     # tick (oldest first), and no more once it has been ``sent`` for ``max_age_hours``.
@@ -254,6 +266,13 @@ class Settings(BaseSettings):
     rabbitmq_management_url: SecretStr | None = None
     # How long /readyz waits for the broker and the database.
     readiness_timeout_seconds: float = Field(2.0, gt=0)
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _iana_zone(cls, value: str) -> str:
+        if value not in available_timezones():
+            raise ValueError("not an IANA time zone (e.g. Europe/Helsinki)")
+        return value
 
     @field_validator("amqp_url")
     @classmethod

@@ -15,8 +15,10 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
+from zoneinfo import available_timezones
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -81,6 +83,12 @@ def _checked(in_name: bool) -> Any:
     return BeforeValidator(check)
 
 
+def _iana_zone(value: str | None) -> str | None:
+    if value is not None and value not in available_timezones():
+        raise PydanticCustomError("time_zone", "not an IANA time zone (e.g. Europe/Helsinki)")
+    return value
+
+
 def _blank_is_none(value: Any) -> Any:
     return None if isinstance(value, str) and not value.strip() else value
 
@@ -143,6 +151,10 @@ class Contact(BaseModel):
     locale: Locale = Field("en", min_length=2, max_length=10, pattern=r"^[a-z]{2}([-_][A-Za-z]{2,4})?$")
     status: Literal["active", "pending_activation"] = "active"
     emails: list[EmailAddress] = Field(default_factory=list)
+    # None: the zone its mobile's prefix names when it names one, else the organisation's.
+    timezone: Annotated[
+        str | None, Field(max_length=64), _checked(in_name=False), AfterValidator(_iana_zone)
+    ] = None
 
     @model_validator(mode="after")
     def _distinct_addresses(self) -> Contact:

@@ -234,6 +234,8 @@ class Reminder(_Model):
     """Which reminder this is: days from the due date (negative: before it)."""
 
     offset_days: int = Field(ge=-365, le=365)
+    #: What is still owed after partial payments, when less than the invoice's balance (added).
+    outstanding: Amount | None = None
 
 
 class Payment(_Model):
@@ -248,6 +250,17 @@ class Payment(_Model):
     notify: StrictBool
 
 
+class FailedPayment(_Model):
+    """A Direct Debit payment that failed for good (no retry)."""
+
+    id: Id
+    invoice_id: Id
+    customer_id: Id
+    amount: Amount
+    currency: Currency
+    reason: str | None = Field(None, max_length=200)
+
+
 class InvoiceCreatedData(_Model):
     invoice: Invoice
 
@@ -259,6 +272,10 @@ class ReminderDueData(_Model):
 
 class PaymentReceivedData(_Model):
     payment: Payment
+
+
+class PaymentFailedData(_Model):
+    payment: FailedPayment
 
 
 class _Envelope(BaseModel):
@@ -313,8 +330,24 @@ class PaymentReceived(_Envelope):
         return self.data.payment.customer_id
 
 
-Event = Annotated[InvoiceCreated | ReminderDue | PaymentReceived, Field(discriminator="type")]
-EVENT_TYPES: tuple[str, ...] = ("invoice.created", "reminder.due", "payment.received")
+class PaymentFailed(_Envelope):
+    """``payment.failed``: a Direct Debit payment against an invoice failed, and will not be
+    retried; the customer is told, and the invoice's reminders go on."""
+
+    type: Literal["payment.failed"]
+    data: PaymentFailedData
+
+    @property
+    def invoice_id(self) -> str:
+        return self.data.payment.invoice_id
+
+    @property
+    def customer_id(self) -> str:
+        return self.data.payment.customer_id
+
+
+Event = Annotated[InvoiceCreated | ReminderDue | PaymentReceived | PaymentFailed, Field(discriminator="type")]
+EVENT_TYPES: tuple[str, ...] = ("invoice.created", "reminder.due", "payment.received", "payment.failed")
 
 event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
 

@@ -16,6 +16,7 @@ class Kind(StrEnum):
     INVOICE = "invoice"
     PAYMENT_REMINDER = "payment_reminder"
     PAYMENT_THANK_YOU = "payment_thank_you"
+    PAYMENT_FAILED = "payment_failed"
     MANDATE_SETUP = "mandate_setup"
 
 

@@ -15,6 +15,8 @@ EMAIL_CATEGORY: dict[Kind, str] = {
     Kind.INVOICE: "new_invoice",
     Kind.PAYMENT_REMINDER: "pending_reminders",
     Kind.PAYMENT_THANK_YOU: "payment_confirmation",
+    # A failed Direct Debit is a call to pay, like a reminder.
+    Kind.PAYMENT_FAILED: "pending_reminders",
     # The link is asked for because a new invoice is to be collected: whoever switched new-invoice
     # emails off has said they do not want to hear about new invoices (recorded ``category_off``).
     Kind.MANDATE_SETUP: "new_invoice",

@@ -91,6 +91,8 @@ def herald_env(amqp_url: str) -> dict[str, str]:
         "HERALD_MAX_BACKOFF_MS": "2000",
         # The per-sender rate limit is off except where a test measures it.
         "HERALD_SMS_SEGMENTS_PER_SECOND": "0",
+        # Quiet hours are off (SMS any time of day) except where a test sets windows and a clock.
+        "HERALD_DEFAULT_SEND_WINDOWS": "sms=any,email=any",
         "HERALD_LOG_FORMAT": "json",
     }
 

@@ -139,3 +139,23 @@ def email_customer(address: str = "aino@example.fi", **contact: Any) -> dict[str
     notification that sends is the email. Keyword arguments add to (or override) the contact."""
     person = {"contact_id": "P1", "primary": True, "name": "Aino", "emails": [{"address": address}]}
     return customer(sms_enabled=False, contacts=[{**person, **contact}])
+
+
+def payment_failed(event_id: str = "evt_pf1") -> dict[str, Any]:
+    """A ``payment.failed`` envelope for INV-1: its Direct Debit failed, with no retry."""
+    return {
+        "type": "payment.failed",
+        "event_id": event_id,
+        "org_id": "acme",
+        "occurred_at": "2026-12-04T10:00:00Z",
+        "data": {
+            "payment": {
+                "id": "PM0001",
+                "invoice_id": "INV-1",
+                "customer_id": "C1",
+                "amount": "1234.50",
+                "currency": "EUR",
+                "reason": "The customer's bank account had insufficient funds.",
+            }
+        },
+    }

@@ -38,6 +38,7 @@ from schemas.messages import (
 from schemas.validation import event_to_json
 from workers.batches import dead_letter_item
 from workers.decode import decode, decode_event
+from workers.hold import hold_outside_windows
 from workers.rules.collection import EventRef, mandate_setup_payload, wants_collection
 from workers.rules.recipients import Routing, mandate_setup_routing, route
 
@@ -135,6 +136,10 @@ def _route(svc: Services, events: Sequence[Event]) -> list[tuple[Event, Exceptio
             for recorded in record_events(conn, records):
                 pending.extend(recorded.pending)
                 new += recorded.new
+        # Quiet hours: what its recipient's send window does not allow now is held in the store.
+        pending = hold_outside_windows(
+            conn, pending, svc.clock(), settings.default_timezone, settings.default_send_windows
+        )
     # After the commit: what is handed on is stored. The same event twice hands its ids on once.
     svc.emitter.emit_batches(NotificationsDecided, unique(pending), settings.stage_batch_size)
     collections = unique((e.org_id, e.event_id, e.invoice_id) for e in events if wants_collection(e))

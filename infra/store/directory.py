@@ -37,6 +37,7 @@ def _contact_row(contact: Contact, region: str) -> dict[str, Any]:
         "sms_enabled": contact.sms_enabled,
         "locale": contact.locale,
         "status": contact.status,
+        "timezone": contact.timezone,
     }
 
 

@@ -12,6 +12,7 @@ from infra.store.attempts import load_attempts
 from infra.store.collection import collection_timeline
 from infra.store.consent import cause_of
 from infra.store.notifications import IGNORED_PREFIX
+from infra.store.reminders import reminder_timeline
 from infra.store.tables import events, notifications, org_warnings, status_changes
 from schemas.toggles import CONSENT_REASONS, toggles_behind
 
@@ -179,6 +180,9 @@ def _history(
         from infra.store.gocardless import payment_timeline
 
         for entry in payment_timeline(conn, invoice_id, org_id):
+            timeline.append(entry | {"at": _iso(entry["at"])})
+        # The reminder schedule's decisions: sent, superseded, moved to a business day, deferred.
+        for entry in reminder_timeline(conn, invoice_id, org_id):
             timeline.append(entry | {"at": _iso(entry["at"])})
     timeline.sort(key=lambda entry: entry["at"] or "")
     return {

@@ -31,6 +31,14 @@ DEFAULTS: dict[str, Any] = {
     "buys_credit": False,
     "credit_balance": 0,
     "low_balance_threshold": None,
+    # Local time (producers/operations/local_time.py): None means the deployment's setting.
+    "timezone": None,
+    "reminder_hour": None,
+    "country": None,
+    "subdivision": None,
+    "business_days": False,
+    "send_windows": None,
+    "collection_grace_days": None,
 }
 
 

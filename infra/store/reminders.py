@@ -22,6 +22,8 @@ from schemas.events import Event, InvoiceCreated, PaymentReceived
 from schemas.rows import InvoiceRow
 
 CLAIMED, PUBLISHED, SUPERSEDED = "claimed", "published", "superseded"
+#: Waiting for a Direct Debit payment on its way: not decided, planned again each tick.
+DEFERRED = "deferred_collection_pending"
 
 
 def track_invoice(conn: Connection, event: Event) -> None:
@@ -118,19 +120,29 @@ def _refresh_paid(
     return [key in paid for key in keys]
 
 
-def set_offsets(conn: Connection, org_id: str, offsets: Mapping[int, str | None]) -> None:
-    """Replace an organisation's reminder offsets (offset → template key, or None: the standard one).
+def set_offsets(
+    conn: Connection, org_id: str, offsets: Mapping[int, str | None], business: Iterable[int] = ()
+) -> None:
+    """Replace an organisation's reminder offsets (offset → template key, or None: the standard one;
+    the offsets in ``business`` count business days, ``+3b``).
 
     Reminders already decided stay decided; a new offset whose time has passed is caught up once
     (with the latest-only rule) on the next tick.
     """
     now = datetime.now(UTC)
+    in_business = set(business)
     conn.execute(delete(reminder_offsets).where(reminder_offsets.c.org_id == org_id))
     if offsets:
         conn.execute(
             reminder_offsets.insert(),
             [
-                {"org_id": org_id, "offset_days": o, "template": t, "updated_at": now}
+                {
+                    "org_id": org_id,
+                    "offset_days": o,
+                    "template": t,
+                    "updated_at": now,
+                    "business": o in in_business,
+                }
                 for o, t in sorted(offsets.items())
             ],
         )
@@ -145,6 +157,19 @@ def load_offsets(conn: Connection, org_id: str | None = None) -> dict[str, dict[
     for row in conn.execute(query.order_by(reminder_offsets.c.org_id, reminder_offsets.c.offset_days)):
         found.setdefault(row.org_id, {})[row.offset_days] = row.template
     return found
+
+
+def load_business_offsets(conn: Connection, org_id: str | None = None) -> dict[str, frozenset[int]]:
+    """Per organisation, its offsets that count business days (``+3b``)."""
+    query = select(reminder_offsets.c.org_id, reminder_offsets.c.offset_days).where(
+        reminder_offsets.c.business.is_(True)
+    )
+    if org_id is not None:
+        query = query.where(reminder_offsets.c.org_id == org_id)
+    found: dict[str, set[int]] = {}
+    for row in conn.execute(query):
+        found.setdefault(row.org_id, set()).add(row.offset_days)
+    return {org: frozenset(days) for org, days in found.items()}
 
 
 def open_invoices(conn: Connection, org_id: str, due_by: date) -> list[InvoiceRow]:
@@ -167,13 +192,16 @@ def load_invoice(conn: Connection, org_id: str, invoice_id: str) -> InvoiceRow |
 
 
 def decided_offsets(conn: Connection, org_id: str, invoice_ids: Iterable[str]) -> dict[str, set[int]]:
-    """For each invoice, the offsets already claimed, published or superseded."""
+    """For each invoice, the offsets already claimed, published or superseded (a deferred one is
+    not decided: it is planned again)."""
     ids = list(invoice_ids)
     found: dict[str, set[int]] = {i: set() for i in ids}
     for start in range(0, len(ids), 500):  # bounded IN lists
         rows = conn.execute(
             select(reminders_sent.c.invoice_id, reminders_sent.c.offset_days).where(
-                reminders_sent.c.org_id == org_id, reminders_sent.c.invoice_id.in_(ids[start : start + 500])
+                reminders_sent.c.org_id == org_id,
+                reminders_sent.c.invoice_id.in_(ids[start : start + 500]),
+                reminders_sent.c.status != DEFERRED,
             )
         )
         for row in rows:
@@ -189,12 +217,67 @@ def supersede(conn: Connection, org_id: str, invoice_id: str, offsets: Iterable[
     ]
     if rows:
         conn.execute(insert_ignore(conn, reminders_sent), rows)
+        conn.execute(
+            update(reminders_sent)
+            .where(
+                reminders_sent.c.org_id == org_id,
+                reminders_sent.c.invoice_id == invoice_id,
+                reminders_sent.c.offset_days.in_([r["offset_days"] for r in rows]),
+                reminders_sent.c.status == DEFERRED,
+            )
+            .values(status=SUPERSEDED, at=now)
+        )
+
+
+def defer(
+    conn: Connection,
+    org_id: str,
+    invoice_id: str,
+    offset_days: int,
+    now: datetime,
+    *,
+    payment_id: str,
+    reason: str,
+    resume_after: date | None,
+    fire_at: datetime | None = None,
+) -> None:
+    """Record one (invoice, offset) as ``deferred_collection_pending``: it waits for GoCardless
+    payment ``payment_id`` (``reason``: its status), until after ``resume_after`` (None: while the
+    payment is on its way). It stays undecided: each tick plans it again."""
+    values = {
+        "status": DEFERRED,
+        "at": now,
+        "payment_id": payment_id,
+        "resume_after": resume_after,
+        "moved_reason": reason[:200],
+        "fire_at": fire_at,
+    }
+    key = {"org_id": org_id, "invoice_id": invoice_id, "offset_days": offset_days}
+    inserted = conn.execute(insert_ignore(conn, reminders_sent).values(**key, **values))
+    if not inserted.rowcount:
+        conn.execute(
+            update(reminders_sent)
+            .where(*_key(org_id, invoice_id, offset_days), reminders_sent.c.status == DEFERRED)
+            .values(**values)
+        )
 
 
 def claim(
-    conn: Connection, org_id: str, invoice_id: str, offset_days: int, event_id: str, now: datetime
+    conn: Connection,
+    org_id: str,
+    invoice_id: str,
+    offset_days: int,
+    event_id: str,
+    now: datetime,
+    *,
+    fire_at: datetime | None = None,
+    moved_from: date | None = None,
+    moved_reason: str | None = None,
 ) -> bool:
-    """Claim one (invoice, offset) for publishing. Atomic: of any number of schedulers, one wins."""
+    """Claim one (invoice, offset) for publishing. Atomic: of any number of schedulers, one wins.
+
+    Its fire time, and the date it moved from to a business day and why, are kept for history.
+    """
     result = conn.execute(
         insert_ignore(conn, reminders_sent).values(
             org_id=org_id,
@@ -203,9 +286,27 @@ def claim(
             event_id=event_id,
             status=CLAIMED,
             at=now,
+            fire_at=fire_at,
+            moved_from=moved_from,
+            moved_reason=moved_reason[:200] if moved_reason else None,
         )
     )
-    return bool(result.rowcount)
+    if result.rowcount:
+        return True
+    # A reminder deferred while a payment was on its way is claimed the same way, once.
+    resumed = conn.execute(
+        update(reminders_sent)
+        .where(*_key(org_id, invoice_id, offset_days), reminders_sent.c.status == DEFERRED)
+        .values(
+            status=CLAIMED,
+            event_id=event_id,
+            at=now,
+            fire_at=fire_at,
+            moved_from=moved_from,
+            moved_reason=moved_reason[:200] if moved_reason else None,
+        )
+    )
+    return bool(resumed.rowcount)
 
 
 def mark_published(conn: Connection, org_id: str, invoice_id: str, offset_days: int, now: datetime) -> None:
@@ -275,6 +376,30 @@ def reminder_rows(conn: Connection, org_id: str, invoice_id: str) -> list[dict[s
         .order_by(reminders_sent.c.offset_days)
     ).mappings()
     return [dict(r) for r in rows]
+
+
+def reminder_timeline(conn: Connection, invoice_id: str, org_id: str | None = None) -> list[dict[str, Any]]:
+    """The invoice's reminder decisions as history entries (``what: reminder``): each offset's
+    state, when it was due, and why it moved or waits (``at``: when last decided, a datetime)."""
+    query = select(reminders_sent).where(reminders_sent.c.invoice_id == invoice_id)
+    if org_id is not None:
+        query = query.where(reminders_sent.c.org_id == org_id)
+    entries = []
+    for r in conn.execute(query.order_by(reminders_sent.c.offset_days)).mappings():
+        entries.append(
+            {
+                "at": r["at"],
+                "what": "reminder",
+                "org_id": r["org_id"],
+                "offset_days": r["offset_days"],
+                "status": r["status"],
+                "fire_at": r["fire_at"].isoformat() if r["fire_at"] else None,
+                "moved_from": r["moved_from"].isoformat() if r["moved_from"] else None,
+                "reason": r["moved_reason"],
+                "payment_id": r["payment_id"],
+            }
+        )
+    return entries
 
 
 def _key(org_id: str, invoice_id: str, offset_days: int) -> tuple[Any, ...]:

@@ -201,6 +201,27 @@ def held(
     write(conn, [OutboxEvent(key, row["org_id"], T.NOTIFICATION_HELD, row["id"], data)])
 
 
+def held_many(
+    conn: Connection, until: Mapping[str, datetime], reason: str, at: datetime | None = None
+) -> None:
+    """``notification.held`` for each notification id of ``until`` (held back until its value),
+    read in one ``SELECT``: for the stage that holds them to call in its own transaction."""
+    rows: list[Any] = []
+    for chunk in in_chunks(list(until)):
+        rows.extend(
+            conn.execute(select(notifications).where(among(notifications.c.id, chunk))).mappings().all()
+        )
+    order = {nid: i for i, nid in enumerate(until)}
+    events = []
+    for row in sorted(rows, key=lambda r: order[r["id"]]):
+        when = until[row["id"]]
+        data = _notification_data(row, "held", at) | {"reason": reason, "until": _iso(when)}
+        events.append(
+            OutboxEvent(f"held:{row['id']}:{_iso(when)}", row["org_id"], T.NOTIFICATION_HELD, row["id"], data)
+        )
+    write(conn, events)
+
+
 # -- payments, mandates, reminders -----------------------------------------------------------------
 def payment(conn: Connection, values: Mapping[str, Any], gc_id: str, previous: str | None) -> None:
     """``payment.created`` (no ``previous`` status) or ``payment.status_changed`` for a stored

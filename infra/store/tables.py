@@ -40,6 +40,16 @@ organisations = Table(
     Column("credit_balance", Integer, nullable=False, default=0),
     Column("low_balance_threshold", Integer),  # NULL: no warning
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Local time (docs/reminders.md): IANA zone (NULL: HERALD_DEFAULT_TIMEZONE), local reminder hour
+    # (NULL: HERALD_REMINDER_HOUR), the holiday calendar, and send windows by "channel" or
+    # "kind:channel" (NULL: SMS 08:00-21:00, email any time).
+    Column("timezone", String(64)),
+    Column("reminder_hour", Integer),
+    Column("country", String(2)),
+    Column("subdivision", String(10)),
+    Column("business_days", Boolean, nullable=False, default=False, server_default=false()),
+    Column("send_windows", JSON),
+    Column("collection_grace_days", Integer),  # NULL: 3 days after a retry's charge date
 )
 
 customers = Table(
@@ -66,6 +76,7 @@ contacts = Table(
     Column("locale", String(10), nullable=False, default="en"),
     Column("status", String(20), nullable=False, default="active"),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("timezone", String(64)),  # NULL: its number's single zone, else the organisation's
 )
 
 customer_contacts = Table(
@@ -332,6 +343,8 @@ gc_payments = Table(
     Column("charge_date", String(10)),
     Column("created_at", DateTime(timezone=True)),
     Column("synced_at", DateTime(timezone=True), nullable=False),
+    # From the last payments.failed webhook: GoCardless will retry it (Success+); NULL: not said.
+    Column("will_attempt_retry", Boolean),
     Index("ix_gc_payments_invoice", "org_id", "invoice_id"),
 )
 
@@ -408,6 +421,7 @@ reminder_offsets = Table(
     Column("offset_days", Integer, primary_key=True),
     Column("template", String(40)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("business", Boolean, nullable=False, default=False, server_default=false()),  # +3b
 )
 
 #: One row per (invoice, offset) ever decided: ``claimed`` (a scheduler won it and is publishing),
@@ -419,8 +433,15 @@ reminders_sent = Table(
     Column("invoice_id", String(200), primary_key=True),
     Column("offset_days", Integer, primary_key=True),
     Column("event_id", String(200)),  # NULL when superseded
-    Column("status", String(20), nullable=False),
+    Column("status", String(40), nullable=False),  # 40: deferred_collection_pending
     Column("at", DateTime(timezone=True), nullable=False),  # when claimed / last changed
+    Column("fire_at", DateTime(timezone=True)),  # when it was due (NULL: decided before 0011)
+    Column("moved_from", Date),  # the date it fell on when moved to the next business day
+    # Why it moved (the holiday's name, "Saturday", "Sunday") or waits (the payment's status).
+    Column("moved_reason", String(200)),
+    # deferred_collection_pending: the GoCardless payment it waits for, and the day it may go after.
+    Column("payment_id", String(40)),
+    Column("resume_after", Date),
     Index("ix_reminders_sent_status", "status", "at"),
 )
 
@@ -502,4 +523,23 @@ webhook_attempts = Table(
     Column("error", String(500)),
     Column("duration_ms", Integer, nullable=False),
     Index("ix_webhook_attempts_endpoint", "endpoint_id", "at"),
+)
+
+
+#: Notifications decided inside their recipient's quiet hours, held in the store (never on the
+#: broker's delay queue) until ``release_at``; the scheduler releases them in ``id`` order (the
+#: order they were decided), once. ``outcome``: ``released``, or why it was settled unsent
+#: (``already_paid``, ``opted_out``).
+held_notifications = Table(
+    "held_notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("notification_id", String(40), nullable=False, unique=True),
+    Column("org_id", String(200), nullable=False),
+    Column("release_at", DateTime(timezone=True), nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+    Column("released_at", DateTime(timezone=True)),
+    Column("outcome", String(40)),
+    ForeignKeyConstraint(["notification_id"], ["notifications.id"]),
+    Index("ix_held_due", "released_at", "release_at"),
 )

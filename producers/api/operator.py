@@ -8,7 +8,17 @@ from fastapi import FastAPI
 
 from infra.bootstrap import Services
 from infra.settings import Settings
-from producers.api import consent, directory, events, history, notify, templates, webhook_endpoints
+from producers.api import (
+    consent,
+    directory,
+    events,
+    history,
+    local_time,
+    notify,
+    reminders,
+    templates,
+    webhook_endpoints,
+)
 from producers.api.auth import ApiContext
 from producers.api.errors import install_error_handlers
 from producers.api.limits import BodyLimit
@@ -22,7 +32,17 @@ def install_operator_api(app: FastAPI, settings: Settings, services: Callable[[]
     """
     app.state.operator_api = ApiContext(settings, services)
     app.router.on_shutdown.append(app.state.operator_api.close)  # the publisher's connection
-    for module in (events, directory, consent, templates, notify, history, webhook_endpoints):
+    for module in (
+        events,
+        directory,
+        consent,
+        templates,
+        notify,
+        history,
+        local_time,
+        reminders,
+        webhook_endpoints,
+    ):
         app.include_router(module.router)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)

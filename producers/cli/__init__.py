@@ -22,6 +22,7 @@ from producers.cli import (
     orgs,
     outbox_cmd,
     publish,
+    reminders_show,
     scheduler_cmd,
     schema,
     status,
@@ -67,6 +68,7 @@ app.command("status")(status.status)
 app.command("status-sweep")(status_sweep_cmd.status_sweep)
 app.add_typer(contacts.app, name="contacts")
 app.add_typer(orgs.app, name="orgs")
+app.add_typer(reminders_show.app, name="reminders")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(outbox_cmd.app, name="outbox")
 app.add_typer(templates_cmd.app, name="templates")

@@ -29,6 +29,11 @@ def _detail(entry: dict[str, Any]) -> str:
     if what == "payment_status":
         amount = f"{entry['amount_minor'] / 100:.2f} {entry['currency']}"
         return f"Direct Debit {entry['payment_id']} {entry['status']} ({amount})"
+    if what == "reminder":
+        said = f"reminder {entry['offset_days']:+d} {entry['status']}"
+        if entry.get("moved_from"):
+            return f"{said}, moved from {entry['moved_from']} ({entry['reason']})"
+        return f"{said}: {entry['reason']}" if entry.get("reason") else said
     if what == "warning":
         return f"{entry['kind']}: {entry['detail']}"
     if what == "attempt":

@@ -9,11 +9,13 @@ from typing import Any
 
 import typer
 
+from infra.errors import Invalid
 from infra.store.organisations import org_settings, update_org
 from infra.store.preferences import update_preference_settings
 from producers.cli import reminders_cmd
 from producers.cli.console import out
 from producers.cli.store import open_store
+from producers.operations.local_time import local_time_changes, parse_send_windows
 from schemas.notifications import Channel, Kind
 
 app = typer.Typer(help="Organisation settings.", no_args_is_help=True)
@@ -42,6 +44,22 @@ def set_(
     low_balance_threshold: int | None = typer.Option(None, min=0, help="Warn in history under this balance."),
     name: str | None = typer.Option(None, help="The organisation's name, as templates greet with it."),
     locale: str | None = typer.Option(None, help="Default locale of its templates (en, fi, ja, ...)."),
+    timezone: str | None = typer.Option(None, help="IANA time zone, e.g. Europe/Helsinki."),
+    reminder_hour: int | None = typer.Option(None, help="Local hour reminders fire at (0-23)."),
+    country: str | None = typer.Option(None, help="Country of its public holidays, e.g. FI ('' clears)."),
+    subdivision: str | None = typer.Option(None, help="Subdivision of the country's holidays, e.g. CA."),
+    business_days: bool | None = typer.Option(
+        None, "--business-days/--calendar-days", help="Move reminders off weekends and public holidays."
+    ),
+    send_window: list[str] = typer.Option(
+        [],
+        help="When sending is allowed, recipient's local time: sms=08:00-21:00, email=any, "
+        "payment_thank_you:sms=any (repeatable).",
+    ),
+    reset_send_windows: bool = typer.Option(False, help="Forget its send windows first (the defaults)."),
+    collection_grace_days: int | None = typer.Option(
+        None, help="Days after a Direct Debit retry's charge date before reminders resume (default 3)."
+    ),
 ) -> None:
     """Change an organisation's settings; unnamed settings keep their value."""
     changes: dict[str, Any] = {}
@@ -67,7 +85,24 @@ def set_(
             changes[key] = value
     svc = open_store()
     with svc.transaction() as conn:
-        disabled = set(org_settings(conn, org)["disabled_templates"])
+        current = org_settings(conn, org)
+        try:
+            changes.update(
+                local_time_changes(
+                    current,
+                    timezone=timezone,
+                    reminder_hour=reminder_hour,
+                    country=country,
+                    subdivision=subdivision,
+                    business_days=business_days,
+                    send_windows=parse_send_windows(send_window) if send_window else None,
+                    clear_windows=reset_send_windows,
+                    collection_grace_days=collection_grace_days,
+                )
+            )
+        except Invalid as exc:
+            raise typer.BadParameter(str(exc)) from None
+        disabled = set(current["disabled_templates"])
         disabled |= {_template(t) for t in disable}
         disabled -= {_template(t) for t in enable}
         changes["disabled_templates"] = sorted(disabled)

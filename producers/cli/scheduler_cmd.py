@@ -52,7 +52,8 @@ def scheduler(
                 report = job.tick()
                 out.print(
                     f"published {len(report.published) + len(report.republished)}, "
-                    f"superseded {report.superseded}",
+                    f"superseded {report.superseded}, deferred {len(report.deferred)}, "
+                    f"released {len(report.released.released)} held, settled {len(report.released.settled)}",
                     markup=False,
                 )
                 if sweep is not None:

@@ -16,6 +16,6 @@ def schema(
         False, "--status", help="The status events herald sends back (webhooks, PREFIX.notifications)."
     ),
 ) -> None:
-    """Print the JSON Schema of one event (the envelope and the three types), or of one status event."""
+    """Print the JSON Schema of one event (the envelope and every type), or of one status event."""
     value = status_event_json_schema() if status else event_json_schema()
     typer.echo(json.dumps(value, indent=2, sort_keys=True))

@@ -3,7 +3,8 @@
 Order: GoCardless may deliver events late, twice, or in reverse. herald never trusts the event's
 order for state: for each new event it fetches the resource's *current* state from the API and
 stores that, so a late ``submitted`` after ``confirmed`` stores ``confirmed`` again. Effects are
-tied to the event itself: a ``payments.confirmed`` event publishes ``payment.received`` once,
+tied to the event itself: a ``payments.confirmed`` event publishes ``payment.received`` once (a
+``payments.failed`` one that GoCardless will not retry, ``payment.failed``),
 keyed on the event id in ``gc_webhook_events`` (insert-ignore) and, should a crash come between
 publish and commit, on the published ``event_id`` (``gocardless-EV…``), which the pipeline keeps
 idempotent.
@@ -34,6 +35,7 @@ from infra.bootstrap import Services
 from infra.errors import WebhookRejected
 from infra.store import gocardless as store
 from infra.store.db import insert_ignore
+from infra.store.dunning import record_retry
 from infra.store.sync_history import SyncCounts, purge_sync_history, record_sync
 from infra.store.tables import gc_webhook_events
 from schemas.bounded_json import loads_bounded, too_deep
@@ -134,6 +136,31 @@ def signature_ok(body: bytes, secret: str | None, signature: str | None) -> bool
 def minor_to_decimal(amount_minor: int) -> str:
     """``123450`` → ``"1234.50"``."""
     return str((Decimal(amount_minor) / MINOR_UNITS).quantize(Decimal("0.01")))
+
+
+def payment_failed(event: JSON, payment: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``payment.failed`` event for a linked payment that failed with no retry (``None`` when
+    herald does not know which invoice it was for). The reason is GoCardless's own description."""
+    if not (payment.get("org_id") and payment.get("invoice_id") and payment.get("customer_id")):
+        return None
+    details = event.get("details")
+    reason = details.get("description") if isinstance(details, dict) else None
+    return {
+        "type": "payment.failed",
+        "event_id": f"gocardless-{event['id']}",
+        "org_id": payment["org_id"],
+        "occurred_at": event.get("created_at") or datetime.now(UTC).isoformat(),
+        "data": {
+            "payment": {
+                "id": payment["gc_id"],
+                "invoice_id": payment["invoice_id"],
+                "customer_id": payment["customer_id"],
+                "amount": minor_to_decimal(int(payment["amount_minor"])),
+                "currency": payment["currency"],
+                "reason": reason[:200] if isinstance(reason, str) else None,
+            }
+        },
+    }
 
 
 def payment_received(event: JSON, payment: dict[str, Any]) -> dict[str, Any] | None:
@@ -305,6 +332,16 @@ def _handle_one(
             else:
                 outcome = store.upsert_payment(conn, record, at)
             result.of(kind).count(outcome)
+        if event.get("resource_type") == "payments" and event.get("action") == "failed" and got.records:
+            # Whether GoCardless retries it (Success+): reminders wait for the retry meanwhile.
+            details = event.get("details")
+            retry = isinstance(details, dict) and details.get("will_attempt_retry") is True
+            record_retry(conn, str(_resource_id(event)), retry)
+            failed = store.load_payment(conn, str(_resource_id(event))) if not retry else None
+            told = payment_failed(event, failed) if failed and failed["status"] == "failed" else None
+            if told is not None:  # published before the commit, as payment.received below
+                publish(told)
+                result.published.append(told["event_id"])
         if got.billing_request is not None:
             store.set_billing_request_status(
                 conn, str(got.billing_request["id"]), got.billing_request["status"]

@@ -146,11 +146,11 @@ def test_templates_are_listed_shown_checked_and_set_only_when_they_pass_the_chec
 ) -> None:
     listed = deployment.herald("templates", "list")
     assert listed.returncode == 0
-    assert listed.stdout.count("shipped") == 24
+    assert listed.stdout.count("shipped") == 30  # five kinds, SMS and email, en/fi/ja
     shown = deployment.herald("templates", "show", "invoice", "email", "ja")
     assert "--- invoice.email.ja.subject" in shown.stdout
     checked = deployment.herald("templates", "check")
-    assert "48 templates checked, 0 problem(s)" in checked.stdout
+    assert "60 templates checked, 0 problem(s)" in checked.stdout  # 12 parts a kind
 
     bad = deployment.workdir / "bad.j2"
     bad.write_text("Hei {{ contact.name }}\n{{ invoice.totl }}\n")

@@ -82,11 +82,16 @@ def test_a_broker_that_is_down_fails_clearly_within_ten_seconds_reporting_nothin
     assert "published 0 events (confirmed by RabbitMQ) before the failure" in result.stdout
 
 
-def test_schema_prints_a_json_schema_for_the_three_events(deployment: Deployment) -> None:
+def test_schema_prints_a_json_schema_for_every_event(deployment: Deployment) -> None:
     result = deployment.herald("schema")
     assert result.returncode == 0
     schema = json.loads(result.stdout)
-    assert set(schema["discriminator"]["mapping"]) == {"invoice.created", "reminder.due", "payment.received"}
+    assert set(schema["discriminator"]["mapping"]) == {
+        "invoice.created",
+        "reminder.due",
+        "payment.received",
+        "payment.failed",
+    }
 
 
 def test_each_hostile_line_of_a_file_is_rejected_by_number_and_every_good_line_published(

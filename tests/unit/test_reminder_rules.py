@@ -128,3 +128,14 @@ def test_offsets_are_whole_days_with_an_optional_template_key() -> None:
 def test_bad_offsets_are_refused_with_a_clear_message(tokens: list[str], message: str) -> None:
     with pytest.raises(typer.BadParameter, match=message):
         parse_offsets(tokens, None)
+
+
+def test_a_partly_paid_invoices_reminder_asks_for_what_is_still_owed() -> None:
+    payload = reminder_due(offset_days=7)
+    payload["data"]["reminder"]["outstanding"] = "1000.00"
+    names = GreetingNames(org="Acme", customer="C", contact="Aino")
+    body = render_notification(
+        "payment_reminder", "sms", parse_event(payload), locales=["en"], names=names
+    ).parts["body"]
+    assert "1,000.00" in body
+    assert "1,234.50" not in body

@@ -26,7 +26,7 @@ NAMES = GreetingNames(org="Acme Oy", customer="Kuluttaja Oy", contact="Aino", or
 
 
 def test_herald_ships_every_kind_for_sms_and_email_in_english_finnish_and_japanese() -> None:
-    kinds = {"invoice", "payment_reminder", "payment_thank_you", "mandate_setup"}
+    kinds = {"invoice", "payment_reminder", "payment_thank_you", "mandate_setup", "payment_failed"}
     expected = {(k, c, loc) for k in kinds for c in PARTS for loc in LOCALES}
     assert set(DEFAULTS) == expected
     assert all(set(parts) == set(PARTS[c]) for (_, c, _), parts in DEFAULTS.items())

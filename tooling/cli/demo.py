@@ -153,6 +153,8 @@ def demo(
         "HERALD_LOG_FORMAT": "json",
         # The sandbox has no carrier to protect: the per-sender rate limit is off for the demo.
         "HERALD_SMS_SEGMENTS_PER_SECOND": os.environ.get("HERALD_SMS_SEGMENTS_PER_SECOND", "0"),
+        # The demo shows every message at once, whatever the hour: no quiet hours unless asked for.
+        "HERALD_DEFAULT_SEND_WINDOWS": os.environ.get("HERALD_DEFAULT_SEND_WINDOWS", "sms=any,email=any"),
         "HERALD_API_PORT": str(api_port),
         # The sandbox sends its signed status callbacks to the api process.
         "HERALD_PUBLIC_URL": f"http://127.0.0.1:{api_port}",

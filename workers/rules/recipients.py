@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas.directory import ContactView, CustomerView, OrgView
-from schemas.events import Event, InvoiceCreated, PaymentReceived, ReminderDue
+from schemas.events import Event, InvoiceCreated, PaymentFailed, PaymentReceived, ReminderDue
 from schemas.notifications import Channel, Kind
 from schemas.phones import to_e164
 from schemas.toggles import EMAIL_CATEGORY
@@ -49,7 +49,8 @@ def notification_kind(event: Event) -> tuple[Kind | None, str]:
     - ``invoice.created`` → invoice, only when the invoice says to send it
       (create-and-send, recurring ones included);
     - ``reminder.due`` → payment reminder;
-    - ``payment.received`` → thank-you, for online payments, or manual ones that ask.
+    - ``payment.received`` → thank-you, for online payments, or manual ones that ask;
+    - ``payment.failed`` → payment failed.
     """
     if isinstance(event, InvoiceCreated):
         return (Kind.INVOICE, "routed") if event.data.invoice.send else (None, "manual_only")
@@ -60,6 +61,8 @@ def notification_kind(event: Event) -> tuple[Kind | None, str]:
         if payment.method == "online" or payment.notify:
             return Kind.PAYMENT_THANK_YOU, "routed"
         return None, "manual_only"
+    if isinstance(event, PaymentFailed):
+        return Kind.PAYMENT_FAILED, "routed"
     raise TypeError(f"not an event: {event!r}")  # pragma: no cover - the union is closed
 
 

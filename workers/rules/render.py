@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from infra.errors import PermanentError
-from schemas.events import Event, InvoiceCreated, PaymentReceived, ReminderDue
+from schemas.events import Event, InvoiceCreated, PaymentFailed, PaymentReceived, ReminderDue
 from schemas.rows import GreetingNames
 from workers.rules.formatting import UnformattableAmount, day, money
 from workers.rules.links import safe_url
@@ -81,6 +81,9 @@ def context(
         values["due_date"] = values["invoice"]["due_date"]
     if isinstance(event, ReminderDue):
         values["reminder"] = {"offset_days": event.data.reminder.offset_days}
+        owed = event.data.reminder.outstanding
+        if owed is not None:  # partly paid: the reminder asks for what is left
+            values["amount"] = _money("reminder.outstanding", owed, event.data.invoice.currency, locale)
     if isinstance(event, PaymentReceived):
         payment = event.data.payment
         values["payment"] = {
@@ -89,6 +92,15 @@ def context(
             "amount": _money("payment.amount", payment.amount, payment.currency, locale),
             "currency": payment.currency,
             "method": payment.method,
+        }
+        values["amount"] = values["payment"]["amount"]
+    if isinstance(event, PaymentFailed):
+        failed = event.data.payment
+        values["payment"] = {
+            "id": failed.id,
+            "invoice_id": failed.invoice_id,
+            "amount": _money("payment.amount", failed.amount, failed.currency, locale),
+            "currency": failed.currency,
         }
         values["amount"] = values["payment"]["amount"]
     if mandate_url is not None:

@@ -55,6 +55,11 @@ CONTEXT: dict[str, dict[str, frozenset[str] | None]] = {
         "amount": None,
     },
     "mandate_setup": {**_COMMON, "mandate_url": None},
+    "payment_failed": {
+        **_COMMON,
+        "payment": frozenset({"id", "invoice_id", "amount", "currency"}),
+        "amount": None,
+    },
 }
 
 #: A sample of each context value, for the trial render at save (``check_for_save``): realistic types,

@@ -88,7 +88,22 @@ def test_duplicated_and_reversed_events_have_one_effect_each(
     assert (first.handled, first.duplicates) == (len(events), 0)
     assert (again.handled, again.duplicates) == (0, len(events))
 
-    assert [p["event_id"] for p in published] == [f"gocardless-{confirmed_event}"]
+    failed_event = next(e["id"] for e in events if e["action"] == "failed")
+    # The confirmed payment thanks; the failed one (GoCardless says no retry) tells the customer.
+    assert sorted((p["type"], p["event_id"]) for p in published) == [
+        ("payment.failed", f"gocardless-{failed_event}"),
+        ("payment.received", f"gocardless-{confirmed_event}"),
+    ]
+    told = next(p for p in published if p["type"] == "payment.failed")
+    assert told["data"]["payment"] == {
+        "id": failed,
+        "invoice_id": "INV-2",
+        "customer_id": "C1",
+        "amount": "1234.50",
+        "currency": "EUR",
+        "reason": "The customer had insufficient funds.",
+    }
+    published = [p for p in published if p["type"] == "payment.received"]
     assert published[0]["org_id"] == "acme"
     assert published[0]["data"]["payment"] == {
         "id": paid,

@@ -14,14 +14,14 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 # RabbitMQ for the local node, PostgreSQL's server for the tests' throwaway cluster (installed on
-# demand by tooling/local/rabbitmq.py and tooling/local/postgres.py too, when root), Chromium and its
-# driver for the preference page's browser test; one apt-get update.
+# demand by tooling/local/rabbitmq.py and tooling/local/postgres.py too, when root); one apt-get update.
+# `make test` adds Chromium and its driver (the preference page's browser test): BROWSER=1.
 system:
 	@missing=""; \
 	  { command -v rabbitmq-server >/dev/null 2>&1 || test -x /usr/sbin/rabbitmq-server; } || missing=" rabbitmq-server"; \
 	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
-	  test -x /usr/bin/chromium || missing="$$missing chromium"; \
-	  test -x /usr/bin/chromedriver || missing="$$missing chromium-driver"; \
+	  if [ -n "$(BROWSER)" ]; then test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	    test -x /usr/bin/chromedriver || missing="$$missing chromium-driver"; fi; \
 	  if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	    else echo "install$$missing (or set HERALD_AMQP_URL, HERALD_TEST_DATABASE_URL)"; fi; fi
@@ -37,6 +37,7 @@ typecheck: setup
 	$(BIN)/mypy
 
 # pytest exits 5 when it collected no tests: said out loud, and a failure like any other.
+test: BROWSER = 1
 test: setup system lint typecheck docs
 	@$(BIN)/pytest tests/unit tests/integration tests/fuzz tests/e2e tests/faults; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; fi; exit $$rc

@@ -24,8 +24,13 @@ EMAIL_CATEGORY: dict[Kind, str] = {
 
 #: The skip reasons a contact's (or an operator's) choice causes: history shows the consent row.
 CONSENT_REASONS = frozenset(
-    {"category_off", "email_notify_off", "contact_sms_off", "opted_out", "suppressed"}
+    {"category_off", "email_notify_off", "contact_sms_off", "customer_sms_off", "opted_out", "suppressed"}
 )
+
+
+def account_sms_toggle(customer_id: str) -> str:
+    """The trail's name of a customer account's own SMS switch (the upstream's customer record)."""
+    return f"customer {customer_id} account sms"
 
 
 def toggles_behind(reason: str, kind: str, recipient: str, customer_id: str) -> tuple[str, ...]:
@@ -40,6 +45,8 @@ def toggles_behind(reason: str, kind: str, recipient: str, customer_id: str) -> 
         return (f"{recipient} suppressed",)
     if reason == "contact_sms_off":
         return ("sms", f"customer {customer_id} sms")
+    if reason == "customer_sms_off":
+        return (account_sms_toggle(customer_id),)
     if reason == "opted_out":
         return ("sms_opted_out",)
     return ()

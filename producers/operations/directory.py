@@ -15,7 +15,7 @@ from infra.store.tables import customers
 from infra.store.toggles import apply_changes, load_toggles, select_contacts
 from schemas.directory import CustomerRecord
 from schemas.phones import extension, to_e164
-from schemas.toggles import ToggleRequest
+from schemas.toggles import Change, ToggleRequest, account_sms_toggle
 from workers.rules.toggles import plan, toggle_diff
 
 
@@ -67,7 +67,7 @@ def import_customer(
     """
     with svc.transaction() as conn:
         known = conn.execute(
-            select(customers.c.customer_id).where(
+            select(customers.c.customer_id, customers.c.sms_enabled).where(
                 customers.c.org_id == record.org_id, customers.c.customer_id == record.customer_id
             )
         ).first()
@@ -91,6 +91,14 @@ def import_customer(
                 record_trail(
                     conn, record.org_id, contact_id, toggle_diff(old, new), source="import", actor=actor
                 )
+        if known is not None and bool(known.sms_enabled) != record.sms_enabled:
+            # The account's own SMS switch (the upstream's customer record): in the trail of each of
+            # its contacts, so a ``customer_sms_off`` skip shows the change behind it.
+            change = Change(
+                account_sms_toggle(record.customer_id), bool(known.sms_enabled), record.sms_enabled
+            )
+            for contact in record.contacts:
+                record_trail(conn, record.org_id, contact.contact_id, [change], source="import", actor=actor)
     return ImportResult(outcome, warnings=phone_warnings(record, region))
 
 

@@ -4,17 +4,18 @@ change, the directory import; and the CLI shows the trail and lifts suppressions
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from typer.testing import CliRunner
 
 from infra.bootstrap import Services
-from infra.store.consent import consent_trail
+from infra.store.consent import cause_of, consent_trail
 from infra.store.suppression import list_suppressions, suppress_address
 from producers.cli import app
 from producers.operations.directory import change_toggles, import_customer
 from schemas.directory import CustomerRecord
-from schemas.toggles import Action, ToggleRequest
+from schemas.toggles import Action, ToggleRequest, toggles_behind
 from tests.factories import customer
 from tests.integration.conftest import import_customers
 
@@ -124,3 +125,25 @@ def test_a_suppression_outlives_an_import_that_rewrites_the_addresses(store: Ser
     with store.reading() as conn:
         (row,) = list_suppressions(conn, "acme")
     assert (row["address"], row["reason"]) == ("aino@example.fi", "550 no such user")
+
+
+def test_an_import_switching_the_accounts_sms_off_is_in_each_contacts_trail_and_behind_the_skip(
+    store: Services,
+) -> None:
+    second = {"contact_id": "P2", "name": "Eero", "mobile": "+358401234568"}
+    record = _record()
+    record["contacts"].append(second)
+    import_customers(store, record)
+    off = {**record, "sms_enabled": False}
+    import_customer(store, CustomerRecord.model_validate(off), actor="api:key_3")
+    import_customer(store, CustomerRecord.model_validate(off), actor="api:key_3")  # nothing moves again
+    for contact in ("P1", "P2"):
+        assert _trail(store, contact) == [("customer C1 account sms", True, False, "import", "api:key_3")]
+
+    with store.reading() as conn:
+        [row] = consent_trail(conn, "acme", "P1")
+        # What history asks for a notification skipped ``customer_sms_off`` after the import.
+        behind = toggles_behind("customer_sms_off", "invoice", "+358401234567", "C1")
+        cause = cause_of(conn, "acme", "P1", behind, datetime.now(UTC))
+    assert cause is not None
+    assert cause["id"] == row["id"]

@@ -22,8 +22,8 @@ from sqlalchemy.engine import Connection
 
 from infra import metrics
 from infra.bootstrap import Services
-from infra.store.dunning import collections_of, paid_so_far
-from infra.store.organisations import org_settings
+from infra.store.dunning import collections_of
+from infra.store.organisations import org_settings, paid_so_far
 from infra.store.reminders import (
     claim,
     decided_offsets,

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import select, update
@@ -14,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from infra.store.batches import in_chunks, unique
 from infra.store.keys import pairs_in
-from infra.store.tables import events, gc_payments
+from infra.store.tables import gc_payments
 
 
 def collections_of(
@@ -43,23 +42,6 @@ def collections_of(
                 }
             )
     return dict(found)
-
-
-def paid_so_far(conn: Connection, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Decimal]:
-    """Per ``(org_id, invoice_id)``, the sum of its recorded ``payment.received`` amounts."""
-    paid: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    for chunk in in_chunks(unique(keys)):
-        rows = conn.execute(
-            select(events.c.org_id, events.c.invoice_id, events.c.payload).where(
-                pairs_in(events.c.org_id, events.c.invoice_id, chunk), events.c.type == "payment.received"
-            )
-        )
-        for row in rows:
-            try:
-                paid[row.org_id, row.invoice_id] += Decimal(row.payload["data"]["payment"]["amount"])
-            except (KeyError, TypeError, InvalidOperation):
-                continue  # stored events were validated; a broken one pays nothing
-    return dict(paid)
 
 
 def record_retry(conn: Connection, payment_id: str, will_attempt_retry: bool) -> None:

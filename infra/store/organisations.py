@@ -106,8 +106,18 @@ def invoices_paid(conn: Connection, items: Sequence[tuple[str, str, Decimal]]) -
     """``invoice_paid`` for each ``(org_id, invoice_id, balance)``: one ``SELECT`` (per 500
     invoices) of the payments recorded for those with a balance left."""
     owing = unique((org_id, invoice_id) for org_id, invoice_id, balance in items if balance > 0)
+    paid = paid_so_far(conn, owing)
+    return [
+        balance <= 0 or paid.get((org_id, invoice_id), Decimal(0)) >= balance
+        for org_id, invoice_id, balance in items
+    ]
+
+
+def paid_so_far(conn: Connection, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Decimal]:
+    """Per ``(org_id, invoice_id)``, the sum of its recorded ``payment.received`` amounts (only the
+    invoices with a payment are keys)."""
     paid: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    for chunk in in_chunks(owing):
+    for chunk in in_chunks(unique(keys)):
         rows = conn.execute(
             select(events.c.org_id, events.c.invoice_id, events.c.payload).where(
                 pairs_in(events.c.org_id, events.c.invoice_id, chunk), events.c.type == "payment.received"
@@ -118,7 +128,7 @@ def invoices_paid(conn: Connection, items: Sequence[tuple[str, str, Decimal]]) -
                 paid[row.org_id, row.invoice_id] += Decimal(row.payload["data"]["payment"]["amount"])
             except (KeyError, TypeError, InvalidOperation):
                 continue  # stored events were validated; a broken one pays nothing
-    return [balance <= 0 or paid[org_id, invoice_id] >= balance for org_id, invoice_id, balance in items]
+    return dict(paid)
 
 
 def mark_opted_out(conn: Connection, org_id: str, contact_id: str, *, notification_id: str = "") -> None:

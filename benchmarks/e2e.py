@@ -60,7 +60,6 @@ import logging
 import multiprocessing
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -74,6 +73,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from tooling.local.ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -270,12 +271,6 @@ def listener_pid(port: int, comm: str | None = None) -> int | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Stage:
     name: str
@@ -398,9 +393,9 @@ class Benchmark:
         from tooling.local import rabbitmq as rabbitmq_local
 
         if self.args.private_broker:
-            self.url = f"amqp://guest:guest@127.0.0.1:{_free_port()}/%2F"
+            self.url = f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"
             self.broker_dir = self.tmp / "rabbitmq"
-            rabbitmq_local.ensure_broker(self.url, self.broker_dir, dist_port=_free_port())
+            rabbitmq_local.ensure_broker(self.url, self.broker_dir, dist_port=free_port())
         else:
             self.url = os.environ.get("HERALD_AMQP_URL", DEFAULT_AMQP_URL)
             if "," not in self.url:  # a cluster's nodes (benchmarks/scale.py) are already up

@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # e2e, beside this fil
 
 import e2e
 
+from tooling.local.ports import free_ports
 from tooling.local.rabbitmq import ensure_broker, stop_broker
 from tooling.local.rabbitmq_cluster import LocalCluster
 
@@ -239,13 +240,11 @@ def main() -> int:
     kill = None
     with tempfile.TemporaryDirectory(prefix="herald-bench-brokers-") as tmpdir:
         single_dir = Path(tmpdir) / "single"
-        single = f"amqp://guest:guest@127.0.0.1:{e2e._free_port()}/%2F"
-        ports = [e2e._free_port() for _ in range(3)]
-        cluster = LocalCluster(
-            Path(tmpdir) / "cluster", 3, ports=ports, dist_ports=[e2e._free_port() for _ in ports]
-        )
+        single_port, single_dist, *ports = free_ports(8)
+        single = f"amqp://guest:guest@127.0.0.1:{single_port}/%2F"
+        cluster = LocalCluster(Path(tmpdir) / "cluster", 3, ports=ports[:3], dist_ports=ports[3:])
         try:
-            ensure_broker(single, single_dir, dist_port=e2e._free_port())
+            ensure_broker(single, single_dir, dist_port=single_dist)
             for processes in args.processes:
                 rows.append(run_row(args, "1 node", single, "classic", processes))
                 print(json.dumps(rows[-1]), flush=True)

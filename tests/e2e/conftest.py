@@ -18,14 +18,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.conftest import REPO, wait_for
+from tooling.local.ports import free_port
 
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def scrape(port: int) -> str | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_for
-from tests.e2e.conftest import Deployment, free_port
+from tests.e2e.conftest import Deployment
 from tests.faults.helpers import (
     DELIVERED,
     SENT,
@@ -29,6 +29,7 @@ from tests.faults.helpers import (
     wait_delivered,
 )
 from tooling.demo.data import invoice_events
+from tooling.local.ports import free_ports
 from tooling.local.rabbitmq import ensure_broker, stop_broker
 
 EVENTS = 200
@@ -43,8 +44,8 @@ class Node:
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.dist_port = free_port()
-        self.url = f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"
+        port, self.dist_port = free_ports(2)
+        self.url = f"amqp://guest:guest@127.0.0.1:{port}/%2F"
 
     def start(self) -> None:
         ensure_broker(self.url, self.data_dir, timeout=60, dist_port=self.dist_port)

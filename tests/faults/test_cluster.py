@@ -21,7 +21,7 @@ import pytest
 
 from infra import topology
 from tests.conftest import PostgresSchemas, wait_for
-from tests.e2e.conftest import Deployment, free_port, write_jsonl
+from tests.e2e.conftest import Deployment, write_jsonl
 from tests.faults.helpers import (
     DELIVERED,
     SENT,
@@ -40,6 +40,7 @@ from tests.faults.helpers import (
     wait_delivered,
 )
 from tooling.demo.data import invoice_events
+from tooling.local.ports import free_ports
 from tooling.local.rabbitmq_cluster import LocalCluster
 
 #: Every stage an invoice goes through, the plain ingest consumer, and the api (status callbacks).
@@ -53,10 +54,9 @@ CLUSTER_DOWN_SECONDS = 10
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    ports = [free_port() for _ in range(3)]
-    cluster = LocalCluster(
-        tmp_path_factory.mktemp("cluster"), 3, ports=ports, dist_ports=[free_port() for _ in ports]
-    )
+    # Outside the ephemeral range: a node restarted on its port must not find a client socket there.
+    ports = free_ports(6)
+    cluster = LocalCluster(tmp_path_factory.mktemp("cluster"), 3, ports=ports[:3], dist_ports=ports[3:])
     cluster.up(timeout=120)
     yield cluster
     cluster.down()

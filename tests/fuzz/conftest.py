@@ -12,7 +12,6 @@ so a run is the same run on every machine and in CI, and a failure found once is
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -42,6 +41,7 @@ from schemas.events import event_adapter
 from schemas.validation import event_to_json
 from tests.conftest import RUN_PREFIX, wait_for
 from tests.factories import customer, invoice_created
+from tooling.local.ports import free_port
 from tooling.sandboxes.gocardless import GoCardlessConfig, GoCardlessSandbox
 
 #: The hypothesis settings of every property here: bounded, reproducible, no example database
@@ -173,12 +173,6 @@ def assert_answered_well(response: httpx.Response) -> None:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 #: What only the other organisation's data holds: seen in an answer to acme, it leaked.
 OTHER_MOBILE = "+358409999999"
 OTHER_EMAIL = "q9-other-secret@example.fi"
@@ -251,7 +245,7 @@ def world(
     else:
         schemas = request.getfixturevalue("postgres_schemas")
         database_url = schemas.create()
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     prefix = f"{RUN_PREFIX}-fuzz-{uuid.uuid4().hex[:6]}"
     with GoCardlessSandbox(GoCardlessConfig(GC_TOKEN, GC_SECRET)) as sandbox:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -22,18 +21,13 @@ from producers.publisher import Publisher
 from schemas.directory import CustomerRecord
 from tests.conftest import settings_of, wait_for
 from tests.factories import customer, invoice_created
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tooling.local.ports import free_port
 
 
 @pytest.fixture
 def public_url() -> str:
     """A free port's URL, the public URL Twilio calls back to."""
-    return f"http://127.0.0.1:{_free_port()}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 @pytest.fixture

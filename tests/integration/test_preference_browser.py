@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,19 +26,14 @@ from producers.api.app import create_app
 from tests.conftest import wait_for
 from tests.factories import customer, invoice_created
 from tests.integration.conftest import import_customers, publish
+from tooling.local.ports import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 ARTEFACTS = Path(os.environ.get("HERALD_TEST_ARTEFACTS", Path(__file__).parents[1] / "artefacts")) / "browser"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-PORT = _free_port()
+PORT = free_port()
 PUBLIC = f"http://127.0.0.1:{PORT}"
 
 

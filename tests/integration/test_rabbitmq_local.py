@@ -12,21 +12,8 @@ import pytest
 
 from tests.conftest import wait_for
 from tooling.local import rabbitmq as rabbitmq_local
+from tooling.local.ports import free_port
 from tooling.local.rabbitmq import BrokerStartError, broker_answers, ensure_broker, stop_broker
-
-
-def _free_port_pair() -> int:
-    """A port free on loopback whose Erlang distribution port (+20000) is free too."""
-    for _ in range(50):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port + 20000 > 65535:
-            continue
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port + 20000)) != 0:
-                return port
-    raise RuntimeError("no free port pair")
 
 
 def _listening_addresses(port: int) -> set[str]:
@@ -43,7 +30,7 @@ def _listening_addresses(port: int) -> set[str]:
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     data_dir = tmp_path_factory.mktemp("rabbitmq")
-    url = f"amqp://guest:guest@127.0.0.1:{_free_port_pair()}/%2F"
+    url = f"amqp://guest:guest@127.0.0.1:{free_port(also_free=20000)}/%2F"
     started = time.monotonic()
     ensure_broker(url, data_dir, timeout=120)
     print(f"node started in {time.monotonic() - started:.1f}s")
@@ -53,7 +40,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
 
 def test_a_closed_port_does_not_answer_and_says_so_quickly() -> None:
     started = time.monotonic()
-    assert not broker_answers(f"amqp://guest:guest@127.0.0.1:{_free_port_pair()}/%2F")
+    assert not broker_answers(f"amqp://guest:guest@127.0.0.1:{free_port(also_free=20000)}/%2F")
     assert time.monotonic() - started < 3
 
 
@@ -104,7 +91,7 @@ def test_a_remote_broker_that_does_not_answer_is_an_error_naming_it_without_its_
 
 
 def test_stopping_the_node_stops_it(tmp_path: Path) -> None:
-    url = f"amqp://guest:guest@127.0.0.1:{_free_port_pair()}/%2F"
+    url = f"amqp://guest:guest@127.0.0.1:{free_port(also_free=20000)}/%2F"
     ensure_broker(url, tmp_path, timeout=120)
     assert stop_broker(tmp_path)
     wait_for(lambda: not broker_answers(url, timeout=1), timeout=30, what="the node to stop")

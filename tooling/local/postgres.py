@@ -21,7 +21,6 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from types import TracebackType
 
 from infra.masking import redact_url
 from tooling.local.debian import apt_install
+from tooling.local.ports import free_port
 
 _DEBIAN_ROOT = Path("/usr/lib/postgresql")
 _SERVICE_USER = "postgres"
@@ -75,12 +75,6 @@ def _install() -> Path:
     if bin_dir is None:
         raise PostgresStartError("installed postgresql but cannot find initdb under /usr/lib/postgresql")
     return bin_dir
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class LocalPostgres:
@@ -160,7 +154,7 @@ class LocalPostgres:
             "initdb",
         )
         pwfile.unlink()
-        port = _free_port()
+        port = free_port()
         settings = {**_SETTINGS, "port": str(port), "unix_socket_directories": f"'{self._dir}'"}
         with (data / "postgresql.conf").open("a") as conf:
             conf.write("\n# herald throwaway cluster\n")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import socket
 import threading
 import uuid
 import warnings
@@ -29,6 +28,7 @@ from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 from infra.masking import mask_email
+from tooling.local.ports import free_port
 from tooling.sandboxes.running import serve_until_stopped
 
 log = logging.getLogger("herald.sandbox.smtp")
@@ -114,13 +114,6 @@ class _Controller(Controller):
             )
 
 
-def _free_port(host: str) -> int:
-    # aiosmtpd checks readiness by connecting to the configured port, so port 0 is resolved here.
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 class SmtpSandbox:
     """The capture server; ``start()`` serves in a thread, ``stop()`` ends it."""
 
@@ -169,7 +162,8 @@ class SmtpSandbox:
     def start(self) -> None:
         """Bind and serve in a thread; returns once the port accepts connections."""
         if self._port == 0:
-            self._port = _free_port(self.host)
+            # aiosmtpd checks readiness by connecting to the configured port, so 0 is resolved here.
+            self._port = free_port(self.host)
         self._controller = _Controller(_Handler(self), self.host, self._port, self._auth)
         self._controller.start()
         # start() made sure the port answers by connecting once: that one is not a sender's.

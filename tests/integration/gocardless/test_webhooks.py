@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +27,7 @@ from schemas.directory import CustomerRecord
 from tests.conftest import wait_for
 from tests.factories import customer
 from tests.integration.gocardless.conftest import SECRET
+from tooling.local.ports import free_port
 from tooling.sandboxes.gocardless import GoCardlessSandbox, sign
 
 LINK = {"herald_org_id": "acme", "herald_customer_id": "C1"}
@@ -128,16 +128,10 @@ def test_duplicated_and_reversed_events_have_one_effect_each(
     assert sorted(steps) == [(failed, "failed"), (failed, "submitted")]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def api_url(gc_env: GoCardlessSandbox, pipeline: Services) -> Iterator[str]:
     """The HTTP app on a free port, where the sandbox sends its webhooks."""
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(pipeline.settings, pipeline), host="127.0.0.1", port=port, log_level="warning"

@@ -71,6 +71,9 @@ class Attempt:
     at: datetime | None = None  # when; None: now
 
 
+_INSERT = insert(delivery_attempts)
+
+
 def log_attempts(conn: Connection, attempts: Sequence[Attempt]) -> None:
     """``log_attempt`` for each, in order: one ``SELECT`` of the notifications' counts, one
     ``INSERT`` (executemany). Two attempts of one notification are numbered one after the other."""
@@ -93,7 +96,7 @@ def log_attempts(conn: Connection, attempts: Sequence[Attempt]) -> None:
                 "at": a.at or now,
             }
         )
-    conn.execute(insert(delivery_attempts), rows)
+    conn.execute(_INSERT, rows)
 
 
 def count_attempts(conn: Connection, notification_id: str) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.engine import Connection
 
 from infra.settings import Settings
@@ -28,6 +28,9 @@ def configured(settings: Settings, provider: str) -> bool:
     raise ValueError(f"unknown provider {provider!r}")
 
 
+_STATUS = select(integrations.c.status).where(integrations.c.provider == bindparam("b_provider"))
+
+
 def integration_active(conn: Connection, provider: str, settings: Settings) -> bool:
     """Whether herald may act for ``provider`` now.
 
@@ -36,7 +39,7 @@ def integration_active(conn: Connection, provider: str, settings: Settings) -> b
     are present (``settings``, the process's), so deployments from before
     ``herald integrations connect`` existed keep working.
     """
-    status = conn.execute(select(integrations.c.status).where(integrations.c.provider == provider)).scalar()
+    status = conn.execute(_STATUS, {"b_provider": provider}).scalar()
     if status is not None:
         return bool(status == "connected")
     return configured(settings, provider)

@@ -17,7 +17,7 @@ from infra.errors import MalformedMessage, TransientError
 from infra.store import status_outbox
 from infra.store.batches import in_chunks, rounds, unique
 from infra.store.db import insert_ignore, insert_ignore_for
-from infra.store.keys import IDS, among, ids_where, pair_params, pairs_in, pairs_where
+from infra.store.keys import IDS, ids_where, pair_params, pairs_in, pairs_where
 from infra.store.reminders import track_invoices
 from infra.store.tables import events, notifications, status_changes
 from schemas.events import Event
@@ -245,6 +245,9 @@ def record_events(conn: Connection, records: Sequence[EventRecord]) -> list[Reco
     return [r for r in out if r is not None]
 
 
+_ROWS = select(notifications).where(ids_where(notifications.c.id))
+
+
 def load_notification(conn: Connection, nid: str) -> NotificationRow | None:
     """One notification row, or ``None``."""
     return load_notifications(conn, [nid]).get(nid)
@@ -254,7 +257,7 @@ def load_notifications(conn: Connection, ids: Iterable[str]) -> dict[str, Notifi
     """The rows of these notifications, by id; an unknown id is left out. One ``SELECT`` per 500."""
     found: dict[str, NotificationRow] = {}
     for chunk in in_chunks(unique(ids)):
-        for row in conn.execute(select(notifications).where(among(notifications.c.id, chunk))).mappings():
+        for row in conn.execute(_ROWS, {IDS: chunk}).mappings():
             found[row["id"]] = NotificationRow(**row)
     return found
 

@@ -106,7 +106,8 @@ class Settings(BaseSettings):
     vonage_rest_url: str = Field(VONAGE_REST_HOST, pattern=r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
     #: The API host (Reports API: reconciliation and statuses; the account's balance), as above.
     vonage_api_url: str = Field(VONAGE_API_HOST, pattern=r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
-    #: A CA bundle (PEM file) to trust for Vonage's hosts instead of the system's: the sandbox's CA.
+    #: A CA bundle (PEM file) to trust for Vonage's hosts instead of the system's: the sandbox's CA
+    #: (proxy and CA variables of the environment are then not read for Vonage).
     vonage_ca_bundle: str | None = None
     #: Each Vonage request, in whole seconds (the SDK takes an integer).
     vonage_timeout_seconds: int = Field(10, ge=1, le=120)

@@ -175,7 +175,10 @@ class VonageSms:
                 client = Vonage(self._auth, self._options)
                 session: Session = client.http_client._session
                 if self._ca_bundle:
+                    # requests lets REQUESTS_CA_BUNDLE override a session's own ``verify``: a
+                    # session told which CA to trust reads nothing from the environment.
                     session.verify = self._ca_bundle
+                    session.trust_env = False
                 self._sessions.append(session)
             self._local.client = client
         return client

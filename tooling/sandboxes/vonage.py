@@ -215,7 +215,7 @@ class VonageSandbox(HttpSandbox):
             Auth(
                 api_key=config.api_key,
                 signature_secret=config.signature_secret,
-                signature_method=config.signature_method,  # type: ignore[arg-type]
+                signature_method=config.signature_method,
             )
             if config.signature_secret
             else None
@@ -329,7 +329,7 @@ class VonageSandbox(HttpSandbox):
             log.info("refused message to %s with status %d (magic number)", mask_phone("+" + to), status)
             return _answer(str(status), **{"error-text": message})
         ref = params.get("client-ref") or None
-        record = {
+        record: dict[str, Any] = {
             "account_id": self.config.api_key,
             "message_id": str(uuid.uuid4()),
             "client_ref": ref,

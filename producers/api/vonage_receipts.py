@@ -20,7 +20,6 @@ id the notification recorded, never by anything else in the receipt.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
@@ -42,6 +41,7 @@ from infra.store.tables import notifications
 from producers.api.callbacks import TWILIO_STATUS, Reading, _shown
 from producers.api.errors import ApiError
 from producers.coalescing import Coalescer
+from schemas.bounded_json import loads_bounded
 from schemas.messages import DeliveryStatusesReported, DeliveryStatusReported, is_notification_id
 
 logger = logging.getLogger("herald.api.vonage")
@@ -164,7 +164,8 @@ def vonage_router(
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind == "application/json":
             try:
-                loaded = json.loads(await request.body())
+                # Bounded: a receipt is flat, and a hostile nesting must not recurse out.
+                loaded = loads_bounded((await request.body()).decode("utf-8"), settings.max_json_depth)
             except (UnicodeDecodeError, ValueError):
                 raise ApiError(400, "bad_request", "the receipt is not JSON") from None
             if not isinstance(loaded, dict):

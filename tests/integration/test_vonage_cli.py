@@ -11,12 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from infra.adapters.vonage_sms import VonageSms
 from infra.bootstrap import Services, bootstrap, build_vonage, shutdown
+from infra.errors import TransientProviderError
 from infra.settings import Settings, get_settings
 from infra.store.integrations import load_integration
 from producers.cli import app
@@ -57,6 +59,15 @@ def test_the_sandbox_command_serves_tls_that_the_sdk_trusts_through_the_settings
         try:
             sent = adapter.send(to="+447700900999", sender="ACME", body="from the CLI", status_callback=None)
             assert adapter.fetch_status(sent.provider_id)[0] in ("sent", "delivered")
+            # The fault plan over HTTP, as the fault suite drives it: a 503 storm of two.
+            plan = httpx.post(
+                f"https://{host}/sandbox/faults", json={"times": 2, "status": 503}, verify=str(ca)
+            )
+            assert plan.json()["pending"] == 2
+            for _ in range(2):
+                with pytest.raises(TransientProviderError):
+                    adapter.send(to="+447700900999", sender="ACME", body="storm", status_callback=None)
+            adapter.send(to="+447700900999", sender="ACME", body="after the storm", status_callback=None)
         finally:
             adapter.close()
 

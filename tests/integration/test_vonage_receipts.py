@@ -209,6 +209,16 @@ def test_careless_bodies_are_answered_in_the_error_shape_never_a_5xx(receipts: R
         answer = raw(content, kind)
         assert answer.status_code == status, (content[:40], answer.text)
         _shaped(answer)
+    with_file = client.post(
+        "/callbacks/vonage", files={"status": ("x.bin", b"\x00\xff", "application/octet-stream")}
+    )
+    assert with_file.status_code == 400
+    _shaped(with_file)
+    latin1 = raw(
+        b"status=delivered&client-ref=\xff\xfe&sig=" + b"a" * 32, "application/x-www-form-urlencoded"
+    )
+    assert latin1.status_code == 403  # read, then refused: not signed by us
+    _shaped(latin1)
     nested = json.dumps({"a": 1} | {str(i): {"x": i} for i in range(3)}).encode()
     assert raw(nested, "application/json").status_code == 400
     deep = b"[" * 10000 + b"]" * 10000

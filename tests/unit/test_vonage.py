@@ -8,14 +8,16 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from pydantic import ValidationError
 from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import ConnectTimeout, ReadTimeout, SSLError
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 from vonage_http_client import Auth
 
 from infra.adapters.sms import VONAGE_PERMANENT_STATUSES, VONAGE_TRANSIENT_STATUSES, classify_vonage_error
-from infra.adapters.vonage_sms import VonageSms, _not_sent, _parts_refused, reference_of
+from infra.adapters.vonage_sms import VonageSms, _next_cursor, _not_sent, _parts_refused, reference_of
 from infra.errors import PermanentProviderError, TransientProviderError
+from infra.settings import Settings
 from producers.api.errors import ApiError
 from producers.api.vonage_receipts import read_receipt, signed_fields
 from schemas.notifications import Status
@@ -160,3 +162,25 @@ def test_a_json_receipt_with_a_nested_value_is_refused_naming_the_field() -> Non
     }
     with pytest.raises(ApiError, match="status"):
         signed_fields({"status": {"deep": ["x"]}})
+
+
+def test_the_reports_api_s_next_page_is_followed_by_its_cursor_and_the_last_has_none() -> None:
+    page = {
+        "_links": {"next": {"href": "https://api.nexmo.com/v2/reports/records?account_id=k&cursor=c2%3D"}}
+    }
+    assert _next_cursor(page) == "c2="
+    assert _next_cursor({"_links": {"self": {"href": "/v2/reports/records"}}}) is None
+    assert _next_cursor({"_links": "junk"}) is None
+    assert _next_cursor({}) is None
+
+
+@pytest.mark.parametrize("host", ["https://rest.nexmo.com", "rest.nexmo.com/sms", "", "a b", "host:123456"])
+def test_a_vonage_host_with_a_scheme_or_a_path_is_refused_naming_the_setting(host: str) -> None:
+    with pytest.raises(ValidationError, match="vonage_rest_url"):
+        Settings(vonage_rest_url=host, _env_file=None)  # type: ignore[call-arg]
+
+
+def test_the_vonage_hosts_default_to_vonage_s_and_a_sandbox_s_host_and_port_is_taken() -> None:
+    settings = Settings(vonage_rest_url="127.0.0.1:8028", _env_file=None)  # type: ignore[call-arg]
+    assert (settings.vonage_rest_url, settings.vonage_api_url) == ("127.0.0.1:8028", "api.nexmo.com")
+    assert settings.vonage_signature_method == "md5"

@@ -26,6 +26,7 @@ from infra.adapters.email import EmailGateway, SmtpConfig, SmtpEmail
 from infra.adapters.gocardless import DirectDebit, GoCardlessDirectDebit
 from infra.adapters.gocardless_client import build_gocardless_client
 from infra.adapters.sms import SmsGateway, TwilioSms
+from infra.adapters.vonage_sms import VonageSms
 from infra.broker import Emitter, build_broker
 from infra.errors import ConfigurationError
 from infra.settings import Settings
@@ -47,6 +48,7 @@ class Services:
     settings: Settings
     engine: Engine
     _sms: SmsGateway | None = None
+    _vonage_sms: SmsGateway | None = None
     _email: EmailGateway | None = None
     _direct_debit: DirectDebit | None = None
     _emitter: Emitter | None = None
@@ -78,6 +80,16 @@ class Services:
                 self._sms = build_twilio(self.settings)
                 self._built.append(self._sms)
             return self._sms
+
+    @property
+    def vonage_sms(self) -> SmsGateway:
+        """The Vonage SMS gateway; built on first use so processes without it need no Vonage
+        settings. Which provider a message goes through is the sms stage's routing, not this."""
+        with self._lock:
+            if self._vonage_sms is None:
+                self._vonage_sms = build_vonage(self.settings)
+                self._built.append(self._vonage_sms)
+            return self._vonage_sms
 
     @property
     def email(self) -> EmailGateway:
@@ -162,6 +174,25 @@ def build_twilio(settings: Settings) -> TwilioSms:
     )
 
 
+def build_vonage(settings: Settings) -> VonageSms:
+    """The Vonage adapter from settings: sends with key + secret only (never the signature
+    secret: see ``infra.adapters.vonage_sms``); receipts asked to ``HERALD_PUBLIC_URL``."""
+    require(settings, "vonage_api_key", "vonage_api_secret")
+    secret = settings.vonage_api_secret.get_secret_value() if settings.vonage_api_secret else ""
+    receipts = f"{settings.public_url}/callbacks/vonage" if settings.public_url else None
+    return VonageSms(
+        str(settings.vonage_api_key),
+        secret,
+        rest_host=settings.vonage_rest_url,
+        api_host=settings.vonage_api_url,
+        timeout=settings.vonage_timeout_seconds,
+        receipts_url=receipts,
+        ca_bundle=settings.vonage_ca_bundle,
+        concurrency=settings.sms_send_concurrency,
+        reports_lag=settings.vonage_reports_lag_seconds,
+    )
+
+
 def build_smtp(settings: Settings) -> SmtpEmail:
     """The SMTP adapter from settings."""
     require(settings, "smtp_from")
@@ -186,6 +217,7 @@ def bootstrap(
     *,
     emitter: Emitter | None = None,
     sms: SmsGateway | None = None,
+    vonage_sms: SmsGateway | None = None,
     email: EmailGateway | None = None,
     direct_debit: DirectDebit | None = None,
     migrate: bool = True,
@@ -200,7 +232,13 @@ def bootstrap(
     if migrate:
         upgrade(engine)
     return Services(
-        settings=settings, engine=engine, _sms=sms, _email=email, _direct_debit=direct_debit, _emitter=emitter
+        settings=settings,
+        engine=engine,
+        _sms=sms,
+        _vonage_sms=vonage_sms,
+        _email=email,
+        _direct_debit=direct_debit,
+        _emitter=emitter,
     )
 
 

@@ -16,7 +16,7 @@ from infra.settings import Settings
 from infra.store.db import insert_ignore
 from infra.store.tables import integrations
 
-PROVIDERS = ("gocardless", "twilio")
+PROVIDERS = ("gocardless", "twilio", "vonage")
 
 
 def configured(settings: Settings, provider: str) -> bool:
@@ -25,6 +25,8 @@ def configured(settings: Settings, provider: str) -> bool:
         return settings.gocardless_access_token is not None
     if provider == "twilio":
         return bool(settings.twilio_account_sid and settings.twilio_auth_token)
+    if provider == "vonage":
+        return bool(settings.vonage_api_key and settings.vonage_api_secret)
     raise ValueError(f"unknown provider {provider!r}")
 
 

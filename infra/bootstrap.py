@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
@@ -26,12 +26,14 @@ from infra.adapters.email import EmailGateway, SmtpConfig, SmtpEmail
 from infra.adapters.gocardless import DirectDebit, GoCardlessDirectDebit
 from infra.adapters.gocardless_client import build_gocardless_client
 from infra.adapters.sms import SmsGateway, TwilioSms
-from infra.adapters.vonage_sms import VonageSms
 from infra.broker import Emitter, build_broker
 from infra.errors import ConfigurationError
 from infra.settings import Settings
 from infra.store.db import READ_ONLY, make_engine
 from infra.store.migrate import upgrade
+
+if TYPE_CHECKING:
+    from infra.adapters.vonage_sms import VonageSms
 
 #: How long a thread waits for its process's turn to write to SQLite (SQLite's busy timeout).
 SQLITE_WRITE_WAIT_SECONDS = 30
@@ -177,6 +179,10 @@ def build_twilio(settings: Settings) -> TwilioSms:
 def build_vonage(settings: Settings) -> VonageSms:
     """The Vonage adapter from settings: sends with key + secret only (never the signature
     secret: see ``infra.adapters.vonage_sms``); receipts asked to ``HERALD_PUBLIC_URL``."""
+    # Imported here: the SDK (pydantic models for every Vonage API) adds ~20 MB to a process, which
+    # only a deployment that sends through Vonage pays.
+    from infra.adapters.vonage_sms import VonageSms
+
     require(settings, "vonage_api_key", "vonage_api_secret")
     secret = settings.vonage_api_secret.get_secret_value() if settings.vonage_api_secret else ""
     receipts = f"{settings.public_url}/callbacks/vonage" if settings.public_url else None

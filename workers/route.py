@@ -104,10 +104,14 @@ def _route(svc: Services, events: Sequence[Event]) -> list[tuple[Event, Exceptio
     pending: list[str] = []
     failed: list[tuple[Event, Exception]] = []
     new = 0
-    with svc.transaction() as conn:
-        # The directory and the organisations are only read here: once for the whole batch.
+    # The directory and the organisations are only read here, once for the whole batch, and
+    # before the write transaction: on SQLite every stage waits for the one write lock, so what
+    # need not hold it does not (routing on what the directory said a moment before the lock is
+    # routing the event a moment earlier).
+    with svc.reading() as conn:
         orgs = load_orgs(conn, (e.org_id for e in events), settings.default_region)
         customers = load_customers(conn, ((e.org_id, e.customer_id) for e in events))
+    with svc.transaction() as conn:
         # Events that share an event id or an invoice go in successive rounds, so a payment
         # recorded earlier in the batch counts for a reminder later in it.
         for indexes in rounds([route_keys(e) for e in events]):

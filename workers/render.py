@@ -2,10 +2,10 @@
 
 Notifications come in batches (``NotificationsDecided``): one read of every row with its stored
 event, and of every name and template override the batch needs; each rendered on its own (an
-event's notifications validate it once); every text stored in one transaction, then one confirmed
-message on to each sender (``NotificationsRendered``, ``EmailsRendered``) and one to history for
-what could not be rendered. A single ``NotificationDecided`` is a batch of one through the same
-code.
+event's notifications validate it once); every text stored in one write transaction after that,
+then one confirmed message on to each sender (``NotificationsRendered``, ``EmailsRendered``) and
+one to history for what could not be rendered. A single ``NotificationDecided`` is a batch of one
+through the same code.
 """
 
 from __future__ import annotations
@@ -80,12 +80,15 @@ def render_notifications(svc: Services, body: Any) -> None:
 
 
 def _render(svc: Services, ids: Sequence[str]) -> list[tuple[str, MalformedMessage]]:
-    """Render ``ids`` in one transaction, then hand them on; returns the malformed ones (unknown,
-    or of a channel without a sender), which nothing was done for."""
+    """Render ``ids`` (read in one transaction, stored in one more), then hand them on; returns the
+    malformed ones (unknown, or of a channel without a sender), which nothing was done for."""
     ids = unique(ids)
     limits = TemplateLimits.from_settings(svc.settings)
     outcome = _Outcome()
-    with svc.transaction() as conn:
+    # Read and render before the write transaction: on SQLite every stage waits for the one write
+    # lock, and rendering is this stage's CPU. Storing keeps the first text of each notification,
+    # so a redelivery that rendered it again meanwhile changes nothing.
+    with svc.reading() as conn:
         rows = load_to_render(conn, ids)
         todo: list[ToRender] = []
         for nid in ids:
@@ -121,8 +124,10 @@ def _render(svc: Services, ids: Sequence[str]) -> list[tuple[str, MalformedMessa
                 emails.append((row.id, parts["subject"], parts["text"], parts["html"]))
             else:
                 texts.append((row.id, rendered.parts["body"]))
-        store_rendered_many(conn, with_sms_links(conn, svc.settings, rows, texts))
-        store_rendered_emails_many(conn, emails)
+    if texts or emails:
+        with svc.transaction() as conn:
+            store_rendered_many(conn, with_sms_links(conn, svc.settings, rows, texts))
+            store_rendered_emails_many(conn, emails)
     for row in todo:
         if row.id not in failed:
             (outcome.email if row.channel == Channel.EMAIL else outcome.sms).append(row.id)

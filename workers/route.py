@@ -2,8 +2,9 @@
 that asks for Direct Debit to collect); and tell a customer their mandate-setup link.
 
 Events come in batches (``EventsPublished``): each envelope is validated on its own (an invalid one
-is dead-lettered alone, with its reason), and the good ones are routed in one transaction, read
-set-based, and handed on in one confirmed message per ``HERALD_STAGE_BATCH_SIZE`` notifications.
+is dead-lettered alone, with its reason), and the good ones are routed in one write transaction
+(the directory read set-based before it), and handed on in one confirmed message per
+``HERALD_STAGE_BATCH_SIZE`` notifications.
 A single ``EventPublished`` is a batch of one through the same code.
 """
 
@@ -95,7 +96,7 @@ def route_events(svc: Services, body: Any) -> None:
 
 
 def _route(svc: Services, events: Sequence[Event]) -> list[tuple[Event, Exception]]:
-    """Route ``events`` as if one after another, in one transaction; then hand on what sends.
+    """Route ``events`` as if one after another, in one write transaction; then hand on what sends.
 
     Returns the events whose routing failed for good (a permanent error of the pure rule: routing
     them again would fail the same way), with the error; nothing of theirs is recorded.

@@ -47,6 +47,8 @@ class Services:
     settings: Settings
     engine: Engine
     _sms: SmsGateway | None = None
+    #: SMS gateways given by name (tests register a second provider so), besides ``SMS_PROVIDERS``.
+    _sms_gateways: dict[str, SmsGateway] = field(default_factory=dict)
     _email: EmailGateway | None = None
     _direct_debit: DirectDebit | None = None
     _emitter: Emitter | None = None
@@ -78,6 +80,20 @@ class Services:
                 self._sms = build_twilio(self.settings)
                 self._built.append(self._sms)
             return self._sms
+
+    def sms_gateway(self, provider: str) -> SmsGateway | None:
+        """The gateway of an SMS provider by name (``SMS_PROVIDERS``, or one the composition root
+        was given), or None when this deployment has none by that name (not configured)."""
+        given = self._sms_gateways.get(provider)
+        if given is not None:
+            return given
+        build = SMS_PROVIDERS.get(provider)
+        if build is None:
+            return None
+        try:
+            return build(self)
+        except ConfigurationError:
+            return None
 
     @property
     def email(self) -> EmailGateway:
@@ -126,6 +142,14 @@ class Services:
             conn = conn.execution_options(**{READ_ONLY: True})
             with conn.begin():
                 yield conn
+
+
+#: The SMS providers an organisation may list (``herald orgs set --sms-providers``), by name: how
+#: the services get each one's gateway (built once, on first use; ``ConfigurationError`` when its
+#: settings are missing, and then the provider is skipped). A new provider is one line here.
+SMS_PROVIDERS: dict[str, Callable[[Services], SmsGateway]] = {
+    "twilio": lambda services: services.sms,
+}
 
 
 def require(settings: Settings, *names: str) -> None:
@@ -188,11 +212,13 @@ def bootstrap(
     sms: SmsGateway | None = None,
     email: EmailGateway | None = None,
     direct_debit: DirectDebit | None = None,
+    sms_gateways: dict[str, SmsGateway] | None = None,
     migrate: bool = True,
 ) -> Services:
     """New services from ``settings`` (migrating the store unless told not to), with the clients
-    given (fakes, or the emitter of the broker the caller declared its actors on); the others are
-    built from the settings on first use. ``shutdown`` them when done.
+    given (fakes, or the emitter of the broker the caller declared its actors on; ``sms_gateways``:
+    SMS providers by name, besides ``SMS_PROVIDERS``); the others are built from the settings on
+    first use. ``shutdown`` them when done.
 
     ``ConfigurationError`` for SQLite with several broker nodes (``check_cluster``)."""
     check_cluster(settings, store=True)
@@ -200,7 +226,13 @@ def bootstrap(
     if migrate:
         upgrade(engine)
     return Services(
-        settings=settings, engine=engine, _sms=sms, _email=email, _direct_debit=direct_debit, _emitter=emitter
+        settings=settings,
+        engine=engine,
+        _sms=sms,
+        _sms_gateways=dict(sms_gateways or {}),
+        _email=email,
+        _direct_debit=direct_debit,
+        _emitter=emitter,
     )
 
 

@@ -84,6 +84,17 @@ class Settings(BaseSettings):
     # Longest a worker thread waits in-process for its sender's next slot; longer waits go back to
     # the queue with that delay, so a busy sender never ties up every thread.
     sms_rate_max_wait_seconds: float = Field(5.0, ge=0)
+    # Circuit breakers, one per SMS provider, shared by every ``sms`` process through the store
+    # (docs/failover.md): a run of transient failures or timeouts within the window opens one;
+    # after the cool-down it admits a few trial sends; a success closes it.
+    #: Transient failures or timeouts within the window that open a provider's breaker (0: off).
+    sms_breaker_failures: int = Field(5, ge=0)
+    #: The window in which those failures count, in seconds.
+    sms_breaker_window_seconds: float = Field(60.0, gt=0)
+    #: How long an open breaker admits nothing before it admits trial sends, in seconds.
+    sms_breaker_cool_down_seconds: float = Field(30.0, ge=0)
+    #: Trial sends a half-open breaker admits before one of them answers.
+    sms_breaker_trials: int = Field(3, ge=1)
 
     # Sending retries (every channel). In-call: tenacity, for transient answers, a few quick tries
     # within one message; then message-level: dramatiq redelivers with exponential backoff and

@@ -18,13 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from schemas.breakers import Breaker, State
 
-class State(StrEnum):
-    """Where a breaker stands."""
-
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half_open"
+__all__ = ["Breaker", "Policy", "Signal", "State", "admit", "current", "record", "reopens_in"]
 
 
 class Signal(StrEnum):
@@ -48,21 +44,6 @@ class Policy:
     def enabled(self) -> bool:
         """``failures`` 0 turns breakers off: every send is admitted, nothing opens."""
         return self.failures > 0
-
-
-@dataclass(frozen=True)
-class Breaker:
-    """One provider's breaker as stored."""
-
-    state: State = State.CLOSED
-    #: Failures in the current run (closed), counted from ``window_start``.
-    failures: int = 0
-    window_start: float | None = None
-    #: When it last opened.
-    opened_at: float | None = None
-    #: Trial sends admitted since it went half-open, and when the last one was.
-    trials: int = 0
-    trial_at: float | None = None
 
 
 def current(breaker: Breaker, policy: Policy, now: float) -> Breaker:

@@ -16,14 +16,17 @@ def _fail(b: Breaker, now: float, times: int = 1) -> Breaker:
 def test_a_closed_breaker_admits_every_send() -> None:
     for _ in range(10):
         ok, b = admit(Breaker(), POLICY, 0.0)
-        assert ok and b.state == State.CLOSED
+        assert ok
+        assert b.state == State.CLOSED
 
 
 def test_a_run_of_failures_within_the_window_opens_it() -> None:
     b = _fail(Breaker(), 0.0, 2)
-    assert b.state == State.CLOSED and b.failures == 2
+    assert b.state == State.CLOSED
+    assert b.failures == 2
     b = _fail(b, 59.0)
-    assert b.state == State.OPEN and b.opened_at == 59.0
+    assert b.state == State.OPEN
+    assert b.opened_at == 59.0
     assert admit(b, POLICY, 60.0)[0] is False
 
 
@@ -31,7 +34,8 @@ def test_failures_spread_wider_than_the_window_never_open_it() -> None:
     b = Breaker()
     for t in (0.0, 61.0, 122.0, 183.0):
         b = _fail(b, t)
-        assert b.state == State.CLOSED and b.failures == 1
+        assert b.state == State.CLOSED
+        assert b.failures == 1
 
 
 def test_a_success_ends_the_run_of_failures() -> None:
@@ -56,7 +60,8 @@ def test_after_the_cool_down_it_is_half_open_and_admits_a_few_trials() -> None:
     ok2, b = admit(b, POLICY, 30.1)
     ok3, b = admit(b, POLICY, 30.2)
     assert (ok1, ok2, ok3) == (True, True, False)
-    assert b.state == State.HALF_OPEN and b.trials == 2
+    assert b.state == State.HALF_OPEN
+    assert b.trials == 2
     assert reopens_in(b, POLICY, 30.2) == 0.0
 
 
@@ -70,7 +75,8 @@ def test_a_successful_trial_closes_it() -> None:
 def test_a_failed_trial_reopens_it_for_another_cool_down() -> None:
     _, b = admit(_fail(Breaker(), 0.0, 3), POLICY, 31.0)
     b = record(b, POLICY, 32.0, Signal.FAILURE)
-    assert b.state == State.OPEN and b.opened_at == 32.0
+    assert b.state == State.OPEN
+    assert b.opened_at == 32.0
     assert admit(b, POLICY, 61.0)[0] is False
     assert admit(b, POLICY, 62.0)[0] is True
 

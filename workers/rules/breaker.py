@@ -48,13 +48,13 @@ class Policy:
 
 def current(breaker: Breaker, policy: Policy, now: float) -> Breaker:
     """The breaker as it stands at ``now``: open turns half-open once its cool-down is over."""
-    if breaker.state == State.OPEN and breaker.opened_at is not None:
-        if now >= breaker.opened_at + policy.cool_down:
-            return replace(breaker, state=State.HALF_OPEN, trials=0, trial_at=None)
-    if breaker.state == State.HALF_OPEN and breaker.trials >= policy.trials and breaker.trial_at is not None:
+    opened, tried = breaker.opened_at, breaker.trial_at
+    if breaker.state == State.OPEN and opened is not None and now >= opened + policy.cool_down:
+        return replace(breaker, state=State.HALF_OPEN, trials=0, trial_at=None)
+    spent = breaker.state == State.HALF_OPEN and breaker.trials >= policy.trials
+    if spent and tried is not None and now >= tried + policy.cool_down:
         # Trials that never answered (their process died): after another cool-down, new trials.
-        if now >= breaker.trial_at + policy.cool_down:
-            return replace(breaker, trials=0, trial_at=None)
+        return replace(breaker, trials=0, trial_at=None)
     return breaker
 
 

@@ -67,9 +67,7 @@ def order(providers: Sequence[str], failed_at: str | None) -> list[str]:
     return names[i:] + names[:i]
 
 
-def choose(
-    providers: Sequence[str], failed_at: str | None, admits: Callable[[str], bool]
-) -> str | None:
+def choose(providers: Sequence[str], failed_at: str | None, admits: Callable[[str], bool]) -> str | None:
     """The provider to send to now: the first, in ``order``, that ``admits`` (its breaker lets a
     send through; asked in turn, so a half-open breaker counts only the trial it gives). ``None``:
     every circuit is open, come back when one admits trials."""
@@ -82,3 +80,21 @@ def choose(
 def may_move(failure: Failure) -> bool:
     """Whether the next try of a notification may go to another provider."""
     return failure == Failure.UNAMBIGUOUS
+
+
+def sender_for(provider: str, configured: str | None, rendered: str | None, default_from: str | None) -> str:
+    """The sender of an SMS at ``provider``: the organisation's own sender for that provider;
+    else, at Twilio, the one chosen at render (the organisation's number or name, else
+    ``HERALD_TWILIO_FROM``: as before failover); else the provider's default sender, else the
+    rendered one."""
+    if configured:
+        return configured
+    if provider == DEFAULT_PROVIDERS[0]:
+        return str(rendered or default_from or "")
+    return str(default_from or rendered or "")
+
+
+def rate_key(provider: str, sender: str) -> str:
+    """The key of a sender's shared rate-limit timeline: Twilio's senders keep their own number
+    or name (as before failover); another provider's are its own timelines."""
+    return sender if provider == DEFAULT_PROVIDERS[0] else f"{provider}:{sender}"

@@ -36,7 +36,7 @@ class SmsProvider:
 def check_name(name: str, known: Sequence[str] = KNOWN_SMS_PROVIDERS) -> str:
     """A provider name, or ``ValueError`` naming the problem."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ValueError(f"sms provider {name!r}: a lower-case name such as twilio")
+        raise ValueError(f"sms provider {str(name)[:40]!r}: a lower-case name such as twilio")
     if name not in known:
         raise ValueError(f"sms provider {name!r}: expected one of {', '.join(known)}")
     return name
@@ -46,7 +46,7 @@ def check_sender(sender: str) -> str:
     """A sender: an E.164 number or an alphanumeric name; else ``ValueError``."""
     if not isinstance(sender, str) or not _SENDER.fullmatch(sender):
         raise ValueError(
-            f"sender {sender[:40]!r}: an E.164 number (+358401234567) or 1-11 letters, digits or spaces"
+            f"sender {str(sender)[:40]!r}: an E.164 number (+358401234567) or 1-11 letters, digits or spaces"
         )
     return sender
 
@@ -54,7 +54,7 @@ def check_sender(sender: str) -> str:
 def check_rate(rate: float) -> float:
     """A rate in segments per second (0: not limited); else ``ValueError``."""
     if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate):
-        raise ValueError(f"rate {rate!r}: a number of segments per second")
+        raise ValueError(f"rate {str(rate)[:40]!r}: a number of segments per second")
     if not 0 <= rate <= MAX_RATE:
         raise ValueError(f"rate {rate!r}: between 0 and {MAX_RATE:g} segments per second")
     return float(rate)
@@ -92,7 +92,7 @@ def changed_list(
         if not names:
             raise ValueError("--sms-providers: at least one provider")
         if len(set(names)) != len(names):
-            raise ValueError(f"--sms-providers {','.join(names)}: a provider is listed twice")
+            raise ValueError(f"--sms-providers {','.join(names)[:80]}: a provider is listed twice")
         if len(names) > MAX_PROVIDERS:
             raise ValueError(f"--sms-providers: at most {MAX_PROVIDERS} providers")
     made = {n: by_name.get(n, SmsProvider(n)) for n in names}

@@ -23,7 +23,7 @@ from infra.broker import Emitter, build_broker
 from infra.store.attempts import load_attempts
 from infra.store.breakers import all_breakers
 from infra.store.organisations import update_org
-from infra.store.tables import notifications
+from infra.store.tables import notifications, send_rate
 from schemas.breakers import State
 from schemas.notifications import Status
 from tests.conftest import settings_of, wait_for
@@ -67,7 +67,8 @@ def failover(
             settings, emitter=Emitter(broker, settings.queue_prefix), sms_gateways={"backup": backup}
         )
         with services.transaction() as conn:
-            update_org(conn, "acme", {"sms_providers": [{"name": "twilio"}, {"name": "backup"}]})
+            backup_own = {"name": "backup", "sender": "ACME", "rate": 1000}  # its own sender and rate
+            update_org(conn, "acme", {"sms_providers": [{"name": "twilio"}, backup_own]})
         declare(broker, lambda: services, topology.STAGES, queue_prefix=settings.queue_prefix)
         broker.flush_all()
         worker = dramatiq.Worker(broker, worker_threads=4, worker_timeout=100)
@@ -141,6 +142,11 @@ def test_a_503_storm_opens_the_breaker_traffic_fails_over_once_each_and_returns_
     assert twilio.messages() == []
     assert sorted(_recipients(backup)) == sorted(r["recipient"] for r in rows)
     assert {r["provider"] for r in rows} == {"backup"}
+    # The backup's own sender, paced on its own timeline (the deployment's rates are off).
+    assert {m["from"] for m in backup.messages()} == {"ACME"}
+    with services.reading() as conn:
+        timelines = {row.sender for row in conn.execute(select(send_rate))}
+    assert timelines == {"backup:ACME"}
     with services.reading() as conn:
         attempts = load_attempts(conn, [r["id"] for r in rows])
     tried_twilio = [a for a in attempts if a["provider"] == "twilio"]
@@ -165,6 +171,7 @@ def test_a_503_storm_opens_the_breaker_traffic_fails_over_once_each_and_returns_
     _invoices(services, 10, 3)
     wait_for(lambda: _settled(services, 12), timeout=30, what="traffic back at twilio")
     assert sorted(_recipients(twilio)) == [f"+3584010000{i:02d}" for i in (9, 10, 11, 12)]
+    assert {m["from"] for m in twilio.messages()} == {services.settings.twilio_from}
     assert len(backup.messages()) == 8
 
 

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from infra.errors import PermanentProviderError, TransientProviderError
 from workers.rules.breaker import Signal
-from workers.rules.failover import Failure, choose, failure_of, may_move, order, signal_of
+from workers.rules.failover import (
+    Failure,
+    choose,
+    failure_of,
+    may_move,
+    order,
+    rate_key,
+    sender_for,
+    signal_of,
+)
 
 BOTH = ("twilio", "vonage")
 HTTP_503 = TransientProviderError("HTTP 503", status=503)
@@ -79,3 +88,23 @@ def test_what_an_outcome_tells_the_breaker() -> None:
     assert signal_of(HTTP_503) == Signal.FAILURE
     assert signal_of(TIMEOUT_AFTER_SENDING) == Signal.FAILURE  # timeouts open breakers too
     assert signal_of(INVALID_NUMBER) == Signal.NEUTRAL
+
+
+def test_each_provider_sends_from_its_own_sender_when_the_organisation_gave_one() -> None:
+    assert sender_for("vonage", "ACME", "+358401234567", "HERALD") == "ACME"
+    assert sender_for("twilio", "+358409999999", "+358401234567", "+15005550006") == "+358409999999"
+
+
+def test_twilio_keeps_the_sender_chosen_at_render_as_before_failover() -> None:
+    assert sender_for("twilio", None, "ACME", "+15005550006") == "ACME"
+    assert sender_for("twilio", None, None, "+15005550006") == "+15005550006"
+
+
+def test_another_provider_falls_back_to_its_own_default_sender_then_the_rendered_one() -> None:
+    assert sender_for("vonage", None, "+358401234567", "HERALD") == "HERALD"
+    assert sender_for("vonage", None, "+358401234567", None) == "+358401234567"
+
+
+def test_each_provider_paces_its_senders_on_timelines_of_its_own() -> None:
+    assert rate_key("twilio", "+358401234567") == "+358401234567"  # as before failover
+    assert rate_key("vonage", "+358401234567") == "vonage:+358401234567"

@@ -82,9 +82,13 @@ logger = logging.getLogger("herald.sms")
 SOURCE = "sms"
 
 
-def _callback_url(svc: Services, nid: str) -> str | None:
+def _callback_url(svc: Services, nid: str, provider: str = "twilio") -> str | None:
+    """Where the provider reports the message's status: Twilio per notification, another provider
+    at its own receiver (``/callbacks/<provider>``, which finds the notification by message id)."""
     base = svc.settings.public_url
-    return f"{base}/callbacks/twilio/{nid}" if base else None
+    if not base:
+        return None
+    return f"{base}/callbacks/twilio/{nid}" if provider == "twilio" else f"{base}/callbacks/{provider}"
 
 
 def _in_flight(svc: Services) -> timedelta:
@@ -383,7 +387,7 @@ def _call_twilio(svc: Services, items: list[_Item], start_by: float, outcome: Ba
             to=i.row.recipient,
             sender=i.sender,
             body=str(i.row.body),
-            status_callback=_callback_url(svc, i.row.id),
+            status_callback=_callback_url(svc, i.row.id, i.provider),
         )
         for i in items
     ]

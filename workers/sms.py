@@ -263,7 +263,11 @@ def _send(svc: Services, rows: list[NotificationRow], connected: bool, outcome: 
                 if i.slot_at is not None and i.row.id in claimed
             ],
         )
-        set_providers(conn, [(i.row.id, i.provider) for i in items if i.row.id in claimed])
+        # Written only when it changes: a deployment with Twilio alone writes nothing more.
+        set_providers(
+            conn,
+            [(i.row.id, i.provider) for i in items if i.row.id in claimed and i.provider != _provider(i.row)],
+        )
     announce(moved)
     for row, reason in too_long:
         outcome.report(row.id, Status.FAILED, detail=reason)

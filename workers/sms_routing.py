@@ -63,8 +63,11 @@ def _route_of(svc: Services, row: NotificationRow, provider: SmsProvider) -> Rou
 def failed_at(row: NotificationRow) -> str | None:
     """The provider of a notification's last attempt when it comes back to be sent: that attempt
     ended certainly unsent (released after an unambiguous failure, or the provider said it has no
-    such message), so the next one starts from the provider after it."""
-    return row.provider if row.provider_id is None else None
+    such message), so the next one starts from the provider after it. A notification claimed
+    before with no provider recorded went to Twilio (the provider is written only when it is not)."""
+    if row.provider_id is not None or row.attempts == 0:
+        return None
+    return row.provider or DEFAULT_PROVIDERS[0]
 
 
 def plan(

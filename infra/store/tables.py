@@ -197,7 +197,7 @@ notifications = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     # When the status sweep last asked the provider about it (NULL: never).
     Column("swept_at", DateTime(timezone=True)),
-    # The SMS provider of its latest attempt (NULL: twilio, as before failover).
+    # The SMS provider of its latest attempt (NULL: twilio; written only when another one is used).
     Column("provider", String(20)),
     UniqueConstraint("org_id", "event_id", "contact_id", "channel", "recipient", name="uq_notification"),
     ForeignKeyConstraint(["org_id", "event_id"], ["events.org_id", "events.event_id"]),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
@@ -108,27 +109,40 @@ def send_routed(
     attempt: Callable[[int, Callable[[], SentSms]], SentSms],
 ) -> list[SentSms | ProviderError]:
     """Send a batch whose messages go to several providers: each provider's share through its
-    gateway's ``send_many`` (``attempt`` sees each message's index in the whole batch); one
-    result per message, in order."""
+    gateway's ``send_many``, the shares at the same time (one provider slow or failing does not
+    hold the other's messages past their start window); ``attempt`` sees each message's index in
+    the whole batch. One result per message, in order."""
     results: list[SentSms | ProviderError | None] = [None] * len(messages)
     by_provider: dict[str, list[int]] = {}
     for index, name in enumerate(providers):
         by_provider.setdefault(name, []).append(index)
-    for name, indexes in by_provider.items():
+
+    def share(name: str, indexes: list[int]) -> None:
         gateway = svc.sms_gateway(name)
         if gateway is None:  # routed when it was configured: certainly not sent now
             for index in indexes:
                 results[index] = TransientProviderError(f"sms provider {name!r} is not configured")
-            continue
+            return
 
-        def shifted(local: int, call: Callable[[], SentSms], indexes: list[int] = indexes) -> SentSms:
+        def shifted(local: int, call: Callable[[], SentSms]) -> SentSms:
             return attempt(indexes[local], call)
 
         hook: Attempt[SentSms] = shifted
         answers = gateway.send_many([messages[i] for i in indexes], attempt=hook)
         for index, answer in zip(indexes, answers, strict=True):
             results[index] = answer
-    return [r if r is not None else TransientProviderError("no answer") for r in results]
+
+    if len(by_provider) == 1:
+        ((name, indexes),) = by_provider.items()
+        share(name, indexes)
+    else:
+        with ThreadPoolExecutor(len(by_provider), thread_name_prefix="herald-sms-route") as pool:
+            for done in [pool.submit(share, name, indexes) for name, indexes in by_provider.items()]:
+                done.result()
+    # Every share answers for each of its messages; were one missing, it may have been sent.
+    return [
+        r if r is not None else TransientProviderError("no answer", accepted_unknown=True) for r in results
+    ]
 
 
 def record_answers(

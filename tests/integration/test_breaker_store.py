@@ -5,6 +5,7 @@ for it (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from infra.bootstrap import Services, bootstrap, shutdown
 from infra.store.breakers import all_breakers
 from schemas.breakers import State, Transition
 from tests.integration.conftest import race
-from workers.breakers import record_signals, route
+from workers.breakers import announce, record_signals, route
 from workers.rules.breaker import Policy, Signal
 
 POLICY = Policy(failures=2, window=60.0, cool_down=30.0, trials=1)
@@ -93,3 +94,26 @@ def test_an_organisation_with_no_failures_writes_nothing(store: Services) -> Non
     assert moved == []
     with store.reading() as conn:
         assert all_breakers(conn) == {}
+
+
+def test_each_transition_is_logged_and_counted(store: Services, caplog: pytest.LogCaptureFixture) -> None:
+    from prometheus_client import REGISTRY
+
+    def opened() -> float:
+        found = REGISTRY.get_sample_value(
+            "herald_breaker_transitions_total", {"provider": "twilio", "state": "open"}
+        )
+        return found or 0.0
+
+    before = opened()
+    moved: list[Transition] = []
+    with caplog.at_level(logging.INFO, logger="herald.breakers"):
+        for at in (T0, T0 + 1):
+            _fail(store, at, moved)
+        announce(moved)
+    (line,) = [r for r in caplog.records if r.name == "herald.breakers"]
+    assert (line.levelno, line.getMessage()) == (logging.WARNING, "circuit breaker open")
+    said = line.__dict__
+    assert (said["provider"], said["breaker_from"], said["breaker_to"]) == ("twilio", "closed", "open")
+    assert opened() == before + 1
+    assert REGISTRY.get_sample_value("herald_breaker_state", {"provider": "twilio"}) == 2

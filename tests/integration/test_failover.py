@@ -28,7 +28,7 @@ from schemas.breakers import State
 from schemas.notifications import Status
 from tests.conftest import settings_of, wait_for
 from tests.factories import customer, invoice_created
-from tests.integration.conftest import SMTP_FROM, import_customers, publish
+from tests.integration.conftest import SMTP_FROM, cut_short, import_customers, publish
 from workers.breakers import policy_of, state_now
 from workers.registry import declare
 
@@ -211,3 +211,35 @@ def test_a_permanent_21211_does_not_fail_over(failover: tuple[Services, Any, Any
         ("refused", "twilio", 21211)
     ]
     assert _breaker(services, "twilio") in (None, State.CLOSED)
+
+
+def test_a_crash_after_the_second_provider_took_it_is_reconciled_there_not_resent_anywhere(
+    failover: tuple[Services, Any, Any],
+) -> None:
+    from schemas.messages import NotificationRendered
+
+    services, twilio, backup = failover
+    twilio.faults.fail_next(10_000, status=503, code=20503)
+    _invoices(services, 1, 3)
+    rows = wait_for(lambda: _settled(services, 3), timeout=60, what="three SMS sent at the backup")
+    twilio.faults.clear()  # twilio is fine again: a blind resend would now go there
+    crashed = next(r for r in rows if r["provider"] == "backup")
+    cut_short(services, crashed["id"])  # as if the worker died before recording the backup's answer
+    services.emitter.emit(NotificationRendered(notification_id=crashed["id"]))
+
+    def reconciled() -> dict[str, Any] | None:
+        with services.reading() as conn:
+            row = (
+                conn.execute(select(notifications).where(notifications.c.id == crashed["id"]))
+                .mappings()
+                .one()
+            )
+        return dict(row) if row["provider_id"] else None
+
+    again = wait_for(reconciled, timeout=30, what="the attempt reconciled at the backup")
+    assert again["provider_id"] == crashed["provider_id"]
+    assert twilio.messages() == []
+    assert sorted(_recipients(backup)) == sorted(r["recipient"] for r in rows)  # each once
+    with services.reading() as conn:
+        attempts = load_attempts(conn, [crashed["id"]])
+    assert (attempts[-1]["outcome"], attempts[-1]["provider"]) == ("reconciled", "backup")

@@ -50,6 +50,8 @@ class Services:
     #: SMS gateways given by name (tests register a second provider so), besides ``SMS_PROVIDERS``.
     _sms_gateways: dict[str, SmsGateway] = field(default_factory=dict)
     _email: EmailGateway | None = None
+    #: The fallback SMTP relays built so far, by name (``email_relay``).
+    _relays: dict[str, EmailGateway] = field(default_factory=dict, repr=False)
     _direct_debit: DirectDebit | None = None
     _emitter: Emitter | None = None
     #: Whether the emitter's broker was built here (then ``shutdown`` closes it).
@@ -104,6 +106,25 @@ class Services:
                 self._built.append(self._email)
             return self._email
 
+    def email_relays(self) -> list[str]:
+        """The SMTP relays in order of preference: ``smtp`` (``HERALD_SMTP_HOST``), then
+        ``smtp-2``, ``smtp-3``, … (``HERALD_SMTP_RELAYS``)."""
+        return [PRIMARY_RELAY] + [f"smtp-{n}" for n in range(2, len(self.settings.smtp_relay_addresses) + 2)]
+
+    def email_relay(self, name: str) -> EmailGateway | None:
+        """One relay's gateway by name (built on first use), or None for no such relay."""
+        if name == PRIMARY_RELAY:
+            return self.email
+        names = self.email_relays()
+        if name not in names:
+            return None
+        with self._lock:
+            if name not in self._relays:
+                host, port = self.settings.smtp_relay_addresses[names.index(name) - 1]
+                self._relays[name] = build_smtp(self.settings, host=host, port=port)
+                self._built.append(self._relays[name])
+            return self._relays[name]
+
     @property
     def direct_debit(self) -> DirectDebit:
         """GoCardless Direct Debit; built on first use so stages without it need no GoCardless settings."""
@@ -143,6 +164,9 @@ class Services:
             with conn.begin():
                 yield conn
 
+
+#: The name of the SMTP relay of ``HERALD_SMTP_HOST`` (its breaker's, its attempts').
+PRIMARY_RELAY = "smtp"
 
 #: The SMS providers an organisation may list (``herald orgs set --sms-providers``), by name: how
 #: the services get each one's gateway (built once, on first use; ``ConfigurationError`` when its
@@ -186,14 +210,14 @@ def build_twilio(settings: Settings) -> TwilioSms:
     )
 
 
-def build_smtp(settings: Settings) -> SmtpEmail:
-    """The SMTP adapter from settings."""
+def build_smtp(settings: Settings, *, host: str | None = None, port: int | None = None) -> SmtpEmail:
+    """The SMTP adapter from settings (``host``/``port``: a fallback relay's, with the same login)."""
     require(settings, "smtp_from")
     password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
     return SmtpEmail(
         SmtpConfig(
-            host=settings.smtp_host,
-            port=settings.smtp_port,
+            host=host or settings.smtp_host,
+            port=port or settings.smtp_port,
             sender=str(settings.smtp_from),
             username=settings.smtp_username,
             password=password,

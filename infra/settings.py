@@ -22,6 +22,21 @@ TWILIO_API_URL = "https://api.twilio.com"
 GOCARDLESS_API_URL = "https://api.gocardless.com"
 
 
+def parse_relays(value: str) -> list[tuple[str, int]]:
+    """``host:port,host:port`` → ``[(host, port), ...]``; ``ValueError`` naming the wrong entry."""
+    relays: list[tuple[str, int]] = []
+    for number, entry in enumerate((e.strip() for e in value.split(",") if e.strip()), start=1):
+        host, sep, port = entry.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"relay #{number} {entry[:80]!r}: expected host:port")
+        if any(c.isspace() or ord(c) < 32 for c in host) or len(host) > 253:
+            raise ValueError(f"relay #{number}: not a host name")
+        relays.append((host, int(port)))
+    if len(relays) > 5:
+        raise ValueError("at most 5 fallback relays")
+    return relays
+
+
 class Settings(BaseSettings):
     """herald's configuration, from ``HERALD_*`` environment variables or ``.env``."""
 
@@ -128,6 +143,10 @@ class Settings(BaseSettings):
     #: A kept SMTP connection idle longer than this is closed (QUIT) and a new one opened; servers
     #: drop idle sessions on their own.
     smtp_keepalive_idle_seconds: float = Field(30.0, ge=0)
+    #: More SMTP relays to fail over to, in order, comma-separated ``host:port``
+    #: (docs/failover.md): each with the same sender, login and STARTTLS as ``smtp_host``, and a
+    #: circuit breaker of its own (the ``sms_breaker_*`` settings). Empty: ``smtp_host`` alone.
+    smtp_relays: str = ""
 
     # Preference links and one-click unsubscribe (docs/preferences.md).
     #: Signs the links to a contact's preference page and the one-click unsubscribe URLs
@@ -291,6 +310,12 @@ class Settings(BaseSettings):
         split_urls(value.get_secret_value())  # ValueError naming the wrong entry, password masked
         return value
 
+    @field_validator("smtp_relays")
+    @classmethod
+    def _check_relays(cls, value: str) -> str:
+        parse_relays(value)  # ValueError naming the wrong entry
+        return value
+
     @field_validator("default_region")
     @classmethod
     def _upper_region(cls, value: str) -> str:
@@ -300,6 +325,11 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @property
+    def smtp_relay_addresses(self) -> list[tuple[str, int]]:
+        """The fallback SMTP relays, ``(host, port)`` each, in order."""
+        return parse_relays(self.smtp_relays)
 
     @property
     def amqp_urls(self) -> list[str]:

@@ -48,7 +48,7 @@ class Services:
     engine: Engine
     _sms: SmsGateway | None = None
     #: SMS gateways given by name (tests register a second provider so), besides ``SMS_PROVIDERS``.
-    _sms_gateways: dict[str, SmsGateway] = field(default_factory=dict)
+    _sms_gateways: dict[str, SmsGateway] = field(default_factory=dict, repr=False)
     _email: EmailGateway | None = None
     #: The fallback SMTP relays built so far, by name (``email_relay``).
     _relays: dict[str, EmailGateway] = field(default_factory=dict, repr=False)

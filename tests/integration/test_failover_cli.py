@@ -5,6 +5,7 @@ nothing changed."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -108,3 +109,15 @@ def test_status_shows_each_providers_breaker(store: Services, monkeypatch: pytes
     assert twilio["since"] == "2023-11-14T22:13:20+00:00"
     # Long past its cool-down (of HERALD_SMS_BREAKER_COOL_DOWN_SECONDS): half-open now.
     assert twilio["state"] == "half_open"
+
+
+def test_status_json_lists_the_breakers_beside_the_queues(store: Services) -> None:
+    with store.transaction() as conn:
+        record_signals(conn, Policy(failures=1, cool_down=3600), time.time(), [("backup", Signal.FAILURE)])
+    code, output = _run(store, "status", "--json")
+    assert code == 0, output
+    shown = json.loads(output)
+    assert "stages" in shown
+    (backup,) = shown["breakers"]
+    assert (backup["provider"], backup["state"]) == ("backup", "open")
+    assert 0 < backup["reopens_in_s"] <= 30  # HERALD_SMS_BREAKER_COOL_DOWN_SECONDS' default

@@ -39,7 +39,7 @@ typecheck: setup
 # pytest exits 5 when it collected no tests: said out loud, and a failure like any other.
 test: BROWSER = 1
 test: setup system lint typecheck docs
-	@$(BIN)/pytest tests/unit tests/integration tests/fuzz tests/e2e tests/faults; rc=$$?; \
+	@$(BIN)/pytest --durations=25 tests/unit tests/integration tests/fuzz tests/e2e tests/faults; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; fi; exit $$rc
 
 # The docs site, strict: a broken link, a missing page or a setting the hook cannot find fails it.

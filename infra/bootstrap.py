@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
@@ -31,6 +31,9 @@ from infra.errors import ConfigurationError
 from infra.settings import Settings
 from infra.store.db import READ_ONLY, make_engine
 from infra.store.migrate import upgrade
+
+if TYPE_CHECKING:
+    from infra.adapters.vonage_sms import VonageSms
 
 #: How long a thread waits for its process's turn to write to SQLite (SQLite's busy timeout).
 SQLITE_WRITE_WAIT_SECONDS = 30
@@ -47,6 +50,7 @@ class Services:
     settings: Settings
     engine: Engine
     _sms: SmsGateway | None = None
+    _vonage_sms: SmsGateway | None = None
     #: SMS gateways given by name (tests register a second provider so), besides ``SMS_PROVIDERS``.
     _sms_gateways: dict[str, SmsGateway] = field(default_factory=dict, repr=False)
     _email: EmailGateway | None = None
@@ -96,6 +100,16 @@ class Services:
             return build(self)
         except ConfigurationError:
             return None
+
+    @property
+    def vonage_sms(self) -> SmsGateway:
+        """The Vonage SMS gateway; built on first use so processes without it need no Vonage
+        settings. Which provider a message goes through is the sms stage's routing, not this."""
+        with self._lock:
+            if self._vonage_sms is None:
+                self._vonage_sms = build_vonage(self.settings)
+                self._built.append(self._vonage_sms)
+            return self._vonage_sms
 
     @property
     def email(self) -> EmailGateway:
@@ -173,6 +187,7 @@ PRIMARY_RELAY = "smtp"
 #: settings are missing, and then the provider is skipped). A new provider is one line here.
 SMS_PROVIDERS: dict[str, Callable[[Services], SmsGateway]] = {
     "twilio": lambda services: services.sms,
+    "vonage": lambda services: services.vonage_sms,
 }
 
 
@@ -210,6 +225,29 @@ def build_twilio(settings: Settings) -> TwilioSms:
     )
 
 
+def build_vonage(settings: Settings) -> VonageSms:
+    """The Vonage adapter from settings: sends with key + secret only (never the signature
+    secret: see ``infra.adapters.vonage_sms``); receipts asked to ``HERALD_PUBLIC_URL``."""
+    # Imported here: the SDK (pydantic models for every Vonage API) adds ~20 MB to a process, which
+    # only a deployment that sends through Vonage pays.
+    from infra.adapters.vonage_sms import VonageSms
+
+    require(settings, "vonage_api_key", "vonage_api_secret")
+    secret = settings.vonage_api_secret.get_secret_value() if settings.vonage_api_secret else ""
+    receipts = f"{settings.public_url}/callbacks/vonage" if settings.public_url else None
+    return VonageSms(
+        str(settings.vonage_api_key),
+        secret,
+        rest_host=settings.vonage_rest_url,
+        api_host=settings.vonage_api_url,
+        timeout=settings.vonage_timeout_seconds,
+        receipts_url=receipts,
+        ca_bundle=settings.vonage_ca_bundle,
+        concurrency=settings.sms_send_concurrency,
+        reports_lag=settings.vonage_reports_lag_seconds,
+    )
+
+
 def build_smtp(settings: Settings, *, host: str | None = None, port: int | None = None) -> SmtpEmail:
     """The SMTP adapter from settings (``host``/``port``: a fallback relay's, with the same login)."""
     require(settings, "smtp_from")
@@ -234,6 +272,7 @@ def bootstrap(
     *,
     emitter: Emitter | None = None,
     sms: SmsGateway | None = None,
+    vonage_sms: SmsGateway | None = None,
     email: EmailGateway | None = None,
     direct_debit: DirectDebit | None = None,
     sms_gateways: dict[str, SmsGateway] | None = None,
@@ -253,6 +292,7 @@ def bootstrap(
         settings=settings,
         engine=engine,
         _sms=sms,
+        _vonage_sms=vonage_sms,
         _sms_gateways=dict(sms_gateways or {}),
         _email=email,
         _direct_debit=direct_debit,

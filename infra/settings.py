@@ -19,6 +19,9 @@ from schemas.messages import MAX_BATCH_ITEMS
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 TWILIO_API_URL = "https://api.twilio.com"
+#: Vonage's hosts, as the ``vonage`` SDK takes them: a bare host (it always prepends ``https://``).
+VONAGE_REST_HOST = "rest.nexmo.com"
+VONAGE_API_HOST = "api.nexmo.com"
 GOCARDLESS_API_URL = "https://api.gocardless.com"
 
 
@@ -110,6 +113,33 @@ class Settings(BaseSettings):
     sms_breaker_cool_down_seconds: float = Field(30.0, ge=0)
     #: Trial sends a half-open breaker admits before one of them answers.
     sms_breaker_trials: int = Field(3, ge=1)
+
+    # Vonage (the second SMS provider), through the official ``vonage`` SDK.
+    #: Vonage's API key; required to send through Vonage and to check its signed receipts.
+    vonage_api_key: str | None = None
+    #: Vonage's API secret: sends are authenticated with key + secret only (never signed: the SDK
+    #: signs over empty optional fields it does not send, and Vonage refuses with status 14).
+    vonage_api_secret: SecretStr | None = None
+    #: The signature secret Vonage signs delivery receipts with (``POST /callbacks/vonage``).
+    vonage_signature_secret: SecretStr | None = None
+    #: How Vonage signs receipts (the account's setting): md5 (HMAC-MD5, the SDK's default), sha1,
+    #: sha256 or sha512.
+    vonage_signature_method: Literal["md5", "sha1", "sha256", "sha512"] = "md5"
+    #: The sender of organisations without one of their own, on Vonage.
+    vonage_from: str | None = None
+    #: The SMS API's host (``host[:port]``, no scheme: the SDK always speaks https to it); the
+    #: sandbox's address for demos and tests (``herald sandbox vonage``, which speaks TLS).
+    vonage_rest_url: str = Field(VONAGE_REST_HOST, pattern=r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+    #: The API host (Reports API: reconciliation and statuses; the account's balance), as above.
+    vonage_api_url: str = Field(VONAGE_API_HOST, pattern=r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+    #: A CA bundle (PEM file) to trust for Vonage's hosts instead of the system's: the sandbox's CA
+    #: (proxy and CA variables of the environment are then not read for Vonage).
+    vonage_ca_bundle: str | None = None
+    #: Each Vonage request, in whole seconds (the SDK takes an integer).
+    vonage_timeout_seconds: int = Field(10, ge=1, le=120)
+    #: How long after a send Vonage's Reports API may still not list it: before then, "no such
+    #: message" is not an answer, and reconciliation waits rather than resend.
+    vonage_reports_lag_seconds: float = Field(300.0, ge=0)
 
     # Sending retries (every channel). In-call: tenacity, for transient answers, a few quick tries
     # within one message; then message-level: dramatiq redelivers with exponential backoff and

@@ -82,13 +82,12 @@ logger = logging.getLogger("herald.sms")
 SOURCE = "sms"
 
 
-def _callback_url(svc: Services, nid: str, provider: str = "twilio") -> str | None:
-    """Where the provider reports the message's status: Twilio per notification, another provider
-    at its own receiver (``/callbacks/<provider>``, which finds the notification by message id)."""
+def _callback_url(svc: Services, nid: str) -> str | None:
+    # Every provider's adapter is given the same URL, ending with the notification id: Twilio
+    # calls it back; Vonage's adapter takes the id from it as the message's client-ref and asks
+    # for receipts at its own receiver.
     base = svc.settings.public_url
-    if not base:
-        return None
-    return f"{base}/callbacks/twilio/{nid}" if provider == "twilio" else f"{base}/callbacks/{provider}"
+    return f"{base}/callbacks/twilio/{nid}" if base else None
 
 
 def _in_flight(svc: Services) -> timedelta:
@@ -391,7 +390,7 @@ def _call_twilio(svc: Services, items: list[_Item], start_by: float, outcome: Ba
             to=i.row.recipient,
             sender=i.sender,
             body=str(i.row.body),
-            status_callback=_callback_url(svc, i.row.id, i.provider),
+            status_callback=_callback_url(svc, i.row.id),
         )
         for i in items
     ]

@@ -46,3 +46,30 @@ def check_twilio(settings: Settings) -> str:
     if not owned and not settings.twilio_from.isalnum():
         raise CheckFailed(f"the Twilio account does not own HERALD_TWILIO_FROM {settings.twilio_from}")
     return str(account.sid)
+
+
+def check_vonage(settings: Settings) -> str:
+    """The API key, once Vonage has accepted key + secret (the account's balance, read through the
+    official SDK at ``HERALD_VONAGE_REST_URL``)."""
+    from requests.exceptions import RequestException
+    from vonage_http_client.errors import AuthenticationError, HttpRequestError
+    from vonage_utils.errors import VonageError
+
+    from infra.bootstrap import build_vonage
+
+    if not (settings.vonage_api_key and settings.vonage_api_secret and settings.vonage_from):
+        raise ConfigurationError(
+            "missing setting(s): HERALD_VONAGE_API_KEY, HERALD_VONAGE_API_SECRET and HERALD_VONAGE_FROM"
+        )
+    adapter = build_vonage(settings)
+    try:
+        balance = adapter.client().account.get_balance()
+    except AuthenticationError as exc:
+        raise CheckFailed("Vonage refused the API key and secret (HTTP 401)") from exc
+    except HttpRequestError as exc:
+        raise CheckFailed(f"Vonage refused: HTTP {exc.response.status_code}") from exc
+    except (RequestException, VonageError, ValueError) as exc:
+        raise CheckFailed(f"Vonage did not answer: {type(exc).__name__}") from exc
+    finally:
+        adapter.close()
+    return f"{settings.vonage_api_key}, balance {balance.value:.2f}"

@@ -1,6 +1,7 @@
-"""Sending SMS: the port and the Twilio adapter (its in-memory fake is ``tests.fakes.FakeSms``).
+"""Sending SMS: the port and the Twilio adapter (its in-memory fake is ``tests.fakes.FakeSms``);
+the Vonage adapter is ``infra.adapters.vonage_sms``.
 
-Twilio's answers are sorted here, and only here, into permanent refusals
+Twilio's and Vonage's answers are sorted here, and only here, into permanent refusals
 and transient failures (see ``infra.errors``); a failure to reach Twilio at all is sorted by the
 transport, which knows how far the request got (``infra.adapters.twilio_http``).
 
@@ -46,12 +47,16 @@ class SentSms:
 
 @dataclass(frozen=True)
 class OutgoingSms:
-    """One SMS of a batch (``SmsGateway.send_many``): what ``send`` takes."""
+    """One SMS of a batch (``SmsGateway.send_many``): what ``send`` takes.
+
+    ``reference`` is the notification's id, for providers that match receipts by a reference the
+    message carries (Vonage's ``client-ref``) rather than by the callback URL (Twilio's)."""
 
     to: str
     sender: str
     body: str
     status_callback: str | None = None
+    reference: str | None = None
 
 
 class SmsGateway(Protocol):
@@ -121,6 +126,42 @@ def classify_twilio_error(
     if status == 429 or (status is not None and status >= 500) or code in TRANSIENT_CODES:
         return TransientProviderError(text, code=code, status=status, retry_after=retry_after)
     return PermanentProviderError(text, code=code, status=status)
+
+
+#: Vonage SMS API message statuses (``messages[0].status``, a string of digits; 0 is accepted)
+#: worth retrying: throttled, internal error, partner quota (out of credit: topped up, it goes
+#: through), too many binds. Each is an answer: the message was not sent.
+VONAGE_TRANSIENT_STATUSES: frozenset[int] = frozenset({1, 5, 9, 10})
+#: The ones retrying cannot fix, for the record (any status not transient is permanent): missing or
+#: invalid parameters (an invalid number), invalid credentials, invalid message, number barred,
+#: account barred, account not enabled for HTTP, message too long, invalid signature, invalid
+#: sender, invalid network code, invalid callback URL, non-whitelisted destination, signature and
+#: secret disallowed, number de-activated.
+VONAGE_PERMANENT_STATUSES: frozenset[int] = frozenset({2, 3, 4, 6, 7, 8, 11, 12, 14, 15, 22, 23, 29, 32, 33})
+
+
+def classify_vonage_error(
+    *,
+    status: int | None,
+    http_status: int | None,
+    message: str,
+    retry_after: float | None = None,
+) -> PermanentProviderError | TransientProviderError:
+    """Map a Vonage SMS API refusal to herald's permanent / transient split.
+
+    ``status`` is the message status Vonage answered in a 200 (``None`` when the HTTP answer was
+    itself an error); ``http_status`` the HTTP status. Transient: HTTP 429 and 5xx, and the
+    statuses in ``VONAGE_TRANSIENT_STATUSES``. Every other refusal is permanent. Never ambiguous:
+    an answer came, so Vonage did not take the message (a request with no answer is sorted by the
+    adapter, which knows how far it got).
+    """
+    code = f", status {status}" if status is not None else ""
+    text = f"vonage refused the message: HTTP {http_status}{code}: {message}"
+    if http_status is not None and (http_status == 429 or http_status >= 500):
+        return TransientProviderError(text, code=status, status=http_status, retry_after=retry_after)
+    if status is not None and status in VONAGE_TRANSIENT_STATUSES:
+        return TransientProviderError(text, code=status, status=http_status, retry_after=retry_after)
+    return PermanentProviderError(text, code=status, status=http_status)
 
 
 class TwilioSms:

@@ -72,6 +72,9 @@ class Attempt:
     provider: str | None = None  # the provider called (None: the channel's only one)
 
 
+_INSERT = insert(delivery_attempts)
+
+
 def log_attempts(conn: Connection, attempts: Sequence[Attempt]) -> None:
     """``log_attempt`` for each, in order: one ``SELECT`` of the notifications' counts, one
     ``INSERT`` (executemany). Two attempts of one notification are numbered one after the other."""
@@ -95,7 +98,7 @@ def log_attempts(conn: Connection, attempts: Sequence[Attempt]) -> None:
                 "provider": a.provider,
             }
         )
-    conn.execute(insert(delivery_attempts), rows)
+    conn.execute(_INSERT, rows)
 
 
 def count_attempts(conn: Connection, notification_id: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
 from pathlib import Path
@@ -92,11 +93,16 @@ def begin_immediate(dbapi_connection: Any) -> None:
 
 
 def insert_ignore(conn: Connection, table: Table) -> Insert:
-    """``INSERT … ON CONFLICT DO NOTHING`` for the connection's dialect.
+    """``INSERT … ON CONFLICT DO NOTHING`` for the connection's dialect (built once per table).
 
     Its ``rowcount`` says whether the row was new (1) or already there (0) on every dialect.
     """
-    name = conn.dialect.name
+    return insert_ignore_for(conn.dialect.name, table)
+
+
+@functools.cache
+def insert_ignore_for(name: str, table: Table) -> Insert:
+    """``insert_ignore`` for the dialect called ``name``, built once and shared."""
     # Without preserve_rowcount, SQLAlchemy's psycopg dialect reports -1 for an INSERT's rowcount,
     # which would read as "inserted" even when the conflict skipped it.
     if name == "sqlite":

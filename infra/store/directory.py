@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -9,9 +10,9 @@ from typing import Any, Literal
 from sqlalchemy import and_, delete, select, update
 from sqlalchemy.engine import Connection
 
-from infra.store.batches import in_chunks, unique
+from infra.store.batches import unique
 from infra.store.db import insert_ignore
-from infra.store.keys import pairs_in
+from infra.store.keys import pair_params, pairs_where
 from infra.store.tables import contact_emails, contacts, customer_contacts, customers
 from schemas.directory import Contact, ContactView, CustomerRecord, CustomerView, EmailView
 from schemas.phones import to_e164
@@ -168,57 +169,67 @@ def load_customer(conn: Connection, org_id: str, customer_id: str) -> CustomerVi
     return load_customers(conn, [(org_id, customer_id)]).get((org_id, customer_id))
 
 
+@functools.lru_cache(maxsize=64)
+def _customers_of(terms: int) -> Any:
+    return select(
+        customers.c.org_id, customers.c.customer_id, customers.c.name, customers.c.sms_enabled
+    ).where(pairs_where(customers.c.org_id, customers.c.customer_id, terms))
+
+
+@functools.lru_cache(maxsize=64)
+def _contacts_of(terms: int) -> Any:
+    return (
+        select(
+            contacts.c.org_id,
+            contacts.c.contact_id,
+            contacts.c.name,
+            contacts.c.mobile_raw,
+            contacts.c.mobile_e164,
+            contacts.c.sms_enabled,
+            contacts.c.locale,
+            contacts.c.status,
+            contacts.c.sms_opted_out,
+            customer_contacts.c.customer_id,
+            customer_contacts.c.is_primary,
+            customer_contacts.c.sms_enabled.label("account_sms"),
+        )
+        .join(
+            customer_contacts,
+            and_(
+                customer_contacts.c.org_id == contacts.c.org_id,
+                customer_contacts.c.contact_id == contacts.c.contact_id,
+            ),
+        )
+        .where(pairs_where(customer_contacts.c.org_id, customer_contacts.c.customer_id, terms))
+        .order_by(customer_contacts.c.is_primary.desc(), contacts.c.contact_id)
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _emails_of(terms: int) -> Any:
+    return (
+        select(contact_emails)
+        .where(pairs_where(contact_emails.c.org_id, contact_emails.c.contact_id, terms))
+        .order_by(contact_emails.c.address)
+    )
+
+
 def load_customers(conn: Connection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], CustomerView]:
     """``load_customer`` for each ``(org_id, customer_id)``, by key; one never imported is left
     out. Three ``SELECT``s (per 500 customers): the customers, their contacts, the contacts' emails;
     of the columns the views hold only (a timestamp costs a parse per row on SQLite).
     """
     found: dict[tuple[str, str], Any] = {}
-    for chunk in in_chunks(unique(keys)):
-        rows = conn.execute(
-            select(
-                customers.c.org_id, customers.c.customer_id, customers.c.name, customers.c.sms_enabled
-            ).where(pairs_in(customers.c.org_id, customers.c.customer_id, chunk))
-        )
-        found.update(((r.org_id, r.customer_id), r) for r in rows)
+    for terms, params in pair_params(keys):
+        found.update(((r.org_id, r.customer_id), r) for r in conn.execute(_customers_of(terms), params))
     contact_rows: dict[tuple[str, str], list[Any]] = {}
-    for chunk in in_chunks(list(found)):
-        rows = conn.execute(
-            select(
-                contacts.c.org_id,
-                contacts.c.contact_id,
-                contacts.c.name,
-                contacts.c.mobile_raw,
-                contacts.c.mobile_e164,
-                contacts.c.sms_enabled,
-                contacts.c.locale,
-                contacts.c.status,
-                contacts.c.sms_opted_out,
-                customer_contacts.c.customer_id,
-                customer_contacts.c.is_primary,
-                customer_contacts.c.sms_enabled.label("account_sms"),
-            )
-            .join(
-                customer_contacts,
-                and_(
-                    customer_contacts.c.org_id == contacts.c.org_id,
-                    customer_contacts.c.contact_id == contacts.c.contact_id,
-                ),
-            )
-            .where(pairs_in(customer_contacts.c.org_id, customer_contacts.c.customer_id, chunk))
-            .order_by(customer_contacts.c.is_primary.desc(), contacts.c.contact_id)
-        )
-        for r in rows:
+    for terms, params in pair_params(found):
+        for r in conn.execute(_contacts_of(terms), params):
             contact_rows.setdefault((r.org_id, r.customer_id), []).append(r)
     contact_keys = unique((r.org_id, r.contact_id) for rows in contact_rows.values() for r in rows)
     emails: dict[tuple[str, str], list[EmailView]] = {}
-    for chunk in in_chunks(contact_keys):
-        rows = conn.execute(
-            select(contact_emails)
-            .where(pairs_in(contact_emails.c.org_id, contact_emails.c.contact_id, chunk))
-            .order_by(contact_emails.c.address)
-        )
-        for e in rows:
+    for terms, params in pair_params(contact_keys):
+        for e in conn.execute(_emails_of(terms), params):
             categories = tuple(sorted((str(k), bool(v)) for k, v in (e.categories or {}).items()))
             emails.setdefault((e.org_id, e.contact_id), []).append(
                 EmailView(e.address, e.notify, categories, suppressed=e.suppressed_reason is not None)

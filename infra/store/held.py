@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 from infra.store import status_outbox
 from infra.store.batches import in_chunks, unique
 from infra.store.db import insert_ignore
+from infra.store.keys import IDS, ids_where
 from infra.store.tables import contacts, held_notifications, notifications, organisations, status_changes
 from schemas.notifications import Status
 
@@ -36,36 +37,39 @@ class HoldCandidate:
     held: bool  # it has a hold already (released or not)
 
 
+_CANDIDATES = (
+    select(
+        notifications.c.id,
+        notifications.c.org_id,
+        notifications.c.kind,
+        notifications.c.channel,
+        contacts.c.timezone.label("contact_timezone"),
+        contacts.c.mobile_e164,
+        organisations.c.timezone.label("org_timezone"),
+        organisations.c.send_windows,
+        held_notifications.c.id.label("hold_id"),
+    )
+    .select_from(
+        notifications.outerjoin(
+            contacts,
+            and_(
+                contacts.c.org_id == notifications.c.org_id,
+                contacts.c.contact_id == notifications.c.contact_id,
+            ),
+        )
+        .outerjoin(organisations, organisations.c.org_id == notifications.c.org_id)
+        .outerjoin(held_notifications, held_notifications.c.notification_id == notifications.c.id)
+    )
+    .where(ids_where(notifications.c.id))
+)
+
+
 def hold_candidates(conn: Connection, ids: Sequence[str]) -> dict[str, HoldCandidate]:
     """For each of ``ids``, its kind and channel, its contact's zone and number, its organisation's
     zone and send windows, and whether it was held before: one ``SELECT`` per 500."""
     found: dict[str, HoldCandidate] = {}
     for chunk in in_chunks(unique(ids)):
-        rows = conn.execute(
-            select(
-                notifications.c.id,
-                notifications.c.org_id,
-                notifications.c.kind,
-                notifications.c.channel,
-                contacts.c.timezone.label("contact_timezone"),
-                contacts.c.mobile_e164,
-                organisations.c.timezone.label("org_timezone"),
-                organisations.c.send_windows,
-                held_notifications.c.id.label("hold_id"),
-            )
-            .select_from(
-                notifications.outerjoin(
-                    contacts,
-                    and_(
-                        contacts.c.org_id == notifications.c.org_id,
-                        contacts.c.contact_id == notifications.c.contact_id,
-                    ),
-                )
-                .outerjoin(organisations, organisations.c.org_id == notifications.c.org_id)
-                .outerjoin(held_notifications, held_notifications.c.notification_id == notifications.c.id)
-            )
-            .where(notifications.c.id.in_(chunk))
-        )
+        rows = conn.execute(_CANDIDATES, {IDS: chunk})
         for r in rows:
             found[r.id] = HoldCandidate(
                 notification_id=r.id,

@@ -9,14 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.engine import Connection
 
 from infra.settings import Settings
 from infra.store.db import insert_ignore
 from infra.store.tables import integrations
 
-PROVIDERS = ("gocardless", "twilio")
+PROVIDERS = ("gocardless", "twilio", "vonage")
 
 
 def configured(settings: Settings, provider: str) -> bool:
@@ -25,7 +25,12 @@ def configured(settings: Settings, provider: str) -> bool:
         return settings.gocardless_access_token is not None
     if provider == "twilio":
         return bool(settings.twilio_account_sid and settings.twilio_auth_token)
+    if provider == "vonage":
+        return bool(settings.vonage_api_key and settings.vonage_api_secret)
     raise ValueError(f"unknown provider {provider!r}")
+
+
+_STATUS = select(integrations.c.status).where(integrations.c.provider == bindparam("b_provider"))
 
 
 def integration_active(conn: Connection, provider: str, settings: Settings) -> bool:
@@ -36,7 +41,7 @@ def integration_active(conn: Connection, provider: str, settings: Settings) -> b
     are present (``settings``, the process's), so deployments from before
     ``herald integrations connect`` existed keep working.
     """
-    status = conn.execute(select(integrations.c.status).where(integrations.c.provider == provider)).scalar()
+    status = conn.execute(_STATUS, {"b_provider": provider}).scalar()
     if status is not None:
         return bool(status == "connected")
     return configured(settings, provider)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
@@ -15,8 +16,8 @@ from sqlalchemy.engine import Connection
 from infra.errors import MalformedMessage, TransientError
 from infra.store import status_outbox
 from infra.store.batches import in_chunks, rounds, unique
-from infra.store.db import insert_ignore
-from infra.store.keys import among, pairs_in
+from infra.store.db import insert_ignore, insert_ignore_for
+from infra.store.keys import IDS, ids_where, pair_params, pairs_in, pairs_where
 from infra.store.reminders import track_invoices
 from infra.store.tables import events, notifications, status_changes
 from schemas.events import Event
@@ -48,6 +49,23 @@ def record_event(conn: Connection, event: Event, payload: dict[str, Any], outcom
     return _store_events(conn, [(event, payload, outcome)])[0]
 
 
+@functools.cache
+def _events_returning(dialect: str) -> Any:
+    return insert_ignore_for(dialect, events).returning(events.c.org_id, events.c.event_id)
+
+
+@functools.lru_cache(maxsize=64)
+def _pending_of(terms: int) -> Any:
+    return (
+        select(notifications.c.id, notifications.c.org_id, notifications.c.event_id)
+        .where(
+            pairs_where(notifications.c.org_id, notifications.c.event_id, terms),
+            notifications.c.status == Status.PENDING,
+        )
+        .order_by(notifications.c.id)
+    )
+
+
 def _store_events(conn: Connection, items: Sequence[tuple[Event, dict[str, Any], str]]) -> list[bool]:
     """``record_event`` for each ``(event, payload, outcome)`` in turn, in one ``INSERT``: whether
     each was new. An event twice in ``items`` is new (at most) the first time."""
@@ -75,9 +93,7 @@ def _store_events(conn: Connection, items: Sequence[tuple[Event, dict[str, Any],
     new: set[tuple[str, str]] = set()
     for chunk in in_chunks(rows):
         # ON CONFLICT DO NOTHING … RETURNING: the keys of the rows that were inserted, so new.
-        inserted = conn.execute(
-            insert_ignore(conn, events).returning(events.c.org_id, events.c.event_id), list(chunk)
-        )
+        inserted = conn.execute(_events_returning(conn.dialect.name), list(chunk))
         new.update((r.org_id, r.event_id) for r in inserted)
     return [key in new and first[key] == index for index, key in enumerate(keys)]
 
@@ -170,16 +186,8 @@ def record_notifications_many(
     new = fresh or [False] * len(batch)
     keys = [(event.org_id, event.event_id) for event, _ in batch]
     pending: dict[tuple[str, str], list[str]] = {}
-    for chunk in in_chunks(unique(key for key, n in zip(keys, new, strict=True) if not n)):
-        found = conn.execute(
-            select(notifications.c.id, notifications.c.org_id, notifications.c.event_id)
-            .where(
-                pairs_in(notifications.c.org_id, notifications.c.event_id, chunk),
-                notifications.c.status == Status.PENDING,
-            )
-            .order_by(notifications.c.id)
-        )
-        for r in found:
+    for terms, params in pair_params(key for key, n in zip(keys, new, strict=True) if not n):
+        for r in conn.execute(_pending_of(terms), params):
             pending.setdefault((r.org_id, r.event_id), []).append(r.id)
     for key, n, mine in zip(keys, new, inserted, strict=True):
         if n and key not in pending:
@@ -237,6 +245,9 @@ def record_events(conn: Connection, records: Sequence[EventRecord]) -> list[Reco
     return [r for r in out if r is not None]
 
 
+_ROWS = select(notifications).where(ids_where(notifications.c.id))
+
+
 def load_notification(conn: Connection, nid: str) -> NotificationRow | None:
     """One notification row, or ``None``."""
     return load_notifications(conn, [nid]).get(nid)
@@ -246,7 +257,7 @@ def load_notifications(conn: Connection, ids: Iterable[str]) -> dict[str, Notifi
     """The rows of these notifications, by id; an unknown id is left out. One ``SELECT`` per 500."""
     found: dict[str, NotificationRow] = {}
     for chunk in in_chunks(unique(ids)):
-        for row in conn.execute(select(notifications).where(among(notifications.c.id, chunk))).mappings():
+        for row in conn.execute(_ROWS, {IDS: chunk}).mappings():
             found[row["id"]] = NotificationRow(**row)
     return found
 
@@ -271,6 +282,13 @@ def load_event_payloads(
     return found
 
 
+#: The first rendering is kept: the SET columns are the parameters' (``body``, ``updated_at``, and
+#: ``subject`` and ``html`` for an email).
+_STORE_TEXT = update(notifications).where(
+    notifications.c.id == bindparam("b_id"), notifications.c.body.is_(None)
+)
+
+
 def store_rendered(conn: Connection, nid: str, body: str) -> None:
     """Keep the rendered message so every retry sends the same text (the sender stays as routed)."""
     store_rendered_many(conn, [(nid, body)])
@@ -281,12 +299,8 @@ def store_rendered_many(conn: Connection, items: Sequence[tuple[str, str]]) -> N
     that has a text keeps it (so does one named twice: the first text is kept)."""
     if not items:
         return
-    conn.execute(
-        update(notifications)
-        .where(notifications.c.id == bindparam("b_id"), notifications.c.body.is_(None))
-        .values(body=bindparam("b_body"), updated_at=datetime.now(UTC)),
-        [{"b_id": nid, "b_body": body} for nid, body in items],
-    )
+    now = datetime.now(UTC)
+    conn.execute(_STORE_TEXT, [{"b_id": nid, "body": body, "updated_at": now} for nid, body in items])
 
 
 def store_rendered_email(conn: Connection, nid: str, subject: str, text: str, html: str) -> None:
@@ -299,20 +313,26 @@ def store_rendered_emails_many(conn: Connection, items: Sequence[tuple[str, str,
     executemany; the first rendering of each is kept."""
     if not items:
         return
+    now = datetime.now(UTC)
     conn.execute(
-        update(notifications)
-        .where(notifications.c.id == bindparam("b_id"), notifications.c.body.is_(None))
-        .values(
-            body=bindparam("b_text"),
-            subject=bindparam("b_subject"),
-            html=bindparam("b_html"),
-            updated_at=datetime.now(UTC),
-        ),
+        _STORE_TEXT,
         [
-            {"b_id": nid, "b_subject": subject, "b_text": text, "b_html": html}
+            {"b_id": nid, "subject": subject, "body": text, "html": html, "updated_at": now}
             for nid, subject, text, html in items
         ],
     )
+
+
+#: A notification without a provider's answer yet (its SET columns are the parameters').
+_UNANSWERED = update(notifications).where(
+    notifications.c.id == bindparam("b_id"), notifications.c.provider_id.is_(None)
+)
+_STAMP = _UNANSWERED.where(notifications.c.status == Status.SENDING)
+_RELEASE = update(notifications).where(
+    ids_where(notifications.c.id),
+    notifications.c.status == Status.SENDING,
+    notifications.c.provider_id.is_(None),
+)
 
 
 def claim_for_sending(conn: Connection, nid: str) -> bool:
@@ -337,16 +357,7 @@ def stamp_attempts(conn: Connection, items: Sequence[tuple[str, datetime]]) -> N
     notification still ``sending`` without an answer is stamped."""
     if not items:
         return
-    conn.execute(
-        update(notifications)
-        .where(
-            notifications.c.id == bindparam("b_id"),
-            notifications.c.status == Status.SENDING,
-            notifications.c.provider_id.is_(None),
-        )
-        .values(attempted_at=bindparam("b_at")),
-        [{"b_id": nid, "b_at": at} for nid, at in items],
-    )
+    conn.execute(_STAMP, [{"b_id": nid, "attempted_at": at} for nid, at in items])
 
 
 def skip_pending(conn: Connection, nid: str) -> bool:
@@ -360,19 +371,21 @@ def skip_pending_many(conn: Connection, ids: Iterable[str]) -> set[str]:
     return _move_pending(conn, ids, Status.SKIPPED, claim=False)
 
 
+_FROM_PENDING = update(notifications).where(
+    ids_where(notifications.c.id), notifications.c.status == Status.PENDING
+)
+_CLAIM = _FROM_PENDING.values(attempts=notifications.c.attempts + 1).returning(notifications.c.id)
+_SKIP = _FROM_PENDING.returning(notifications.c.id)
+
+
 def _move_pending(conn: Connection, ids: Iterable[str], status: Status, *, claim: bool) -> set[str]:
     now = datetime.now(UTC)
     values: dict[str, Any] = {"status": status, "updated_at": now}
     if claim:
-        values |= {"attempts": notifications.c.attempts + 1, "attempted_at": now}
+        values["attempted_at"] = now
     won: set[str] = set()
     for chunk in in_chunks(unique(ids)):
-        moved = conn.execute(
-            update(notifications)
-            .where(notifications.c.id.in_(chunk), notifications.c.status == Status.PENDING)
-            .values(**values)
-            .returning(notifications.c.id)
-        )
+        moved = conn.execute(_CLAIM if claim else _SKIP, {IDS: chunk, **values})
         won.update(moved.scalars())
     return won
 
@@ -385,15 +398,7 @@ def release_claim(conn: Connection, nid: str) -> None:
 def release_claims(conn: Connection, ids: Iterable[str]) -> None:
     """``release_claim`` for each of ``ids``, in one ``UPDATE`` (per 500)."""
     for chunk in in_chunks(unique(ids)):
-        conn.execute(
-            update(notifications)
-            .where(
-                notifications.c.id.in_(chunk),
-                notifications.c.status == Status.SENDING,
-                notifications.c.provider_id.is_(None),
-            )
-            .values(status=Status.PENDING, updated_at=datetime.now(UTC))
-        )
+        conn.execute(_RELEASE, {IDS: chunk, "status": Status.PENDING, "updated_at": datetime.now(UTC)})
 
 
 def record_provider_id(conn: Connection, nid: str, provider_id: str) -> None:
@@ -406,12 +411,8 @@ def record_provider_ids(conn: Connection, items: Sequence[tuple[str, str]]) -> N
     notification that has a provider id keeps it."""
     if not items:
         return
-    conn.execute(
-        update(notifications)
-        .where(notifications.c.id == bindparam("b_id"), notifications.c.provider_id.is_(None))
-        .values(provider_id=bindparam("b_provider_id"), updated_at=datetime.now(UTC)),
-        [{"b_id": nid, "b_provider_id": provider_id} for nid, provider_id in items],
-    )
+    now = datetime.now(UTC)
+    conn.execute(_UNANSWERED, [{"b_id": nid, "provider_id": pid, "updated_at": now} for nid, pid in items])
 
 
 def record_refusal(conn: Connection, nid: str, error_code: int | None) -> None:
@@ -423,11 +424,13 @@ def record_refusals(conn: Connection, items: Sequence[tuple[str, int | None]]) -
     """``record_refusal`` for each ``(notification id, error code)``, in one executemany."""
     if not items:
         return
+    now = datetime.now(UTC)
     conn.execute(
-        update(notifications)
-        .where(notifications.c.id == bindparam("b_id"), notifications.c.provider_id.is_(None))
-        .values(error_code=bindparam("b_error_code"), updated_at=datetime.now(UTC)),
-        [{"b_id": nid, "b_error_code": code if code is not None else 0} for nid, code in items],
+        _UNANSWERED,
+        [
+            {"b_id": nid, "error_code": code if code is not None else 0, "updated_at": now}
+            for nid, code in items
+        ],
     )
 
 
@@ -536,14 +539,19 @@ def _standing(
     ]
 
 
+_CURRENT = (
+    select(notifications.c.id, notifications.c.status, notifications.c.channel)
+    .where(ids_where(notifications.c.id))
+    .order_by(notifications.c.id)
+    .with_for_update()
+)
+
+
 def _current_statuses(conn: Connection, ids: Sequence[str]) -> dict[str, tuple[Status, str]]:
     """The status and channel of each notification found, its row locked until the commit."""
-    c = notifications.c
     found: dict[str, tuple[Status, str]] = {}
     for chunk in in_chunks(sorted(ids)):
-        rows = conn.execute(
-            select(c.id, c.status, c.channel).where(among(c.id, chunk)).order_by(c.id).with_for_update()
-        )
+        rows = conn.execute(_CURRENT, {IDS: chunk})
         found.update((r.id, (Status(r.status), r.channel)) for r in rows)
     return found
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -13,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from infra.store.batches import in_chunks, unique
 from infra.store.consent import apply_consent
-from infra.store.keys import pairs_in
+from infra.store.keys import IDS, ids_where, pair_params, pairs_where
 from infra.store.tables import contacts, events, notifications, org_warnings, organisations
 from schemas.directory import OrgView
 from schemas.providers import parse_stored
@@ -44,6 +45,16 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+_ORGS = select(organisations).where(ids_where(organisations.c.org_id))
+
+
+@functools.lru_cache(maxsize=64)
+def _payments_of(terms: int) -> Any:
+    return select(events.c.org_id, events.c.invoice_id, events.c.payload).where(
+        pairs_where(events.c.org_id, events.c.invoice_id, terms), events.c.type == "payment.received"
+    )
+
+
 def load_org(conn: Connection, org_id: str, default_region: str) -> OrgView:
     """The organisation's settings, or the defaults when it was never configured."""
     return load_orgs(conn, [org_id], default_region)[org_id]
@@ -55,7 +66,7 @@ def load_orgs(conn: Connection, org_ids: Iterable[str], default_region: str) -> 
     wanted = unique(org_ids)
     stored: dict[str, Any] = {}
     for chunk in in_chunks(wanted):
-        for found in conn.execute(select(organisations).where(organisations.c.org_id.in_(chunk))).mappings():
+        for found in conn.execute(_ORGS, {IDS: chunk}).mappings():
             stored[found["org_id"]] = found
     views: dict[str, OrgView] = {}
     for org_id in wanted:
@@ -120,13 +131,8 @@ def paid_so_far(conn: Connection, keys: Sequence[tuple[str, str]]) -> dict[tuple
     """Per ``(org_id, invoice_id)``, the sum of its recorded ``payment.received`` amounts (only the
     invoices with a payment are keys)."""
     paid: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    for chunk in in_chunks(unique(keys)):
-        rows = conn.execute(
-            select(events.c.org_id, events.c.invoice_id, events.c.payload).where(
-                pairs_in(events.c.org_id, events.c.invoice_id, chunk), events.c.type == "payment.received"
-            )
-        )
-        for row in rows:
+    for terms, params in pair_params(unique(keys)):
+        for row in conn.execute(_payments_of(terms), params):
             try:
                 paid[row.org_id, row.invoice_id] += Decimal(row.payload["data"]["payment"]["amount"])
             except (KeyError, TypeError, InvalidOperation):

@@ -3,6 +3,7 @@ and the (invoice, offset) decisions that make every reminder go out at most once
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -13,9 +14,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from infra.store import status_outbox
-from infra.store.batches import in_chunks, rounds, unique
+from infra.store.batches import rounds
 from infra.store.db import insert_ignore
-from infra.store.keys import pairs_in
+from infra.store.keys import pair_params, pairs_where
 from infra.store.organisations import invoices_paid
 from infra.store.tables import invoices, reminder_offsets, reminders_sent
 from schemas.events import Event, InvoiceCreated, PaymentReceived
@@ -48,13 +49,8 @@ def track_invoices(conn: Connection, events: Sequence[Event]) -> None:
         created = [e for e in batch if isinstance(e, InvoiceCreated)]
         stored: dict[tuple[str, str], Any] = {}
         if created:
-            insert = (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(invoices)
-            columns = ("customer_id", "currency", "total", "balance", "due_date", "invoice", "updated_at")
             upserted = conn.execute(
-                insert.on_conflict_do_update(
-                    index_elements=["org_id", "invoice_id"],
-                    set_={name: insert.excluded[name] for name in columns},
-                ).returning(invoices.c.org_id, invoices.c.invoice_id, invoices.c.balance, invoices.c.paid_at),
+                _invoice_upsert(conn.dialect.name),
                 [
                     {
                         "org_id": e.org_id,
@@ -72,6 +68,31 @@ def track_invoices(conn: Connection, events: Sequence[Event]) -> None:
             )
             stored = {(r.org_id, r.invoice_id): r for r in upserted}
         _refresh_paid(conn, [(e.org_id, e.invoice_id) for e in batch], now, stored)
+
+
+@functools.cache
+def _invoice_upsert(dialect: str) -> Any:
+    """Store or refresh invoices, handing back each as it now stands (built once per dialect)."""
+    insert = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(invoices)
+    columns = ("customer_id", "currency", "total", "balance", "due_date", "invoice", "updated_at")
+    return insert.on_conflict_do_update(
+        index_elements=["org_id", "invoice_id"],
+        set_={name: insert.excluded[name] for name in columns},
+    ).returning(invoices.c.org_id, invoices.c.invoice_id, invoices.c.balance, invoices.c.paid_at)
+
+
+@functools.lru_cache(maxsize=64)
+def _invoices_of(terms: int) -> Any:
+    return select(invoices.c.org_id, invoices.c.invoice_id, invoices.c.balance, invoices.c.paid_at).where(
+        pairs_where(invoices.c.org_id, invoices.c.invoice_id, terms)
+    )
+
+
+_MARK_PAID = update(invoices).where(
+    invoices.c.org_id == bindparam("b_org_id"),
+    invoices.c.invoice_id == bindparam("b_invoice_id"),
+    invoices.c.paid_at.is_(None),
+)
 
 
 def refresh_paid(conn: Connection, org_id: str, invoice_id: str, now: datetime) -> bool:
@@ -95,26 +116,18 @@ def _refresh_paid(
     """``refresh_paid_many``, given the invoices already read (``known``: rows with ``balance`` and
     ``paid_at``, by key): only the others are read."""
     stored = dict(known)
-    for chunk in in_chunks(unique(key for key in keys if key not in known)):
-        rows = conn.execute(
-            select(invoices.c.org_id, invoices.c.invoice_id, invoices.c.balance, invoices.c.paid_at).where(
-                pairs_in(invoices.c.org_id, invoices.c.invoice_id, chunk)
-            )
-        )
-        stored.update(((r.org_id, r.invoice_id), r) for r in rows)
+    for terms, params in pair_params(key for key in keys if key not in known):
+        stored.update(((r.org_id, r.invoice_id), r) for r in conn.execute(_invoices_of(terms), params))
     open_ = [key for key, row in stored.items() if row.paid_at is None]
     covered = invoices_paid(conn, [(org, inv, Decimal(stored[org, inv].balance)) for org, inv in open_])
     newly_paid = [key for key, paid in zip(open_, covered, strict=True) if paid]
     if newly_paid:
         conn.execute(
-            update(invoices)
-            .where(
-                invoices.c.org_id == bindparam("b_org_id"),
-                invoices.c.invoice_id == bindparam("b_invoice_id"),
-                invoices.c.paid_at.is_(None),
-            )
-            .values(paid_at=now, updated_at=now),
-            [{"b_org_id": org, "b_invoice_id": inv} for org, inv in newly_paid],
+            _MARK_PAID,
+            [
+                {"b_org_id": org, "b_invoice_id": inv, "paid_at": now, "updated_at": now}
+                for org, inv in newly_paid
+            ],
         )
     paid = {key for key, row in stored.items() if row.paid_at is not None} | set(newly_paid)
     return [key in paid for key in keys]

@@ -12,7 +12,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.engine import Connection
 
 from infra.store.batches import in_chunks, unique
-from infra.store.keys import among
+from infra.store.keys import IDS, ids_where
 from infra.store.tables import contacts, customers, events, notifications, organisations
 from schemas.rows import GreetingNames
 
@@ -36,38 +36,41 @@ class ToRender:
     names: GreetingNames  # as ``infra.store.templates.greeting_names`` gives them
 
 
+n = notifications.c
+org, customer, contact = organisations.c, customers.c, contacts.c
+_TO_RENDER = (
+    select(
+        n.id,
+        n.org_id,
+        n.event_id,
+        n.customer_id,
+        n.contact_id,
+        n.kind,
+        n.channel,
+        n.locale,
+        n.status,
+        n.body.is_not(None).label("rendered"),
+        events.c.payload,
+        org.name.label("org_name"),
+        org.default_locale,
+        customer.name.label("customer_name"),
+        contact.name.label("contact_name"),
+    )
+    .select_from(notifications)
+    .outerjoin(events, and_(events.c.org_id == n.org_id, events.c.event_id == n.event_id))
+    .outerjoin(organisations, org.org_id == n.org_id)
+    .outerjoin(customers, and_(customer.org_id == n.org_id, customer.customer_id == n.customer_id))
+    .outerjoin(contacts, and_(contact.org_id == n.org_id, contact.contact_id == n.contact_id))
+    .where(ids_where(n.id))
+)
+
+
 def load_to_render(conn: Connection, ids: Iterable[str]) -> dict[str, ToRender]:
     """These notifications with their stored events and greeting names, by id; an unknown id is
     left out. One ``SELECT`` per 500."""
-    n = notifications.c
-    org, customer, contact = organisations.c, customers.c, contacts.c
     found: dict[str, ToRender] = {}
     for chunk in in_chunks(unique(ids)):
-        rows = conn.execute(
-            select(
-                n.id,
-                n.org_id,
-                n.event_id,
-                n.customer_id,
-                n.contact_id,
-                n.kind,
-                n.channel,
-                n.locale,
-                n.status,
-                n.body.is_not(None).label("rendered"),
-                events.c.payload,
-                org.name.label("org_name"),
-                org.default_locale,
-                customer.name.label("customer_name"),
-                contact.name.label("contact_name"),
-            )
-            .select_from(notifications)
-            .outerjoin(events, and_(events.c.org_id == n.org_id, events.c.event_id == n.event_id))
-            .outerjoin(organisations, org.org_id == n.org_id)
-            .outerjoin(customers, and_(customer.org_id == n.org_id, customer.customer_id == n.customer_id))
-            .outerjoin(contacts, and_(contact.org_id == n.org_id, contact.contact_id == n.contact_id))
-            .where(among(n.id, chunk))
-        )
+        rows = conn.execute(_TO_RENDER, {IDS: chunk})
         for row in rows:
             # Unpacked, not read by name: a row's attribute look-up costs more than the rest here.
             (nid, org_id, event_id, customer_id, contact_id, kind, channel, locale, status, rendered,

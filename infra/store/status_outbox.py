@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 from infra.masking import mask_recipient
 from infra.store.batches import in_chunks, unique
 from infra.store.db import insert_ignore
-from infra.store.keys import among
+from infra.store.keys import IDS, among, ids_where
 from infra.store.tables import notifications, status_outbox
 from schemas.notifications import Kind, Status
 from schemas.status_events import STATUS_SCHEMA_VERSION, StatusEventType
@@ -180,13 +180,17 @@ def _skip_reason(detail: str | None, routed: str) -> str:
     return head[:40] if head and " " not in head else routed
 
 
+_c = notifications.c
+_LOAD = select(
+    _c.id, _c.org_id, _c.invoice_id, _c.customer_id, _c.contact_id, _c.event_id, _c.kind, _c.channel,
+    _c.recipient, _c.reason, _c.provider_id,
+).where(ids_where(_c.id))  # fmt: skip
+
+
 def _load(conn: Connection, ids: Iterable[str]) -> dict[str, Mapping[str, Any]]:
-    c = notifications.c
-    cols = [c.id, c.org_id, c.invoice_id, c.customer_id, c.contact_id, c.event_id, c.kind, c.channel]
-    cols += [c.recipient, c.reason, c.provider_id]
     found: dict[str, Mapping[str, Any]] = {}
     for chunk in in_chunks(list(ids)):
-        for r in conn.execute(select(*cols).where(among(c.id, chunk))).mappings():
+        for r in conn.execute(_LOAD, {IDS: chunk}).mappings():
             found[r["id"]] = dict(r)
     return found
 

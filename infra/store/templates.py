@@ -10,11 +10,14 @@ from sqlalchemy import Column, delete, select
 from sqlalchemy.engine import Connection
 
 from infra.store.batches import in_chunks, unique
-from infra.store.keys import pairs_in
+from infra.store.keys import IDS, ids_where, pairs_in
 from infra.store.tables import contacts, customers, organisations, templates
 from schemas.rows import GreetingNames
 
 Key = tuple[str, str, str, str]  # kind, channel, locale, part
+
+
+_OVERRIDES = select(templates).where(ids_where(templates.c.org_id))
 
 
 def load_overrides(conn: Connection, org_id: str) -> dict[Key, str]:
@@ -27,7 +30,7 @@ def load_overrides_many(conn: Connection, org_ids: Iterable[str]) -> dict[str, d
     wanted = unique(org_ids)
     found: dict[str, dict[Key, str]] = {org_id: {} for org_id in wanted}
     for chunk in in_chunks(wanted):
-        for r in conn.execute(select(templates).where(templates.c.org_id.in_(chunk))).mappings():
+        for r in conn.execute(_OVERRIDES, {IDS: chunk}).mappings():
             found[r["org_id"]][r["kind"], r["channel"], r["locale"], r["part"]] = r["source"]
     return found
 

@@ -22,6 +22,7 @@ from producers.api.payments import payments_router
 from producers.api.preference_page import preferences_router
 from producers.api.security_headers import SecurityHeaders
 from producers.api.url_check import UrlCheck
+from producers.api.vonage_receipts import vonage_router
 from producers.api.webhooks import gocardless_router
 from producers.gocardless.wiring import GoCardlessWiring
 
@@ -44,6 +45,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     # The docs are served by install_docs, with their exposure and their own policy.
     app = FastAPI(title="herald", version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(twilio_router(settings, booted, emitter))
+    app.include_router(vonage_router(settings, booted, emitter))  # Vonage's delivery receipts
     app.include_router(inbound_router(settings, booted))  # SMS keywords (STOP, START, HELP)
     gocardless = GoCardlessWiring(settings, booted)  # builds nothing until a request needs it
     app.include_router(gocardless_router(settings, gocardless))

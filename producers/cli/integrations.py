@@ -1,4 +1,4 @@
-"""``herald integrations connect|disconnect|delete gocardless|twilio``."""
+"""``herald integrations connect|disconnect|delete gocardless|twilio|vonage``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from enum import StrEnum
 
 import typer
 
-from infra.adapters.account_checks import CheckFailed, check_gocardless, check_twilio
+from infra.adapters.account_checks import CheckFailed, check_gocardless, check_twilio, check_vonage
 from infra.errors import ConfigurationError
 from infra.store.gocardless import unlink_all
 from infra.store.integrations import delete_integration, mark_connected, mark_disconnected
@@ -15,12 +15,13 @@ from producers.cli.console import err, out
 from producers.cli.context import settings as cli_settings
 from producers.cli.store import open_store
 
-app = typer.Typer(help="Connect, disconnect or delete the GoCardless and Twilio integrations.")
+app = typer.Typer(help="Connect, disconnect or delete the GoCardless, Twilio and Vonage integrations.")
 
 
 class Provider(StrEnum):
     gocardless = "gocardless"
     twilio = "twilio"
+    vonage = "vonage"
 
 
 @app.command("connect")
@@ -28,7 +29,12 @@ def connect(provider: Provider) -> None:
     """Check the credentials at the provider, then record the integration connected."""
     settings = cli_settings()
     try:
-        account = check_gocardless(settings) if provider is Provider.gocardless else check_twilio(settings)
+        checks = {
+            Provider.gocardless: check_gocardless,
+            Provider.twilio: check_twilio,
+            Provider.vonage: check_vonage,
+        }
+        account = checks[provider](settings)
     except (CheckFailed, ConfigurationError) as exc:
         err.print(f"not connected: {exc}")
         raise typer.Exit(1) from exc

@@ -66,6 +66,8 @@ ACME, OTHER = "acme", "other"
 TWILIO_SID = "AC" + "0" * 32
 TWILIO_TOKEN = "fuzz-twilio-token"
 GC_TOKEN = "fuzz_gc_token"
+VONAGE_KEY = "fuzzkey1"
+VONAGE_SIGNING = "fuzz-vonage-signature-secret"
 GC_SECRET = "fuzz-gc-webhook-secret"
 LINK_SECRET = "fuzz-link-secret"
 #: Which key a request carries: each level of acme, other's admin, an unknown key, none, junk.
@@ -257,6 +259,8 @@ def world(
             twilio_account_sid=TWILIO_SID,
             twilio_auth_token=TWILIO_TOKEN,
             twilio_from="+15005550006",
+            vonage_api_key=VONAGE_KEY,
+            vonage_signature_secret=VONAGE_SIGNING,
             gocardless_access_token=GC_TOKEN,
             gocardless_base_url=sandbox.url,
             gocardless_webhook_secret=GC_SECRET,

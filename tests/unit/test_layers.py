@@ -4,6 +4,8 @@ imports the tooling, the pure rules import nothing with I/O, and no import cycle
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -116,3 +118,14 @@ def test_there_is_no_import_cycle_among_runtime_modules() -> None:
         if module not in state:
             visit(module, [])
     assert cycles == []
+
+
+def test_a_worker_that_sends_through_twilio_only_never_loads_the_vonage_sdk() -> None:
+    # The SDK's pydantic models add ~20 MB to a process: a worker under 100 MB stays so unless
+    # an organisation sends through Vonage (infra.bootstrap.build_vonage imports it then).
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, workers.start, workers.sms; "
+         "print(sorted(m for m in sys.modules if m.split('.')[0].startswith('vonage')))"],
+        capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    assert loaded.stdout.strip() == "[]"

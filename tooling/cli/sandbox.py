@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from producers.cli.console import err
 from producers.cli.context import settings as cli_settings
 from tooling.sandboxes import gocardless as gocardless_sandbox
 from tooling.sandboxes import smtp as smtp_sandbox
+from tooling.sandboxes import vonage as vonage_sandbox
 from tooling.sandboxes import webhook_receiver as webhook_receiver_sandbox
 from tooling.sandboxes.twilio import SandboxConfig, serve
 
@@ -35,6 +38,47 @@ def twilio(
         ),
         host,
         port,
+    )
+
+
+@app.command("vonage")
+def vonage(
+    port: int = typer.Option(8028, help="Port to listen on (127.0.0.1)."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    ca_file: str = typer.Option(
+        ".herald/vonage-sandbox-ca.pem", help="Where to write the sandbox's CA (HERALD_VONAGE_CA_BUNDLE)."
+    ),
+    receipt_format: str = typer.Option("json", help="Delivery receipts as json or form."),
+) -> None:
+    """A Vonage-compatible SMS API over TLS: captures what is sent, answers magic numbers with
+    Vonage's error statuses, posts signed delivery receipts, fails on request (POST /sandbox/faults).
+
+    Accepts HERALD_VONAGE_API_KEY and HERALD_VONAGE_API_SECRET; signs receipts with
+    HERALD_VONAGE_SIGNATURE_SECRET (and _METHOD); they go to HERALD_PUBLIC_URL + /callbacks/vonage
+    unless a message names its own callback. Point HERALD_VONAGE_REST_URL and HERALD_VONAGE_API_URL
+    at host:port, and HERALD_VONAGE_CA_BUNDLE at the CA file.
+    """
+    settings = cli_settings()
+    if not settings.vonage_api_key or not settings.vonage_api_secret:
+        err.print("error: set HERALD_VONAGE_API_KEY and HERALD_VONAGE_API_SECRET for the sandbox")
+        raise typer.Exit(2)
+    if receipt_format not in ("json", "form"):
+        err.print("error: --receipt-format is json or form")
+        raise typer.Exit(2)
+    signature = settings.vonage_signature_secret
+    Path(ca_file).parent.mkdir(parents=True, exist_ok=True)
+    vonage_sandbox.serve(
+        vonage_sandbox.VonageConfig(
+            api_key=settings.vonage_api_key,
+            api_secret=settings.vonage_api_secret.get_secret_value(),
+            signature_secret=signature.get_secret_value() if signature else None,
+            signature_method=settings.vonage_signature_method,
+            receipts_url=f"{settings.public_url}/callbacks/vonage" if settings.public_url else None,
+            receipt_format=receipt_format,
+        ),
+        host,
+        port,
+        ca_file,
     )
 
 

@@ -76,7 +76,7 @@ from workers.sending import (
     triage,
     warn_given_up,
 )
-from workers.sms_routing import plan, record_answers, send_routed
+from workers.sms_routing import call_timeout, plan, record_answers, send_routed
 
 logger = logging.getLogger("herald.sms")
 SOURCE = "sms"
@@ -94,8 +94,9 @@ def _in_flight(svc: Services) -> timedelta:
     # Longer than a claimed attempt can live: its start window (the batch's turn on the pool and
     # its rate-limit slot), then one call with its in-call retries; so a live attempt is never
     # mistaken for one cut short by a crash.
+    # The slowest provider's timeout: an attempt may have gone to any of them (failover).
     s = svc.settings
-    calls = s.send_call_attempts * (s.twilio_timeout_seconds + s.send_call_max_wait_seconds)
+    calls = s.send_call_attempts * (call_timeout(s) + s.send_call_max_wait_seconds)
     return in_flight(calls, s.sms_rate_max_wait_seconds)
 
 

@@ -18,8 +18,9 @@ from sqlalchemy.engine import Connection
 from infra import metrics
 from infra.adapters.batch import Attempt
 from infra.adapters.sms import OutgoingSms, SentSms
-from infra.bootstrap import Services
+from infra.bootstrap import SMS_PROVIDERS, Services
 from infra.errors import ProviderError, TransientProviderError
+from infra.settings import Settings
 from schemas.breakers import Transition
 from schemas.directory import OrgView
 from schemas.providers import SmsProvider
@@ -59,6 +60,15 @@ def _route_of(svc: Services, row: NotificationRow, provider: SmsProvider) -> Rou
     if rate is None:
         rate = settings.sms_sender_rates.get(sender, settings.sms_segments_per_second)
     return Route(provider.name, sender, rate_key(provider.name, sender), rate)
+
+
+def call_timeout(settings: Settings) -> float:
+    """The longest one call to any SMS provider may take: each provider's ``<name>_timeout_seconds``
+    setting (Twilio's, Vonage's, ...), the longest of them."""
+    timeouts = [getattr(settings, f"{name}_timeout_seconds", None) for name in SMS_PROVIDERS]
+    return max(
+        [float(t) for t in timeouts if isinstance(t, int | float)], default=settings.twilio_timeout_seconds
+    )
 
 
 def failed_at(row: NotificationRow) -> str | None:

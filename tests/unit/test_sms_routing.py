@@ -20,3 +20,11 @@ def test_one_tried_at_another_provider_starts_after_it() -> None:
 
 def test_one_the_provider_took_is_not_tried_again_anywhere() -> None:
     assert failed_at(notification_row(attempts=1, status="sending", provider_id="SM1")) is None
+
+
+def test_the_in_flight_window_counts_the_slowest_providers_call() -> None:
+    from infra.settings import Settings
+    from workers.sms_routing import call_timeout
+
+    assert call_timeout(Settings(twilio_timeout_seconds=2, vonage_timeout_seconds=10)) == 10  # type: ignore[call-arg]
+    assert call_timeout(Settings(twilio_timeout_seconds=20, vonage_timeout_seconds=3)) == 20  # type: ignore[call-arg]

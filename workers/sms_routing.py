@@ -63,12 +63,16 @@ def _route_of(svc: Services, row: NotificationRow, provider: SmsProvider) -> Rou
 
 
 def call_timeout(settings: Settings) -> float:
-    """The longest one call to any SMS provider may take: each provider's ``<name>_timeout_seconds``
-    setting (Twilio's, Vonage's, ...), the longest of them."""
-    timeouts = [getattr(settings, f"{name}_timeout_seconds", None) for name in SMS_PROVIDERS]
-    return max(
-        [float(t) for t in timeouts if isinstance(t, int | float)], default=settings.twilio_timeout_seconds
-    )
+    """The longest one call to any SMS provider this deployment may use can take: Twilio's
+    ``twilio_timeout_seconds``, and each other configured provider's ``<name>_timeout_seconds``
+    (configured: its ``<name>_api_key`` is set), the longest of them."""
+    timeouts = [settings.twilio_timeout_seconds]
+    for name in SMS_PROVIDERS:
+        if name != DEFAULT_PROVIDERS[0] and getattr(settings, f"{name}_api_key", None):
+            timeout = getattr(settings, f"{name}_timeout_seconds", None)
+            if isinstance(timeout, int | float):
+                timeouts.append(float(timeout))
+    return max(timeouts)
 
 
 def failed_at(row: NotificationRow) -> str | None:

@@ -26,5 +26,8 @@ def test_the_in_flight_window_counts_the_slowest_providers_call() -> None:
     from infra.settings import Settings
     from workers.sms_routing import call_timeout
 
-    assert call_timeout(Settings(twilio_timeout_seconds=2, vonage_timeout_seconds=10)) == 10  # type: ignore[call-arg]
-    assert call_timeout(Settings(twilio_timeout_seconds=20, vonage_timeout_seconds=3)) == 20  # type: ignore[call-arg]
+    both = {"vonage_api_key": "key", "vonage_api_secret": "secret"}
+    assert call_timeout(Settings(twilio_timeout_seconds=2, vonage_timeout_seconds=10, **both)) == 10  # type: ignore[arg-type]
+    assert call_timeout(Settings(twilio_timeout_seconds=20, vonage_timeout_seconds=3, **both)) == 20  # type: ignore[arg-type]
+    # Vonage not configured: Twilio's alone.
+    assert call_timeout(Settings(twilio_timeout_seconds=2, vonage_timeout_seconds=10)) == 2  # type: ignore[call-arg]

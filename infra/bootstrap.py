@@ -51,7 +51,11 @@ class Services:
     engine: Engine
     _sms: SmsGateway | None = None
     _vonage_sms: SmsGateway | None = None
+    #: SMS gateways given by name (tests register a second provider so), besides ``SMS_PROVIDERS``.
+    _sms_gateways: dict[str, SmsGateway] = field(default_factory=dict, repr=False)
     _email: EmailGateway | None = None
+    #: The fallback SMTP relays built so far, by name (``email_relay``).
+    _relays: dict[str, EmailGateway] = field(default_factory=dict, repr=False)
     _direct_debit: DirectDebit | None = None
     _emitter: Emitter | None = None
     #: Whether the emitter's broker was built here (then ``shutdown`` closes it).
@@ -83,6 +87,20 @@ class Services:
                 self._built.append(self._sms)
             return self._sms
 
+    def sms_gateway(self, provider: str) -> SmsGateway | None:
+        """The gateway of an SMS provider by name (``SMS_PROVIDERS``, or one the composition root
+        was given), or None when this deployment has none by that name (not configured)."""
+        given = self._sms_gateways.get(provider)
+        if given is not None:
+            return given
+        build = SMS_PROVIDERS.get(provider)
+        if build is None:
+            return None
+        try:
+            return build(self)
+        except ConfigurationError:
+            return None
+
     @property
     def vonage_sms(self) -> SmsGateway:
         """The Vonage SMS gateway; built on first use so processes without it need no Vonage
@@ -101,6 +119,25 @@ class Services:
                 self._email = build_smtp(self.settings)
                 self._built.append(self._email)
             return self._email
+
+    def email_relays(self) -> list[str]:
+        """The SMTP relays in order of preference: ``smtp`` (``HERALD_SMTP_HOST``), then
+        ``smtp-2``, ``smtp-3``, … (``HERALD_SMTP_RELAYS``)."""
+        return [PRIMARY_RELAY] + [f"smtp-{n}" for n in range(2, len(self.settings.smtp_relay_addresses) + 2)]
+
+    def email_relay(self, name: str) -> EmailGateway | None:
+        """One relay's gateway by name (built on first use), or None for no such relay."""
+        if name == PRIMARY_RELAY:
+            return self.email
+        names = self.email_relays()
+        if name not in names:
+            return None
+        with self._lock:
+            if name not in self._relays:
+                host, port = self.settings.smtp_relay_addresses[names.index(name) - 1]
+                self._relays[name] = build_smtp(self.settings, host=host, port=port)
+                self._built.append(self._relays[name])
+            return self._relays[name]
 
     @property
     def direct_debit(self) -> DirectDebit:
@@ -140,6 +177,18 @@ class Services:
             conn = conn.execution_options(**{READ_ONLY: True})
             with conn.begin():
                 yield conn
+
+
+#: The name of the SMTP relay of ``HERALD_SMTP_HOST`` (its breaker's, its attempts').
+PRIMARY_RELAY = "smtp"
+
+#: The SMS providers an organisation may list (``herald orgs set --sms-providers``), by name: how
+#: the services get each one's gateway (built once, on first use; ``ConfigurationError`` when its
+#: settings are missing, and then the provider is skipped). A new provider is one line here.
+SMS_PROVIDERS: dict[str, Callable[[Services], SmsGateway]] = {
+    "twilio": lambda services: services.sms,
+    "vonage": lambda services: services.vonage_sms,
+}
 
 
 def require(settings: Settings, *names: str) -> None:
@@ -199,14 +248,14 @@ def build_vonage(settings: Settings) -> VonageSms:
     )
 
 
-def build_smtp(settings: Settings) -> SmtpEmail:
-    """The SMTP adapter from settings."""
+def build_smtp(settings: Settings, *, host: str | None = None, port: int | None = None) -> SmtpEmail:
+    """The SMTP adapter from settings (``host``/``port``: a fallback relay's, with the same login)."""
     require(settings, "smtp_from")
     password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
     return SmtpEmail(
         SmtpConfig(
-            host=settings.smtp_host,
-            port=settings.smtp_port,
+            host=host or settings.smtp_host,
+            port=port or settings.smtp_port,
             sender=str(settings.smtp_from),
             username=settings.smtp_username,
             password=password,
@@ -226,11 +275,13 @@ def bootstrap(
     vonage_sms: SmsGateway | None = None,
     email: EmailGateway | None = None,
     direct_debit: DirectDebit | None = None,
+    sms_gateways: dict[str, SmsGateway] | None = None,
     migrate: bool = True,
 ) -> Services:
     """New services from ``settings`` (migrating the store unless told not to), with the clients
-    given (fakes, or the emitter of the broker the caller declared its actors on); the others are
-    built from the settings on first use. ``shutdown`` them when done.
+    given (fakes, or the emitter of the broker the caller declared its actors on; ``sms_gateways``:
+    SMS providers by name, besides ``SMS_PROVIDERS``); the others are built from the settings on
+    first use. ``shutdown`` them when done.
 
     ``ConfigurationError`` for SQLite with several broker nodes (``check_cluster``)."""
     check_cluster(settings, store=True)
@@ -242,6 +293,7 @@ def bootstrap(
         engine=engine,
         _sms=sms,
         _vonage_sms=vonage_sms,
+        _sms_gateways=dict(sms_gateways or {}),
         _email=email,
         _direct_debit=direct_debit,
         _emitter=emitter,

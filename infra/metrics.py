@@ -12,7 +12,7 @@ METRICS_OFFSETS[S]``; ``HERALD_METRICS_PORT=0`` turns every exposition server of
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from infra import topology
 
@@ -86,6 +86,27 @@ STATUS_SWEEP = Counter(
     "SMS the status sweep looked up at the provider, by outcome: the status it reported "
     "(delivered, undelivered, failed), unchanged (the provider has not moved on), or error.",
     ["outcome"],
+)
+BREAKER_TRANSITIONS = Counter(
+    "herald_breaker_transitions",
+    "Circuit breaker state changes of a provider (docs/failover.md), by the state it moved to: "
+    "open, half_open, closed.",
+    ["provider", "state"],
+)
+BREAKER_STATE = Gauge(
+    "herald_breaker_state",
+    "A provider's circuit breaker as last seen by the senders: 0 closed, 1 half-open, 2 open.",
+    ["provider"],
+    multiprocess_mode="mostrecent",
+)
+#: ``herald_breaker_state``'s value of each state.
+BREAKER_LEVELS = {"closed": 0, "half_open": 1, "open": 2}
+SMS_PROVIDER_SENDS = Counter(
+    "herald_sms_provider_sends",
+    "SMS sends by provider and what they came to: accepted, refused (permanent), failed "
+    "(transient or ambiguous), failover (the send went to a provider after the first of its "
+    "organisation's list).",
+    ["provider", "outcome"],
 )
 
 

@@ -25,6 +25,21 @@ VONAGE_API_HOST = "api.nexmo.com"
 GOCARDLESS_API_URL = "https://api.gocardless.com"
 
 
+def parse_relays(value: str) -> list[tuple[str, int]]:
+    """``host:port,host:port`` → ``[(host, port), ...]``; ``ValueError`` naming the wrong entry."""
+    relays: list[tuple[str, int]] = []
+    for number, entry in enumerate((e.strip() for e in value.split(",") if e.strip()), start=1):
+        host, sep, port = entry.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"relay #{number} {entry[:80]!r}: expected host:port")
+        if any(c.isspace() or ord(c) < 32 for c in host) or len(host) > 253:
+            raise ValueError(f"relay #{number}: not a host name")
+        relays.append((host, int(port)))
+    if len(relays) > 5:
+        raise ValueError("at most 5 fallback relays")
+    return relays
+
+
 class Settings(BaseSettings):
     """herald's configuration, from ``HERALD_*`` environment variables or ``.env``."""
 
@@ -87,6 +102,17 @@ class Settings(BaseSettings):
     # Longest a worker thread waits in-process for its sender's next slot; longer waits go back to
     # the queue with that delay, so a busy sender never ties up every thread.
     sms_rate_max_wait_seconds: float = Field(5.0, ge=0)
+    # Circuit breakers, one per SMS provider, shared by every ``sms`` process through the store
+    # (docs/failover.md): a run of transient failures or timeouts within the window opens one;
+    # after the cool-down it admits a few trial sends; a success closes it.
+    #: Transient failures or timeouts within the window that open a provider's breaker (0: off).
+    sms_breaker_failures: int = Field(5, ge=0)
+    #: The window in which those failures count, in seconds.
+    sms_breaker_window_seconds: float = Field(60.0, gt=0)
+    #: How long an open breaker admits nothing before it admits trial sends, in seconds.
+    sms_breaker_cool_down_seconds: float = Field(30.0, ge=0)
+    #: Trial sends a half-open breaker admits before one of them answers.
+    sms_breaker_trials: int = Field(3, ge=1)
 
     # Vonage (the second SMS provider), through the official ``vonage`` SDK.
     #: Vonage's API key; required to send through Vonage and to check its signed receipts.
@@ -147,6 +173,10 @@ class Settings(BaseSettings):
     #: A kept SMTP connection idle longer than this is closed (QUIT) and a new one opened; servers
     #: drop idle sessions on their own.
     smtp_keepalive_idle_seconds: float = Field(30.0, ge=0)
+    #: More SMTP relays to fail over to, in order, comma-separated ``host:port``
+    #: (docs/failover.md): each with the same sender, login and STARTTLS as ``smtp_host``, and a
+    #: circuit breaker of its own (the ``sms_breaker_*`` settings). Empty: ``smtp_host`` alone.
+    smtp_relays: str = ""
 
     # Preference links and one-click unsubscribe (docs/preferences.md).
     #: Signs the links to a contact's preference page and the one-click unsubscribe URLs
@@ -310,6 +340,12 @@ class Settings(BaseSettings):
         split_urls(value.get_secret_value())  # ValueError naming the wrong entry, password masked
         return value
 
+    @field_validator("smtp_relays")
+    @classmethod
+    def _check_relays(cls, value: str) -> str:
+        parse_relays(value)  # ValueError naming the wrong entry
+        return value
+
     @field_validator("default_region")
     @classmethod
     def _upper_region(cls, value: str) -> str:
@@ -319,6 +355,11 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @property
+    def smtp_relay_addresses(self) -> list[tuple[str, int]]:
+        """The fallback SMTP relays, ``(host, port)`` each, in order."""
+        return parse_relays(self.smtp_relays)
 
     @property
     def amqp_urls(self) -> list[str]:

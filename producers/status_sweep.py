@@ -103,8 +103,15 @@ class StatusSweep:
                 if not claim_for_sweep(conn, nid, window, now):
                     continue  # another sweep asked, or it moved on meanwhile
             report.checked += 1
+            # Asked at the provider that took it (failover: not necessarily Twilio).
+            gateway = self.services.sms_gateway(row.provider or "twilio")
+            if gateway is None:
+                report.errors += 1
+                metrics.STATUS_SWEEP.labels(outcome="error").inc()
+                log.warning("status sweep: provider not configured", extra={"notification_id": nid})
+                continue
             try:
-                status, code = self.services.sms.fetch_status(provider_id)
+                status, code = gateway.fetch_status(provider_id)
             except PermanentProviderError as exc:
                 report.errors += 1
                 metrics.STATUS_SWEEP.labels(outcome="error").inc()

@@ -31,6 +31,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from schemas.events import Id
+from schemas.providers import SmsProvider
 
 Locale = str
 
@@ -245,6 +246,8 @@ class OrgView:
     disabled_templates: frozenset[str] = frozenset()
     buys_credit: bool = False
     credit_balance: int = 0
+    #: Its SMS providers in order (empty: Twilio alone, the deployment's sender and rate).
+    sms_providers: tuple[SmsProvider, ...] = ()
 
     def template_enabled(self, kind: str, channel: str) -> bool:
         """Every (kind, channel) template is on unless switched off organisation-wide."""

@@ -55,6 +55,7 @@ class NotificationRow(_Row):
     created_at: datetime
     updated_at: datetime  # when it moved last (for a ``sent`` one: when it became ``sent``)
     swept_at: datetime | None  # when the status sweep last asked the provider (None: never)
+    provider: str | None = None  # the SMS provider of its latest attempt (None: twilio)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,10 @@ message. Decision: resend it, with the same Message-ID. The Message-ID is derive
 notification id, so it is the same on every attempt, and receiving servers and mail clients
 de-duplicate on it; the worst case is a second copy in a mailbox that does not, never a
 notification silently lost. Each resend is in the attempt log.
+
+Several relays (``HERALD_SMTP_RELAYS``, ``workers.email_relays``): each email goes to the first
+relay whose circuit breaker admits it, starting after the relay of its last try; a resend keeps
+its Message-ID whichever relay it goes through.
 """
 
 from __future__ import annotations
@@ -37,12 +41,15 @@ from infra.store.notifications import (
     record_refusals,
     release_claims,
 )
+from infra.store.routing import set_providers
 from infra.store.suppression import suppress_address
 from schemas.messages import EmailRendered, EmailsRendered
 from schemas.notifications import Status
 from schemas.rows import NotificationRow
+from workers.breakers import announce
 from workers.decode import decode
 from workers.email_links import EmailLinks, with_footer
+from workers.email_relays import plan, record_answers, relay_of, send_relayed
 from workers.rules.delivery import Step
 from workers.sending import (
     START_WINDOW_SECONDS,
@@ -148,10 +155,22 @@ def _send(
     with svc.transaction() as conn:
         # The tries that were cut short go in the attempt log: they may have reached the mailbox.
         log_attempts(
-            conn, [Attempt(r.id, Outcome.AMBIGUOUS, detail=CUT_SHORT, at=r.attempted_at) for r in cut_short]
+            conn,
+            [
+                Attempt(r.id, Outcome.AMBIGUOUS, detail=CUT_SHORT, at=r.attempted_at, provider=relay_of(r))
+                for r in cut_short
+            ],
         )
         release_claims(conn, [r.id for r in cut_short])
-        claimed = claim_for_sending_many(conn, [r.id for r in rows])
+        # Each email's relay (workers.email_relays); one whose every relay is open comes back.
+        relays, waiting, moved = plan(conn, svc, rows)
+        for nid, seconds in waiting.items():
+            outcome.again(nid, seconds)
+        claimed = claim_for_sending_many(conn, [r.id for r in rows if r.id in relays])
+        set_providers(
+            conn, [(r.id, relays[r.id]) for r in rows if r.id in claimed and relays[r.id] != relay_of(r)]
+        )
+    announce(moved)
     for row in cut_short:
         with about(row.id, row.event_id):
             logger.warning("email attempt was cut short; resending", extra={"notification_id": row.id})
@@ -167,12 +186,12 @@ def _send(
         with about(row.id, row.event_id):
             if time.monotonic() > start_by:
                 raise NotStarted("not started within the batch's window; not sent")
-            sent, began[index] = call_provider(svc, row.id, call, source=SOURCE)
+            sent, began[index] = call_provider(svc, row.id, call, source=SOURCE, provider=relays[row.id])
             return sent
 
     links = EmailLinks(svc.settings)
     emails = [_outgoing(r, links) for r in sending]
-    results = svc.email.send_many(emails, attempt=attempt)
+    results = send_relayed(svc, [relays[r.id] for r in sending], emails, attempt)
     accepted: list[tuple[NotificationRow, SentEmail, datetime]] = []
     refused: list[tuple[NotificationRow, PermanentProviderError]] = []
     failing: list[tuple[str, TransientProviderError]] = []
@@ -185,18 +204,32 @@ def _send(
             failing.append((row.id, result))
         else:  # a ProviderError of neither kind: not the adapter's contract, so not sent for sure
             failing.append((row.id, TransientProviderError(str(result), accepted_unknown=True)))
+    answers = [
+        (relays[r.id], a if isinstance(a, BaseException) else None)
+        for r, a in zip(sending, results, strict=True)
+    ]
     with svc.transaction() as conn:
-        attempts, given_up = settle_transients(conn, svc, failing, outcome, in_flight=_in_flight(svc))
+        moved = record_answers(conn, svc, answers)  # breakers first: the lock order of the claims
+        attempts, given_up = settle_transients(
+            conn,
+            svc,
+            failing,
+            outcome,
+            in_flight=_in_flight(svc),
+            providers={r.id: relays[r.id] for r in sending},
+        )
         record_provider_ids(conn, [(r.id, sent.message_id) for r, sent, _ in accepted])
         record_refusals(conn, [(r.id, exc.code) for r, exc in refused])
         for r, exc in refused:
             if isinstance(exc, RecipientRefused):  # a hard bounce: no more email to the address
                 suppress_address(conn, r.org_id, r.recipient, str(exc), actor=f"smtp:{r.id}")
-        attempts += [Attempt(r.id, Outcome.ACCEPTED, at=at) for r, _, at in accepted]
+        attempts += [Attempt(r.id, Outcome.ACCEPTED, at=at, provider=relays[r.id]) for r, _, at in accepted]
         attempts += [
-            Attempt(r.id, Outcome.REFUSED, error_code=exc.code, detail=str(exc)) for r, exc in refused
+            Attempt(r.id, Outcome.REFUSED, error_code=exc.code, detail=str(exc), provider=relays[r.id])
+            for r, exc in refused
         ]
         log_attempts(conn, attempts)
+    announce(moved)
     outcome.accepted += len(accepted)
     for row, sent, _ in accepted:
         outcome.report(row.id, Status.SENT, provider_id=sent.message_id)

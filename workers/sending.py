@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -230,14 +230,16 @@ def report(
     )
 
 
-def call_provider(svc: Services, nid: str, call: Callable[[], T], *, source: str = "") -> tuple[T, datetime]:
+def call_provider(
+    svc: Services, nid: str, call: Callable[[], T], *, source: str = "", provider: str | None = None
+) -> tuple[T, datetime]:
     """Call the provider with in-call retries; each retried failure goes to the attempt log.
 
     Returns the answer and when the try that got it began (the accepted attempt is stamped
     with it, so it sorts before any status the provider reports back). The final outcome
     (accepted, refused, still failing) is logged by the caller, in the same transaction
     that records it on the notification. Runs in the adapter's pool threads (``send_many``'s
-    ``attempt`` hook), one item each.
+    ``attempt`` hook), one item each. ``provider``: the one called (its name in the attempt log).
     """
     began: list[datetime] = []
 
@@ -246,9 +248,9 @@ def call_provider(svc: Services, nid: str, call: Callable[[], T], *, source: str
         return call()
 
     def log_retry(exc: BaseException, sleep: float) -> None:
-        count_provider_error(source, exc)
+        count_provider_error(provider or source, exc)
         with svc.transaction() as conn:
-            log_attempts(conn, [_attempt(nid, exc, Outcome.RETRY)])
+            log_attempts(conn, [_attempt(nid, exc, Outcome.RETRY, provider)])
         logger.info("provider call retried", extra={"notification_id": nid, "wait_s": round(sleep, 3)})
 
     settings = svc.settings
@@ -272,10 +274,11 @@ def call_provider(svc: Services, nid: str, call: Callable[[], T], *, source: str
     return answer, began[-1]
 
 
-def _attempt(nid: str, exc: BaseException, outcome: Outcome) -> Attempt:
+def _attempt(nid: str, exc: BaseException, outcome: Outcome, provider: str | None = None) -> Attempt:
     return Attempt(
         nid,
         outcome,
+        provider=provider,
         http_status=getattr(exc, "status", None),
         error_code=getattr(exc, "code", None),
         retry_after=getattr(exc, "retry_after", None),
@@ -290,6 +293,7 @@ def settle_transients(
     outcome: BatchOutcome,
     *,
     in_flight: timedelta,
+    providers: Mapping[str, str] | None = None,
 ) -> tuple[list[Attempt], list[tuple[str, TransientProviderError]]]:
     """Decide what each transient failure that outlasted the in-call retries comes to, in the
     caller's transaction (the one that records the batch's answers): the one place for it.
@@ -306,9 +310,10 @@ def settle_transients(
     come-backs to ``outcome``, and returns the attempts to log (the caller logs them with its
     own, after this read the attempt counts) and the notifications given up (the caller gives
     their credit back and says so). Reads the counts and first tries of the failures in one
-    ``SELECT`` each.
+    ``SELECT`` each. ``providers``: the provider each notification went to (the attempt log's).
     """
     settings = svc.settings
+    at = providers or {}
     attempts: list[Attempt] = []
     released: list[str] = []
     given_up: list[tuple[str, TransientProviderError]] = []
@@ -322,9 +327,9 @@ def settle_transients(
             released.append(nid)
             outcome.again(nid, settings.min_backoff_ms / 1000)
             continue
-        count_provider_error(outcome.source, exc)  # the try that outlasted the in-call retries
+        count_provider_error(at.get(nid, outcome.source), exc)  # the try that outlasted the in-call retries
         if exc.accepted_unknown:
-            attempts.append(_attempt(nid, exc, Outcome.AMBIGUOUS))
+            attempts.append(_attempt(nid, exc, Outcome.AMBIGUOUS, at.get(nid)))
             outcome.again(nid, in_flight.total_seconds() + 1)
             continue
         backoff = backoff_seconds(
@@ -338,12 +343,12 @@ def settle_transients(
             retry_after=exc.retry_after,
         )
         if wait is not None:
-            attempts.append(_attempt(nid, exc, Outcome.RETRY))
+            attempts.append(_attempt(nid, exc, Outcome.RETRY, at.get(nid)))
             released.append(nid)
             # Cut to the deadline: the last try, which must not be pushed past it.
             outcome.again(nid, wait, exact=wait < max(backoff, exc.retry_after or 0.0))
         else:
-            attempts.append(_attempt(nid, exc, Outcome.GAVE_UP))
+            attempts.append(_attempt(nid, exc, Outcome.GAVE_UP, at.get(nid)))
             given_up.append((nid, exc))
             outcome.report(nid, Status.FAILED, code=exc.code, detail=f"gave_up: {exc}")
     release_claims(conn, released)

@@ -1,4 +1,5 @@
-"""Stage ``sms``: send through Twilio, exactly once per notification, a batch at a time.
+"""Stage ``sms``: send through the organisation's SMS providers (Twilio by default), exactly once
+per notification, a batch at a time.
 
 A batch (``NotificationsRendered``, up to ``HERALD_STAGE_BATCH_SIZE`` notifications) is read in
 one query and each notification's next step decided by the pure ``next_step``. The ones to send
@@ -10,6 +11,11 @@ one transaction, and every outcome reported to history in one confirmed message.
 message of its own with the delay; a redelivered batch only re-reports what has an answer, and an
 attempt cut short is reconciled against Twilio before anything is resent.
 
+Providers and failover (``workers.sms_routing``, docs/failover.md): each notification goes to the
+first provider of its organisation's list whose circuit breaker admits it, moving on only after an
+unambiguous failure; an attempt cut short is reconciled at the provider it went to, never resent
+elsewhere before that provider says it has no such message.
+
 A single-item message (``NotificationRendered``, queued by an older deployment) is a batch of one.
 """
 
@@ -18,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,7 +33,7 @@ from sqlalchemy.engine import Connection
 from infra import metrics
 from infra.adapters.sms import OPTED_OUT, OutgoingSms, SentSms
 from infra.bootstrap import Services
-from infra.errors import PermanentProviderError, TransientProviderError
+from infra.errors import ConfigurationError, PermanentProviderError, TransientProviderError
 from infra.store.attempts import Attempt, Outcome, log_attempts
 from infra.store.batches import unique
 from infra.store.integrations import integration_active
@@ -47,10 +53,13 @@ from infra.store.organisations import (
     reserve_credit_many,
 )
 from infra.store.rate_limit import take_slots
+from infra.store.routing import set_providers
+from schemas.breakers import Transition
 from schemas.directory import OrgView
 from schemas.messages import NotificationRendered, NotificationsRendered
 from schemas.notifications import Status
 from schemas.rows import NotificationRow
+from workers.breakers import announce
 from workers.decode import decode
 from workers.rules.delivery import Step
 from workers.rules.segments import count_segments
@@ -60,7 +69,6 @@ from workers.sending import (
     NotStarted,
     about,
     call_provider,
-    count_provider_error,
     emit_batch,
     finish_one,
     in_flight,
@@ -68,12 +76,16 @@ from workers.sending import (
     triage,
     warn_given_up,
 )
+from workers.sms_routing import call_timeout, plan, record_answers, send_routed
 
 logger = logging.getLogger("herald.sms")
 SOURCE = "sms"
 
 
 def _callback_url(svc: Services, nid: str) -> str | None:
+    # Every provider's adapter is given the same URL, ending with the notification id: Twilio
+    # calls it back; Vonage's adapter takes the id from it as the message's client-ref and asks
+    # for receipts at its own receiver.
     base = svc.settings.public_url
     return f"{base}/callbacks/twilio/{nid}" if base else None
 
@@ -82,8 +94,9 @@ def _in_flight(svc: Services) -> timedelta:
     # Longer than a claimed attempt can live: its start window (the batch's turn on the pool and
     # its rate-limit slot), then one call with its in-call retries; so a live attempt is never
     # mistaken for one cut short by a crash.
+    # The slowest provider's timeout: an attempt may have gone to any of them (failover).
     s = svc.settings
-    calls = s.send_call_attempts * (s.twilio_timeout_seconds + s.send_call_max_wait_seconds)
+    calls = s.send_call_attempts * (call_timeout(s) + s.send_call_max_wait_seconds)
     return in_flight(calls, s.sms_rate_max_wait_seconds)
 
 
@@ -138,9 +151,16 @@ def _reconcile(svc: Services, rows: list[NotificationRow], outcome: BatchOutcome
     for row in rows:
         assert row.body is not None  # rendered before it was handed to sms
         since = row.attempted_at or datetime.now(UTC) - timedelta(days=1)
+        # Asked where the attempt went, and only there: never resent elsewhere before it answers.
+        gateway = svc.sms_gateway(_provider(row))
+        if gateway is None:
+            outcome.hand_on_alone(
+                row.id, ConfigurationError(f"sms provider {_provider(row)!r} is not configured")
+            )
+            continue
         try:
             with about(row.id, row.event_id):
-                provider_id = svc.sms.find_sent(to=row.recipient, body=row.body, since=since)
+                provider_id = gateway.find_sent(to=row.recipient, body=row.body, since=since)
         except Exception as exc:  # the look-up of this one failed: it is retried alone
             outcome.hand_on_alone(row.id, exc)
             continue
@@ -148,13 +168,19 @@ def _reconcile(svc: Services, rows: list[NotificationRow], outcome: BatchOutcome
             found.append((row.id, provider_id))
         else:
             absent.append(row)
+    at = {row.id: _provider(row) for row in rows}
     attempts = [
-        Attempt(nid, Outcome.RECONCILED, detail=f"found at the provider as {provider_id}")
+        Attempt(nid, Outcome.RECONCILED, detail=f"found at the provider as {provider_id}", provider=at[nid])
         for nid, provider_id in found
     ]
     # The cut-short try stays in history as such before the resend.
     attempts += [
-        Attempt(row.id, Outcome.AMBIGUOUS, detail="cut short; twilio has no such message: resending")
+        Attempt(
+            row.id,
+            Outcome.AMBIGUOUS,
+            detail=f"cut short; {at[row.id]} has no such message: resending",
+            provider=at[row.id],
+        )
         for row in absent
     ]
     if attempts:
@@ -167,9 +193,14 @@ def _reconcile(svc: Services, rows: list[NotificationRow], outcome: BatchOutcome
     return absent
 
 
+def _provider(row: NotificationRow) -> str:
+    """The provider of a notification's latest attempt (before failover existed: Twilio)."""
+    return row.provider or "twilio"
+
+
 @dataclass(frozen=True)
 class _Item:
-    """One notification of the batch on its way to Twilio."""
+    """One notification of the batch on its way to its provider."""
 
     row: NotificationRow
     sender: str
@@ -178,6 +209,10 @@ class _Item:
     due: float = 0.0
     #: The same instant on the wall clock, when it is later than the claim (``time.time()``).
     slot_at: float | None = None
+    #: Its provider (``workers.sms_routing``), and its sender's rate-limit timeline and rate.
+    provider: str = "twilio"
+    rate_key: str = ""
+    rate: float | None = None
 
 
 def _sender_rate(svc: Services, sender: str) -> float:
@@ -204,11 +239,13 @@ def _send(svc: Services, rows: list[NotificationRow], connected: bool, outcome: 
     # The window in which this batch's calls may start: measured from before the claim, so no
     # call starts after the attempt could be taken for one cut short (``_in_flight``).
     start_by = time.monotonic() + START_WINDOW_SECONDS + max_wait
+    moved: list[Transition] = []
     with svc.transaction() as conn:
         claimed_long = claim_for_sending_many(conn, [row.id for row, _ in too_long])
         record_refusals(conn, [(nid, None) for nid in claimed_long])
-        items = _take_slots(conn, svc, items, outcome)
         orgs = load_orgs(conn, {i.row.org_id for i in items}, settings.default_region)
+        items = _route(conn, svc, items, orgs, outcome, moved)
+        items = _take_slots(conn, svc, items, outcome)
         # Rule 7: reserved atomically, once per notification, before anything is sent.
         buying = [i for i in items if orgs[i.row.org_id].buys_credit]
         held = reserve_credit_many(conn, [(i.row.id, i.row.org_id, i.parts) for i in buying])
@@ -226,6 +263,12 @@ def _send(svc: Services, rows: list[NotificationRow], connected: bool, outcome: 
                 if i.slot_at is not None and i.row.id in claimed
             ],
         )
+        # Written only when it changes: a deployment with Twilio alone writes nothing more.
+        set_providers(
+            conn,
+            [(i.row.id, i.provider) for i in items if i.row.id in claimed and i.provider != _provider(i.row)],
+        )
+    announce(moved)
     for row, reason in too_long:
         outcome.report(row.id, Status.FAILED, detail=reason)
     reserved = sum(i.parts for i in buying if i.row.id in claimed and i.row.segments is None)
@@ -253,6 +296,27 @@ def _skip_disconnected(
             outcome.report(i.row.id, Status.SKIPPED, detail=detail)
 
 
+def _route(
+    conn: Connection,
+    svc: Services,
+    items: list[_Item],
+    orgs: dict[str, OrgView],
+    outcome: BatchOutcome,
+    moved: list[Transition],
+) -> list[_Item]:
+    """Each item's provider, sender and rate (``workers.sms_routing.plan``); one whose every
+    circuit is open comes back when one admits trial sends. Returns the items that go now."""
+    routes, waiting, transitions = plan(conn, svc, [i.row for i in items], orgs)
+    moved.extend(transitions)
+    for nid, seconds in waiting.items():
+        outcome.again(nid, seconds)
+    return [
+        replace(i, provider=r.provider, sender=r.sender, rate_key=r.rate_key, rate=r.rate)
+        for i in items
+        if (r := routes.get(i.row.id)) is not None
+    ]
+
+
 def _take_slots(conn: Connection, svc: Services, items: list[_Item], outcome: BatchOutcome) -> list[_Item]:
     """Each message's slot on its sender's shared timeline, in the batch's order (every ``sms``
     process draws from the same one). A sender busy beyond the longest wait takes no slot: those
@@ -260,11 +324,11 @@ def _take_slots(conn: Connection, svc: Services, items: list[_Item], outcome: Ba
     max_wait = svc.settings.sms_rate_max_wait_seconds
     by_sender: dict[str, list[_Item]] = {}
     for item in items:
-        by_sender.setdefault(item.sender, []).append(item)
+        by_sender.setdefault(item.rate_key or item.sender, []).append(item)
     going: dict[str, _Item] = {}
     for sender in sorted(by_sender):  # senders' rows locked in key order: no deadlock
         mine = by_sender[sender]
-        rate = _sender_rate(svc, sender)
+        rate = mine[0].rate if mine[0].rate is not None else _sender_rate(svc, mine[0].sender)
         if rate <= 0:
             going.update((i.row.id, i) for i in mine)
             continue
@@ -276,7 +340,7 @@ def _take_slots(conn: Connection, svc: Services, items: list[_Item], outcome: Ba
             else:
                 wait = max(0.0, wait)
                 at = now_wall + wait if wait > 0 else None
-                going[item.row.id] = _Item(item.row, item.sender, item.parts, now_mono + wait, at)
+                going[item.row.id] = replace(item, due=now_mono + wait, slot_at=at)
     return [going[i.row.id] for i in items if i.row.id in going]
 
 
@@ -319,7 +383,7 @@ def _call_twilio(svc: Services, items: list[_Item], start_by: float, outcome: Ba
                 time.sleep(wait)  # the rate limit itself: this message's slot on its sender's timeline
             if time.monotonic() > start_by:
                 raise NotStarted("not started within the batch's window; not sent")
-            sent, began[index] = call_provider(svc, item.row.id, call, source=SOURCE)
+            sent, began[index] = call_provider(svc, item.row.id, call, source=SOURCE, provider=item.provider)
             return sent
 
     messages = [
@@ -331,7 +395,7 @@ def _call_twilio(svc: Services, items: list[_Item], start_by: float, outcome: Ba
         )
         for i in items
     ]
-    results = svc.sms.send_many(messages, attempt=attempt)
+    results = send_routed(svc, [i.provider for i in items], messages, attempt)
     accepted: list[tuple[_Item, SentSms, datetime]] = []
     refused: list[tuple[_Item, PermanentProviderError]] = []
     failing: list[tuple[str, TransientProviderError]] = []
@@ -345,16 +409,31 @@ def _call_twilio(svc: Services, items: list[_Item], start_by: float, outcome: Ba
         else:  # a ProviderError of neither kind: not the adapter's contract, so not sent for sure
             failing.append((item.row.id, TransientProviderError(str(result), accepted_unknown=True)))
     by_id = {i.row.id: i for i in items}
+    providers = {i.row.id: i.provider for i in items}
+    answers = [
+        (i.provider, r if isinstance(r, BaseException) else None) for i, r in zip(items, results, strict=True)
+    ]
     with svc.transaction() as conn:
-        attempts, given_up = settle_transients(conn, svc, failing, outcome, in_flight=_in_flight(svc))
+        moved = record_answers(conn, svc, answers)  # breakers first: the lock order of the claims
+        attempts, given_up = settle_transients(
+            conn, svc, failing, outcome, in_flight=_in_flight(svc), providers=providers
+        )
         record_provider_ids(conn, [(i.row.id, sent.provider_id) for i, sent, _ in accepted])
         record_refusals(conn, [(i.row.id, exc.code) for i, exc in refused])
         # Stamped when the try began, so it sorts before any status the provider reports back.
         attempts += [
-            Attempt(i.row.id, Outcome.ACCEPTED, detail=s.provider_id, at=at) for i, s, at in accepted
+            Attempt(i.row.id, Outcome.ACCEPTED, detail=s.provider_id, at=at, provider=i.provider)
+            for i, s, at in accepted
         ]
         attempts += [
-            Attempt(i.row.id, Outcome.REFUSED, http_status=exc.status, error_code=exc.code, detail=str(exc))
+            Attempt(
+                i.row.id,
+                Outcome.REFUSED,
+                http_status=exc.status,
+                error_code=exc.code,
+                detail=str(exc),
+                provider=i.provider,
+            )
             for i, exc in refused
         ]
         log_attempts(conn, attempts)
@@ -364,6 +443,7 @@ def _call_twilio(svc: Services, items: list[_Item], start_by: float, outcome: Ba
         for i, exc in refused:
             if exc.code == OPTED_OUT:
                 mark_opted_out(conn, i.row.org_id, i.row.contact_id, notification_id=i.row.id)
+    announce(moved)
     if refunded:
         metrics.SMS_CREDIT.labels(operation="refunded").inc(refunded)
     segments = sum(i.parts for i, _, _ in accepted)
@@ -373,7 +453,7 @@ def _call_twilio(svc: Services, items: list[_Item], start_by: float, outcome: Ba
     for i, sent, _ in accepted:
         outcome.report(i.row.id, Status.SENT, provider_id=sent.provider_id)
     for i, exc in refused:
-        count_provider_error(SOURCE, exc)
+        metrics.provider_error(i.provider, exc.code)
         with about(i.row.id, i.row.event_id):
             logger.warning("sms refused", extra={"notification_id": i.row.id, "code": exc.code})
         outcome.report(i.row.id, Status.FAILED, code=exc.code)

@@ -69,6 +69,7 @@ class Attempt:
     retry_after: float | None = None
     detail: str | None = None
     at: datetime | None = None  # when; None: now
+    provider: str | None = None  # the provider called (None: the channel's only one)
 
 
 _INSERT = insert(delivery_attempts)
@@ -94,6 +95,7 @@ def log_attempts(conn: Connection, attempts: Sequence[Attempt]) -> None:
                 "retry_after_seconds": a.retry_after,
                 "detail": (a.detail or "")[:500] or None,
                 "at": a.at or now,
+                "provider": a.provider,
             }
         )
     conn.execute(_INSERT, rows)

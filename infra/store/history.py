@@ -141,6 +141,7 @@ def _history(
                 error_code=a["error_code"],
                 retry_after=a["retry_after_seconds"],
                 detail=a["detail"],
+                **({"provider": a["provider"]} if a["provider"] else {}),
             )
         )
     for s in sc_rows:

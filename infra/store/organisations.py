@@ -17,6 +17,7 @@ from infra.store.consent import apply_consent
 from infra.store.keys import IDS, ids_where, pair_params, pairs_where
 from infra.store.tables import contacts, events, notifications, org_warnings, organisations
 from schemas.directory import OrgView
+from schemas.providers import parse_stored
 from schemas.toggles import Change
 
 #: Settings an organisation that was never configured has.
@@ -40,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
     "business_days": False,
     "send_windows": None,
     "collection_grace_days": None,
+    "sms_providers": None,  # Twilio alone (docs/failover.md)
 }
 
 
@@ -80,6 +82,7 @@ def load_orgs(conn: Connection, org_ids: Iterable[str], default_region: str) -> 
             disabled_templates=frozenset(values["disabled_templates"]),
             buys_credit=values["buys_credit"],
             credit_balance=values["credit_balance"],
+            sms_providers=parse_stored(values["sms_providers"]),
         )
     return views
 

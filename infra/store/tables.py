@@ -50,6 +50,8 @@ organisations = Table(
     Column("business_days", Boolean, nullable=False, default=False, server_default=false()),
     Column("send_windows", JSON),
     Column("collection_grace_days", Integer),  # NULL: 3 days after a retry's charge date
+    # Its SMS providers in order, each {"name", "sender", "rate"} (NULL: Twilio alone): docs/failover.md.
+    Column("sms_providers", JSON),
 )
 
 customers = Table(
@@ -195,6 +197,8 @@ notifications = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     # When the status sweep last asked the provider about it (NULL: never).
     Column("swept_at", DateTime(timezone=True)),
+    # The SMS provider of its latest attempt (NULL: twilio; written only when another one is used).
+    Column("provider", String(20)),
     UniqueConstraint("org_id", "event_id", "contact_id", "channel", "recipient", name="uq_notification"),
     ForeignKeyConstraint(["org_id", "event_id"], ["events.org_id", "events.event_id"]),
     Index("ix_notifications_invoice", "org_id", "invoice_id"),
@@ -233,6 +237,7 @@ delivery_attempts = Table(
     Column("retry_after_seconds", Float),
     Column("detail", String(500)),
     Column("at", DateTime(timezone=True), nullable=False),
+    Column("provider", String(20)),  # which provider was called (NULL: before failover existed)
     ForeignKeyConstraint(["notification_id"], ["notifications.id"]),
     Index("ix_delivery_attempts_notification", "notification_id", "id"),
 )
@@ -243,6 +248,21 @@ send_rate = Table(
     metadata,
     Column("sender", String(40), primary_key=True),
     Column("next_free_at", Float, nullable=False),
+)
+
+#: A circuit breaker per provider (workers/rules/breaker.py), shared by every process on every host.
+#: Times are epoch seconds.
+provider_breakers = Table(
+    "provider_breakers",
+    metadata,
+    Column("provider", String(40), primary_key=True),
+    Column("state", String(12), nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("window_start", Float),
+    Column("opened_at", Float),
+    Column("trials", Integer, nullable=False),
+    Column("trial_at", Float),
+    Column("changed_at", Float, nullable=False),  # when it last changed state
 )
 
 

@@ -42,7 +42,8 @@ def _detail(entry: dict[str, Any]) -> str:
         answer = [str(p) for p in (entry.get("http_status"), entry.get("error_code")) if p is not None]
         waited = f", retry after {entry['retry_after']:g}s" if entry.get("retry_after") is not None else ""
         said = f" ({' '.join(answer)}{waited})" if answer or waited else ""
-        return f"attempt {entry['attempts']}: {entry['outcome']}{said}"
+        at = f" at {entry['provider']}" if entry.get("provider") else ""
+        return f"attempt {entry['attempts']}{at}: {entry['outcome']}{said}"
     parts = [p for p in (entry.get("provider_id"), entry.get("error_code"), entry.get("detail")) if p]
     return " ".join(str(p) for p in parts) + f" (from {entry['source']})"
 

@@ -17,6 +17,7 @@ from producers.cli.console import out
 from producers.cli.store import open_store
 from producers.operations.local_time import local_time_changes, parse_send_windows
 from schemas.notifications import Channel, Kind
+from schemas.providers import changed_list, parse_stored
 
 app = typer.Typer(help="Organisation settings.", no_args_is_help=True)
 TEMPLATES = sorted(f"{k}:{c}" for k in Kind for c in Channel)
@@ -60,6 +61,15 @@ def set_(
     collection_grace_days: int | None = typer.Option(
         None, help="Days after a Direct Debit retry's charge date before reminders resume (default 3)."
     ),
+    sms_providers: str | None = typer.Option(
+        None, help="Its SMS providers in order, comma-separated: twilio,vonage (docs/failover.md)."
+    ),
+    provider_sender: list[str] = typer.Option(
+        [], help="A provider's own sender: PROVIDER=+358401234567 or PROVIDER=NAME ('' clears; repeatable)."
+    ),
+    provider_rate: list[str] = typer.Option(
+        [], help="A provider's own rate limit, SMS segments per second: PROVIDER=10 (repeatable)."
+    ),
 ) -> None:
     """Change an organisation's settings; unnamed settings keep their value."""
     changes: dict[str, Any] = {}
@@ -102,12 +112,49 @@ def set_(
             )
         except Invalid as exc:
             raise typer.BadParameter(str(exc)) from None
+        if sms_providers is not None or provider_sender or provider_rate:
+            changes["sms_providers"] = _providers(current, sms_providers, provider_sender, provider_rate)
         disabled = set(current["disabled_templates"])
         disabled |= {_template(t) for t in disable}
         disabled -= {_template(t) for t in enable}
         changes["disabled_templates"] = sorted(disabled)
         settings = update_org(conn, org, changes)
     typer.echo(json.dumps(settings, indent=2))
+
+
+def _pairs(option: str, values: list[str]) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for value in values:
+        name, sep, setting = value.partition("=")
+        if not sep or not name.strip():
+            raise typer.BadParameter(f"{option} {value[:60]!r}: expected PROVIDER=VALUE")
+        pairs[name.strip()] = setting.strip()
+    return pairs
+
+
+def _providers(
+    current: dict[str, Any], order: str | None, senders: list[str], rates: list[str]
+) -> list[dict[str, Any]]:
+    """The organisation's SMS provider list after the change, as stored; ``BadParameter`` names
+    the option and what is wrong."""
+    rate_values: dict[str, float] = {}
+    for name, raw in _pairs("--provider-rate", rates).items():
+        try:
+            rate_values[name] = float(raw)
+        except ValueError:
+            raise typer.BadParameter(
+                f"--provider-rate {name}={raw[:40]!r}: a number of segments per second"
+            ) from None
+    try:
+        made = changed_list(
+            parse_stored(current.get("sms_providers")),
+            order=order.split(",") if order is not None else None,
+            senders=_pairs("--provider-sender", senders),
+            rates=rate_values,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return [p.as_json() for p in made]
 
 
 @app.command("show")

@@ -50,6 +50,11 @@ class FaultPlan:
         with self._lock:
             self._planned.extend([Fault(status, code or status, message, retry_after)] * times)
 
+    def clear(self) -> None:
+        """Forget the planned failures not yet used (the provider recovers)."""
+        with self._lock:
+            self._planned.clear()
+
     def configure(self, spec: dict[str, Any]) -> None:
         """The HTTP form of ``fail_next`` (and ``delay_seconds`` for slow answers)."""
         if "delay_seconds" in spec:

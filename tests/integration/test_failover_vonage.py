@@ -1,0 +1,99 @@
+"""Failover from Twilio to Vonage through the documented settings and CLI: the Twilio sandbox in a
+503 storm, the Vonage sandbox (TLS, the official SDK unchanged) taking every SMS, each once
+across the two; Twilio's breaker opens, and after its cool-down a trial takes traffic back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import dramatiq
+import pytest
+from typer.testing import CliRunner
+
+from infra import topology
+from infra.bootstrap import Services, bootstrap, shutdown
+from infra.broker import Emitter, build_broker
+from infra.store.attempts import load_attempts
+from producers.cli import app
+from schemas.breakers import State
+from schemas.notifications import Status
+from tests.conftest import settings_of, wait_for
+from tests.integration.conftest import SMTP_FROM
+from tests.integration.test_failover import _breaker, _invoices, _recipients, _settled
+from workers.registry import declare
+
+KEY, SECRET = "abcd1234", "sandbox-secret"
+
+
+@pytest.fixture
+def twilio_then_vonage(
+    herald_env: dict[str, str], database_url: str, twilio_sandbox: Any, smtp_sandbox: Any
+) -> Iterator[tuple[Services, Any, Any]]:
+    from tooling.sandboxes.vonage import VonageConfig, VonageSandbox
+
+    with VonageSandbox(VonageConfig(KEY, SECRET)) as vonage_sandbox:
+        settings = settings_of(
+            herald_env,
+            database_url=database_url,
+            twilio_base_url=twilio_sandbox.url,
+            smtp_host=smtp_sandbox.host,
+            smtp_port=smtp_sandbox.port,
+            smtp_from=SMTP_FROM,
+            vonage_api_key=KEY,
+            vonage_api_secret=SECRET,
+            vonage_rest_url=vonage_sandbox.host,
+            vonage_api_url=vonage_sandbox.host,
+            vonage_ca_bundle=vonage_sandbox.ca_file,
+            vonage_reports_lag_seconds=0,
+            vonage_from="ACME",
+            send_call_attempts=1,
+            sms_breaker_failures=2,
+            sms_breaker_cool_down_seconds=2,
+            sms_breaker_trials=1,
+        )
+        broker = build_broker(settings, services=lambda: services)
+        services = bootstrap(settings, emitter=Emitter(broker, settings.queue_prefix))
+        chose = CliRunner().invoke(
+            app, ["orgs", "set", "acme", "--sms-providers", "twilio,vonage"], obj=settings
+        )
+        assert chose.exit_code == 0, chose.output
+        declare(broker, lambda: services, topology.STAGES, queue_prefix=settings.queue_prefix)
+        broker.flush_all()
+        worker = dramatiq.Worker(broker, worker_threads=4, worker_timeout=100)
+        worker.start()
+        try:
+            yield services, twilio_sandbox, vonage_sandbox
+        finally:
+            worker.stop()
+            broker.flush_all()
+            broker.close()
+            shutdown(services)
+
+
+def test_a_twilio_503_storm_fails_over_to_vonage_once_each_and_traffic_returns(
+    twilio_then_vonage: tuple[Services, Any, Any],
+) -> None:
+    services, twilio, vonage = twilio_then_vonage
+    twilio.faults.fail_next(10_000, status=503, code=20503)
+    _invoices(services, 1, 6)
+    rows = wait_for(lambda: _settled(services, 6), timeout=60, what="six SMS settled")
+    assert {r["status"] for r in rows} <= {Status.SENT, Status.DELIVERED}
+    assert twilio.messages() == []
+    taken = vonage.messages()
+    assert sorted("+" + m["to"] for m in taken) == sorted(r["recipient"] for r in rows)  # each once
+    assert {m["from"] for m in taken} == {"ACME"}  # HERALD_VONAGE_FROM
+    assert {r["provider_id"] for r in rows} == {m["message_id"] for m in taken}
+    assert {r["provider"] for r in rows} == {"vonage"}
+    assert _breaker(services, "twilio") == State.OPEN
+    with services.reading() as conn:
+        attempts = load_attempts(conn, [r["id"] for r in rows])
+    assert {(a["outcome"], a["provider"]) for a in attempts} <= {("retry", "twilio"), ("accepted", "vonage")}
+
+    twilio.faults.clear()
+    wait_for(lambda: _breaker(services, "twilio", now=True) == State.HALF_OPEN, what="the cool-down over")
+    _invoices(services, 7, 1)
+    wait_for(lambda: _settled(services, 7), timeout=30, what="the trial SMS settled")
+    assert _recipients(twilio) == ["+358401000007"]
+    assert _breaker(services, "twilio") == State.CLOSED
+    assert len(vonage.messages()) == 6

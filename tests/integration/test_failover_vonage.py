@@ -1,6 +1,8 @@
 """Failover from Twilio to Vonage through the documented settings and CLI: the Twilio sandbox in a
 503 storm, the Vonage sandbox (TLS, the official SDK unchanged) taking every SMS, each once
-across the two; Twilio's breaker opens, and after its cool-down a trial takes traffic back."""
+across the two; Twilio's breaker opens, and after its cool-down a trial takes traffic back. A
+timeout after Twilio took the message is reconciled at Twilio and never resent at Vonage; a
+permanent 21211 never reaches Vonage."""
 
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ def twilio_then_vonage(
             herald_env,
             database_url=database_url,
             twilio_base_url=twilio_sandbox.url,
+            twilio_timeout_seconds=1.0,
             smtp_host=smtp_sandbox.host,
             smtp_port=smtp_sandbox.port,
             smtp_from=SMTP_FROM,
@@ -97,3 +100,37 @@ def test_a_twilio_503_storm_fails_over_to_vonage_once_each_and_traffic_returns(
     assert _recipients(twilio) == ["+358401000007"]
     assert _breaker(services, "twilio") == State.CLOSED
     assert len(vonage.messages()) == 6
+
+
+def test_a_timeout_after_twilio_took_it_is_reconciled_at_twilio_never_resent_at_vonage(
+    twilio_then_vonage: tuple[Services, Any, Any],
+) -> None:
+    services, twilio, vonage = twilio_then_vonage
+    twilio.faults.delay_seconds = 3.0  # takes the message, answers after the client gave up (1 s)
+    _invoices(services, 1, 1)
+    wait_for(lambda: twilio.faults.in_flight == 1, what="the slow request under way")
+    twilio.faults.delay_seconds = 0.0
+    (row,) = wait_for(lambda: _settled(services, 1), timeout=60, what="the SMS reconciled")
+    assert row["status"] in (Status.SENT, Status.DELIVERED)
+    assert [m["sid"] for m in twilio.messages()] == [row["provider_id"]]
+    assert vonage.messages() == []
+    with services.reading() as conn:
+        attempts = load_attempts(conn, [row["id"]])
+    assert [(a["outcome"], a["provider"]) for a in attempts] == [
+        ("ambiguous", "twilio"),
+        ("reconciled", "twilio"),
+    ]
+
+
+def test_a_permanent_21211_at_twilio_never_reaches_vonage(
+    twilio_then_vonage: tuple[Services, Any, Any],
+) -> None:
+    services, twilio, vonage = twilio_then_vonage
+    twilio.faults.fail_next(1, status=400, code=21211)
+    _invoices(services, 1, 1)
+    (row,) = wait_for(lambda: _settled(services, 1), timeout=30, what="the refusal recorded")
+    assert (row["status"], row["error_code"]) == (Status.FAILED, 21211)
+    assert vonage.messages() == []
+    with services.reading() as conn:
+        attempts = load_attempts(conn, [row["id"]])
+    assert [(a["outcome"], a["provider"]) for a in attempts] == [("refused", "twilio")]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import dramatiq
@@ -20,6 +21,7 @@ from infra import topology
 from infra.adapters.sms import TwilioSms
 from infra.bootstrap import Services, bootstrap, shutdown
 from infra.broker import Emitter, build_broker
+from infra.settings import Settings
 from infra.store.attempts import load_attempts
 from infra.store.breakers import all_breakers
 from infra.store.organisations import update_org
@@ -62,25 +64,33 @@ def failover(
             sms_breaker_trials=1,
         )
         backup = TwilioSms(sid, token, backup_sandbox.url, 1.0, concurrency=4)
-        broker = build_broker(settings, services=lambda: services)
-        services = bootstrap(
-            settings, emitter=Emitter(broker, settings.queue_prefix), sms_gateways={"backup": backup}
-        )
-        with services.transaction() as conn:
-            backup_own = {"name": "backup", "sender": "ACME", "rate": 1000}  # its own sender and rate
-            update_org(conn, "acme", {"sms_providers": [{"name": "twilio"}, backup_own]})
-        declare(broker, lambda: services, topology.STAGES, queue_prefix=settings.queue_prefix)
-        broker.flush_all()
-        worker = dramatiq.Worker(broker, worker_threads=4, worker_timeout=100)
-        worker.start()
         try:
-            yield services, twilio_sandbox, backup_sandbox
+            with pipeline(settings, sms_gateways={"backup": backup}) as services:
+                with services.transaction() as conn:
+                    backup_own = {"name": "backup", "sender": "ACME", "rate": 1000}  # its own sender, rate
+                    update_org(conn, "acme", {"sms_providers": [{"name": "twilio"}, backup_own]})
+                yield services, twilio_sandbox, backup_sandbox
         finally:
-            worker.stop()
-            broker.flush_all()
-            broker.close()
-            shutdown(services)
             backup.close()
+
+
+@contextmanager
+def pipeline(settings: Settings, **given: Any) -> Iterator[Services]:
+    """Every stage on the real broker, in a worker of this process, for as long as the block runs;
+    ``given``: what ``bootstrap`` takes besides the emitter (other SMS gateways)."""
+    broker = build_broker(settings, services=lambda: services)
+    services = bootstrap(settings, emitter=Emitter(broker, settings.queue_prefix), **given)
+    declare(broker, lambda: services, topology.STAGES, queue_prefix=settings.queue_prefix)
+    broker.flush_all()
+    worker = dramatiq.Worker(broker, worker_threads=4, worker_timeout=100)
+    worker.start()
+    try:
+        yield services
+    finally:
+        worker.stop()
+        broker.flush_all()
+        broker.close()
+        shutdown(services)
 
 
 def _customers(first: int, count: int) -> list[dict[str, Any]]:

@@ -9,21 +9,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import dramatiq
 import pytest
 from typer.testing import CliRunner
 
-from infra import topology
-from infra.bootstrap import Services, bootstrap, shutdown
-from infra.broker import Emitter, build_broker
+from infra.bootstrap import Services
 from infra.store.attempts import load_attempts
 from producers.cli import app
 from schemas.breakers import State
 from schemas.notifications import Status
 from tests.conftest import settings_of, wait_for
 from tests.integration.conftest import SMTP_FROM
-from tests.integration.test_failover import _breaker, _invoices, _recipients, _settled
-from workers.registry import declare
+from tests.integration.test_failover import _breaker, _invoices, _recipients, _settled, pipeline
 
 KEY, SECRET = "abcd1234", "sandbox-secret"
 
@@ -55,23 +51,12 @@ def twilio_then_vonage(
             sms_breaker_cool_down_seconds=2,
             sms_breaker_trials=1,
         )
-        broker = build_broker(settings, services=lambda: services)
-        services = bootstrap(settings, emitter=Emitter(broker, settings.queue_prefix))
-        chose = CliRunner().invoke(
-            app, ["orgs", "set", "acme", "--sms-providers", "twilio,vonage"], obj=settings
-        )
-        assert chose.exit_code == 0, chose.output
-        declare(broker, lambda: services, topology.STAGES, queue_prefix=settings.queue_prefix)
-        broker.flush_all()
-        worker = dramatiq.Worker(broker, worker_threads=4, worker_timeout=100)
-        worker.start()
-        try:
+        with pipeline(settings) as services:
+            chose = CliRunner().invoke(
+                app, ["orgs", "set", "acme", "--sms-providers", "twilio,vonage"], obj=settings
+            )
+            assert chose.exit_code == 0, chose.output
             yield services, twilio_sandbox, vonage_sandbox
-        finally:
-            worker.stop()
-            broker.flush_all()
-            broker.close()
-            shutdown(services)
 
 
 def test_a_twilio_503_storm_fails_over_to_vonage_once_each_and_traffic_returns(

@@ -35,18 +35,17 @@ def test_the_relay_killed_twice_mid_run_delivers_every_event_exactly_once(
     upstream = create_engine(upstream_url)
     create_outbox_table(upstream)
     events = invoice_events(EVENTS, run="outbox")
+    written = 0
 
-    def write() -> None:
-        # The upstream: its invoice and its event in one transaction, ten at a time, for a while.
-        for start in range(0, EVENTS, 10):
+    def write(upto: int) -> None:
+        # The upstream: its invoice and its event in one transaction, ten at a time.
+        nonlocal written
+        for first in range(written, upto, 10):
             with Session(upstream) as session, session.begin():
-                for event in events[start : start + 10]:
+                for event in events[first : min(first + 10, upto)]:
                     session.execute(text("SELECT 1"))  # stands in for the upstream's own invoice write
                     add_event(session, event)
-            threading.Event().wait(0.01)
-
-    writer = threading.Thread(target=write)
-    writer.start()
+        written = upto
 
     def sent() -> int:
         with upstream.connect() as conn:
@@ -75,23 +74,32 @@ def test_the_relay_killed_twice_mid_run_delivers_every_event_exactly_once(
             stderr=subprocess.DEVNULL,
         )
 
-    kills_mid_run = 0
+    # Each relay starts on a backlog the upstream wrote while no relay ran, and is killed as soon
+    # as it has made progress on it, so the kill lands mid-run: rows written and not yet sent. The
+    # last part is written while the third relay runs (upstream writes and relaying at once).
+    pending_at_kill: list[int] = []
+    write(400)
     relay = start_relay()
     try:
-        for _ in range(2):
+        for upto in (700, 800):
             floor = sent()
-            wait_for(lambda floor=floor: sent() > floor, timeout=60, what="the relay to make progress")
+            wait_for(lambda floor=floor: sent() > floor, timeout=60, interval=0.02, what="relay progress")
             relay.send_signal(signal.SIGKILL)
             relay.wait(10)
-            kills_mid_run += sent() < EVENTS
+            pending_at_kill.append(written - sent())
+            write(upto)
             relay = start_relay()
+        writer = threading.Thread(target=write, args=(EVENTS,))
+        writer.start()
         writer.join(60)
         wait_for(lambda: sent() == EVENTS, timeout=120, what="every outbox row marked sent")
     finally:
         relay.send_signal(signal.SIGTERM)
         relay.wait(30)
-        writer.join(60)
-    assert kills_mid_run == 2, "both kills must land while rows were still pending"
+    assert len(pending_at_kill) == 2
+    assert all(pending > 0 for pending in pending_at_kill), (
+        f"a kill landed with nothing pending: {pending_at_kill}"
+    )
 
     def delivered() -> bool:
         with pipeline.transaction() as conn:

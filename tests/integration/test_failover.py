@@ -9,6 +9,7 @@ permanent 21211 does not fail over."""
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -77,7 +78,12 @@ def failover(
 @contextmanager
 def pipeline(settings: Settings, **given: Any) -> Iterator[Services]:
     """Every stage on the real broker, in a worker of this process, for as long as the block runs;
-    ``given``: what ``bootstrap`` takes besides the emitter (other SMS gateways)."""
+    ``given``: what ``bootstrap`` takes besides the emitter (other SMS gateways).
+
+    On queues of the test's own: notification ids derive from the event, so every test's SMS has
+    the same id, and a message a test before left in flight (a retry coming back) must not reach
+    this test's notification."""
+    settings = settings.model_copy(update={"queue_prefix": f"{settings.queue_prefix}-{uuid.uuid4().hex[:8]}"})
     broker = build_broker(settings, services=lambda: services)
     services = bootstrap(settings, emitter=Emitter(broker, settings.queue_prefix), **given)
     declare(broker, lambda: services, topology.STAGES, queue_prefix=settings.queue_prefix)

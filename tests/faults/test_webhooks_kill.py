@@ -85,7 +85,9 @@ def test_the_webhooks_process_killed_twice_mid_run_loses_nothing(tmp_path: Path,
         accepted = receiver.state.accepted()
         written = {m for ids in expected.values() for m in ids}
         assert {r.webhook_id for r in accepted} == written  # nothing lost, nothing invented
-        assert all(r.verified for r in receiver.state.received)
+        # A request the kill cut off mid-body fails verification, as it must; every whole one verifies.
+        assert all(r.verified for r in receiver.state.received if r.complete)
+        assert sum(not r.complete for r in receiver.state.received) <= kills * CONCURRENCY
         duplicates = receiver.state.duplicates()
         # Only what was in flight at a kill can come twice (sent, answered, not yet recorded).
         assert duplicates <= kills * CONCURRENCY, duplicates

@@ -43,6 +43,9 @@ class Received:
     at: str
     payload: Any = None
     path: str = "/"
+    #: The whole body came (False: the sender went away mid-request, e.g. a SIGKILL, and the
+    #: truncated body cannot verify).
+    complete: bool = True
 
 
 @dataclass
@@ -162,6 +165,7 @@ class _Handler(SandboxHandler):
             at=datetime.now(UTC).isoformat(),
             payload=payload,
             path=path,
+            complete=len(body) >= min(int(self.headers.get("Content-Length") or 0), MAX_BODY),
         )
         with state.lock:
             state.received.append(received)

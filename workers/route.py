@@ -11,7 +11,7 @@ A single ``EventPublished`` is a batch of one through the same code.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from infra.bootstrap import Services
@@ -28,6 +28,7 @@ from infra.store.notifications import (
     route_keys,
 )
 from infra.store.organisations import invoices_paid, load_org, load_orgs
+from schemas.directory import CustomerView, OrgView
 from schemas.events import Event, ReminderDue
 from schemas.messages import (
     CollectionRequested,
@@ -41,6 +42,7 @@ from workers.batches import dead_letter_item
 from workers.decode import decode, decode_event
 from workers.hold import hold_outside_windows
 from workers.rules.collection import EventRef, mandate_setup_payload, wants_collection
+from workers.rules.local_time import zone_of_number
 from workers.rules.recipients import Routing, mandate_setup_routing, route
 
 logger = logging.getLogger("herald.route")
@@ -60,6 +62,40 @@ def _new_notifications(routing: Routing) -> list[NewNotification]:
         )
         for d in routing.decisions
     ]
+
+
+def _decide(
+    event: Event,
+    orgs: dict[str, OrgView],
+    customers: dict[tuple[str, str], CustomerView],
+    default_from: str | None,
+    *,
+    paid: bool,
+) -> EventRecord | Exception:
+    """One event's record (pure), or the permanent error its routing failed with."""
+    try:
+        routing = route(
+            event,
+            orgs[event.org_id],
+            customers.get((event.org_id, event.customer_id)),
+            paid=paid,
+            default_from=default_from,
+        )
+    except Exception as exc:
+        if not is_permanent(exc):
+            raise
+        return exc
+    return EventRecord(event, event_to_json(event), routing.outcome, _new_notifications(routing))
+
+
+def _warm_zones(records: Iterable[EventRecord | Exception]) -> None:
+    """Work out the zone of each SMS recipient's number now, before the write lock: the quiet-hour
+    rule needs it under the lock, and reads it there from ``zone_of_number``'s cache."""
+    for record in records:
+        if isinstance(record, EventRecord):
+            for n in record.notifications:
+                if n.channel == "sms" and n.sends:
+                    zone_of_number(n.recipient)
 
 
 def route_event(svc: Services, body: Any) -> None:
@@ -112,6 +148,14 @@ def _route(svc: Services, events: Sequence[Event]) -> list[tuple[Event, Exceptio
     with svc.reading() as conn:
         orgs = load_orgs(conn, (e.org_id for e in events), settings.default_region)
         customers = load_customers(conn, ((e.org_id, e.customer_id) for e in events))
+    # Routing is pure, so it is decided before the write lock too: all but reminders, whose
+    # ``paid`` is read in the transaction (a payment earlier in the batch counts for them).
+    decided: dict[int, EventRecord | Exception] = {
+        id(event): _decide(event, orgs, customers, settings.twilio_from, paid=False)
+        for event in events
+        if not isinstance(event, ReminderDue)
+    }
+    _warm_zones(decided.values())
     with svc.transaction() as conn:
         # Events that share an event id or an invoice go in successive rounds, so a payment
         # recorded earlier in the batch counts for a reminder later in it.
@@ -119,25 +163,15 @@ def _route(svc: Services, events: Sequence[Event]) -> list[tuple[Event, Exceptio
             batch = [events[i] for i in indexes]
             reminders = [e for e in batch if isinstance(e, ReminderDue)]
             paid = invoices_paid(conn, [(e.org_id, e.invoice_id, e.data.invoice.balance) for e in reminders])
-            paid_of = {id(e): p for e, p in zip(reminders, paid, strict=True)}
+            for reminder, is_paid in zip(reminders, paid, strict=True):
+                decided[id(reminder)] = _decide(reminder, orgs, customers, settings.twilio_from, paid=is_paid)
             records = []
             for event in batch:
-                try:
-                    routing = route(
-                        event,
-                        orgs[event.org_id],
-                        customers.get((event.org_id, event.customer_id)),
-                        paid=paid_of.get(id(event), False),
-                        default_from=settings.twilio_from,
-                    )
-                except Exception as exc:  # the pure rule only: the store calls are outside the try
-                    if not is_permanent(exc):
-                        raise
-                    failed.append((event, exc))
-                    continue
-                records.append(
-                    EventRecord(event, event_to_json(event), routing.outcome, _new_notifications(routing))
-                )
+                record = decided[id(event)]
+                if isinstance(record, Exception):
+                    failed.append((event, record))
+                else:
+                    records.append(record)
             for recorded in record_events(conn, records):
                 pending.extend(recorded.pending)
                 new += recorded.new

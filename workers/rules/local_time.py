@@ -51,7 +51,7 @@ def zone(name: str) -> ZoneInfo:
 
 #: Numbers whose zone ``zone_of_number`` keeps: a parse costs tens of µs, and route works a batch's
 #: zones out before its write lock so that the rule under the lock finds them here.
-ZONE_CACHE_SIZE = 16384
+ZONE_CACHE_SIZE = 4096
 
 
 @lru_cache(maxsize=ZONE_CACHE_SIZE)

@@ -17,10 +17,25 @@ class _Row:
     """Makes every naive datetime field of the row aware (UTC)."""
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
+        for name in _datetime_fields(type(self)):
+            value = getattr(self, name)
             if isinstance(value, datetime) and value.tzinfo is None:
-                object.__setattr__(self, f.name, value.replace(tzinfo=UTC))
+                object.__setattr__(self, name, value.replace(tzinfo=UTC))
+
+
+#: By row class: its fields that may hold a datetime (``_datetime_fields``).
+_DATETIME_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _datetime_fields(cls: type) -> tuple[str, ...]:
+    """The fields of a row class that may hold a datetime (by their annotations), found once: rows
+    are made by the thousand on the hot path, and ``fields()`` is rebuilt on every call."""
+    found = _DATETIME_FIELDS.get(cls)
+    if found is None:
+        found = _DATETIME_FIELDS[cls] = tuple(
+            f.name for f in fields(cls) if any(t in str(f.type) for t in ("datetime", "Any", "object"))
+        )
+    return found
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import UTC, datetime
 
 import pytest
@@ -10,7 +10,7 @@ from sqlalchemy import Table
 
 from infra.store.tables import gc_billing_requests, invoices, notifications
 from schemas.rows import BillingRequestRow, InvoiceRow, NotificationRow
-from tests.factories import notification_row
+from tests.factories import invoice_row, notification_row
 
 
 @pytest.mark.parametrize(
@@ -26,3 +26,19 @@ def test_a_naive_time_as_sqlite_hands_it_back_is_read_as_utc() -> None:
     row = notification_row(updated_at=naive, attempted_at=naive, swept_at=None)
     assert row.updated_at == row.attempted_at == datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
     assert row.swept_at is None
+
+
+def test_every_row_class_reads_its_naive_times_as_utc() -> None:
+    naive = datetime(2026, 11, 23, 10, 0)
+    invoice = replace(invoice_row(), paid_at=naive, updated_at=naive)
+    assert invoice.paid_at == invoice.updated_at == datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    request = BillingRequestRow(
+        **{f.name: None for f in fields(BillingRequestRow) if f.name != "created_at"}, created_at=naive
+    )
+    assert request.created_at == datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+def test_a_row_that_is_not_a_time_is_left_as_it_came() -> None:
+    row = notification_row(body="2026-11-23 10:00", error_code=21211)
+    assert row.body == "2026-11-23 10:00"
+    assert row.error_code == 21211

@@ -88,14 +88,13 @@ def _decide(
     return EventRecord(event, event_to_json(event), routing.outcome, _new_notifications(routing))
 
 
-def _warm_zones(records: Iterable[EventRecord | Exception]) -> None:
-    """Work out the zone of each SMS recipient's number now, before the write lock: the quiet-hour
-    rule needs it under the lock, and reads it there from ``zone_of_number``'s cache."""
-    for record in records:
-        if isinstance(record, EventRecord):
-            for n in record.notifications:
-                if n.channel == "sms" and n.sends:
-                    zone_of_number(n.recipient)
+def _warm_zones(customers: Iterable[CustomerView]) -> None:
+    """Work out the zone of each contact's number now, before the write lock: the quiet-hour rule
+    needs it under the lock (from the contact's stored number), and reads it there from
+    ``zone_of_number``'s cache."""
+    for customer in customers:
+        for contact in customer.contacts:
+            zone_of_number(contact.mobile_e164)
 
 
 def route_event(svc: Services, body: Any) -> None:
@@ -155,7 +154,7 @@ def _route(svc: Services, events: Sequence[Event]) -> list[tuple[Event, Exceptio
         for event in events
         if not isinstance(event, ReminderDue)
     }
-    _warm_zones(decided.values())
+    _warm_zones(customers.values())
     with svc.transaction() as conn:
         # Events that share an event id or an invoice go in successive rounds, so a payment
         # recorded earlier in the batch counts for a reminder later in it.

@@ -42,6 +42,7 @@ _GSM = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 _GSM_EXT = frozenset("^{}\\[~]|€\f")  # escape + char: two septets each
+_GSM_ALL = _GSM | _GSM_EXT
 #: Twilio's magic test numbers (``To``) and the refusals they trigger.
 MAGIC_NUMBERS: dict[str, tuple[int, str]] = {
     "+15005550001": (21211, "The 'To' number is not a valid phone number."),
@@ -69,8 +70,8 @@ class SandboxConfig:
 
 def num_segments(body: str) -> int:
     """SMS parts Twilio would bill: GSM-7 160/153 characters, otherwise UCS-2 70/67."""
-    if all(c in _GSM or c in _GSM_EXT for c in body):
-        units, single, multi = sum(2 if c in _GSM_EXT else 1 for c in body), 160, 153
+    if _GSM_ALL.issuperset(body):
+        units, single, multi = len(body) + sum(body.count(c) for c in _GSM_EXT.intersection(body)), 160, 153
     else:
         units, single, multi = len(body.encode("utf-16-le")) // 2, 70, 67
     return 1 if units <= single else math.ceil(units / multi)
@@ -83,6 +84,21 @@ def _error(status: int, code: int, message: str) -> dict[str, Any]:
 
 def _rfc2822(when: datetime) -> str:
     return format_datetime(when.astimezone(UTC))
+
+
+def _now_rfc2822() -> str:
+    """Now, as Twilio's dates have it (whole seconds): formatted once a second."""
+    second = int(time.time())
+    cached = _NOW.get(second)
+    if cached is None:
+        cached = _rfc2822(datetime.fromtimestamp(second, UTC))
+        _NOW.clear()
+        _NOW[second] = cached
+    return cached
+
+
+#: ``_now_rfc2822`` of the current second (one entry).
+_NOW: dict[int, str] = {}
 
 
 def _parse_iso(raw: str) -> datetime:
@@ -167,8 +183,7 @@ class _Handler(SandboxHandler):
             self.send_header("Retry-After", f"{retry_after:g}")
         if status == 401:
             self.send_header("WWW-Authenticate", 'Basic realm="Twilio API"')
-        self.end_headers()
-        self.wfile.write(body)
+        self.end_headers_and_write(body)
 
 
 class TwilioSandbox(HttpSandbox):
@@ -231,7 +246,7 @@ class TwilioSandbox(HttpSandbox):
             code, text = MAGIC_NUMBERS[to]
             log.info("refused message to %s with %d (magic test number)", mask_phone(to), code)
             return 400, _error(400, code, text)
-        sid, now = "SM" + uuid.uuid4().hex, _rfc2822(datetime.now(UTC))
+        sid, now = "SM" + uuid.uuid4().hex, _now_rfc2822()
         uri = f"/{API}/Accounts/{self.config.account_sid}/Messages/{sid}"
         callback = form.get("StatusCallback") or None
         message: dict[str, Any] = {
@@ -260,8 +275,11 @@ class TwilioSandbox(HttpSandbox):
         with self._lock:
             self._messages.append(message)
             self._by_sid[sid] = message
-            answer = copy.deepcopy(message)
-        log.info("accepted message %s to %s (%s segments)", sid, mask_phone(to), message["num_segments"])
+            # A copy, as later status changes must not show in this answer: the one nested dict
+            # too (a deep copy cost as much as the rest of the request).
+            answer = {**message, "subresource_uris": dict(message["subresource_uris"])}
+        if log.isEnabledFor(logging.INFO):
+            log.info("accepted message %s to %s (%s segments)", sid, mask_phone(to), message["num_segments"])
         if callback:
             self._schedule(sid, callback, "sent")
         return 201, answer

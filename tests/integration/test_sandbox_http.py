@@ -31,7 +31,7 @@ def _exchange(
 ) -> list[tuple[int, dict[str, str], bytes]]:
     """Send ``raw`` on one connection; read ``answers`` responses (status, headers, body), or as
     many as come before the sandbox closes the connection."""
-    out: list[Answer] = []
+    out: list[tuple[int, dict[str, str], bytes]] = []
     with socket.create_connection(("127.0.0.1", sandbox.port), timeout=10) as conn:
         conn.sendall(raw)
         reader = conn.makefile("rb")

@@ -42,7 +42,7 @@ worker process; more processes per stage, more notifications/s.
                              [--rate 200] [--latency-seconds 10]
                              [--low-rate 20] [--low-rate-seconds 10]
                              [--idle-samples 5] [--idle-seconds 1]
-                             [--threads 4] [--processes 1] [--scaling 1,2,4] [--warmup 10]
+                             [--threads N] [--processes 1] [--scaling 1,2,4] [--warmup 10]
                              [--json benchmarks/results-e2e.json]
                              [--profile DIR [--profile-mode gil|wall]
                                             [--profile-phase throughput|latency]]
@@ -97,6 +97,16 @@ TARGETS = {
 
 
 # -- the sandbox, in its own process -------------------------------------------------------------
+
+
+def _default_threads(database: str) -> int:
+    """The threads a stage process gets when ``HERALD_WORKER_THREADS`` is unset, for ``database``."""
+    from pydantic import SecretStr
+
+    from infra.settings import Settings
+
+    url = "sqlite:///unused.db" if database == "sqlite" else "postgresql+psycopg://unused/unused"
+    return Settings(database_url=SecretStr(url), worker_threads=None).threads_per_worker
 
 
 def _sandbox_main(pipe: Connection, accepted: Any) -> None:
@@ -1089,7 +1099,12 @@ def main() -> int:
     )
     parser.add_argument("--idle-samples", type=int, default=5, help="single events on an idle pipeline")
     parser.add_argument("--idle-seconds", type=float, default=1.0, help="idle time before each of them")
-    parser.add_argument("--threads", type=int, default=4, help="worker threads per stage process")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="worker threads per stage process (default: herald's own, 1 on SQLite and 4 on PostgreSQL)",
+    )
     parser.add_argument("--processes", type=int, default=1, help="worker processes per stage")
     parser.add_argument(
         "--scaling",
@@ -1123,6 +1138,8 @@ def main() -> int:
         parser.error("--profile needs py-spy: .venv/bin/pip install py-spy")
     if args.idle_samples < 1:
         parser.error("--idle-samples: 1 or more")
+    if args.threads is None:
+        args.threads = _default_threads(args.database)
     scaling: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="herald-bench-e2e-") as tmpdir:
         bench = Benchmark(args, Path(tmpdir))

@@ -25,7 +25,9 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 def worker(
     stage: str = typer.Argument(..., help=f"One of: {', '.join(topology.STAGES + topology.PLAIN_STAGES)}."),
     processes: int | None = typer.Option(None, help="Worker processes (HERALD_WORKER_PROCESSES)."),
-    threads: int | None = typer.Option(None, help="Threads per process (HERALD_WORKER_THREADS)."),
+    threads: int | None = typer.Option(
+        None, help="Threads per process (HERALD_WORKER_THREADS; default 1 on SQLite, 4 otherwise)."
+    ),
 ) -> None:
     """Consume the stage's queue until SIGTERM (in-flight messages finish first)."""
     stages = topology.STAGES + topology.PLAIN_STAGES
@@ -55,7 +57,7 @@ def worker(
         "--processes",
         str(processes or settings.worker_processes),
         "--threads",
-        str(threads or settings.worker_threads),
+        str(threads or settings.threads_per_worker),
         # SIGTERM: in-flight messages get this long to finish; the rest go back to the queue unacked.
         "--worker-shutdown-timeout",
         str(int(settings.shutdown_timeout_seconds * 1000)),

@@ -100,13 +100,14 @@ TARGETS = {
 
 
 def _default_threads(database: str) -> int:
-    """The threads a stage process gets when ``HERALD_WORKER_THREADS`` is unset, for ``database``."""
+    """The threads a stage process gets when ``HERALD_WORKER_THREADS`` is unset, for ``database``
+    (the same for the four stages measured here)."""
     from pydantic import SecretStr
 
     from infra.settings import Settings
 
     url = "sqlite:///unused.db" if database == "sqlite" else "postgresql+psycopg://unused/unused"
-    return Settings(database_url=SecretStr(url), worker_threads=None).threads_per_worker
+    return Settings(database_url=SecretStr(url), worker_threads=None).threads_for("route")
 
 
 def _sandbox_main(pipe: Connection, accepted: Any) -> None:

@@ -243,7 +243,7 @@ class Settings(BaseSettings):
     # Worker processes (``herald worker STAGE``).
     #: Processes of each ``herald worker STAGE``.
     worker_processes: int = Field(1, ge=1)
-    #: Threads of each worker process; unset: ``threads_per_worker`` (1 on SQLite, 4 otherwise).
+    #: Threads of each worker process; unset: ``threads_for`` the stage (1 or 4).
     worker_threads: int | None = Field(None, ge=1)
     #: The most items (events, notifications, status reports) one stage message carries: a stage
     #: handles them in one transaction and hands them on in one confirmed message. 1 puts each item
@@ -366,26 +366,32 @@ class Settings(BaseSettings):
         """The broker's nodes in the order processes try them (one for a single broker)."""
         return split_urls(self.amqp_url.get_secret_value())
 
-    @property
-    def threads_per_worker(self) -> int:
-        """``worker_threads``, or when unset 1 on SQLite and 4 on other databases.
+    def threads_for(self, stage: str) -> int:
+        """A worker process's threads for ``stage``: ``worker_threads``, or when it is unset 1 for a
+        stage that gathers batches on SQLite, and 4 otherwise.
 
-        A stage hands each message a batch, and sends a batch's messages concurrently on a pool of
-        its own, so its threads are not what makes it concurrent. On SQLite one transaction writes
-        at a time, whichever the process, and every stage waits for it: a process's other threads
-        only compete with that writer for the interpreter, so it holds the write lock longer (with
-        4 threads it held it 1.5 times as long, and the pipeline did 841 notifications/s against
-        983 with 1: issue 15). PostgreSQL writes in parallel, and more threads overlap its round
-        trips (523 against 431 per second).
+        Such a stage (route, render, sms, history) takes what waits as one batch, and sends
+        a batch's messages concurrently on a pool of its own, so its threads are not what makes it
+        concurrent. On SQLite one transaction writes at a time, whichever the process, and every
+        stage waits for it: a process's other threads only compete with that writer for the
+        interpreter, and it holds the lock longer (1.5 times as long with 4 threads; the pipeline did
+        841 notifications/s, against 983 with 1: issue 15). PostgreSQL writes in parallel, and
+        threads overlap its round trips (523 against 431 per second); collect handles one invoice a
+        message, its threads overlapping GoCardless's answers.
         """
         if self.worker_threads is not None:
             return self.worker_threads
-        return 1 if self.database_url.get_secret_value().startswith("sqlite") else 4
+        on_sqlite = self.database_url.get_secret_value().startswith("sqlite")
+        return 1 if on_sqlite and stage in GATHERING_STAGES else 4
 
     @property
     def dead_message_ttl_ms(self) -> int:
         """How long a dead-lettered message is kept, in milliseconds."""
         return self.dead_message_ttl_days * 86_400_000
+
+
+#: The stages that take what waits in their queue as one batch (``workers.registry.GATHERED``).
+GATHERING_STAGES = frozenset({"route", "render", "sms", "history"})
 
 
 @lru_cache(maxsize=1)

@@ -26,7 +26,7 @@ def worker(
     stage: str = typer.Argument(..., help=f"One of: {', '.join(topology.STAGES + topology.PLAIN_STAGES)}."),
     processes: int | None = typer.Option(None, help="Worker processes (HERALD_WORKER_PROCESSES)."),
     threads: int | None = typer.Option(
-        None, help="Threads per process (HERALD_WORKER_THREADS; default 1 on SQLite, 4 otherwise)."
+        None, help="Threads per process (HERALD_WORKER_THREADS; 1 for a batch stage on SQLite, else 4)."
     ),
 ) -> None:
     """Consume the stage's queue until SIGTERM (in-flight messages finish first)."""
@@ -57,7 +57,7 @@ def worker(
         "--processes",
         str(processes or settings.worker_processes),
         "--threads",
-        str(threads or settings.threads_per_worker),
+        str(threads or settings.threads_for(stage)),
         # SIGTERM: in-flight messages get this long to finish; the rest go back to the queue unacked.
         "--worker-shutdown-timeout",
         str(int(settings.shutdown_timeout_seconds * 1000)),

@@ -49,3 +49,66 @@ def test_a_stage_refuses_to_start_without_a_setting_it_needs(
         get_settings.cache_clear()
     assert result.exit_code == 2
     assert f"stage {stage}: missing setting(s): {setting}" in result.output
+
+
+def test_the_gathering_stages_the_settings_name_are_the_registrys() -> None:
+    from infra.settings import GATHERING_STAGES
+    from workers.registry import GATHERED
+
+    assert set(GATHERED) == GATHERING_STAGES
+
+
+@pytest.mark.parametrize(
+    ("database_url", "worker_threads", "expected"),
+    [
+        pytest.param(
+            "sqlite:///herald.db",
+            None,
+            {"route": 1, "render": 1, "sms": 1, "history": 1, "email": 4, "collect": 4},
+            id="sqlite: one writer, so one thread for a batch stage",
+        ),
+        pytest.param(
+            "postgresql+psycopg://h@db/herald",
+            None,
+            dict.fromkeys(topology.STAGES, 4),
+            id="postgresql: four",
+        ),
+        pytest.param("sqlite:///herald.db", 3, dict.fromkeys(topology.STAGES, 3), id="set: as set"),
+    ],
+)
+def test_worker_threads_per_stage(
+    database_url: str, worker_threads: int | None, expected: dict[str, int]
+) -> None:
+    from pydantic import SecretStr
+
+    from infra.settings import Settings
+
+    settings = Settings(database_url=SecretStr(database_url), worker_threads=worker_threads)
+    assert {stage: settings.threads_for(stage) for stage in topology.STAGES} == expected
+
+
+@pytest.mark.parametrize(("stage", "threads"), [("route", "1"), ("collect", "4")])
+def test_herald_worker_starts_dramatiq_with_the_stages_threads(
+    monkeypatch: pytest.MonkeyPatch, stage: str, threads: str
+) -> None:
+    import os
+
+    from infra.settings import get_settings
+
+    started: list[list[str]] = []
+
+    def execv(_path: str, argv: list[str]) -> None:
+        started.append(argv)
+        raise SystemExit(0)
+
+    monkeypatch.setenv("HERALD_DATABASE_URL", "sqlite:///herald.db")
+    monkeypatch.setenv("HERALD_GOCARDLESS_ACCESS_TOKEN", "gc-test-token")
+    monkeypatch.delenv("HERALD_WORKER_THREADS", raising=False)
+    monkeypatch.setattr(os, "execv", execv)
+    get_settings.cache_clear()
+    try:
+        CliRunner().invoke(app, ["worker", stage])
+    finally:
+        get_settings.cache_clear()
+    [argv] = started
+    assert argv[argv.index("--threads") + 1] == threads

@@ -243,7 +243,8 @@ class Settings(BaseSettings):
     # Worker processes (``herald worker STAGE``).
     #: Processes of each ``herald worker STAGE``.
     worker_processes: int = Field(1, ge=1)
-    #: Threads of each worker process; unset: ``threads_for`` the stage (1 or 4).
+    #: Threads of each worker process; unset: 1 for route, render, sms and history on SQLite (it
+    #: writes one transaction at a time, so more threads only wait), otherwise 4.
     worker_threads: int | None = Field(None, ge=1)
     #: The most items (events, notifications, status reports) one stage message carries: a stage
     #: handles them in one transaction and hands them on in one confirmed message. 1 puts each item

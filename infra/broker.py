@@ -178,7 +178,7 @@ def herald_middleware(
         DeadLetterLog(),
         SingleSigterm(),
         # What the worker prefetched, for the stages that gather what waits (workers.gather).
-        Prefetched(prefetch=min(settings.stage_batch_size, GATHER_PREFETCH)),
+        Prefetched(prefetch=min(settings.batch_size, GATHER_PREFETCH)),
     ]
 
 

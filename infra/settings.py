@@ -249,8 +249,8 @@ class Settings(BaseSettings):
     #: The most items (events, notifications, status reports) one stage message carries: a stage
     #: handles them in one transaction and hands them on in one confirmed message. 1 puts each item
     #: in a message of its own; messages queued under a larger value are still handled after it is
-    #: lowered.
-    stage_batch_size: int = Field(100, ge=1, le=MAX_BATCH_ITEMS)
+    #: lowered. Unset: 200 on SQLite, 100 otherwise (``batch_size``).
+    stage_batch_size: int | None = Field(None, ge=1, le=MAX_BATCH_ITEMS)
     #: Message-level retries of a transient failure before the message is dead-lettered.
     max_retries: int = Field(10, ge=0)
     #: Shortest message-level backoff (exponential, full jitter).
@@ -366,6 +366,20 @@ class Settings(BaseSettings):
     def amqp_urls(self) -> list[str]:
         """The broker's nodes in the order processes try them (one for a single broker)."""
         return split_urls(self.amqp_url.get_secret_value())
+
+    @property
+    def batch_size(self) -> int:
+        """``stage_batch_size``, or when it is unset 200 on SQLite and 100 on other databases.
+
+        On SQLite the stages take turns for one writer, and a larger batch shares out the cost of
+        each turn (a transaction begun and committed, a message handed on) over more items: 945 →
+        1,019 notifications/s from 100 to 200 (issue 15), with a route worker at 92 MB. Elsewhere
+        a stage process runs 4 threads (``threads_for``), each holding its batch: with 100 a
+        route worker on PostgreSQL already peaked at 94 to 100 MB, against a target of 100.
+        """
+        if self.stage_batch_size is not None:
+            return self.stage_batch_size
+        return 200 if self.database_url.get_secret_value().startswith("sqlite") else 100
 
     def threads_for(self, stage: str) -> int:
         """A worker process's threads for ``stage``: ``worker_threads``, or when it is unset 1 for a

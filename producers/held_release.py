@@ -59,7 +59,7 @@ def release_held(services: Services, now: datetime, limit: int = 500) -> Release
             report.settled[nid] = dict(unsent)[nid]
     if report.released:
         services.emitter.emit_batches(
-            NotificationsDecided, report.released, services.settings.stage_batch_size
+            NotificationsDecided, report.released, services.settings.batch_size
         )
         with services.transaction() as conn:
             settle_holds(conn, [(nid, RELEASED) for nid in report.released], now)

@@ -66,7 +66,7 @@ class Publisher:
         self.settings = settings
         self.window = window or self.settings.publish_window
         self.queue = topology.queue_name(self.settings.queue_prefix, EventPublished.stage)
-        self.batch_size = self.settings.stage_batch_size
+        self.batch_size = self.settings.batch_size
         self._single_head = _message_head(self.queue, EventPublished.actor)
         self._batch_head = _message_head(self.queue, EventsPublished.actor)
         timeout = self.settings.publish_timeout_seconds

@@ -69,7 +69,7 @@ def gathering(kind: Kind, actor: str, handler: Handler, batch_handler: Handler, 
         if own is None:
             handler(svc, body)  # not a valid body of its kind: its own function says what is wrong
             return
-        room = svc.settings.stage_batch_size - len(own)
+        room = svc.settings.batch_size - len(own)
         if room <= 0:
             handler(svc, body)  # a full batch already
             return

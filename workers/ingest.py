@@ -152,7 +152,7 @@ class Ingest:
             else:
                 good.append(event_to_json(event))
         # Returns once RabbitMQ confirmed each batch on the route queue.
-        self.emitter.emit_batches(EventsPublished, good, settings.stage_batch_size)
+        self.emitter.emit_batches(EventsPublished, good, settings.batch_size)
         if good:
             metrics.INGESTED.labels(outcome="ingested").inc(len(good))
         channel.basic_ack(received[-1][0].delivery_tag, multiple=True)

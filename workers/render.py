@@ -169,7 +169,7 @@ def _render_one(
 def _hand_on(svc: Services, outcome: _Outcome) -> None:
     """After the commit: the rendered to their senders, the failures to history (permanent: retrying
     would render the same problem), one confirmed message per batch of each."""
-    size = svc.settings.stage_batch_size
+    size = svc.settings.batch_size
     emitter = svc.emitter
     emitter.emit_batches(NotificationsRendered, outcome.sms, size)
     emitter.emit_batches(EmailsRendered, outcome.email, size)

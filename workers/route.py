@@ -179,7 +179,7 @@ def _route(svc: Services, events: Sequence[Event]) -> list[tuple[Event, Exceptio
             conn, pending, svc.clock(), settings.default_timezone, settings.default_send_windows
         )
     # After the commit: what is handed on is stored. The same event twice hands its ids on once.
-    svc.emitter.emit_batches(NotificationsDecided, unique(pending), settings.stage_batch_size)
+    svc.emitter.emit_batches(NotificationsDecided, unique(pending), settings.batch_size)
     collections = unique((e.org_id, e.event_id, e.invoice_id) for e in events if wants_collection(e))
     for org_id, event_id, invoice_id in collections:
         svc.emitter.emit(CollectionRequested(org_id=org_id, event_id=event_id, invoice_id=invoice_id))
@@ -210,4 +210,4 @@ def route_mandate_setup(svc: Services, body: Any) -> None:
         recorded = record_synthetic_event(conn, payload, routing.outcome)
         items = _new_notifications(routing) if recorded else []
         pending = record_notifications(conn, EventRef.of(payload), items)
-    svc.emitter.emit_batches(NotificationsDecided, pending, settings.stage_batch_size)
+    svc.emitter.emit_batches(NotificationsDecided, pending, settings.batch_size)

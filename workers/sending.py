@@ -185,7 +185,7 @@ def emit_batch(
         svc.emitter.emit(message)
     for seconds, ids in come_back_groups(outcome.later):
         delay_ms = max(1, int(seconds * 1000))
-        for chunk in again.chunked(ids, svc.settings.stage_batch_size):
+        for chunk in again.chunked(ids, svc.settings.batch_size):
             svc.emitter.emit(chunk, delay=delay_ms)
         # Counted as dramatiq counts a deferred message, per notification put back.
         metrics.RETRIES.labels(stage=outcome.source, kind="deferred").inc(len(ids))

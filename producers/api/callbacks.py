@@ -157,7 +157,7 @@ def twilio_router(
     def hand_over(reports: list[DeliveryStatusReported]) -> list[BaseException | None]:
         """On the coalescer's thread: every report waiting, in confirmed batches."""
         bodies = [report.body() for report in reports]
-        emitter().emit_batches(DeliveryStatusesReported, bodies, settings.stage_batch_size)
+        emitter().emit_batches(DeliveryStatusesReported, bodies, settings.batch_size)
         return [None] * len(reports)
 
     reports: Coalescer[DeliveryStatusReported] = Coalescer(hand_over, "herald-status-reports")

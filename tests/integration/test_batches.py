@@ -64,7 +64,7 @@ def test_300_published_events_travel_as_batches_and_each_sms_is_recorded_exactly
         return rows if done else None
 
     rows = wait_for(all_sent, timeout=120, interval=0.2, what=f"{EVENTS} SMS sent")
-    size = pipeline.settings.stage_batch_size
+    size = pipeline.settings.batch_size
     batches = -(-EVENTS // size)  # 300 events in 100s: three messages to route, three on to render
     # Counted once the messages are acked: render's last batch is done before its SMS are sent.
     wait_for(lambda: _processed("render") - before["render"] >= batches, timeout=30, what="render's count")

@@ -98,11 +98,12 @@ def test_publish_many_returns_after_every_message_is_confirmed_and_queued(amqp_u
             confirmed: list[int] = []
             assert publisher.publish_many(events, on_confirmed=confirmed.append) == 2500
             assert sum(confirmed) == 2500
-        # Every event queued, in order, in batches of HERALD_STAGE_BATCH_SIZE (100 by default).
+        # Every event queued, in order, in batches of HERALD_STAGE_BATCH_SIZE (unset: 200, as the
+        # settings name SQLite).
         messages = _read(amqp_url, f"{prefix}.route")
         assert [(m["actor_name"], len(m["args"][0]["events"])) for m in messages] == [
-            ("route_events", 100)
-        ] * 25
+            ("route_events", 200)
+        ] * 12 + [("route_events", 100)]
         queued = [e["event_id"] for m in messages for e in m["args"][0]["events"]]
         assert queued == [f"evt_{i}" for i in range(2500)]
         assert _depth(amqp_url, f"{prefix}.route") == 0  # read off: nothing else was queued

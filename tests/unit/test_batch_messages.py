@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from infra.settings import Settings
 from infra.store.batches import in_chunks, rounds, unique
@@ -174,11 +174,20 @@ def test_chunked_makes_messages_of_at_most_the_stage_batch_size() -> None:
 
 
 def test_the_stage_batch_size_setting_is_bounded_by_what_a_message_may_carry() -> None:
-    assert Settings().stage_batch_size == 100
-    assert Settings(stage_batch_size=MAX_BATCH_ITEMS).stage_batch_size == MAX_BATCH_ITEMS
+    assert Settings(stage_batch_size=MAX_BATCH_ITEMS).batch_size == MAX_BATCH_ITEMS
     for bad in (0, MAX_BATCH_ITEMS + 1):
         with pytest.raises(ValidationError):
             Settings(stage_batch_size=bad)
+
+
+@pytest.mark.parametrize(
+    ("database_url", "size"),
+    [("sqlite:///herald.db", 200), ("postgresql+psycopg://h@db/herald", 100)],
+    ids=["sqlite: one writer, larger turns", "postgresql: four threads, each with a batch"],
+)
+def test_an_unset_stage_batch_size_is_the_databases(database_url: str, size: int) -> None:
+    assert Settings(database_url=SecretStr(database_url), stage_batch_size=None).batch_size == size
+    assert Settings(database_url=SecretStr(database_url), stage_batch_size=7).batch_size == 7
 
 
 def test_in_chunks_and_unique() -> None:

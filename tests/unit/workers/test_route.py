@@ -205,7 +205,7 @@ def test_the_same_event_twice_in_a_batch_is_recorded_once_and_handed_on_once(sta
 
 
 def test_more_pending_notifications_than_a_batch_holds_go_in_several_messages(stages: Stages) -> None:
-    size = stages.services.settings.stage_batch_size
+    size = stages.services.settings.batch_size
     count = size // 2 + 10  # an SMS and an email each: more than one message's worth
     for n in range(count):
         contact = {**AINO, "mobile": f"+358 40 {1000000 + n}", "emails": [{"address": f"c{n}@example.fi"}]}

@@ -58,9 +58,7 @@ def release_held(services: Services, now: datetime, limit: int = 500) -> Release
         for nid in settle_holds(conn, unsent, now):
             report.settled[nid] = dict(unsent)[nid]
     if report.released:
-        services.emitter.emit_batches(
-            NotificationsDecided, report.released, services.settings.batch_size
-        )
+        services.emitter.emit_batches(NotificationsDecided, report.released, services.settings.batch_size)
         with services.transaction() as conn:
             settle_holds(conn, [(nid, RELEASED) for nid in report.released], now)
     log.info(

@@ -8,7 +8,8 @@ missing and we are root it installs Debian's ``postgresql`` package. PostgreSQL 
 root, so as root the cluster belongs to the ``postgres`` system user the package creates.
 
 Durability is switched off (``fsync``, ``synchronous_commit``, ``full_page_writes``): the data is
-thrown away at the end, and tests want speed.
+thrown away at the end, and tests want speed. Autovacuum looks every second rather than every
+minute, so plans are made on statistics as fresh as a long-running server's.
 
     python -m tooling.local.postgres      # start one, print its URL, remove it on Ctrl-C
 """

@@ -99,15 +99,12 @@ TARGETS = {
 # -- the sandbox, in its own process -------------------------------------------------------------
 
 
-def _default_threads(database: str) -> int:
-    """The threads a stage process gets when ``HERALD_WORKER_THREADS`` is unset, for ``database``
-    (the same for the four stages measured here)."""
-    from pydantic import SecretStr
-
+def _default_threads() -> int:
+    """The threads a stage process of route, render, sms or history gets when
+    ``HERALD_WORKER_THREADS`` is unset."""
     from infra.settings import Settings
 
-    url = "sqlite:///unused.db" if database == "sqlite" else "postgresql+psycopg://unused/unused"
-    return Settings(database_url=SecretStr(url), worker_threads=None).threads_for("route")
+    return Settings(worker_threads=None).threads_for("route")
 
 
 def _sandbox_main(pipe: Connection, accepted: Any) -> None:
@@ -1104,7 +1101,7 @@ def main() -> int:
         "--threads",
         type=int,
         default=None,
-        help="worker threads per stage process (default: herald's own, 1 on SQLite and 4 on PostgreSQL)",
+        help="worker threads per stage process (default: herald's own for these stages, 1)",
     )
     parser.add_argument("--processes", type=int, default=1, help="worker processes per stage")
     parser.add_argument(
@@ -1140,7 +1137,7 @@ def main() -> int:
     if args.idle_samples < 1:
         parser.error("--idle-samples: 1 or more")
     if args.threads is None:
-        args.threads = _default_threads(args.database)
+        args.threads = _default_threads()
     scaling: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="herald-bench-e2e-") as tmpdir:
         bench = Benchmark(args, Path(tmpdir))

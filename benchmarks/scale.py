@@ -227,7 +227,9 @@ def main() -> int:
     )
     parser.add_argument("--rate", type=float, default=100, help="events/s of each latency phase")
     parser.add_argument("--latency-seconds", type=float, default=5)
-    parser.add_argument("--threads", type=int, default=4, help="worker threads per stage process")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="worker threads per stage process (herald's default for them)"
+    )
     parser.add_argument("--warmup", type=int, default=10, help="events per worker process before the clock")
     parser.add_argument("--kill-events", type=int, default=2000, help="events of the run with a node killed")
     parser.add_argument("--skip-kill", action="store_true", help="no run with a node killed")

@@ -243,8 +243,8 @@ class Settings(BaseSettings):
     # Worker processes (``herald worker STAGE``).
     #: Processes of each ``herald worker STAGE``.
     worker_processes: int = Field(1, ge=1)
-    #: Threads of each worker process; unset: 1 for route, render, sms and history on SQLite (it
-    #: writes one transaction at a time, so more threads only wait), otherwise 4.
+    #: Threads of each worker process; unset: 1 for route, render, sms and history (they take what
+    #: waits as one batch, so more threads only compete with the one writing), 4 for the others.
     worker_threads: int | None = Field(None, ge=1)
     #: The most items (events, notifications, status reports) one stage message carries: a stage
     #: handles them in one transaction and hands them on in one confirmed message. 1 puts each item
@@ -373,9 +373,10 @@ class Settings(BaseSettings):
 
         On SQLite the stages take turns for one writer, and a larger batch shares out the cost of
         each turn (a transaction begun and committed, a message handed on) over more items: 945 →
-        1,019 notifications/s from 100 to 200 (issue 15), with a route worker at 92 MB. Elsewhere
-        a stage process runs 4 threads (``threads_for``), each holding its batch: with 100 a
-        route worker on PostgreSQL already peaked at 94 to 100 MB, against a target of 100.
+        1,019 notifications/s from 100 to 200 (issue 15), with a route worker at 92 MB. On
+        PostgreSQL 200 raised the rate (711 to 775 per second) but not steadily the latency at 200
+        events/s (a p99 of 135 ms in its one run), and an sms worker peaked at 97 MB against a
+        target of 100: there it stays 100.
         """
         if self.stage_batch_size is not None:
             return self.stage_batch_size
@@ -383,21 +384,20 @@ class Settings(BaseSettings):
 
     def threads_for(self, stage: str) -> int:
         """A worker process's threads for ``stage``: ``worker_threads``, or when it is unset 1 for a
-        stage that gathers batches on SQLite, and 4 otherwise.
+        stage that gathers batches and 4 for the others.
 
-        Such a stage (route, render, sms, history) takes what waits as one batch, and sends
-        a batch's messages concurrently on a pool of its own, so its threads are not what makes it
-        concurrent. On SQLite one transaction writes at a time, whichever the process, and every
-        stage waits for it: a process's other threads only compete with that writer for the
-        interpreter, and it holds the lock longer (1.5 times as long with 4 threads; the pipeline did
-        841 notifications/s, against 983 with 1: issue 15). PostgreSQL writes in parallel, and
-        threads overlap its round trips (523 against 431 per second); collect handles one invoice a
-        message, its threads overlapping GoCardless's answers.
+        Such a stage (route, render, sms, history) takes what waits as one batch, and sends a
+        batch's messages concurrently on a pool of its own, so its threads are not what makes it
+        concurrent; more of them only compete for the interpreter with the one that holds the
+        database (issue 15). On SQLite, where every stage waits for one writer, it held the lock
+        1.5 times as long with 4 threads: 841 notifications/s against 983 with 1. On PostgreSQL
+        4 threads did 688 to 711 per second with a p99 of 115 to 163 ms at 200 events/s, 1 thread
+        715 to 732 with 86 to 88 ms. Collect handles one invoice a message and email sends through
+        relays that may be slow to answer: their threads overlap those waits.
         """
         if self.worker_threads is not None:
             return self.worker_threads
-        on_sqlite = self.database_url.get_secret_value().startswith("sqlite")
-        return 1 if on_sqlite and stage in GATHERING_STAGES else 4
+        return 1 if stage in GATHERING_STAGES else 4
 
     @property
     def dead_message_ttl_ms(self) -> int:

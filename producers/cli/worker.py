@@ -26,7 +26,7 @@ def worker(
     stage: str = typer.Argument(..., help=f"One of: {', '.join(topology.STAGES + topology.PLAIN_STAGES)}."),
     processes: int | None = typer.Option(None, help="Worker processes (HERALD_WORKER_PROCESSES)."),
     threads: int | None = typer.Option(
-        None, help="Threads per process (HERALD_WORKER_THREADS; 1 for a batch stage on SQLite, else 4)."
+        None, help="Threads per process (HERALD_WORKER_THREADS; 1 for a batch stage, else 4)."
     ),
 ) -> None:
     """Consume the stage's queue until SIGTERM (in-flight messages finish first)."""

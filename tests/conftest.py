@@ -91,6 +91,9 @@ def herald_env(amqp_url: str) -> dict[str, str]:
         "HERALD_MAX_BACKOFF_MS": "2000",
         # The per-sender rate limit is off except where a test measures it.
         "HERALD_SMS_SEGMENTS_PER_SECOND": "0",
+        # Batches of 100 (the default is 200 on SQLite): the fault tests kill a stage while it
+        # holds a batch, and a run of 200 events must take more than one.
+        "HERALD_STAGE_BATCH_SIZE": "100",
         # Quiet hours are off (SMS any time of day) except where a test sets windows and a clock.
         "HERALD_DEFAULT_SEND_WINDOWS": "sms=any,email=any",
         "HERALD_LOG_FORMAT": "json",

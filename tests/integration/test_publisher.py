@@ -94,16 +94,18 @@ def test_publish_many_returns_after_every_message_is_confirmed_and_queued(amqp_u
     prefix = f"pub-{uuid.uuid4().hex[:6]}"
     events = [invoice_created(f"evt_{i}") for i in range(2500)]
     try:
-        with Publisher(_settings(amqp_url, prefix), window=300) as publisher:
+        settings = _settings(amqp_url, prefix)
+        size = settings.batch_size  # HERALD_STAGE_BATCH_SIZE, or its default for the store
+        with Publisher(settings, window=300) as publisher:
             confirmed: list[int] = []
             assert publisher.publish_many(events, on_confirmed=confirmed.append) == 2500
             assert sum(confirmed) == 2500
-        # Every event queued, in order, in batches of HERALD_STAGE_BATCH_SIZE (unset: 200, as the
-        # settings name SQLite).
+        # Every event queued, in order, in batches of the stage batch size.
         messages = _read(amqp_url, f"{prefix}.route")
+        full, rest = divmod(2500, size)
         assert [(m["actor_name"], len(m["args"][0]["events"])) for m in messages] == [
-            ("route_events", 200)
-        ] * 12 + [("route_events", 100)]
+            ("route_events", size)
+        ] * full + [("route_events", rest)] * (rest > 0)
         queued = [e["event_id"] for m in messages for e in m["args"][0]["events"]]
         assert queued == [f"evt_{i}" for i in range(2500)]
         assert _depth(amqp_url, f"{prefix}.route") == 0  # read off: nothing else was queued

@@ -104,6 +104,12 @@ def test_herald_worker_starts_dramatiq_with_the_stages_threads(
     monkeypatch.setenv("HERALD_DATABASE_URL", "sqlite:///herald.db")
     monkeypatch.setenv("HERALD_GOCARDLESS_ACCESS_TOKEN", "gc-test-token")
     monkeypatch.delenv("HERALD_WORKER_THREADS", raising=False)
+    monkeypatch.setenv("HERALD_METRICS_PORT", "0")  # no metrics directory made in this process
+    for name in ("PROMETHEUS_MULTIPROC_DIR", "HERALD_METRICS_STAGE"):
+        # Restored to absent afterwards, whatever the command sets: the e2e processes inherit this
+        # process's environment, and a leaked PROMETHEUS_MULTIPROC_DIR put ingest's counters in files.
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     monkeypatch.setattr(os, "execv", execv)
     get_settings.cache_clear()
     try:
@@ -112,3 +118,4 @@ def test_herald_worker_starts_dramatiq_with_the_stages_threads(
         get_settings.cache_clear()
     [argv] = started
     assert argv[argv.index("--threads") + 1] == threads
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ

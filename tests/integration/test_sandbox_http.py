@@ -5,13 +5,17 @@ reads it), and what it refuses it refuses with the same status, without taking t
 from __future__ import annotations
 
 import base64
+import logging
 import socket
+import threading
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlencode
 
 import pytest
 
+from tests.conftest import wait_for
+from tooling.sandboxes import http as sandbox_http
 from tooling.sandboxes.twilio import SandboxConfig, TwilioSandbox
 
 SID = "AC" + "c" * 32
@@ -128,3 +132,57 @@ def test_an_unusual_request_line_is_answered_as_the_standard_parser_does(
     # without a status line (http.server's way): the code is in the page.
     assert f"Error code: {status}".encode() in answer
     assert [code for code, _, _ in _exchange(sandbox, _create("+447700900008"))] == [201]
+
+
+# --- What the sandboxes share beside the parser: the per-second date and the delayed posts ---
+
+
+def test_once_a_second_formats_each_second_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = iter([100.2, 100.9, 101.0, 101.5])
+    monkeypatch.setattr(sandbox_http.time, "time", lambda: next(clock))
+    formatted: list[int] = []
+
+    def format_second(second: int) -> str:
+        formatted.append(second)
+        return f"second {second}"
+
+    now = sandbox_http.once_a_second(format_second)
+    assert [now(), now(), now(), now()] == ["second 100", "second 100", "second 101", "second 101"]
+    assert formatted == [100, 101]
+
+
+def test_delayed_posts_go_in_order_and_one_that_fails_does_not_stop_the_rest(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    posted: list[tuple[str, str, str]] = []
+
+    def post(ident: str, url: str, status: str) -> None:
+        if ident == "bad":
+            raise ValueError("the receiver's URL is not one")
+        posted.append((ident, url, status))
+
+    posts = sandbox_http.DelayedPosts(post, "status callback", logging.getLogger("test.delayed"))
+    runner = threading.Thread(target=posts.run, daemon=True)
+    runner.start()
+    for ident in ("SM1", "bad", "SM2"):
+        posts.put(0.01, ident, "http://receiver.example/cb", "sent")
+    wait_for(lambda: len(posted) == 2, timeout=10, what="both good posts")
+    posts.close()
+    runner.join(timeout=5)
+    assert not runner.is_alive()
+    assert [ident for ident, _url, _status in posted] == ["SM1", "SM2"]
+    assert "status callback sent for bad failed" in caplog.text
+
+
+def test_closing_delayed_posts_drops_what_is_not_due_yet() -> None:
+    posted: list[str] = []
+    posts = sandbox_http.DelayedPosts(
+        lambda ident, _url, _status: posted.append(ident), "receipt", logging.getLogger("test.delayed")
+    )
+    runner = threading.Thread(target=posts.run, daemon=True)
+    runner.start()
+    posts.put(3600, "later", "http://receiver.example/dlr", "delivered")
+    posts.close()
+    runner.join(timeout=5)
+    assert not runner.is_alive()  # it did not wait the hour
+    assert posted == []

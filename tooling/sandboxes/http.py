@@ -1,23 +1,45 @@
-"""What the HTTP sandboxes (Twilio, GoCardless) share: a threaded server whose failures go to the
-sandbox's log rather than stderr, and request lines at DEBUG (they carry phone numbers and ids)."""
+"""What the HTTP sandboxes (Twilio, Vonage, GoCardless, the webhook receiver) share: a threaded
+server whose failures go to the sandbox's log rather than stderr, request lines at DEBUG (they carry
+phone numbers and ids), serving and stopping, the posts a provider makes later, and the date."""
 
 from __future__ import annotations
 
 import contextlib
 import http.client
 import logging
+import queue
 import socket
 import threading
 import time
+from collections.abc import Callable
 from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
-#: The ``Date`` header of the current second (one entry).
-_DATES: dict[int, str] = {}
 #: ``http.client``'s limits on a header line and on the number of headers.
 _MAX_LINE, _MAX_HEADERS = 65536, 100
+
+
+def once_a_second(format_second: Callable[[int], str]) -> Callable[[], str]:
+    """``format_second(now)`` for the current whole second, formatted once a second rather than on
+    every response (a sandbox answering a benchmark formats the same date thousands of times)."""
+    cache: dict[int, str] = {}
+
+    def now() -> str:
+        second = int(time.time())
+        cached = cache.get(second)
+        if cached is None:
+            cached = format_second(second)
+            cache.clear()
+            cache[second] = cached
+        return cached
+
+    return now
+
+
+#: The ``Date`` header of the current second.
+_http_date_now = once_a_second(lambda second: formatdate(second, usegmt=True))
 
 
 class SandboxServer(ThreadingHTTPServer):
@@ -91,13 +113,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         """The ``Date`` header, formatted once a second rather than on every response."""
         if timestamp is not None:
             return formatdate(timestamp, usegmt=True)
-        second = int(time.time())
-        cached = _DATES.get(second)
-        if cached is None:
-            cached = formatdate(second, usegmt=True)
-            _DATES.clear()
-            _DATES[second] = cached
-        return cached
+        return _http_date_now()
 
     def parse_request(self) -> bool:
         """``BaseHTTPRequestHandler.parse_request`` with the headers read by a plain loop.
@@ -152,13 +168,46 @@ class SandboxHandler(BaseHTTPRequestHandler):
         return True
 
 
+class DelayedPosts:
+    """What a provider posts back later (status callbacks, delivery receipts): each job is handed to
+    ``post`` a fixed delay after it was queued, in the thread that runs ``run``. Every job waits the
+    same delay, so the order they were queued in is the order they fall due."""
+
+    def __init__(self, post: Callable[[str, str, str], None], what: str, logger: logging.Logger) -> None:
+        self._post, self._what, self._logger = post, what, logger
+        self._jobs: queue.SimpleQueue[tuple[float, str, str, str] | None] = queue.SimpleQueue()
+        self._stopping = threading.Event()
+
+    def put(self, delay: float, ident: str, url: str, status: str) -> None:
+        """Post ``status`` of ``ident`` to ``url`` in ``delay`` seconds."""
+        self._jobs.put((time.monotonic() + delay, ident, url, status))
+
+    def run(self) -> None:
+        """Post each job when it falls due, until ``close()``; what is still queued then is dropped."""
+        while (job := self._jobs.get()) is not None:
+            due, ident, url, status = job
+            if self._stopping.wait(max(due - time.monotonic(), 0.0)):
+                return
+            try:
+                self._post(ident, url, status)
+            except Exception:  # one bad post must not end the thread
+                self._logger.exception("%s %s for %s failed", self._what, status, ident)
+
+    def close(self) -> None:
+        """End ``run`` now, dropping the jobs not yet posted."""
+        self._stopping.set()
+        self._jobs.put(None)
+
+
 class HttpSandbox:
     """A sandbox served by a ``SandboxServer`` on ``_host``:``_port`` (0: a free port): its address
-    and the context manager; ``start()`` and ``stop()`` are the sandbox's own."""
+    and the context manager; ``start()`` and ``stop()`` are the sandbox's own, and serve with
+    ``_serve`` and ``_stop_serving``."""
 
     _host: str
     _port: int
     _server: SandboxServer | None
+    _threads: list[threading.Thread]
 
     @property
     def port(self) -> int:
@@ -182,6 +231,24 @@ class HttpSandbox:
 
     def stop(self) -> None:
         raise NotImplementedError
+
+    def _serve(self, server: SandboxServer, *beside: Callable[[], None]) -> None:
+        """Serve ``server`` in a daemon thread, and run each of ``beside`` in a daemon thread of
+        its own; returns at once (the port is bound already, so it accepts connections)."""
+        self._server = server
+        self._threads = [threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)]
+        self._threads += [threading.Thread(target=run, daemon=True) for run in beside]
+        for thread in self._threads:
+            thread.start()
+
+    def _stop_serving(self) -> None:
+        """Stop serving and wait for the threads ``_serve`` started (stop what runs beside first)."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        for thread in getattr(self, "_threads", []):
+            thread.join(timeout=5)  # a post in flight is bounded by its own timeout
+        self._threads = []
 
     def __enter__(self) -> Self:
         self.start()

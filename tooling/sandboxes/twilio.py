@@ -12,10 +12,8 @@ import copy
 import json
 import logging
 import math
-import queue
 import re
 import threading
-import time
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
@@ -28,7 +26,7 @@ from twilio.request_validator import RequestValidator
 
 from infra.masking import mask_phone
 from tooling.sandboxes.faults import FaultPlan
-from tooling.sandboxes.http import HttpSandbox, SandboxHandler, SandboxServer
+from tooling.sandboxes.http import DelayedPosts, HttpSandbox, SandboxHandler, SandboxServer, once_a_second
 from tooling.sandboxes.running import serve_until_stopped
 
 log = logging.getLogger("herald.sandbox.twilio")
@@ -86,19 +84,8 @@ def _rfc2822(when: datetime) -> str:
     return format_datetime(when.astimezone(UTC))
 
 
-def _now_rfc2822() -> str:
-    """Now, as Twilio's dates have it (whole seconds): formatted once a second."""
-    second = int(time.time())
-    cached = _NOW.get(second)
-    if cached is None:
-        cached = _rfc2822(datetime.fromtimestamp(second, UTC))
-        _NOW.clear()
-        _NOW[second] = cached
-    return cached
-
-
-#: ``_now_rfc2822`` of the current second (one entry).
-_NOW: dict[int, str] = {}
+#: Now, as Twilio's dates have it (whole seconds).
+_now_rfc2822 = once_a_second(lambda second: _rfc2822(datetime.fromtimestamp(second, UTC)))
 
 
 def _parse_iso(raw: str) -> datetime:
@@ -198,35 +185,20 @@ class TwilioSandbox(HttpSandbox):
         self.faults = FaultPlan()
         self._messages: list[dict[str, Any]] = []
         self._by_sid: dict[str, dict[str, Any]] = {}
-        # Pending callbacks as (due on the monotonic clock, sid, url, status). Every one is due
-        # one fixed delay after it is queued, so FIFO order is also due order.
-        self._jobs: queue.SimpleQueue[tuple[float, str, str, str] | None] = queue.SimpleQueue()
-        self._stopping = threading.Event()
+        self._callbacks = DelayedPosts(self._advance, "status callback", log)
         self._server: _Server | None = None
-        self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
         """Bind and serve in daemon threads; returns once the port accepts connections."""
-        self._server = _Server((self._host, self._port), _Handler)
-        self._server.sandbox = self
-        self._stopping, self._jobs = threading.Event(), queue.SimpleQueue()
-        self._threads = [
-            threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True),
-            threading.Thread(target=self._run_callbacks, daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
+        server = _Server((self._host, self._port), _Handler)
+        server.sandbox = self
+        self._callbacks = DelayedPosts(self._advance, "status callback", log)
+        self._serve(server, self._callbacks.run)
 
     def stop(self) -> None:
         """Stop serving and drop callbacks not yet posted."""
-        self._stopping.set()
-        self._jobs.put(None)
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        for thread in self._threads:
-            thread.join(timeout=5)  # a callback in flight is bounded by its 2 s timeout
-        self._threads = []
+        self._callbacks.close()
+        self._stop_serving()
 
     def messages(self) -> list[dict[str, Any]]:
         """A copy of every captured message, oldest first, in Twilio's JSON shape."""
@@ -363,17 +335,7 @@ class TwilioSandbox(HttpSandbox):
         }
 
     def _schedule(self, sid: str, url: str, status: str) -> None:
-        self._jobs.put((time.monotonic() + self.config.callback_delay_seconds, sid, url, status))
-
-    def _run_callbacks(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            due, sid, url, status = job
-            if self._stopping.wait(max(due - time.monotonic(), 0.0)):
-                return
-            try:
-                self._advance(sid, url, status)
-            except Exception:  # one bad callback must not end the worker
-                log.exception("status callback %s for %s failed", status, sid)
+        self._callbacks.put(self.config.callback_delay_seconds, sid, url, status)
 
     def _advance(self, sid: str, url: str, status: str) -> None:
         with self._lock:

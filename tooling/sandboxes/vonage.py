@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import queue
 import secrets
 import socket
 import ssl
@@ -44,7 +43,7 @@ from vonage_http_client import Auth
 
 from infra.masking import mask_phone
 from tooling.sandboxes.faults import FaultPlan
-from tooling.sandboxes.http import HttpSandbox, SandboxHandler, SandboxServer
+from tooling.sandboxes.http import DelayedPosts, HttpSandbox, SandboxHandler, SandboxServer
 from tooling.sandboxes.running import serve_until_stopped
 
 log = logging.getLogger("herald.sandbox.vonage")
@@ -225,10 +224,8 @@ class VonageSandbox(HttpSandbox):
         self._late: list[float] = []
         self._drops = 0
         self._messages: list[dict[str, Any]] = []
-        self._jobs: queue.SimpleQueue[tuple[float, str, str, str] | None] = queue.SimpleQueue()
+        self._receipts = DelayedPosts(self._advance, "receipt", log)
         self._server: _Server | None = None
-        self._threads: list[threading.Thread] = []
-        self._stopping = threading.Event()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
 
     @property
@@ -255,26 +252,15 @@ class VonageSandbox(HttpSandbox):
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._ca.issue_cert(self._host, "localhost", "127.0.0.1").configure_cert(context)
         _ = self.ca_file
-        self._server = _Server((self._host, self._port), _Handler)
-        self._server.sandbox, self._server.context = self, context
-        self._stopping, self._jobs = threading.Event(), queue.SimpleQueue()
-        self._threads = [
-            threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True),
-            threading.Thread(target=self._run_receipts, daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
+        server = _Server((self._host, self._port), _Handler)
+        server.sandbox, server.context = self, context
+        self._receipts = DelayedPosts(self._advance, "receipt", log)
+        self._serve(server, self._receipts.run)
 
     def stop(self) -> None:
         """Stop serving and drop receipts not yet posted."""
-        self._stopping.set()
-        self._jobs.put(None)
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        for thread in self._threads:
-            thread.join(timeout=5)
-        self._threads = []
+        self._receipts.close()
+        self._stop_serving()
         if self._tmp is not None:
             self._tmp.cleanup()
 
@@ -349,14 +335,7 @@ class VonageSandbox(HttpSandbox):
         log.info("took message %s to %s", record["message_id"], mask_phone("+" + to))
         callback = params.get("callback") or self.config.receipts_url
         if callback and params.get("status-report-req", "true").lower() != "false":
-            self._jobs.put(
-                (
-                    time.monotonic() + self.config.receipt_delay_seconds,
-                    record["message_id"],
-                    callback,
-                    "accepted",
-                )
-            )
+            self._receipts.put(self.config.receipt_delay_seconds, record["message_id"], callback, "accepted")
         extra = {"client-ref": ref} if ref else {}
         return _answer(
             "0",
@@ -395,16 +374,6 @@ class VonageSandbox(HttpSandbox):
 
     # --- Receipts -----------------------------------------------------------------------------
 
-    def _run_receipts(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            due, message_id, url, status = job
-            if self._stopping.wait(max(due - time.monotonic(), 0.0)):
-                return
-            try:
-                self._advance(message_id, url, status)
-            except Exception:  # one bad receipt must not end the worker
-                log.exception("receipt %s for %s failed", status, message_id)
-
     def _advance(self, message_id: str, url: str, status: str) -> None:
         with self._lock:
             record = next(r for r in self._messages if r["message_id"] == message_id)
@@ -415,7 +384,7 @@ class VonageSandbox(HttpSandbox):
             record.update(status=status, error_code=str(code) if code else None)
             receipt = self.receipt(record, status, code)
         if status == "accepted":
-            self._jobs.put((time.monotonic() + self.config.receipt_delay_seconds, message_id, url, final))
+            self._receipts.put(self.config.receipt_delay_seconds, message_id, url, final)
         self._post(url, receipt)
 
     def receipt(self, record: dict[str, Any], status: str, code: int) -> dict[str, str]:

@@ -195,21 +195,16 @@ class WebhookReceiver(HttpSandbox):
     def __init__(self, secrets: list[str] | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
         self._host, self._port = host, port
         self._server: SandboxServer | None = None
-        self._thread: threading.Thread | None = None
         self.state = ReceiverState(secrets=list(secrets or []))
 
     def start(self) -> None:
         server = _Server((self._host, self._port), _Handler)
         server.state = self.state
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="webhook-receiver", daemon=True)
-        self._thread.start()
+        self._serve(server)
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        self._stop_serving()
+        self._server = None
 
     def fail_for(self, seconds: float, status: int = 500) -> None:
         """Answer every webhook with ``status`` for ``seconds`` from now."""

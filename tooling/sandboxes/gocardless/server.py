@@ -222,7 +222,6 @@ class GoCardlessSandbox(SandboxAdmin, HttpSandbox):
         )
         self._webhooks.url = config.webhook_url
         self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         #: Seconds between doing an API request (a payment created…) and answering it (tests may change it).
         self.delay_seconds = 0.0
         self._in_flight = 0
@@ -257,22 +256,17 @@ class GoCardlessSandbox(SandboxAdmin, HttpSandbox):
 
     def start(self) -> None:
         """Bind and serve; returns once the port accepts connections."""
-        self._server = _Server((self._host, self._port), _Handler)
-        self._server.sandbox = self
+        server = _Server((self._host, self._port), _Handler)
+        server.sandbox = self
+        self._server = server
         self.public_base = self.url
         self._webhooks.start()
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
+        self._serve(server)
 
     def stop(self) -> None:
         """Stop serving and drop webhooks not yet delivered."""
         self._webhooks.stop()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._stop_serving()
 
     def webhook_deliveries(self) -> list[dict[str, Any]]:
         """Every webhook POST so far (``webhook_id``, ``url``, ``event_ids``, ``attempt``,

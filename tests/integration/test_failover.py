@@ -58,6 +58,7 @@ def failover(
             smtp_port=smtp_sandbox.port,
             smtp_from=SMTP_FROM,
             send_call_attempts=1,
+            send_call_max_wait_seconds=0,  # one try: no in-call waits, and a shorter in-flight window
             sms_rate_max_wait_seconds=0.5,
             sms_breaker_failures=2,
             sms_breaker_window_seconds=60,

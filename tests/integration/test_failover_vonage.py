@@ -47,6 +47,12 @@ def twilio_then_vonage(
             vonage_reports_lag_seconds=0,
             vonage_from="ACME",
             send_call_attempts=1,
+            # A claimed attempt counts as cut short once its window has passed, and the window is
+            # made of these (10 s of Vonage timeout and 5 s of each wait by default): kept short,
+            # the ambiguous timeout below is reconciled in about 18 s instead of 37.
+            vonage_timeout_seconds=2,
+            send_call_max_wait_seconds=0,
+            sms_rate_max_wait_seconds=0.5,
             sms_breaker_failures=2,
             sms_breaker_cool_down_seconds=2,
             sms_breaker_trials=1,

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import urllib.request
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ class Deployment:
         self.env["HERALD_API_PORT"] = str(api_port)
         self.env["HERALD_PUBLIC_URL"] = f"http://127.0.0.1:{api_port}"
         self.processes: list[subprocess.Popen[bytes]] = []
+        self._logs: dict[int, str] = {}
 
     def herald(
         self, *args: str, stdin: str | None = None, timeout: float = 120
@@ -80,6 +82,7 @@ class Deployment:
             start_new_session=True,
         )
         self.processes.append(process)
+        self._logs[process.pid] = log
         return process
 
     def stop_all(self) -> None:
@@ -92,6 +95,14 @@ class Deployment:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
+                # A process that outlives SIGTERM would be killed by its supervisor too: say which,
+                # with the end of its log (the run's warnings summary shows it even when tests pass).
+                tail = self.log(self._logs[process.pid])[-1500:] if process.pid in self._logs else ""
+                warnings.warn(
+                    f"{' '.join(map(str, process.args))} did not stop within 30 s of SIGTERM and was "
+                    f"killed; its log ends:\n{tail}",
+                    stacklevel=1,
+                )
 
     def database_exists(self) -> bool:
         """Whether there is a database to read yet (a PostgreSQL one always exists)."""

@@ -26,6 +26,7 @@ METRICS_OFFSETS: dict[str, int] = {
     "collect": 5,
     "ingest": 6,
     "scheduler": 7,
+    "webhooks": 8,
 }
 
 #: Outcomes of one processing try of a stage message.
@@ -81,6 +82,16 @@ REMINDERS = Counter(
     "(a claim a crashed scheduler left unconfirmed).",
     ["kind"],
 )
+WEBHOOKS = Counter(
+    "herald_webhooks",
+    "What the webhooks process did with the status outbox, by outcome: fanned_out (outbox rows "
+    "made into deliveries due to endpoints), delivered (a 2xx from the endpoint), failed (an "
+    "attempt that did not get one; retried later), published (rows confirmed on the status "
+    "exchange), paused (an endpoint paused after failing in a row).",
+    ["outcome"],
+)
+#: ``herald_webhooks_total``'s outcomes (each series shown from the start, at 0).
+WEBHOOK_OUTCOMES = ("fanned_out", "delivered", "failed", "published", "paused")
 STATUS_SWEEP = Counter(
     "herald_status_sweep",
     "SMS the status sweep looked up at the provider, by outcome: the status it reported "

@@ -14,6 +14,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from infra import metrics, metrics_http
 from infra.bootstrap import bootstrap, describe, shutdown
 from infra.logs import configure_logging
 from infra.shutdown import exit_after
@@ -183,6 +184,9 @@ def run(once: bool = typer.Option(False, "--once", help="One round, then exit (t
                 markup=False,
             )
             return
+        for outcome in metrics.WEBHOOK_OUTCOMES:
+            metrics.WEBHOOKS.labels(outcome=outcome)  # every series shown from the first scrape
+        metrics_http.serve("webhooks", settings)  # never stops the process (off, or port taken)
         runner.run(stop)
     finally:
         runner.close()

@@ -21,6 +21,7 @@ from typing import Any
 
 import requests
 
+from infra import metrics
 from infra.bootstrap import Services
 from infra.errors import PublishError
 from infra.store import webhooks as store
@@ -64,6 +65,19 @@ class Counts:
     @property
     def busy(self) -> bool:
         return bool(self.fanned_out or self.delivered or self.failed or self.published)
+
+    def count(self) -> None:
+        """Add this round to ``herald_webhooks_total``."""
+        done = {
+            "fanned_out": self.fanned_out,
+            "delivered": self.delivered,
+            "failed": self.failed,
+            "published": self.published,
+            "paused": len(self.paused),
+        }
+        for outcome, n in done.items():
+            if n:
+                metrics.WEBHOOKS.labels(outcome=outcome).inc(n)
 
 
 class WebhookRunner:
@@ -113,6 +127,7 @@ class WebhookRunner:
                 log.exception("webhooks round failed")
                 stop.wait(self.settings.webhook_poll_seconds * 4)
                 continue
+            counts.count()
             if not counts.busy:
                 stop.wait(self.settings.webhook_poll_seconds)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -31,6 +32,12 @@ def scrape(port: int) -> str | None:
             return str(response.read().decode())
     except OSError:
         return None
+
+
+def sample(text: str | None, series: str) -> float:
+    """A sample's value in an exposition (0 while absent): ``series`` as written, labels included."""
+    found = re.search(rf"^{re.escape(series)} ([0-9.e+]+)$", text or "", re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
 
 
 class Deployment:

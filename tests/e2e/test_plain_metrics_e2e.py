@@ -4,21 +4,14 @@ and a port already taken costs a warning, never the process."""
 from __future__ import annotations
 
 import json
-import re
 import socket
 from datetime import UTC, datetime, timedelta
 
 from infra.metrics import METRICS_OFFSETS
 from tests.conftest import wait_for
-from tests.e2e.conftest import BIN, Deployment, free_port, scrape
+from tests.e2e.conftest import BIN, Deployment, free_port, sample, scrape
 from tests.factories import invoice_created
 from tests.faults.helpers import publish_raw
-
-
-def _value(text: str | None, series: str) -> float:
-    """A sample's value in an exposition (0 while absent)."""
-    found = re.search(rf"^{re.escape(series)} ([0-9.e+]+)$", text or "", re.MULTILINE)
-    return float(found.group(1)) if found else 0.0
 
 
 def _metrics_port(deployment: Deployment, process_type: str) -> int:
@@ -38,8 +31,8 @@ def test_ingest_counts_what_it_ingested_and_dead_lettered(deployment: Deployment
     publish_raw(deployment, [good, bad])
     wait_for(
         lambda: (
-            _value(scrape(port), 'herald_ingest_messages_total{outcome="ingested"}') == 1
-            and _value(scrape(port), 'herald_ingest_messages_total{outcome="dead_lettered"}') == 1
+            sample(scrape(port), 'herald_ingest_messages_total{outcome="ingested"}') == 1
+            and sample(scrape(port), 'herald_ingest_messages_total{outcome="dead_lettered"}') == 1
         ),
         timeout=60,
         what="one message ingested and one dead-lettered, counted",
@@ -63,7 +56,7 @@ def test_the_scheduler_counts_the_reminders_it_published(deployment: Deployment)
     port = _metrics_port(deployment, "scheduler")
     deployment.start(str(BIN / "herald"), "scheduler", "--interval", "0.5", log="scheduler.log")
     wait_for(
-        lambda: _value(scrape(port), 'herald_reminders_published_total{kind="due"}') == 1,
+        lambda: sample(scrape(port), 'herald_reminders_published_total{kind="due"}') == 1,
         timeout=60,
         what="the reminder published, counted",
     )

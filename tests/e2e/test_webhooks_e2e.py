@@ -12,8 +12,9 @@ from typing import Any
 
 import pika
 
+from infra.metrics import METRICS_OFFSETS
 from tests.conftest import REPO, wait_for
-from tests.e2e.conftest import BIN, Deployment, free_port, start_sandbox, write_jsonl
+from tests.e2e.conftest import BIN, Deployment, free_port, sample, scrape, start_sandbox, write_jsonl
 from tooling.demo.data import demo_customers, invoice_events
 
 EVENTS = 20
@@ -33,8 +34,15 @@ def _received(url: str) -> list[dict[str, Any]] | None:
         return None
 
 
+def _webhooks_total(metrics_port: int, outcome: str) -> float:
+    """``herald_webhooks_total{outcome=…}`` on the webhooks process's ``/metrics`` (0 while absent)."""
+    return sample(scrape(metrics_port), f'herald_webhooks_total{{outcome="{outcome}"}}')
+
+
 def test_every_outcome_reaches_the_receiver_process_signed_and_in_order(deployment: Deployment) -> None:
     start_sandbox(deployment)
+    metrics_port = free_port()  # the webhooks process's; the others take the ports below it
+    deployment.env["HERALD_METRICS_PORT"] = str(metrics_port - METRICS_OFFSETS["webhooks"])
     contacts = write_jsonl(deployment.workdir / "contacts.jsonl", demo_customers(EVENTS))
     assert deployment.herald("contacts", "import", str(contacts)).returncode == 0
     port = free_port()
@@ -108,4 +116,16 @@ def test_every_outcome_reaches_the_receiver_process_signed_and_in_order(deployme
     )
     assert shown.returncode == 0
     assert {a["response"] for a in json.loads(shown.stdout)} == {204}
+    # The webhooks process counted what it did: each event fanned out to the one endpoint,
+    # delivered there and published on the exchange; nothing failed, no endpoint paused.
+    final = len(_received(receiver) or [])
+    assert final >= len(got) > EVENTS
+    counted = ("fanned_out", "delivered", "published")
+    wait_for(
+        lambda: all(_webhooks_total(metrics_port, o) == final for o in counted),
+        timeout=30,
+        what=f"herald_webhooks_total at {final} fanned out, delivered and published",
+    )
+    assert _webhooks_total(metrics_port, "failed") == _webhooks_total(metrics_port, "paused") == 0
+    assert 'herald_webhooks_total{outcome="paused"} 0.0' in (scrape(metrics_port) or "")
     assert lines["secret"] not in (deployment.workdir / "workers.log").read_text()

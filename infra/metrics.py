@@ -87,11 +87,12 @@ WEBHOOKS = Counter(
     "What the webhooks process did with the status outbox, by outcome: fanned_out (outbox rows "
     "made into deliveries due to endpoints), delivered (a 2xx from the endpoint), failed (an "
     "attempt that did not get one; retried later), published (rows confirmed on the status "
-    "exchange), paused (an endpoint paused after failing in a row).",
+    "exchange), paused (an endpoint paused after failing in a row), pruned (rows past their "
+    "retention, deleted with their deliveries and attempts).",
     ["outcome"],
 )
 #: ``herald_webhooks_total``'s outcomes (each series shown from the start, at 0).
-WEBHOOK_OUTCOMES = ("fanned_out", "delivered", "failed", "published", "paused")
+WEBHOOK_OUTCOMES = ("fanned_out", "delivered", "failed", "published", "paused", "pruned")
 STATUS_SWEEP = Counter(
     "herald_status_sweep",
     "SMS the status sweep looked up at the provider, by outcome: the status it reported "

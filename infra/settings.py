@@ -294,6 +294,10 @@ class Settings(BaseSettings):
     webhook_retry_max_seconds: float = Field(3600.0, gt=0)
     #: A delivery still failing this long after its first attempt is given up (kept, replayable).
     webhook_retry_window_hours: float = Field(72.0, gt=0)
+    #: Days a status event is kept once the ``webhooks`` process is done with it (fanned out,
+    #: published, no delivery pending); then it goes, with its deliveries and their attempts. How
+    #: far back ``herald webhooks replay`` and ``deliveries`` reach.
+    webhook_retention_days: float = Field(30.0, gt=0)
     #: Failed attempts in a row after which an endpoint is paused until an operator resumes it; 0: never.
     webhook_pause_after_failures: int = Field(50, ge=0)
     #: After ``herald webhooks rotate-secret``, how long the previous secret keeps signing too.

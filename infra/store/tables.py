@@ -528,6 +528,7 @@ webhook_deliveries = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("endpoint_id", "outbox_id", name="uq_webhook_delivery"),
     Index("ix_webhook_deliveries_due", "endpoint_id", "status", "outbox_id"),
+    Index("ix_webhook_deliveries_outbox", "outbox_id"),  # retention: an outbox row's deliveries
 )
 
 #: Every HTTP attempt of a delivery: what ``herald webhooks deliveries`` shows.
@@ -543,6 +544,7 @@ webhook_attempts = Table(
     Column("error", String(500)),
     Column("duration_ms", Integer, nullable=False),
     Index("ix_webhook_attempts_endpoint", "endpoint_id", "at"),
+    Index("ix_webhook_attempts_delivery", "delivery_id"),  # retention: a delivery's attempts
 )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from infra.errors import NotFound
@@ -428,6 +428,28 @@ def attempts_of(conn: Connection, endpoint_id: str, org_id: str, limit: int = 10
         }
         for r in rows
     ]
+
+
+def prune(conn: Connection, before: datetime, *, published: bool, limit: int = 1000) -> int:
+    """Delete up to ``limit`` of the oldest status outbox rows written before ``before`` that are
+    done with, with their deliveries and those deliveries' attempts; returns how many rows went.
+
+    Done with: fanned out, confirmed on the status exchange (when ``published``: the exchange is
+    on), and no delivery of the row still pending (a paused endpoint's deliveries wait, so their
+    rows stay). Each delete asks again, so a row a replay has just reopened keeps what it has."""
+    o, d, a = status_outbox.c, webhook_deliveries.c, webhook_attempts.c
+    pending = select(d.id).where(d.outbox_id == o.id, d.status == PENDING).exists()
+    done = [o.created_at < before, o.fanned_out_at.is_not(None), ~pending]
+    if published:
+        done.append(o.published_at.is_not(None))
+    ids = list(conn.execute(select(o.id).where(*done).order_by(o.id).limit(limit)).scalars())
+    pruned = 0
+    for chunk in in_chunks(ids):
+        closed = select(d.id).where(d.outbox_id.in_(chunk), d.status != PENDING)
+        conn.execute(delete(webhook_attempts).where(a.delivery_id.in_(closed)))
+        conn.execute(delete(webhook_deliveries).where(d.outbox_id.in_(chunk), d.status != PENDING))
+        pruned += conn.execute(delete(status_outbox).where(o.id.in_(chunk), ~pending)).rowcount
+    return pruned
 
 
 def outbox_to_publish(conn: Connection, limit: int) -> Sequence[Any]:

@@ -180,7 +180,7 @@ def run(once: bool = typer.Option(False, "--once", help="One round, then exit (t
             counts = runner.round()
             out.print(
                 f"fanned out {counts.fanned_out}, delivered {counts.delivered}, failed {counts.failed}, "
-                f"published {counts.published}",
+                f"published {counts.published}, pruned {counts.pruned}",
                 markup=False,
             )
             return

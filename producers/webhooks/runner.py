@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,6 +35,9 @@ log = logging.getLogger("herald.webhooks")
 
 #: Groups of ``webhook_concurrency`` deliveries sent to one endpoint per round.
 CHUNKS = 4
+#: Seconds between two retention passes; outbox rows one transaction of a pass deletes, and the
+#: most transactions one pass runs (a backlog goes over several passes, never in one long one).
+PRUNE_EVERY, PRUNE_BATCH, PRUNE_BATCHES = 600.0, 1000, 20
 
 
 def policy_of(services: Services) -> RetryPolicy:
@@ -61,6 +65,7 @@ class Counts:
     failed: int = 0
     published: int = 0
     paused: list[str] = field(default_factory=list)
+    pruned: int = 0
 
     @property
     def busy(self) -> bool:
@@ -74,6 +79,7 @@ class Counts:
             "failed": self.failed,
             "published": self.published,
             "paused": len(self.paused),
+            "pruned": self.pruned,
         }
         for outcome, n in done.items():
             if n:
@@ -97,6 +103,7 @@ class WebhookRunner:
         # timeout long), and a process killed without releasing it holds it no longer than this.
         self.lease = timedelta(seconds=max(30.0, (CHUNKS + 2) * self.settings.webhook_timeout_seconds))
         self._channel: ConfirmingChannel | None = None
+        self._next_prune = 0.0  # the first round prunes; then every PRUNE_EVERY seconds
         if self.settings.status_exchange:
             self._channel = ConfirmingChannel(
                 self.settings.amqp_urls,
@@ -134,6 +141,9 @@ class WebhookRunner:
     def round(self) -> Counts:
         """Fan out, publish, deliver: one pass."""
         counts = Counts()
+        if time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + PRUNE_EVERY
+            counts.pruned = self.prune()
         with self.services.transaction() as conn:
             counts.fanned_out = store.fan_out(conn, self.now())
         counts.published = self.publish()
@@ -142,6 +152,21 @@ class WebhookRunner:
         for endpoint in endpoints:
             self.deliver(endpoint, counts)
         return counts
+
+    def prune(self) -> int:
+        """Delete the outbox rows past ``webhook_retention_days`` that are done with, with their
+        deliveries and attempts, ``PRUNE_BATCH`` a transaction; returns how many rows went."""
+        before = self.now() - timedelta(days=self.settings.webhook_retention_days)
+        pruned = 0
+        for _ in range(PRUNE_BATCHES):
+            with self.services.transaction() as conn:
+                went = store.prune(conn, before, published=self.settings.status_exchange, limit=PRUNE_BATCH)
+            pruned += went
+            if went < PRUNE_BATCH:
+                break
+        if pruned:
+            log.info("webhooks: pruned status events past their retention", extra={"pruned": pruned})
+        return pruned
 
     # -- the status exchange ---------------------------------------------------------------------
     def publish(self, limit: int = 500) -> int:

@@ -360,11 +360,11 @@ def test_a_webhooks_round_adds_what_it_did_to_its_counter() -> None:
     from producers.webhooks.runner import Counts
 
     before = {o: _value("herald_webhooks_total", outcome=o) for o in metrics.WEBHOOK_OUTCOMES}
-    Counts(fanned_out=3, delivered=2, failed=1, published=3, paused=["wh_1"]).count()
+    Counts(fanned_out=3, delivered=2, failed=1, published=3, paused=["wh_1"], pruned=4).count()
     Counts().count()  # an idle round counts nothing
     after = {o: _value("herald_webhooks_total", outcome=o) for o in metrics.WEBHOOK_OUTCOMES}
     added = {o: after[o] - before[o] for o in metrics.WEBHOOK_OUTCOMES}
-    assert added == {"fanned_out": 3, "delivered": 2, "failed": 1, "published": 3, "paused": 1}
+    assert added == {"fanned_out": 3, "delivered": 2, "failed": 1, "published": 3, "paused": 1, "pruned": 4}
 
 
 def test_the_webhooks_process_has_a_metrics_port_of_its_own() -> None:

@@ -60,7 +60,9 @@ def serve_worker_metrics(settings: Settings) -> int:
     if not settings.metrics_stage or serve(settings.metrics_stage, settings) is None:
         return 0
     stop = threading.Event()
-    # dramatiq's fork handler exits on SIGTERM; waiting on an Event keeps this thread idle until then.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    stop.wait()
+    # Waking every half second: Python runs signal handlers in the main thread only, and a main
+    # thread blocked on a lock without a timeout is not woken by a signal another thread took.
+    while not stop.wait(0.5):
+        pass
     return 0

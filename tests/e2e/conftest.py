@@ -34,6 +34,20 @@ def scrape(port: int) -> str | None:
         return None
 
 
+def group_stacks(pid: int) -> str:
+    """Every thread's Python stack in the process group ``pid`` leads (py-spy), for a process that
+    outlived SIGTERM: which process of it hung, and where."""
+    spy = BIN / "py-spy"
+    found = subprocess.run(["pgrep", "-g", str(pid)], capture_output=True, text=True, check=False)
+    dumps = []
+    for member in found.stdout.split():
+        dump = subprocess.run(
+            [str(spy), "dump", "--pid", member], capture_output=True, text=True, timeout=30, check=False
+        )
+        dumps.append(f"== pid {member}\n{dump.stdout or dump.stderr}")
+    return "\n".join(dumps)
+
+
 def sample(text: str | None, series: str) -> float:
     """A sample's value in an exposition (0 while absent): ``series`` as written, labels included."""
     found = re.search(rf"^{re.escape(series)} ([0-9.e+]+)$", text or "", re.MULTILINE)
@@ -100,14 +114,16 @@ class Deployment:
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
+                stacks = group_stacks(process.pid)
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
                 # A process that outlives SIGTERM would be killed by its supervisor too: say which,
-                # with the end of its log (the run's warnings summary shows it even when tests pass).
+                # with the end of its log and where each of its processes stood (the run's warnings
+                # summary shows it even when tests pass).
                 tail = self.log(self._logs[process.pid])[-1500:] if process.pid in self._logs else ""
                 warnings.warn(
                     f"{' '.join(map(str, process.args))} did not stop within 30 s of SIGTERM and was "
-                    f"killed; its log ends:\n{tail}",
+                    f"killed; its log ends:\n{tail}\nits stacks:\n{stacks}",
                     stacklevel=1,
                 )
 

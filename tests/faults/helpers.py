@@ -21,7 +21,7 @@ from twilio.rest import Client
 
 from infra import amqp_nodes, topology
 from tests.conftest import wait_for
-from tests.e2e.conftest import BIN, Deployment, start_sandbox, write_jsonl
+from tests.e2e.conftest import BIN, Deployment, group_stacks, start_sandbox, write_jsonl
 from tooling.demo.data import demo_customers, invoice_events
 
 HERALD = str(BIN / "herald")
@@ -102,10 +102,11 @@ def kill(process: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGKILL,
     os.killpg(process.pid, sig)
     try:
         process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as late:
+        stacks = group_stacks(process.pid)
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
-        raise
+        raise AssertionError(f"{late}; where its processes stood:\n{stacks}") from None
 
 
 def publish(deployment: Deployment, events: int, run: str, start: int = 1) -> list[dict[str, Any]]:

@@ -21,7 +21,8 @@ def serve_until_stopped(sandbox: AbstractContextManager[S], banner: Callable[[S]
         with sandbox as started:
             sys.stdout.write(banner(started))
             sys.stdout.flush()
-            stopped.wait()
+            while not stopped.wait(0.5):  # wakes so the SIGTERM handler runs (main thread only)
+                pass
     except KeyboardInterrupt:
         pass
     finally:

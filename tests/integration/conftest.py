@@ -24,7 +24,24 @@ from producers.publisher import Publisher
 from schemas.directory import CustomerRecord
 from schemas.notifications import Status
 from tests.conftest import RUN_PREFIX, TEST_AMQP_URL, settings_of, wait_for
+from tests.integration.webhook_helpers import FAST
 from workers.registry import declare
+
+
+@pytest.fixture
+def webhook_fields() -> dict[str, Any]:
+    """Settings a test adds to ``webhook_helpers.FAST`` for ``hooks`` (override it)."""
+    return {}
+
+
+@pytest.fixture
+def hooks(database_url: str, webhook_fields: dict[str, Any]) -> Iterator[Services]:
+    """Services on a fresh store with fast webhook retries (``webhook_helpers.FAST``)."""
+    fields: dict[str, Any] = {**FAST, **webhook_fields}
+    settings = Settings(database_url=database_url, amqp_url=TEST_AMQP_URL, queue_prefix=RUN_PREFIX, **fields)  # type: ignore[arg-type]
+    services = bootstrap(settings)
+    yield services
+    shutdown(services)
 
 
 @pytest.fixture

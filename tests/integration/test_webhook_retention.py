@@ -4,31 +4,18 @@ their attempts; what is recent, still pending or not yet published stays, on eit
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 
-from infra.bootstrap import Services, bootstrap, shutdown
-from infra.settings import Settings
+from infra.bootstrap import Services
 from infra.store import webhooks as store
 from infra.store.tables import status_outbox, webhook_attempts, webhook_deliveries
 from producers.webhooks import operations as ops
 from producers.webhooks.runner import WebhookRunner
-from tests.conftest import RUN_PREFIX, TEST_AMQP_URL, wait_for
+from tests.conftest import wait_for
 from tests.integration.webhook_helpers import every_event_type, receiver_with_endpoint
-
-FAST = {"webhook_retry_base_seconds": 0.2, "webhook_retry_max_seconds": 1.0, "status_exchange": False}
-
-
-@pytest.fixture
-def hooks(database_url: str) -> Iterator[Services]:
-    settings = Settings(database_url=database_url, amqp_url=TEST_AMQP_URL, queue_prefix=RUN_PREFIX, **FAST)  # type: ignore[arg-type]
-    services = bootstrap(settings)
-    yield services
-    shutdown(services)
 
 
 def _rows(services: Services) -> dict[str, int]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,32 +22,9 @@ from producers.webhooks import operations as ops
 from producers.webhooks.runner import WebhookRunner
 from schemas.notifications import Status
 from schemas.status_events import StatusEventType, validate_status_event
-from tests.conftest import RUN_PREFIX, TEST_AMQP_URL, wait_for
-from tests.integration.webhook_helpers import every_event_type, receiver_with_endpoint
+from tests.conftest import RUN_PREFIX, wait_for
+from tests.integration.webhook_helpers import FAST, every_event_type, receiver_with_endpoint
 from tooling.sandboxes.webhook_receiver import Received, configure
-
-FAST = {
-    "webhook_retry_base_seconds": 0.2,
-    "webhook_retry_max_seconds": 1.0,
-    "webhook_poll_seconds": 0.05,
-    "status_exchange": False,
-}
-
-
-@pytest.fixture
-def webhook_fields() -> dict[str, Any]:
-    """Settings a test adds to ``FAST`` (override it)."""
-    return {}
-
-
-@pytest.fixture
-def hooks(database_url: str, webhook_fields: dict[str, Any]) -> Iterator[Services]:
-    """Services on a fresh store with fast retries."""
-    fields: dict[str, Any] = {**FAST, **webhook_fields}
-    settings = Settings(database_url=database_url, amqp_url=TEST_AMQP_URL, queue_prefix=RUN_PREFIX, **fields)  # type: ignore[arg-type]
-    services = bootstrap(settings)
-    yield services
-    shutdown(services)
 
 
 def _until(runner: WebhookRunner, check: Any, timeout: float = 30.0, what: str = "deliveries") -> Any:

@@ -31,6 +31,15 @@ from schemas.validation import event_to_json, parse_event
 from tests.factories import invoice_created
 from tooling.sandboxes.webhook_receiver import WebhookReceiver
 
+#: Webhook settings for quick tests: fast retries and polls, the status exchange off (the
+#: ``hooks`` fixture's, in ``tests/integration/conftest.py``).
+FAST = {
+    "webhook_retry_base_seconds": 0.2,
+    "webhook_retry_max_seconds": 1.0,
+    "webhook_poll_seconds": 0.05,
+    "status_exchange": False,
+}
+
 
 @contextmanager
 def receiver_with_endpoint(
